@@ -1,0 +1,36 @@
+# bayes-ab: every target sets up its own virtual environment first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: simulate the push-notification experiment and analyse it end to end
+demo: $(STAMP)
+	$(BIN)/python examples/push_notification/generate.py --out examples/push_notification/data/users.parquet
+	$(BIN)/bayes-ab analyze examples/push_notification/spec.yaml \
+		--data examples/push_notification/data/users.parquet --report
+
+## test: the whole suite, statistical checks marked `slow` included
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test-fast: the suite without the slow statistical checks
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## bench: the performance figures recorded in benchmarks/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python benchmarks/refit_speed.py
+	$(BIN)/python benchmarks/aggregated_vs_per_user.py
+	$(BIN)/python benchmarks/aggregation_10m.py
+
+clean:
+	rm -rf $(VENV) models/*/ reports/*.html

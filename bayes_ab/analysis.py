@@ -1,0 +1,116 @@
+"""One analysis: spec + data -> statistics -> fits -> effects, and where its results are written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_ab.data import aggregate
+from bayes_ab.data.source import Source
+from bayes_ab.effects import MetricEffects, compute_effects, sentence
+from bayes_ab.models import Fit, ModelCache, fit
+from bayes_ab.models.fit import DEFAULT_CACHE
+from bayes_ab.spec import ExperimentSpec, SamplerSettings
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything one analysis produced, by metric name."""
+
+    spec: ExperimentSpec
+    stats: dict[str, xr.Dataset]
+    fits: dict[str, Fit]
+    effects: dict[str, MetricEffects]
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the sufficient statistics (same data -> same fingerprint), first 16 hex digits."""
+        digest = hashlib.sha256()
+        for name in sorted(self.stats):
+            ds = self.stats[name]
+            digest.update(name.encode())
+            for coord in ("arm", "segment"):
+                digest.update("\x1f".join(map(str, ds[coord].values)).encode())
+            for var in sorted(ds.data_vars):
+                digest.update(var.encode())
+                digest.update(np.ascontiguousarray(ds[var].values).tobytes())
+        return digest.hexdigest()[:16]
+
+    def sentences(self) -> list[str]:
+        """The plain-language sentence of every metric and treatment arm."""
+        return [sentence(e, arm) for e in self.effects.values() for arm in e.treatments]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """All metrics' effects in one table."""
+        return pd.concat([e.to_pandas() for e in self.effects.values()], ignore_index=True)
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
+
+    def save(self, models_dir: str | Path = "models") -> list[Path]:
+        """Write each metric's posterior as ArviZ netCDF plus the effects table and a summary.
+
+        Files go to ``models_dir/<experiment>/``: ``<metric>.nc``, ``effects.csv``, ``summary.json``.
+        Each file is written to a temporary name and renamed, so a crash never leaves half a file.
+        """
+        folder = Path(models_dir) / self.spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, metric_fit in self.fits.items():
+            written.append(_atomic(folder / f"{name}.nc", lambda tmp, f=metric_fit: f.to_netcdf(tmp)))
+        written.append(_atomic(folder / "effects.csv",
+                               lambda tmp: self.to_pandas().to_csv(tmp, index=False)))
+        summary = {
+            "experiment": self.spec.name,
+            "fingerprint": self.fingerprint,
+            "sentences": self.sentences(),
+            "diagnostics": {n: {**vars(f.diagnostics), "problems": list(f.diagnostics.problems)}
+                            for n, f in self.fits.items()},
+        }
+        written.append(_atomic(folder / "summary.json",
+                               lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
+        return written
+
+
+def analyze(
+    spec: ExperimentSpec,
+    source: Source,
+    *,
+    aggregated: bool = False,
+    sampler: SamplerSettings | None = None,
+    cache: ModelCache = DEFAULT_CACHE,
+) -> Analysis:
+    """Aggregate ``source``, fit every metric of ``spec`` and compute its effects.
+
+    Parameters
+    ----------
+    spec
+        Validated experiment spec.
+    source
+        Per-user rows (or aggregates with ``aggregated=True``): Parquet/CSV path or DataFrame.
+    sampler
+        Overrides ``spec.sampler`` (e.g. small settings in tests).
+    cache
+        Compiled models, re-used across analyses of the same structure.
+    """
+    stats = aggregate(spec, source, aggregated=aggregated)
+    settings = sampler or spec.sampler
+    fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
+    effects = {name: compute_effects(f, spec.interval) for name, f in fits.items()}
+    return Analysis(spec, stats, fits, effects)
+
+
+def _atomic(path: Path, write) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,112 @@
+"""Sufficient statistics as ``xarray.Dataset`` objects with named dims ``arm`` x ``segment``.
+
+One Dataset per metric. Control is ``arm`` index 0. Every statistic is a sum over users, so
+Datasets of the same metric add up (days, partitions, warehouse shards): see :func:`combine`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from bayes_ab.errors import DataError
+
+ALL_USERS = "all users"
+
+
+def conversion_stats(
+    arms: Sequence[str],
+    segments: Sequence[str],
+    users: np.ndarray,
+    successes: np.ndarray,
+    metric: str,
+) -> xr.Dataset:
+    """Build and validate the conversion statistics of one metric.
+
+    Parameters
+    ----------
+    arms, segments
+        Labels; ``arms[0]`` is the control.
+    users, successes
+        Arrays of shape ``(len(arms), len(segments))``: users exposed and users converted.
+    metric
+        Metric name, kept in ``attrs`` and used in error messages.
+    """
+    ds = xr.Dataset(
+        {
+            "n": (("arm", "segment"), _as_counts(users, "users", metric, arms, segments)),
+            "successes": (("arm", "segment"), _as_counts(successes, "successes", metric, arms, segments)),
+        },
+        coords={"arm": list(arms), "segment": list(segments)},
+        attrs={"family": "conversion", "metric": metric},
+    )
+    over = ds["successes"] > ds["n"]
+    if bool(over.any()):
+        arm, seg = _first_cell(over)
+        raise DataError(
+            f"metric {metric!r}: successes ({int(ds['successes'].sel(arm=arm, segment=seg))}) exceed "
+            f"users ({int(ds['n'].sel(arm=arm, segment=seg))}) for arm {arm!r}, segment {seg!r}"
+        )
+    check_arms_have_users(ds)
+    return ds
+
+
+def check_arms_have_users(ds: xr.Dataset) -> None:
+    """Raise :class:`DataError` when an arm has no users at all, or fewer than two arms exist."""
+    if ds.sizes["arm"] < 2:
+        raise DataError(f"metric {ds.attrs['metric']!r}: need at least two arms, got {ds.sizes['arm']}")
+    totals = ds["n"].sum("segment")
+    empty = [str(a) for a, t in zip(ds["arm"].values, totals.values) if t == 0]
+    if empty:
+        raise DataError(f"metric {ds.attrs['metric']!r}: arm {empty[0]!r} has no users")
+
+
+def combine(first: xr.Dataset, second: xr.Dataset) -> xr.Dataset:
+    """Add two Datasets of the same metric (e.g. two days), aligning arms and segments.
+
+    A segment present in only one of them counts as zero users in the other.
+    """
+    if first.attrs.get("family") != second.attrs.get("family") or \
+            first.attrs.get("metric") != second.attrs.get("metric"):
+        raise DataError(
+            f"cannot combine statistics of {first.attrs.get('metric')!r} ({first.attrs.get('family')}) "
+            f"with {second.attrs.get('metric')!r} ({second.attrs.get('family')})"
+        )
+    if list(first["arm"].values) != list(second["arm"].values):
+        raise DataError(
+            f"cannot combine statistics with different arms: {list(first['arm'].values)} "
+            f"vs {list(second['arm'].values)}"
+        )
+    a, b = xr.align(first, second, join="outer", fill_value=0)
+    total = (a + b).astype("int64")
+    total.attrs = dict(first.attrs)
+    return total
+
+
+def segment_weights(ds: xr.Dataset) -> xr.DataArray:
+    """Traffic share of each segment (all arms together); sums to one."""
+    users = ds["n"].sum("arm").astype(float)
+    return users / users.sum()
+
+
+def _as_counts(values: np.ndarray, what: str, metric: str, arms: Sequence[str],
+               segments: Sequence[str]) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.shape != (len(arms), len(segments)):
+        raise DataError(f"metric {metric!r}: {what} must have shape (arms, segments) = "
+                        f"{(len(arms), len(segments))}, got {array.shape}")
+    for problem, mask in (("is missing (NaN)", ~np.isfinite(array)),
+                          ("is negative", np.isfinite(array) & (array < 0)),
+                          ("is not a whole number", np.isfinite(array) & (array != np.round(array)))):
+        if mask.any():
+            i, j = np.argwhere(mask)[0]
+            raise DataError(f"metric {metric!r}: {what} {problem} for arm {arms[i]!r}, "
+                            f"segment {segments[j]!r} (value {values[i][j]!r})")
+    return array.astype("int64")
+
+
+def _first_cell(mask: xr.DataArray) -> tuple[str, str]:
+    i, j = np.argwhere(mask.values)[0]
+    return str(mask["arm"].values[i]), str(mask["segment"].values[j])

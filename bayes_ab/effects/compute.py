@@ -1,0 +1,165 @@
+"""Effects from posterior draws: lifts, P(beat control), P(best), expected loss, ROPE.
+
+All functions are pure functions of a :class:`~bayes_ab.models.result.Fit`. Direction-aware: for a
+"decrease is good" metric, beating control means a lower value and losses are counted the other way.
+The overall effect averages segment means weighted by each segment's share of traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_ab.data.stats import segment_weights
+from bayes_ab.models.diagnostics import Diagnostics
+from bayes_ab.models.families import FAMILIES
+from bayes_ab.models.result import Fit
+from bayes_ab.spec import Metric
+
+OVERALL = "overall"
+
+
+@dataclass(frozen=True)
+class ArmEffect:
+    """Posterior summary of one arm in one segment (or overall) against control.
+
+    Lifts are arm minus control (absolute, in metric units) and arm / control - 1 (relative);
+    ``*_low``/``*_high`` bound the highest-density interval. Losses are expected values of the
+    amount given up: ``loss_ship`` if this arm replaces control and control was better,
+    ``loss_keep`` if control stays and this arm was better, ``loss_vs_best`` against the best arm.
+    """
+
+    segment: str
+    arm: str
+    is_control: bool
+    is_overall: bool
+    users: int
+    observed_mean: float
+    mean: float
+    mean_low: float
+    mean_high: float
+    abs_lift: float
+    abs_low: float
+    abs_high: float
+    rel_lift: float
+    rel_low: float
+    rel_high: float
+    p_beat_control: float
+    p_best: float
+    loss_ship_abs: float
+    loss_ship_rel: float
+    loss_keep_abs: float
+    loss_keep_rel: float
+    loss_vs_best_abs: float
+    p_rope: float
+
+
+@dataclass(frozen=True)
+class MetricEffects:
+    """Every arm's effect for one metric, overall and per segment, with the fit's diagnostics."""
+
+    metric: Metric
+    control: str
+    interval: float
+    rows: tuple[ArmEffect, ...]
+    diagnostics: Diagnostics
+    backend: str
+
+    def overall(self, arm: str) -> ArmEffect:
+        """The overall (traffic-weighted) effect of ``arm``."""
+        return next(r for r in self.rows if r.is_overall and r.arm == arm)
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        """Arms other than control, in spec order."""
+        return tuple(r.arm for r in self.rows if r.is_overall and not r.is_control)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per segment (``overall`` first) and arm."""
+        frame = pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in fields(ArmEffect)])
+        frame.insert(0, "metric", self.metric.name)
+        return frame
+
+    def _repr_html_(self) -> str:
+        return self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
+
+
+def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
+    """Summarise a fit into :class:`MetricEffects` (``interval`` is the HDI probability)."""
+    metric, stats = fit.metric, fit.stats
+    mean = fit.mean.transpose("chain", "draw", "arm", "segment")
+    weights = segment_weights(stats)
+    overall = (mean * weights).sum("segment")
+    observed_mean = FAMILIES[metric.family].observed_mean
+    rows = _rows(overall, metric, interval, OVERALL, True, stats["n"].sum("segment"),
+                 observed_mean(stats))
+    for segment in stats["segment"].values:
+        rows += _rows(mean.sel(segment=segment), metric, interval, str(segment), False,
+                      stats["n"].sel(segment=segment), observed_mean(stats.sel(segment=[segment])))
+    return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
+                         fit.diagnostics, fit.backend)
+
+
+def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,
+          users: xr.DataArray, observed: xr.DataArray) -> list[ArmEffect]:
+    """Effects of every arm in one segment; ``mean`` has dims chain, draw, arm."""
+    draws = mean.transpose("chain", "draw", "arm").values.reshape(-1, mean.sizes["arm"])
+    sign = 1.0 if metric.increase_is_good else -1.0
+    control = draws[:, 0]
+    goodness = sign * draws
+    best = goodness.max(axis=1)
+    winners = np.argmax(goodness, axis=1)
+    rows = []
+    for k, arm in enumerate(mean["arm"].values):
+        value = draws[:, k]
+        diff = value - control
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(control > 0, value / control - 1.0, np.nan)
+        lift = _NO_LIFT if k == 0 else _lift(diff, rel, sign, metric.rope, interval)
+        rows.append(ArmEffect(
+            segment=segment,
+            arm=str(arm),
+            is_control=k == 0,
+            is_overall=is_overall,
+            users=int(users.values[k]),
+            observed_mean=float(observed.values[k]),
+            mean=float(np.median(value)),
+            **dict(zip(("mean_low", "mean_high"), _hdi(value, interval))),
+            p_best=float(np.mean(winners == k)),
+            loss_vs_best_abs=float(np.mean(best - goodness[:, k])),
+            **lift,
+        ))
+    return rows
+
+
+def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, interval: float) -> dict[str, float]:
+    """Lift fields of :class:`ArmEffect` from draws of the absolute and relative difference."""
+    abs_low, abs_high = _hdi(diff, interval)
+    rel_low, rel_high = _hdi(rel, interval)
+    return dict(
+        abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
+        rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
+        p_beat_control=float(np.mean(sign * diff > 0)),
+        loss_ship_abs=float(np.mean(np.maximum(0.0, -sign * diff))),
+        loss_ship_rel=float(np.nanmean(np.maximum(0.0, -sign * rel))),
+        loss_keep_abs=float(np.mean(np.maximum(0.0, sign * diff))),
+        loss_keep_rel=float(np.nanmean(np.maximum(0.0, sign * rel))),
+        p_rope=float(np.nanmean(np.abs(rel) < rope)),
+    )
+
+
+_NO_LIFT = dict.fromkeys(("abs_lift", "abs_low", "abs_high", "rel_lift", "rel_low", "rel_high",
+                          "p_beat_control", "loss_ship_abs", "loss_ship_rel", "loss_keep_abs",
+                          "loss_keep_rel", "p_rope"), float("nan"))
+
+
+def _hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size < 2:
+        return float("nan"), float("nan")
+    low, high = az.hdi(finite, hdi_prob=prob)
+    return float(low), float(high)

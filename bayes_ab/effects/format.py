@@ -1,0 +1,26 @@
+"""Number formatting for humans: probabilities and relative lifts."""
+
+from __future__ import annotations
+
+import math
+
+
+def probability(p: float) -> str:
+    """``0.9612 -> '96%'``; extremes keep a decimal (``'99.8%'``) and never round to 0% or 100%."""
+    if math.isnan(p):
+        return "n/a"
+    if p < 0.001:
+        return "<0.1%"
+    if p > 0.999:
+        return ">99.9%"
+    if p < 0.01 or p > 0.99:
+        return f"{100 * p:.1f}%"
+    return f"{100 * p:.0f}%"
+
+
+def relative(x: float) -> str:
+    """Signed percentage with a precision that suits its size: ``+4.1%``, ``-0.35%``."""
+    if math.isnan(x):
+        return "n/a"
+    pct = 100 * x
+    return f"{pct:+.2f}%" if abs(pct) < 1 else f"{pct:+.1f}%"

@@ -1,0 +1,85 @@
+"""MCMC diagnostics recorded with every fit: R-hat, bulk/tail ESS and divergences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+
+MAX_RHAT = 1.01
+MIN_ESS = 400
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Convergence summary of one fit.
+
+    R-hat is the maximum over every free parameter and reported quantity; ESS is the minimum
+    over the reported quantities (``mean`` and ``effect``), which are what effects and
+    decisions read.
+    """
+
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    chains: int
+    draws: int
+    max_rhat_allowed: float = MAX_RHAT
+    min_ess_required: float = MIN_ESS
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Human-readable failures; empty when the fit can be trusted."""
+        found = []
+        if not np.isfinite(self.max_rhat) or self.max_rhat > self.max_rhat_allowed:
+            found.append(f"R-hat {self.max_rhat:.3f} > {self.max_rhat_allowed}")
+        if not np.isfinite(self.min_ess_bulk) or self.min_ess_bulk < self.min_ess_required:
+            found.append(f"bulk ESS {self.min_ess_bulk:.0f} < {self.min_ess_required:.0f}")
+        if not np.isfinite(self.min_ess_tail) or self.min_ess_tail < self.min_ess_required:
+            found.append(f"tail ESS {self.min_ess_tail:.0f} < {self.min_ess_required:.0f}")
+        if self.divergences > 0:
+            found.append(f"{self.divergences} divergent transition(s)")
+        return tuple(found)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passes."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line for the console."""
+        state = "ok" if self.passed else "FAILED: " + "; ".join(self.problems)
+        return (f"max R-hat {self.max_rhat:.3f}, min ESS bulk {self.min_ess_bulk:.0f} / tail "
+                f"{self.min_ess_tail:.0f}, divergences {self.divergences} "
+                f"({self.chains} chains x {self.draws} draws) - {state}")
+
+
+def diagnose(idata: az.InferenceData, parameters: list[str],
+             reported: tuple[str, ...] = ("mean", "effect")) -> Diagnostics:
+    """Compute :class:`Diagnostics` from a fitted ``InferenceData``."""
+    posterior = idata.posterior
+    names = [v for v in dict.fromkeys(parameters + list(reported)) if v in posterior]
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    rhat = az.rhat(posterior[names]) if chains > 1 else None
+    reported_vars = posterior[[v for v in reported if v in posterior]]
+    ess_bulk = az.ess(reported_vars, method="bulk")
+    ess_tail = az.ess(reported_vars, method="tail")
+    divergences = 0
+    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
+        divergences = int(idata.sample_stats["diverging"].sum())
+    return Diagnostics(
+        max_rhat=_extreme(rhat, np.nanmax) if rhat is not None else float("nan"),
+        min_ess_bulk=_extreme(ess_bulk, np.nanmin),
+        min_ess_tail=_extreme(ess_tail, np.nanmin),
+        divergences=divergences,
+        chains=chains,
+        draws=draws,
+    )
+
+
+def _extreme(dataset, reducer) -> float:
+    values = [np.asarray(dataset[v].values, dtype=float).ravel() for v in dataset.data_vars]
+    values = np.concatenate(values) if values else np.array([np.nan])
+    return float(reducer(values)) if np.isfinite(values).any() else float("nan")

@@ -1,0 +1,41 @@
+"""The shared hierarchical piece of every family: treatment effects per segment, partially pooled.
+
+For each treatment arm ``t`` and segment ``s`` (on the family's link scale)::
+
+    effect[t, s] = effect_mu[t] + effect_sd[t] * effect_z[t, s]      (non-centred)
+    effect_mu[t] ~ Normal(0, prior.effect_sd)
+    effect_sd[t] ~ HalfNormal(prior.heterogeneity_sd)
+    effect_z[t, s] ~ Normal(0, 1)
+
+With a single segment there is nothing to pool and the hierarchy collapses to
+``effect[t, 0] = effect_mu[t]`` (the unidentified scale would only slow the sampler down).
+"""
+
+from __future__ import annotations
+
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayes_ab.spec import EffectPrior
+
+
+def segment_effects(prior: EffectPrior, n_treatments: int, n_segments: int) -> pt.TensorVariable:
+    """Add the pooled treatment effects to the current model; returns ``effect`` (treatment x segment)."""
+    mu = pm.Normal("effect_mu", mu=0.0, sigma=prior.effect_sd, dims="treatment")
+    if n_segments == 1:
+        effect = mu[:, None]
+    else:
+        sd = pm.HalfNormal("effect_sd", sigma=prior.heterogeneity_sd, dims="treatment")
+        z = pm.Normal("effect_z", mu=0.0, sigma=1.0, dims=("treatment", "segment"))
+        effect = mu[:, None] + sd[:, None] * z
+    return pm.Deterministic("effect", effect, dims=("treatment", "segment"))
+
+
+def with_control(baseline: pt.TensorVariable, effect: pt.TensorVariable) -> pt.TensorVariable:
+    """Linear predictor per arm x segment: control is the baseline, each treatment adds its effect."""
+    return pt.concatenate([baseline[None, :], baseline[None, :] + effect], axis=0)
+
+
+def coords_for(arms: list[str], segments: list[str]) -> dict[str, list[str]]:
+    """Model coordinates; ``treatment`` is every arm but the control (``arms[0]``)."""
+    return {"arm": arms, "segment": segments, "treatment": arms[1:]}

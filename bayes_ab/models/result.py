@@ -1,0 +1,40 @@
+"""The result of fitting a metric: posterior draws, diagnostics and the statistics behind them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import arviz as az
+import xarray as xr
+
+from bayes_ab.models.diagnostics import Diagnostics
+from bayes_ab.spec import Metric
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted posterior with its diagnostics and the statistics it was fitted to."""
+
+    metric: Metric
+    stats: xr.Dataset
+    idata: az.InferenceData
+    diagnostics: Diagnostics
+    backend: str
+
+    @property
+    def mean(self) -> xr.DataArray:
+        """Posterior draws of the per-user metric mean, dims ``chain, draw, arm, segment``."""
+        return self.idata.posterior["mean"]
+
+    def to_netcdf(self, path: str | os.PathLike) -> str:
+        """Write the posterior (with the statistics as ``constant_data``) as ArviZ netCDF."""
+        return self.idata.to_netcdf(str(path), engine="h5netcdf")
+
+
+def attach_stats(idata: az.InferenceData, stats: xr.Dataset) -> az.InferenceData:
+    """Store the statistics the posterior was fitted to as the ``constant_data`` group."""
+    constant = stats.copy()
+    constant.attrs = {k: str(v) for k, v in stats.attrs.items()}
+    groups = {g: getattr(idata, g) for g in idata.groups() if g != "constant_data"}
+    return az.InferenceData(**groups, constant_data=constant)

@@ -1,0 +1,327 @@
+"""Experiment spec: YAML file -> validated, frozen spec objects.
+
+Every validation error names the file and the field at fault, e.g.
+``spec.yaml: metrics[0].family: 'binary' is not one of conversion``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from bayes_ab.errors import SpecError
+
+FAMILIES = ("conversion",)
+DIRECTIONS = ("increase", "decrease")
+ROLES = ("primary", "guardrail", "secondary")
+BACKENDS = ("nutpie", "pymc", "conjugate")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]*$")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the experiment; ``weight`` is its planned share of traffic."""
+
+    name: str
+    weight: float
+    is_control: bool = False
+
+
+@dataclass(frozen=True)
+class EffectPrior:
+    """Prior of the treatment effect on the link scale (logit for conversion).
+
+    ``effect_sd`` is the scale of the overall effect; ``heterogeneity_sd`` the half-normal
+    scale of how much segments differ from it (smaller means stronger pooling).
+    """
+
+    effect_sd: float = 0.5
+    heterogeneity_sd: float = 0.2
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: what to model (family), from which column, and which way is good."""
+
+    name: str
+    family: str
+    column: str
+    direction: str = "increase"
+    role: str = "primary"
+    rope: float = 0.01
+    prior: EffectPrior = field(default_factory=EffectPrior)
+
+    @property
+    def increase_is_good(self) -> bool:
+        """True when a higher metric value is the better outcome."""
+        return self.direction == "increase"
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Posterior sampling settings.
+
+    ``backend``: ``nutpie`` (default; hierarchical model compiled once per structure), ``pymc``
+    (the same model through ``pm.sample``), or ``conjugate`` (exact unpooled Beta posteriors with a
+    flat prior, no MCMC).
+    """
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.99
+    seed: int = 20261122
+    backend: str = "nutpie"
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated experiment spec."""
+
+    name: str
+    arms: tuple[Arm, ...]
+    arm_column: str
+    metrics: tuple[Metric, ...]
+    segment_columns: tuple[str, ...] = ()
+    unit_column: str | None = None
+    users_column: str = "users"
+    interval: float = 0.9
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    source: str = "<spec>"
+
+    @property
+    def control(self) -> Arm:
+        """The control arm (validated to be exactly one)."""
+        return next(arm for arm in self.arms if arm.is_control)
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        """Arm names with the control first, as the data and models order them."""
+        return (self.control.name,) + tuple(a.name for a in self.arms if not a.is_control)
+
+    def metric(self, name: str) -> Metric:
+        """The metric called ``name``."""
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        raise SpecError(f"{self.source}: no metric named {name!r}")
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Load and validate an experiment spec from a YAML file (safe loader).
+
+    Raises
+    ------
+    SpecError
+        When the file is missing, is not YAML, or a field is invalid; the message names both.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
+    """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
+    r = _Reader(raw, source, "")
+    known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column",
+             "metrics", "interval", "sampler"}
+    r.reject_unknown(known)
+    name = r.name("name")
+    arms = _parse_arms(r.child("arms"))
+    metrics = _parse_metrics(r.child("metrics"))
+    segments = r.get("segments", [])
+    if isinstance(segments, str):
+        segments = [segments]
+    if not isinstance(segments, list) or not all(isinstance(s, str) and s for s in segments):
+        r.fail("segments", "must be a column name or a list of column names")
+    if len(set(segments)) != len(segments):
+        r.fail("segments", "lists a column twice")
+    interval = r.number("interval", 0.9)
+    if not 0.5 <= interval < 1:
+        r.fail("interval", f"must be in [0.5, 1), got {interval}")
+    return ExperimentSpec(
+        name=name,
+        arms=arms,
+        arm_column=r.string("arm_column", "arm"),
+        metrics=metrics,
+        segment_columns=tuple(segments),
+        unit_column=r.string("unit_column", None),
+        users_column=r.string("users_column", "users"),
+        interval=interval,
+        sampler=_parse_sampler(r.child("sampler", required=False)),
+        source=source,
+    )
+
+
+def _parse_arms(r: "_Reader") -> tuple[Arm, ...]:
+    items = r.items()
+    if len(items) < 2:
+        r.fail("", f"an experiment needs at least two arms, got {len(items)}")
+    arms = []
+    for item in items:
+        item.reject_unknown({"name", "weight", "control"})
+        weight = item.number("weight", 1.0 / len(items))
+        if weight <= 0:
+            item.fail("weight", f"must be positive, got {weight}")
+        arms.append(Arm(name=item.name("name"), weight=weight,
+                        is_control=item.boolean("control", False)))
+    names = [a.name for a in arms]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        r.fail("", f"arm names must be unique, repeated: {', '.join(dupes)}")
+    controls = [a.name for a in arms if a.is_control]
+    if len(controls) != 1:
+        r.fail("", f"exactly one arm must have 'control: true', found {len(controls)}")
+    total = sum(a.weight for a in arms)
+    if not math.isclose(total, 1.0, rel_tol=1e-6):
+        arms = [Arm(a.name, a.weight / total, a.is_control) for a in arms]
+    return tuple(arms)
+
+
+def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
+    items = r.items()
+    if not items:
+        r.fail("", "at least one metric is required")
+    metrics = []
+    for item in items:
+        item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior"})
+        family = item.choice("family", FAMILIES)
+        rope = item.number("rope", 0.01)
+        if not 0 <= rope < 1:
+            item.fail("rope", f"is a relative lift and must be in [0, 1), got {rope}")
+        prior_reader = item.child("prior", required=False)
+        prior_reader.reject_unknown({"effect_sd", "heterogeneity_sd"})
+        prior = EffectPrior(
+            effect_sd=prior_reader.positive("effect_sd", EffectPrior.effect_sd),
+            heterogeneity_sd=prior_reader.positive("heterogeneity_sd", EffectPrior.heterogeneity_sd),
+        )
+        metrics.append(Metric(
+            name=item.name("name"),
+            family=family,
+            column=item.string("column", None) or item.fail("column", "is required"),
+            direction=item.choice("direction", DIRECTIONS, "increase"),
+            role=item.choice("role", ROLES, "primary"),
+            rope=rope,
+            prior=prior,
+        ))
+    names = [m.name for m in metrics]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        r.fail("", f"metric names must be unique, repeated: {', '.join(dupes)}")
+    return tuple(metrics)
+
+
+def _parse_sampler(r: "_Reader") -> SamplerSettings:
+    r.reject_unknown({"draws", "tune", "chains", "target_accept", "seed", "backend"})
+    default = SamplerSettings()
+    target_accept = r.number("target_accept", default.target_accept)
+    if not 0.5 <= target_accept < 1:
+        r.fail("target_accept", f"must be in [0.5, 1), got {target_accept}")
+    return SamplerSettings(
+        draws=r.count("draws", default.draws),
+        tune=r.count("tune", default.tune),
+        chains=r.count("chains", default.chains),
+        target_accept=target_accept,
+        seed=r.count("seed", default.seed, minimum=0),
+        backend=r.choice("backend", BACKENDS, default.backend),
+    )
+
+
+class _Reader:
+    """Typed access to one mapping of the raw YAML, remembering the path for error messages."""
+
+    def __init__(self, raw: Any, source: str, path: str, required: bool = True):
+        self.source, self.path = source, path
+        if raw is None and not required:
+            raw = {}
+        self.raw = raw
+
+    def fail(self, key: str, message: str):
+        where = ".".join(p for p in (self.path, key) if p) or "spec"
+        raise SpecError(f"{self.source}: {where}: {message}")
+
+    def _mapping(self) -> Mapping[str, Any]:
+        if not isinstance(self.raw, Mapping):
+            self.fail("", f"must be a mapping, got {type(self.raw).__name__}")
+        return self.raw
+
+    def reject_unknown(self, known: set[str]) -> None:
+        unknown = sorted(set(map(str, self._mapping())) - known)
+        if unknown:
+            self.fail(unknown[0], f"unknown field (expected one of {', '.join(sorted(known))})")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._mapping().get(key, default)
+
+    def child(self, key: str, required: bool = True) -> "_Reader":
+        value = self.get(key)
+        if value is None and required:
+            self.fail(key, "is required")
+        return _Reader(value, self.source, f"{self.path}.{key}".strip("."), required)
+
+    def items(self) -> list["_Reader"]:
+        if not isinstance(self.raw, list):
+            self.fail("", f"must be a list, got {type(self.raw).__name__}")
+        return [_Reader(v, self.source, f"{self.path}[{i}]") for i, v in enumerate(self.raw)]
+
+    def string(self, key: str, default: str | None) -> str | None:
+        value = self.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            self.fail(key, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def name(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            self.fail(key, "is required")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not _NAME.match(value):
+            self.fail(key, f"must be a name of letters, digits, '_', '-', '.' or spaces, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(key, f"must be a finite number, got {value!r}")
+        return float(value)
+
+    def positive(self, key: str, default: float) -> float:
+        value = self.number(key, default)
+        if value <= 0:
+            self.fail(key, f"must be positive, got {value}")
+        return value
+
+    def count(self, key: str, default: int, minimum: int = 1) -> int:
+        value = self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
+        value = self.get(key, default)
+        if value is None:
+            self.fail(key, f"is required (one of {', '.join(options)})")
+        if value not in options:
+            self.fail(key, f"{value!r} is not one of {', '.join(options)}")
+        return value

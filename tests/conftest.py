@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny sampler settings, example paths, and the example spec builder."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from bayes_ab.spec import SamplerSettings, parse_spec
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+COOKIE_CATS = EXAMPLES / "data" / "cookie_cats.csv"
+
+# Small but honest: enough draws for the Monte Carlo tolerances used in the tests.
+FAST = SamplerSettings(draws=500, tune=500, chains=2, seed=3)
+
+
+def make_spec(metrics=None, segments=(), arms=("control", "treatment"), **extra):
+    """A valid spec mapping -> ExperimentSpec, with conversion metric ``converted`` by default."""
+    raw = {
+        "name": "test",
+        "arm_column": "arm",
+        "segments": list(segments),
+        "arms": [{"name": a, "control": i == 0} for i, a in enumerate(arms)],
+        "metrics": metrics or [{"name": "converted", "family": "conversion", "column": "converted"}],
+        **extra,
+    }
+    return parse_spec(raw)
+
+
+@pytest.fixture
+def fast_sampler() -> SamplerSettings:
+    return FAST

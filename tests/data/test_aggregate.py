@@ -1,0 +1,191 @@
+"""Aggregation through DuckDB against an independent pandas groupby, and bad-input errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_ab.data import aggregate, combine
+from bayes_ab.errors import DataError
+
+from conftest import make_spec
+
+METRICS = [{"name": "clicked", "family": "conversion", "column": "clicked"},
+           {"name": "bought", "family": "conversion", "column": "bought"}]
+
+
+def users(n=5000, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "user_id": np.arange(n),
+        "arm": rng.choice(["control", "treatment"], n),
+        "region": rng.choice(["EU", "US", "APAC"], n),
+        "tier": rng.choice(["free", "pro"], n),
+        "clicked": rng.random(n) < 0.3,
+        "bought": (rng.random(n) < 0.05).astype(int),
+    })
+
+
+def spec(**extra):
+    return make_spec(METRICS, segments=("region", "tier"), unit_column="user_id", **extra)
+
+
+def pandas_reference(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.assign(segment=frame["region"] + " / " + frame["tier"])
+    return frame.groupby(["arm", "segment"]).agg(
+        n=("user_id", "size"), clicked=("clicked", "sum"), bought=("bought", "sum"))
+
+
+@pytest.mark.parametrize("fmt", ["frame", "csv", "parquet"])
+def test_duckdb_aggregates_equal_pandas_groupby(tmp_path, fmt):
+    frame = users()
+    source = frame
+    if fmt == "csv":
+        source = tmp_path / "u.csv"
+        frame.to_csv(source, index=False)
+    elif fmt == "parquet":
+        source = tmp_path / "u.parquet"
+        frame.to_parquet(source)
+    stats = aggregate(spec(), source)
+    expected = pandas_reference(frame)
+    for metric in ("clicked", "bought"):
+        ds = stats[metric]
+        assert list(ds["arm"].values) == ["control", "treatment"]
+        got = ds.to_dataframe()[["n", "successes"]]
+        pd.testing.assert_series_equal(got["n"], expected["n"], check_names=False, check_dtype=False)
+        pd.testing.assert_series_equal(got["successes"], expected[metric], check_names=False,
+                                       check_dtype=False)
+
+
+def test_no_segment_column_gives_one_segment():
+    stats = aggregate(make_spec(), users().rename(columns={"clicked": "converted"}))
+    assert stats["converted"].sizes["segment"] == 1
+    assert int(stats["converted"]["n"].sum()) == 5000
+
+
+def test_aggregates_are_additive():
+    frame = users()
+    first, second = frame.iloc[:2000], frame.iloc[2000:].query("region != 'APAC'")
+    whole = aggregate(spec(), pd.concat([first, second]))
+    parts = combine(aggregate(spec(), first)["clicked"], aggregate(spec(), second)["clicked"])
+    assert parts.equals(whole["clicked"])
+
+
+def test_already_aggregated_rows_are_summed():
+    frame = users()
+    daily = (frame.assign(day=frame.index % 3)
+             .groupby(["arm", "region", "tier", "day"], as_index=False)
+             .agg(users=("user_id", "size"), clicked=("clicked", "sum"), bought=("bought", "sum")))
+    from_rows = aggregate(spec(), frame)
+    from_aggregates = aggregate(spec(), daily, aggregated=True)
+    for metric in ("clicked", "bought"):
+        assert from_aggregates[metric].equals(from_rows[metric])
+
+
+def test_identifiers_are_quoted():
+    frame = users().rename(columns={"clicked": 'cli"cked; DROP', "region": "my region"})
+    odd = make_spec([{"name": "c", "family": "conversion", "column": 'cli"cked; DROP'}],
+                    segments=("my region",))
+    assert int(aggregate(odd, frame)["c"]["successes"].sum()) == int(users()["clicked"].sum())
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def test_missing_column_is_named():
+    with pytest.raises(DataError, match=r"missing column 'bought'"):
+        aggregate(spec(), users().drop(columns="bought"))
+
+
+def test_unknown_arm_is_named():
+    frame = users()
+    frame.loc[3, "arm"] = "treatmnet"
+    with pytest.raises(DataError, match=r"arm 'treatmnet'"):
+        aggregate(spec(), frame)
+
+
+def test_only_one_arm_in_data():
+    frame = users().query("arm == 'control'")
+    with pytest.raises(DataError, match=r"only one arm \(control\)"):
+        aggregate(spec(), frame)
+
+
+def test_nan_in_conversion_column():
+    frame = users()
+    frame["bought"] = frame["bought"].astype(float)
+    frame.loc[10, "bought"] = np.nan
+    with pytest.raises(DataError, match=r"'bought'.*missing values.*1 row"):
+        aggregate(spec(), frame)
+
+
+def test_non_binary_conversion_column():
+    frame = users()
+    frame.loc[5, "bought"] = 3
+    with pytest.raises(DataError, match=r"'bought'.*not binary.*'3'"):
+        aggregate(spec(), frame)
+
+
+def test_string_conversion_column():
+    frame = users()
+    frame["clicked"] = np.where(frame["clicked"], "yes", "no")
+    with pytest.raises(DataError, match=r"'clicked'.*not binary"):
+        aggregate(spec(), frame)
+
+
+def test_duplicated_user_across_arms():
+    frame = users()
+    frame.loc[1, "user_id"] = frame.loc[0, "user_id"]
+    frame.loc[1, "arm"] = "treatment" if frame.loc[0, "arm"] == "control" else "control"
+    with pytest.raises(DataError, match=r"unit id '0' appears across arms \(control, treatment\)"):
+        aggregate(spec(), frame)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        aggregate(spec(), path)
+
+
+def test_header_only_file(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("user_id,arm,region,tier,clicked,bought\n")
+    with pytest.raises(DataError, match="no rows"):
+        aggregate(spec(), path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        aggregate(spec(), tmp_path / "nope.parquet")
+
+
+def aggregated_rows(changes=None) -> pd.DataFrame:
+    rows = pd.DataFrame({"arm": ["control", "treatment"], "region": ["EU", "EU"], "tier": ["pro", "pro"],
+                         "users": [100, 100], "clicked": [10, 12], "bought": [1, 2]})
+    for (row, column), value in (changes or {}).items():
+        rows.loc[row, column] = value
+    return rows
+
+
+def test_successes_exceed_trials():
+    with pytest.raises(DataError, match=r"successes \(120\) exceed users \(100\) for arm 'treatment'"):
+        aggregate(spec(), aggregated_rows({(1, "clicked"): 120}), aggregated=True)
+
+
+def test_negative_counts():
+    with pytest.raises(DataError, match=r"'users'.*negative.*arm 'control'"):
+        aggregate(spec(), aggregated_rows({(0, "users"): -5}), aggregated=True)
+
+
+def test_nan_counts():
+    rows = aggregated_rows()
+    rows["bought"] = rows["bought"].astype(float)
+    rows.loc[1, "bought"] = np.nan
+    with pytest.raises(DataError, match=r"'bought'.*missing values.*arm 'treatment'"):
+        aggregate(spec(), rows, aggregated=True)
+
+
+def test_fractional_counts():
+    rows = aggregated_rows()
+    rows["clicked"] = rows["clicked"].astype(float)
+    rows.loc[0, "clicked"] = 2.5
+    with pytest.raises(DataError, match=r"'clicked'.*non-integer"):
+        aggregate(spec(), rows, aggregated=True)

@@ -1,0 +1,78 @@
+"""The CLI end to end: Cookie Cats against the exact flat-prior answer, and one-line errors."""
+
+import json
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats as st
+
+from bayes_ab.cli import main
+
+from conftest import COOKIE_CATS, EXAMPLES
+
+
+def exact_flat_prior_p_greater(s_t, n_t, s_c, n_c) -> float:
+    """P(p_t > p_c) under Beta(1, 1) priors, by adaptive quadrature (independent of bayes_ab)."""
+    t, c = st.beta(1 + s_t, 1 + n_t - s_t), st.beta(1 + s_c, 1 + n_c - s_c)
+    lo, hi = c.ppf(1e-12), c.isf(1e-12)
+    value, _ = integrate.quad(lambda x: c.pdf(x) * t.sf(x), lo, hi, points=[c.mean()], limit=500)
+    return value
+
+
+@pytest.fixture(scope="module")
+def cookie_cats_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cc")
+    code = main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS),
+                 "--models-dir", str(out / "models"), "--reports-dir", str(out / "reports")])
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize("metric", ["retention_1", "retention_7"])
+def test_cookie_cats_matches_exact_flat_prior_answer(cookie_cats_run, metric):
+    raw = pd.read_csv(COOKIE_CATS)
+    counts = raw.groupby("version")[metric].agg(["sum", "size"])
+    exact = exact_flat_prior_p_greater(counts.loc["gate_40", "sum"], counts.loc["gate_40", "size"],
+                                       counts.loc["gate_30", "sum"], counts.loc["gate_30", "size"])
+    effects = pd.read_csv(cookie_cats_run / "models" / "cookie_cats" / "effects.csv")
+    row = effects.query("metric == @metric and segment == 'overall' and arm == 'gate_40'").iloc[0]
+    summary = json.loads((cookie_cats_run / "models" / "cookie_cats" / "summary.json").read_text())
+    ess = summary["diagnostics"][metric]["min_ess_bulk"]
+    assert summary["diagnostics"][metric]["problems"] == []
+    tolerance = 4 * np.sqrt(max(exact * (1 - exact), 1e-4) / ess) + 0.005
+    assert abs(row["p_beat_control"] - exact) < tolerance, (row["p_beat_control"], exact)
+
+
+def test_cookie_cats_posterior_is_written_as_netcdf(cookie_cats_run):
+    idata = az.from_netcdf(cookie_cats_run / "models" / "cookie_cats" / "retention_7.nc")
+    assert set(idata.posterior["mean"].dims) == {"chain", "draw", "arm", "segment"}
+    assert list(idata.posterior["arm"].values) == ["gate_30", "gate_40"]
+    assert int(idata.constant_data["n"].sum()) == 90_189
+
+
+def test_cli_prints_effects_and_sentence(cookie_cats_run, capsys):
+    main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS),
+          "--models-dir", str(cookie_cats_run / "again")])
+    out = capsys.readouterr().out
+    assert "probability that gate_40 increases retention 7" in out
+    assert "diagnostics:" in out and "90,189 users" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "missing.csv"], "data file not found"),
+    (["--data", str(COOKIE_CATS), "--aggregated"], "missing column 'users'"),
+])
+def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
+    code = main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--models-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("bayes-ab: error:") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_spec_exit_code(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\narms: []\nmetrics: []\n")
+    assert main(["analyze", str(bad), "--data", str(COOKIE_CATS)]) == 2
+    assert "arms" in capsys.readouterr().err
