@@ -78,7 +78,14 @@ def render_text(result: Analysis) -> str:
 def _metric_header(effects: MetricEffects) -> str:
     m = effects.metric
     return (f"Metric {m.name} ({m.family}, {m.role}, {m.direction} is good, ROPE +/-{m.rope:.1%}) "
-            f"- posterior by {effects.backend}")
+            f"- posterior by {_sampler_text(effects)}")
+
+
+def _sampler_text(effects: MetricEffects) -> str:
+    s = effects.sampler
+    if effects.backend == "conjugate":
+        return "conjugate Beta posteriors (exact, unpooled)"
+    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
 
 
 def _table(effects: MetricEffects) -> str:

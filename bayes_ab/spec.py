@@ -68,13 +68,15 @@ class SamplerSettings:
 
     ``backend``: ``nutpie`` (default; hierarchical model compiled once per structure), ``pymc``
     (the same model through ``pm.sample``), or ``conjugate`` (exact unpooled Beta posteriors with a
-    flat prior, no MCMC).
+    flat prior, no MCMC). A fit with divergent transitions is repeated once with
+    ``target_accept = retry_target_accept`` (smaller steps); ``None`` disables the retry.
     """
 
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
-    target_accept: float = 0.99
+    target_accept: float = 0.9
+    retry_target_accept: float | None = 0.99
     seed: int = 20261122
     backend: str = "nutpie"
 
@@ -226,16 +228,22 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:
-    r.reject_unknown({"draws", "tune", "chains", "target_accept", "seed", "backend"})
+    r.reject_unknown({"draws", "tune", "chains", "target_accept", "retry_target_accept", "seed", "backend"})
     default = SamplerSettings()
     target_accept = r.number("target_accept", default.target_accept)
     if not 0.5 <= target_accept < 1:
         r.fail("target_accept", f"must be in [0.5, 1), got {target_accept}")
+    retry = r.get("retry_target_accept", default.retry_target_accept)
+    if retry is not None:
+        retry = r.number("retry_target_accept", default.retry_target_accept)
+        if not target_accept <= retry < 1:
+            r.fail("retry_target_accept", f"must be in [target_accept, 1) or null, got {retry}")
     return SamplerSettings(
         draws=r.count("draws", default.draws),
         tune=r.count("tune", default.tune),
         chains=r.count("chains", default.chains),
         target_accept=target_accept,
+        retry_target_accept=retry,
         seed=r.count("seed", default.seed, minimum=0),
         backend=r.choice("backend", BACKENDS, default.backend),
     )

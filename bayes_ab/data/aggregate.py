@@ -107,12 +107,13 @@ def _checks(spec: ExperimentSpec, aggregated: bool) -> list[_Check]:
     return checks
 
 
-def _segment_expr(spec: ExperimentSpec) -> str:
-    if not spec.segment_columns:
-        return f"'{ALL_USERS}'"
-    parts = [f"COALESCE(CAST({quote_ident(c)} AS VARCHAR), '{MISSING_SEGMENT}')"
-             for c in spec.segment_columns]
-    return parts[0] if len(parts) == 1 else f"concat_ws('{SEGMENT_SEPARATOR}', {', '.join(parts)})"
+def _segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
+    """Segment label of each grouped row: segment values joined by " / "; NULL shows as (missing)."""
+    if n_columns == 0:
+        return pd.Series(ALL_USERS, index=grouped.index)
+    parts = [grouped[f"seg{i}"].map(lambda v: MISSING_SEGMENT if pd.isna(v) else str(v))
+             for i in range(n_columns)]
+    return parts[0].str.cat(parts[1:], sep=SEGMENT_SEPARATOR) if n_columns > 1 else parts[0]
 
 
 def _grouped_query(opened: OpenedSource, spec: ExperimentSpec, aggregated: bool,
@@ -125,16 +126,22 @@ def _grouped_query(opened: OpenedSource, spec: ExperimentSpec, aggregated: bool,
         successes = [f"COUNT(*) FILTER (WHERE {_value(m.column)} = 1) AS {quote_ident('s_' + m.name)}"
                      for m in spec.metrics]
     counters = [f"COUNT(*) FILTER (WHERE {c.condition}) AS {c.alias}" for c in checks]
+    segments = [f"{quote_ident(c)} AS seg{i}" for i, c in enumerate(spec.segment_columns)]
+    keys = ", ".join(str(i + 1) for i in range(1 + len(segments)))
     sql = (
-        f"SELECT CAST({quote_ident(spec.arm_column)} AS VARCHAR) AS arm, "
-        f"{_segment_expr(spec)} AS segment, {users} AS users, "
-        + ", ".join(successes + counters)
-        + f" FROM {VIEW} GROUP BY 1, 2 ORDER BY 1, 2"
+        "SELECT " + ", ".join([f"CAST({quote_ident(spec.arm_column)} AS VARCHAR) AS arm", *segments,
+                               f"{users} AS users", *successes, *counters])
+        + f" FROM {VIEW} GROUP BY {keys}"
     )
     try:
-        return opened.connection.execute(sql).df()
+        grouped = opened.connection.execute(sql).df()
     except duckdb.Error as exc:
         raise DataError(f"{opened.label}: aggregation failed ({str(exc).splitlines()[0]})") from None
+    grouped["segment"] = _segment_labels(grouped, len(spec.segment_columns))
+    # Distinct raw values can share a label (e.g. 1 and '1'); sum them into one segment.
+    numeric = ["users", *("s_" + m.name for m in spec.metrics), *(c.alias for c in checks)]
+    return grouped.groupby(["arm", "segment"], as_index=False, dropna=False)[numeric].sum() \
+        .sort_values(["arm", "segment"], ignore_index=True)
 
 
 def _raise_failed_checks(opened: OpenedSource, spec: ExperimentSpec, grouped: pd.DataFrame,
@@ -180,20 +187,22 @@ def _check_arms(opened: OpenedSource, spec: ExperimentSpec, grouped: pd.DataFram
 
 def _check_unique_units(opened: OpenedSource, spec: ExperimentSpec) -> None:
     unit, arm = quote_ident(spec.unit_column), quote_ident(spec.arm_column)
-    missing = opened.connection.execute(f"SELECT COUNT(*) FROM {VIEW} WHERE {unit} IS NULL").fetchone()[0]
+    missing, repeated = opened.connection.execute(
+        f"SELECT COUNT(*) FILTER (WHERE {unit} IS NULL), COUNT({unit}) - COUNT(DISTINCT {unit}) FROM {VIEW}"
+    ).fetchone()
     if missing:
         raise DataError(f"{opened.label}: column {spec.unit_column!r} (unit id) has {missing} missing values")
-    rows = opened.connection.execute(
+    if not repeated:
+        return
+    uid, times, arms, names = opened.connection.execute(
         f"SELECT CAST({unit} AS VARCHAR), COUNT(*), COUNT(DISTINCT {arm}), "
         f"string_agg(DISTINCT CAST({arm} AS VARCHAR), ', ' ORDER BY CAST({arm} AS VARCHAR)) "
         f"FROM {VIEW} GROUP BY {unit} HAVING COUNT(*) > 1 "
         f"ORDER BY COUNT(DISTINCT {arm}) DESC, COUNT(*) DESC LIMIT 1"
-    ).fetchall()
-    if rows:
-        uid, times, arms, names = rows[0]
-        where = f"across arms ({names})" if arms > 1 else f"{times} times in arm {names!r}"
-        raise DataError(f"{opened.label}: column {spec.unit_column!r}: unit id {uid!r} appears {where}; "
-                        "each unit must be exposed to one arm once")
+    ).fetchone()
+    where = f"across arms ({names})" if arms > 1 else f"{times} times in arm {names!r}"
+    raise DataError(f"{opened.label}: column {spec.unit_column!r}: unit id {uid!r} appears {where}; "
+                    f"{repeated} repeated id(s) in all; each unit must be exposed to one arm once")
 
 
 def _to_stats(spec: ExperimentSpec, grouped: pd.DataFrame) -> dict[str, xr.Dataset]:

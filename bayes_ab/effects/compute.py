@@ -18,7 +18,7 @@ from bayes_ab.data.stats import segment_weights
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.families import FAMILIES
 from bayes_ab.models.result import Fit
-from bayes_ab.spec import Metric
+from bayes_ab.spec import Metric, SamplerSettings
 
 OVERALL = "overall"
 
@@ -68,6 +68,7 @@ class MetricEffects:
     rows: tuple[ArmEffect, ...]
     diagnostics: Diagnostics
     backend: str
+    sampler: SamplerSettings
 
     def overall(self, arm: str) -> ArmEffect:
         """The overall (traffic-weighted) effect of ``arm``."""
@@ -101,7 +102,7 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         rows += _rows(mean.sel(segment=segment), metric, interval, str(segment), False,
                       stats["n"].sel(segment=segment), observed_mean(stats.sel(segment=[segment])))
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
-                         fit.diagnostics, fit.backend)
+                         fit.diagnostics, fit.backend, fit.sampler)
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Hashable
 
 import arviz as az
@@ -80,22 +80,31 @@ def fit(
     if family.name != metric.family:
         raise ModelError(f"metric {metric.name!r} is {metric.family!r} but its statistics are {family.name!r}")
     if sampler.backend == "conjugate":
-        idata = family.sample_conjugate(stats, metric, sampler)
-        parameters: list[str] = []
-    else:
-        compiled = cache.get(family, stats, metric, sampler.backend)
-        data = family.model_data(stats)
-        try:
-            if sampler.backend == "nutpie":
-                idata = _sample_nutpie(compiled, data, sampler)
-            else:
-                idata = _sample_pymc(compiled, data, sampler)
-        except (ValueError, RuntimeError, FloatingPointError) as exc:
-            raise ModelError(f"metric {metric.name!r}: sampling failed ({str(exc).splitlines()[0]})") from None
-        idata = _label(idata, stats)
-        parameters = [rv.name for rv in compiled.model.free_RVs]
-    idata = attach_stats(idata, stats)
-    return Fit(metric, stats, idata, diagnose(idata, parameters), sampler.backend)
+        idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
+        return Fit(metric, stats, idata, diagnose(idata, []), sampler.backend, sampler)
+    compiled = cache.get(family, stats, metric, sampler.backend)
+    data = family.model_data(stats)
+    parameters = [rv.name for rv in compiled.model.free_RVs]
+    result = _sample(compiled, data, stats, metric, sampler, parameters)
+    retry = sampler.retry_target_accept
+    if result.diagnostics.divergences and retry is not None and retry > sampler.target_accept:
+        # Divergences mean the step size was too large for the posterior's geometry (typically the
+        # funnel of the pooling scale); smaller steps are the standard remedy. The retry is reported.
+        result = _sample(compiled, data, stats, metric, replace(sampler, target_accept=retry), parameters)
+    return result
+
+
+def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset, metric: Metric,
+            sampler: SamplerSettings, parameters: list[str]) -> Fit:
+    try:
+        if sampler.backend == "nutpie":
+            idata = _sample_nutpie(compiled, data, sampler)
+        else:
+            idata = _sample_pymc(compiled, data, sampler)
+    except (ValueError, RuntimeError, FloatingPointError) as exc:
+        raise ModelError(f"metric {metric.name!r}: sampling failed ({str(exc).splitlines()[0]})") from None
+    idata = attach_stats(_label(idata, stats), stats)
+    return Fit(metric, stats, idata, diagnose(idata, parameters), sampler.backend, sampler)
 
 
 def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> az.InferenceData:

@@ -9,7 +9,7 @@ import arviz as az
 import xarray as xr
 
 from bayes_ab.models.diagnostics import Diagnostics
-from bayes_ab.spec import Metric
+from bayes_ab.spec import Metric, SamplerSettings
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Fit:
     idata: az.InferenceData
     diagnostics: Diagnostics
     backend: str
+    sampler: SamplerSettings
 
     @property
     def mean(self) -> xr.DataArray:
