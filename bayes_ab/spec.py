@@ -16,7 +16,8 @@ import yaml
 
 from bayes_ab.errors import SpecError
 
-FAMILIES = ("conversion",)
+FAMILIES = ("conversion", "count", "retention", "mean")
+COUNT_MODELS = ("auto", "negative_binomial", "poisson")
 DIRECTIONS = ("increase", "decrease")
 ROLES = ("primary", "guardrail", "secondary")
 BACKENDS = ("nutpie", "pymc", "conjugate")
@@ -46,7 +47,13 @@ class EffectPrior:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric: what to model (family), from which column, and which way is good."""
+    """A metric: what to model (family), from which column, and which way is good.
+
+    Family-specific fields: ``count_model`` (count: ``auto`` picks Poisson or negative binomial
+    from the data's overdispersion); ``observed_column``, ``horizon`` and ``max_day`` (retention:
+    the column with days each user has been observable, the headline day N of "DN retention", and
+    the last day of the retention curve); ``covariate`` (mean: a pre-period column for CUPED).
+    """
 
     name: str
     family: str
@@ -55,6 +62,21 @@ class Metric:
     role: str = "primary"
     rope: float = 0.01
     prior: EffectPrior = field(default_factory=EffectPrior)
+    count_model: str = "auto"
+    observed_column: str | None = None
+    horizon: int = 7
+    max_day: int = 30
+    covariate: str | None = None
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Input columns this metric reads, with what each is for."""
+        wanted = {self.column: f"metric {self.name!r}"}
+        if self.observed_column:
+            wanted[self.observed_column] = f"days observed of metric {self.name!r}"
+        if self.covariate:
+            wanted[self.covariate] = f"covariate of metric {self.name!r}"
+        return wanted
 
     @property
     def increase_is_good(self) -> bool:
@@ -200,8 +222,10 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         r.fail("", "at least one metric is required")
     metrics = []
     for item in items:
-        item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior"})
+        item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior",
+                             "count_model", "observed_column", "horizon", "max_day", "covariate"})
         family = item.choice("family", FAMILIES)
+        extra = _family_fields(item, family)
         rope = item.number("rope", 0.01)
         if not 0 <= rope < 1:
             item.fail("rope", f"is a relative lift and must be in [0, 1), got {rope}")
@@ -219,12 +243,35 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             role=item.choice("role", ROLES, "primary"),
             rope=rope,
             prior=prior,
+            **extra,
         ))
     names = [m.name for m in metrics]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         r.fail("", f"metric names must be unique, repeated: {', '.join(dupes)}")
     return tuple(metrics)
+
+
+def _family_fields(item: "_Reader", family: str) -> dict[str, Any]:
+    """Validate the fields that only some families take; refuse them elsewhere."""
+    own = {"count": {"count_model"}, "retention": {"observed_column", "horizon", "max_day"},
+           "mean": {"covariate"}}.get(family, set())
+    for key in ("count_model", "observed_column", "horizon", "max_day", "covariate"):
+        if key not in own and item.get(key) is not None:
+            item.fail(key, f"does not apply to family {family!r}")
+    fields: dict[str, Any] = {}
+    if family == "count":
+        fields["count_model"] = item.choice("count_model", COUNT_MODELS, "auto")
+    if family == "retention":
+        fields["observed_column"] = item.string("observed_column", None) or item.fail(
+            "observed_column", "is required for retention (days each user has been observable)")
+        fields["horizon"] = item.count("horizon", 7)
+        fields["max_day"] = item.count("max_day", max(30, fields["horizon"]))
+        if fields["max_day"] < fields["horizon"]:
+            item.fail("max_day", f"must be at least horizon ({fields['horizon']}), got {fields['max_day']}")
+    if family == "mean":
+        fields["covariate"] = item.string("covariate", None)
+    return fields
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:

@@ -1,6 +1,8 @@
 """Aggregation of per-user rows (or pre-aggregated tables) into sufficient statistics."""
 
 from bayes_ab.data.aggregate import aggregate
-from bayes_ab.data.stats import combine, conversion_stats, segment_weights
+from bayes_ab.data.stats import (combine, conversion_stats, count_stats, mean_stats, retention_stats,
+                                 segment_weights)
 
-__all__ = ["aggregate", "combine", "conversion_stats", "segment_weights"]
+__all__ = ["aggregate", "combine", "conversion_stats", "count_stats", "mean_stats", "retention_stats",
+           "segment_weights"]
