@@ -69,8 +69,8 @@ def render_text(result: Analysis) -> str:
     lines = [f"Experiment {spec.name}: arms {', '.join(spec.arm_names)} (control {spec.control.name}); "
              f"{first.sizes['segment']} segment(s); {users:,} users; data fingerprint {result.fingerprint}"]
     for effects in result.effects.values():
-        lines += ["", _metric_header(effects), "  diagnostics: " + effects.diagnostics.summary(),
-                  _table(effects)]
+        lines += ["", _metric_header(effects), "  model: " + effects.model_note,
+                  "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
         lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
     return "\n".join(lines)
 
@@ -84,7 +84,7 @@ def _metric_header(effects: MetricEffects) -> str:
 def _sampler_text(effects: MetricEffects) -> str:
     s = effects.sampler
     if effects.backend == "conjugate":
-        return "conjugate Beta posteriors (exact, unpooled)"
+        return "conjugate closed form (exact, unpooled)"
     return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
 
 

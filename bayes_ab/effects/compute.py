@@ -69,6 +69,7 @@ class MetricEffects:
     diagnostics: Diagnostics
     backend: str
     sampler: SamplerSettings
+    model_note: str
 
     def overall(self, arm: str) -> ArmEffect:
         """The overall (traffic-weighted) effect of ``arm``."""
@@ -95,14 +96,14 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     mean = fit.mean.transpose("chain", "draw", "arm", "segment")
     weights = segment_weights(stats)
     overall = (mean * weights).sum("segment")
-    observed_mean = FAMILIES[metric.family].observed_mean
+    family = FAMILIES[metric.family]
     rows = _rows(overall, metric, interval, OVERALL, True, stats["n"].sum("segment"),
-                 observed_mean(stats))
+                 family.observed_mean(stats, metric))
     for segment in stats["segment"].values:
         rows += _rows(mean.sel(segment=segment), metric, interval, str(segment), False,
-                      stats["n"].sel(segment=segment), observed_mean(stats.sel(segment=[segment])))
+                      stats["n"].sel(segment=segment), family.observed_mean(stats.sel(segment=[segment]), metric))
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
-                         fit.diagnostics, fit.backend, fit.sampler)
+                         fit.diagnostics, fit.backend, fit.sampler, family.describe(stats, metric))
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,

@@ -1,8 +1,14 @@
-"""Conjugate closed forms for the unpooled case: Beta-Binomial.
+"""Conjugate closed forms for the unpooled case, one per family.
 
-Each arm x segment gets an independent ``Beta(prior_a + successes, prior_b + failures)``
-posterior. This is the fast path when no pooling is wanted (one segment, or quick looks), and
-the reference the hierarchical model is tested against.
+- conversion: ``Beta(1 + successes, 1 + failures)`` per arm x segment (flat prior);
+- count: ``Gamma(0.5 + sum, n)`` for a Poisson mean (Jeffreys prior; ignores overdispersion, so it
+  is only honest where the Poisson model is);
+- retention: ``Beta(1 + lost, 1 + at_risk - lost)`` per day's hazard, retention = prod(1 - hazard);
+- mean: Student-t posterior of each cell mean under the flat prior (with a covariate: around the
+  CUPED-adjusted mean with the pooled slope).
+
+These are the fast path when no pooling is wanted (one segment, quick looks) and the references the
+hierarchical models are tested against.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from scipy import integrate, special, stats as st
 
 import arviz as az
 
+from bayes_ab.models.mean import centred_sums
 from bayes_ab.spec import Metric, SamplerSettings
 
 
@@ -45,24 +52,57 @@ def prob_beta_greater_numeric(a_t: float, b_t: float, a_c: float, b_c: float) ->
     return float(np.clip(value, 0.0, 1.0))
 
 
+def _posterior(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndarray,
+               extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None) -> az.InferenceData:
+    """Wrap draws of ``mean`` (chain, draw, arm, segment) like an MCMC fit; ``effect`` is arm - control."""
+    arms = [str(x) for x in stats["arm"].values]
+    effect = mean[:, :, 1:, :] - mean[:, :, :1, :]
+    variables = {"mean": (("chain", "draw", "arm", "segment"), mean),
+                 "effect": (("chain", "draw", "treatment", "segment"), effect)}
+    variables.update(extra or {})
+    coords = {"chain": np.arange(sampler.chains), "draw": np.arange(sampler.draws), "arm": arms,
+              "segment": [str(s) for s in stats["segment"].values], "treatment": arms[1:]}
+    coords.update({d: stats[d].values for d in ("day",) if d in stats.dims})
+    return az.InferenceData(posterior=xr.Dataset(variables, coords=coords))
+
+
 def sample_conversion(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
                       prior_a: float = 1.0, prior_b: float = 1.0) -> az.InferenceData:
-    """Independent draws from every arm x segment Beta posterior, shaped like an MCMC fit.
-
-    The result has ``mean`` (chain, draw, arm, segment) and ``effect`` (logit difference to
-    control, chain, draw, treatment, segment), so effects treat it exactly like a hierarchical fit.
-    """
+    """Independent draws from every arm x segment Beta posterior, shaped like an MCMC fit."""
     rng = np.random.default_rng(sampler.seed)
     a, b = beta_posterior(stats["successes"].values, stats["n"].values, prior_a, prior_b)
-    shape = (sampler.chains, sampler.draws) + a.shape
-    mean = rng.beta(a, b, size=shape)
-    logit = special.logit(mean)
-    effect = logit[:, :, 1:, :] - logit[:, :, :1, :]
-    arms = [str(x) for x in stats["arm"].values]
-    posterior = xr.Dataset(
-        {"mean": (("chain", "draw", "arm", "segment"), mean),
-         "effect": (("chain", "draw", "treatment", "segment"), effect)},
-        coords={"chain": np.arange(sampler.chains), "draw": np.arange(sampler.draws),
-                "arm": arms, "segment": [str(s) for s in stats["segment"].values], "treatment": arms[1:]},
-    )
-    return az.InferenceData(posterior=posterior)
+    return _posterior(stats, sampler, rng.beta(a, b, size=(sampler.chains, sampler.draws) + a.shape))
+
+
+def sample_count(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
+                 prior_shape: float = 0.5) -> az.InferenceData:
+    """Gamma-Poisson posterior of each cell's mean count (Jeffreys prior ``Gamma(0.5, 0)``)."""
+    rng = np.random.default_rng(sampler.seed)
+    shape, rate = prior_shape + stats["sum"].values, stats["n"].values.astype(float)
+    draws = rng.gamma(shape, 1.0 / np.where(rate > 0, rate, np.nan),
+                      size=(sampler.chains, sampler.draws) + shape.shape)
+    return _posterior(stats, sampler, draws)
+
+
+def sample_retention(stats: xr.Dataset, metric: Metric,
+                     sampler: SamplerSettings = SamplerSettings()) -> az.InferenceData:
+    """Beta posterior of every day's churn hazard; retention is the product of survived days."""
+    rng = np.random.default_rng(sampler.seed)
+    lost, at_risk = stats["lost"].values, stats["at_risk"].values
+    hazard = rng.beta(1.0 + lost, 1.0 + at_risk - lost, size=(sampler.chains, sampler.draws) + lost.shape)
+    survival = np.cumprod(1.0 - hazard, axis=-1)
+    return _posterior(stats, sampler, survival[..., metric.horizon - 1],
+                      {"survival": (("chain", "draw", "arm", "segment", "day"), survival)})
+
+
+def sample_mean(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()) -> az.InferenceData:
+    """Flat-prior Student-t posterior of each cell mean (CUPED-adjusted with the pooled slope)."""
+    rng = np.random.default_rng(sampler.seed)
+    c = centred_sums(stats)
+    n = c["n"]
+    theta = c["scy"].sum() / c["scc"].sum() if c["scc"].sum() > 0 else 0.0
+    residual = c["syy"] - 2 * theta * c["scy"] + theta ** 2 * c["scc"]
+    dof = np.maximum(n - 1 - (theta != 0), 1)
+    se = np.sqrt(residual / dof / np.where(n > 0, n, np.nan))
+    t = rng.standard_t(dof, size=(sampler.chains, sampler.draws) + n.shape)
+    return _posterior(stats, sampler, c["ybar"] - theta * c["cbar"] + se * t)

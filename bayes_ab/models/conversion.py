@@ -24,7 +24,17 @@ def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
     return {name: stats[name].values.astype("int64") for name in DATA_NAMES}
 
 
-def observed_mean(stats: xr.Dataset) -> xr.DataArray:
+def variant(stats: xr.Dataset, metric: Metric) -> str:
+    """Conversion has a single likelihood."""
+    return "binomial"
+
+
+def describe(stats: xr.Dataset, metric: Metric) -> str:
+    """The likelihood in one line."""
+    return "binomial likelihood, logit link"
+
+
+def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
     """Raw conversion rate per arm over all segments in ``stats`` (no model, no prior)."""
     users = stats["n"].sum("segment")
     return stats["successes"].sum("segment") / users.where(users > 0)

@@ -9,6 +9,7 @@ family-agnostic: ``mean`` (arm x segment, the metric's per-user mean on its natu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable
 
 import arviz as az
@@ -17,21 +18,39 @@ import pymc as pm
 import xarray as xr
 
 from bayes_ab.errors import ModelError
-from bayes_ab.models import conjugate, conversion
+from bayes_ab.models import conjugate, conversion, count, mean, retention
 from bayes_ab.spec import Metric, SamplerSettings
 
 
 @dataclass(frozen=True)
 class Family:
-    """How to turn one family's statistics into a PyMC model."""
+    """How to turn one family's statistics into a model, and how to talk about it."""
 
     name: str
-    build_model: Callable[[xr.Dataset, Metric], pm.Model]
-    model_data: Callable[[xr.Dataset], dict[str, np.ndarray]]
+    module: ModuleType
     sample_conjugate: Callable[[xr.Dataset, Metric, SamplerSettings], az.InferenceData]
-    observed_mean: Callable[[xr.Dataset], xr.DataArray]
     unit: str
     unit_scale: float = 1.0
+
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+        """The PyMC model of ``metric`` on ``stats``."""
+        return self.module.build_model(stats, metric)
+
+    def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
+        """Arrays the model reads through ``pm.Data``, by name."""
+        return self.module.model_data(stats)
+
+    def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:
+        """Raw per-arm mean over the segments in ``stats``, without any model."""
+        return self.module.observed_mean(stats, metric)
+
+    def variant(self, stats: xr.Dataset, metric: Metric) -> str:
+        """Which likelihood the data call for (part of the compiled structure)."""
+        return self.module.variant(stats, metric)
+
+    def describe(self, stats: xr.Dataset, metric: Metric) -> str:
+        """One line: which likelihood was used and why."""
+        return self.module.describe(stats, metric)
 
     def format_absolute(self, value: float, signed: bool = False) -> str:
         """An absolute difference in the family's display unit, e.g. ``+0.42 percentage points``."""
@@ -41,9 +60,10 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "conversion": Family("conversion", conversion.build_model, conversion.model_data,
-                         conjugate.sample_conversion, conversion.observed_mean,
-                         unit="percentage points", unit_scale=100.0),
+    "conversion": Family("conversion", conversion, conjugate.sample_conversion, "percentage points", 100.0),
+    "count": Family("count", count, conjugate.sample_count, "per user"),
+    "retention": Family("retention", retention, conjugate.sample_retention, "percentage points", 100.0),
+    "mean": Family("mean", mean, conjugate.sample_mean, "per user"),
 }
 
 

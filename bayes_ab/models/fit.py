@@ -41,7 +41,8 @@ class ModelCache:
 
     def get(self, family: Family, stats: xr.Dataset, metric: Metric, backend: str) -> _Compiled:
         """The compiled model of this structure, compiling it on first use."""
-        key = (family.name, backend, stats.sizes["arm"], stats.sizes["segment"], metric.prior)
+        shape = tuple(size for dim, size in stats.sizes.items() if dim != "value")
+        key = (family.name, backend, shape, metric.prior, family.variant(stats, metric))
         if key not in self.compiled:
             model = family.build_model(stats, metric)
             entry = _Compiled(model)
@@ -110,7 +111,9 @@ def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
 def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> az.InferenceData:
     import nutpie
 
-    model = compiled.sampler.with_data(**data)
+    # pm.Data the graph does not use (e.g. covariate sums of a model without one) are optimised away
+    used = {name: values for name, values in data.items() if name in compiled.sampler.shared_data}
+    model = compiled.sampler.with_data(**used)
     return nutpie.sample(model, draws=s.draws, tune=s.tune, chains=s.chains,
                          cores=min(s.chains, os.cpu_count() or 1), seed=s.seed,
                          target_accept=s.target_accept, progress_bar=False, save_warmup=False)
