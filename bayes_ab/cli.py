@@ -11,10 +11,12 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from bayes_ab.analysis import Analysis, analyze
 from bayes_ab.effects import MetricEffects, sentence
+from bayes_ab.effects.retention import retention_milestones
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import BayesAbError
 from bayes_ab.models.families import FAMILIES
@@ -71,8 +73,23 @@ def render_text(result: Analysis) -> str:
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
                   "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
+        if effects.metric.family == "retention":
+            milestones = retention_milestones(result.fits[effects.metric.name], interval=effects.interval)
+            lines += ["  retention milestones (overall):"]
+            lines += ["    " + line for line in _milestone_table(milestones).splitlines()]
         lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
     return "\n".join(lines)
+
+
+def _milestone_table(milestones: pd.DataFrame) -> str:
+    shown = pd.DataFrame({
+        "day": "D" + milestones["day"].astype(str), "arm": milestones["arm"],
+        "retention": [f"{v:.1%} [{lo:.1%}, {hi:.1%}]" for v, lo, hi in
+                      zip(milestones["retention"], milestones["low"], milestones["high"])],
+        "rel. lift": [("" if np.isnan(v) else fmt.relative(v)) for v in milestones["rel_lift"]],
+        "P(beat ctrl)": [("" if np.isnan(v) else fmt.probability(v)) for v in milestones["p_beat_control"]],
+    })
+    return shown.to_string(index=False)
 
 
 def _metric_header(effects: MetricEffects) -> str:

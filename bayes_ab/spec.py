@@ -52,7 +52,9 @@ class Metric:
     Family-specific fields: ``count_model`` (count: ``auto`` picks Poisson or negative binomial
     from the data's overdispersion); ``observed_column``, ``horizon`` and ``max_day`` (retention:
     the column with days each user has been observable, the headline day N of "DN retention", and
-    the last day of the retention curve); ``covariate`` (mean: a pre-period column for CUPED).
+    the last day of the retention curve); ``covariate`` (mean: a pre-period column for CUPED);
+    ``cap`` (count and mean: per-user values above it are counted as ``cap``, the usual guard
+    against a few extreme users deciding a test).
     """
 
     name: str
@@ -67,6 +69,7 @@ class Metric:
     horizon: int = 7
     max_day: int = 30
     covariate: str | None = None
+    cap: float | None = None
 
     @property
     def columns(self) -> dict[str, str]:
@@ -154,7 +157,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+        raise SpecError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     return parse_spec(raw, source=str(path))
 
 
@@ -223,7 +226,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
     metrics = []
     for item in items:
         item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior",
-                             "count_model", "observed_column", "horizon", "max_day", "covariate"})
+                             "count_model", "observed_column", "horizon", "max_day", "covariate", "cap"})
         family = item.choice("family", FAMILIES)
         extra = _family_fields(item, family)
         rope = item.number("rope", 0.01)
@@ -254,9 +257,9 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
 
 def _family_fields(item: "_Reader", family: str) -> dict[str, Any]:
     """Validate the fields that only some families take; refuse them elsewhere."""
-    own = {"count": {"count_model"}, "retention": {"observed_column", "horizon", "max_day"},
-           "mean": {"covariate"}}.get(family, set())
-    for key in ("count_model", "observed_column", "horizon", "max_day", "covariate"):
+    own = {"count": {"count_model", "cap"}, "retention": {"observed_column", "horizon", "max_day"},
+           "mean": {"covariate", "cap"}}.get(family, set())
+    for key in ("count_model", "observed_column", "horizon", "max_day", "covariate", "cap"):
         if key not in own and item.get(key) is not None:
             item.fail(key, f"does not apply to family {family!r}")
     fields: dict[str, Any] = {}
@@ -271,6 +274,10 @@ def _family_fields(item: "_Reader", family: str) -> dict[str, Any]:
             item.fail("max_day", f"must be at least horizon ({fields['horizon']}), got {fields['max_day']}")
     if family == "mean":
         fields["covariate"] = item.string("covariate", None)
+    if family in ("count", "mean") and item.get("cap") is not None:
+        fields["cap"] = item.positive("cap", 1.0)
+        if family == "count" and not float(fields["cap"]).is_integer():
+            item.fail("cap", f"must be a whole number for counts, got {fields['cap']}")
     return fields
 
 

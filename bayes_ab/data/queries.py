@@ -107,6 +107,12 @@ def _conversion(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
     return MetricQuery(checks, sums, build)
 
 
+def capped(metric: Metric) -> str:
+    """The metric's value as DOUBLE, limited to its ``cap`` when one is set."""
+    v = value(metric.column)
+    return v if metric.cap is None else f"LEAST({v}, {float(metric.cap)!r})"
+
+
 def _count(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
     checks = numeric_checks(metric.column, metric.name, alias, whole=True, minimum=0, what="counts")
 
@@ -118,7 +124,7 @@ def _count(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
                            hist.to_numpy(dtype=float).reshape(len(arms), len(segments), len(values)),
                            metric.name)
 
-    return MetricQuery(checks, {}, build, detail_key=f"CAST({value(metric.column)} AS BIGINT)",
+    return MetricQuery(checks, {}, build, detail_key=f"CAST({capped(metric)} AS BIGINT)",
                        detail_sums={f"{alias}_users": "COUNT(*)"})
 
 
@@ -158,7 +164,7 @@ def _retention(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
 
 
 def _mean(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
-    y = value(metric.column)
+    y = capped(metric)
     checks = numeric_checks(metric.column, metric.name, alias)
     sums = {f"{alias}_sum": f"SUM({y})", f"{alias}_sumsq": f"SUM({y} * {y})"}
     if metric.covariate:

@@ -130,7 +130,7 @@ def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_
             users=int(users.values[k]),
             observed_mean=float(observed.values[k]),
             mean=float(np.median(value)),
-            **dict(zip(("mean_low", "mean_high"), _hdi(value, interval))),
+            **dict(zip(("mean_low", "mean_high"), hdi(value, interval))),
             p_best=float(np.mean(winners == k)),
             loss_vs_best_abs=float(np.mean(best - goodness[:, k])),
             **lift,
@@ -140,8 +140,8 @@ def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_
 
 def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, interval: float) -> dict[str, float]:
     """Lift fields of :class:`ArmEffect` from draws of the absolute and relative difference."""
-    abs_low, abs_high = _hdi(diff, interval)
-    rel_low, rel_high = _hdi(rel, interval)
+    abs_low, abs_high = hdi(diff, interval)
+    rel_low, rel_high = hdi(rel, interval)
     return dict(
         abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
         rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
@@ -159,7 +159,8 @@ _NO_LIFT = dict.fromkeys(("abs_lift", "abs_low", "abs_high", "rel_lift", "rel_lo
                           "loss_keep_rel", "p_rope"), float("nan"))
 
 
-def _hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
+def hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
+    """Highest-density interval of the finite values (NaN when fewer than two)."""
     finite = values[np.isfinite(values)]
     if finite.size < 2:
         return float("nan"), float("nan")

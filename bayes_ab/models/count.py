@@ -45,15 +45,54 @@ def variant(stats: xr.Dataset, metric: Metric) -> str:
     return "negative_binomial" if dispersion_test(stats)[1] < DISPERSION_P else "poisson"
 
 
+def top_user_influence(stats: xr.Dataset) -> tuple[str, int, float, float]:
+    """The arm whose single largest user moves its mean the most, in standard errors.
+
+    Returns ``(arm, value, shift, shift / standard_error)`` where ``shift`` is how much that one user
+    raises the arm's mean and the standard error is the mean's, computed without that user. The
+    negative binomial mean is the sample mean, so such a user moves the estimate by ``shift`` while the
+    fitted dispersion, driven by everyone else, does not widen the interval for it.
+    """
+    worst = ("", 0, 0.0, 0.0)
+    for arm in stats["arm"].values:
+        hist = stats["users"].sel(arm=arm).sum("segment").values
+        values = stats["value"].values
+        present = np.flatnonzero(hist)
+        n = hist.sum()
+        if n < 3 or present.size == 0:
+            continue
+        top = int(values[present[-1]])
+        rest = hist.astype(float).copy()
+        rest[present[-1]] -= 1
+        mean_rest = (rest * values).sum() / (n - 1)
+        var_rest = (rest * (values - mean_rest) ** 2).sum() / (n - 2)
+        shift = (top - mean_rest) / n
+        se = np.sqrt(var_rest / (n - 1)) if var_rest > 0 else np.inf
+        if shift / se > worst[3]:
+            worst = (str(arm), top, float(shift), float(shift / se))
+    return worst
+
+
+INFLUENCE_WARNING = 1.0   # standard errors
+
+
 def describe(stats: xr.Dataset, metric: Metric) -> str:
-    """Which likelihood was used and why."""
+    """Which likelihood was used and why; a warning when one user drives an arm's mean."""
     ratio, p = dispersion_test(stats)
     chosen = variant(stats, metric).replace("_", " ")
     why = "set in the spec" if metric.count_model != "auto" else (
         "overdispersed" if chosen == "negative binomial" else "no overdispersion detected")
     p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-    return (f"{chosen} likelihood ({why}: variance/mean {ratio:.2f}, Poisson dispersion test {p_text}); "
+    note = (f"{chosen} likelihood ({why}: variance/mean {ratio:.2f}, Poisson dispersion test {p_text}); "
             f"{stats.sizes['value']} distinct count values")
+    if metric.cap is not None:
+        note += f"; values capped at {metric.cap:g}"
+    arm, top, shift, in_se = top_user_influence(stats)
+    if in_se > INFLUENCE_WARNING:
+        note += (f". WARNING: one user of arm {arm!r} with {top:,} alone raises that arm's mean by "
+                 f"{shift:.3g} ({in_se:.1f} standard errors): the result hinges on the tail; check "
+                 f"the data or set 'cap'")
+    return note
 
 
 def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:

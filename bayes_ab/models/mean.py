@@ -60,11 +60,13 @@ def variant(stats: xr.Dataset, metric: Metric) -> str:
 
 def describe(stats: xr.Dataset, metric: Metric) -> str:
     """Likelihood and, with CUPED, the variance reduction."""
+    capped = "" if metric.cap is None else f"; values capped at {metric.cap:g}"
     if variant(stats, metric) == "plain":
-        return "normal likelihood on per-cell n, mean and variance (no covariate)"
+        return "normal likelihood on per-cell n, mean and variance (no covariate)" + capped
     rho, reduction = covariate_fit(stats)
     return (f"normal likelihood with CUPED on covariate {metric.covariate!r}: within-cell correlation "
-            f"{rho:.2f}, variance reduced by {reduction:.0%} (interval width x{np.sqrt(1 - reduction):.2f})")
+            f"{rho:.2f}, variance reduced by {reduction:.0%} (interval width x{np.sqrt(1 - reduction):.2f})"
+            + capped)
 
 
 def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
