@@ -19,6 +19,7 @@ from scipy import integrate, special, stats as st
 
 import arviz as az
 
+from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.models.mean import centred_sums
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -55,13 +56,11 @@ def prob_beta_greater_numeric(a_t: float, b_t: float, a_c: float, b_c: float) ->
 def _posterior(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndarray,
                extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None) -> az.InferenceData:
     """Wrap draws of ``mean`` (chain, draw, arm, segment) like an MCMC fit; ``effect`` is arm - control."""
-    arms = [str(x) for x in stats["arm"].values]
     effect = mean[:, :, 1:, :] - mean[:, :, :1, :]
     variables = {"mean": (("chain", "draw", "arm", "segment"), mean),
                  "effect": (("chain", "draw", "treatment", "segment"), effect)}
     variables.update(extra or {})
-    coords = {"chain": np.arange(sampler.chains), "draw": np.arange(sampler.draws), "arm": arms,
-              "segment": [str(s) for s in stats["segment"].values], "treatment": arms[1:]}
+    coords = {"chain": np.arange(sampler.chains), "draw": np.arange(sampler.draws), **coords_for(stats)}
     coords.update({d: stats[d].values for d in ("day",) if d in stats.dims})
     return az.InferenceData(posterior=xr.Dataset(variables, coords=coords))
 

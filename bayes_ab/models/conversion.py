@@ -12,7 +12,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
+from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
 from bayes_ab.spec import Metric
 
 BASELINE_LOGIT_SD = 2.5
@@ -36,16 +36,15 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
 
 def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
     """Raw conversion rate per arm over all segments in ``stats`` (no model, no prior)."""
-    users = stats["n"].sum("segment")
-    return stats["successes"].sum("segment") / users.where(users > 0)
+    return pooled_mean(stats, "successes")
 
 
 def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
     """Build the PyMC model for one conversion metric's statistics."""
-    arms = [str(a) for a in stats["arm"].values]
-    segments = [str(s) for s in stats["segment"].values]
+    coords = coords_for(stats)
+    arms, segments = coords["arm"], coords["segment"]
     data = model_data(stats)
-    with pm.Model(coords=coords_for(arms, segments)) as model:
+    with pm.Model(coords=coords) as model:
         n = pm.Data("n", data["n"], dims=("arm", "segment"))
         successes = pm.Data("successes", data["successes"], dims=("arm", "segment"))
         baseline = pm.Normal("baseline", mu=0.0, sigma=BASELINE_LOGIT_SD, dims="segment")

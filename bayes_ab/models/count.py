@@ -13,7 +13,7 @@ import pymc as pm
 import xarray as xr
 from scipy import stats as st
 
-from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
+from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
 from bayes_ab.spec import Metric
 
 BASELINE_LOG_SD = 4.0
@@ -102,16 +102,15 @@ def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
 
 def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
     """Raw mean count per user, per arm, over all segments in ``stats``."""
-    n = stats["n"].sum("segment")
-    return stats["sum"].sum("segment") / n.where(n > 0)
+    return pooled_mean(stats, "sum")
 
 
 def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
     """Build the PyMC model for one count metric's statistics."""
-    arms = [str(a) for a in stats["arm"].values]
-    segments = [str(s) for s in stats["segment"].values]
+    coords = coords_for(stats)
+    arms, segments = coords["arm"], coords["segment"]
     data = model_data(stats)
-    with pm.Model(coords=coords_for(arms, segments)) as model:
+    with pm.Model(coords=coords) as model:
         # no dims on the histogram: new data may bring new count values without recompiling
         values = pm.Data("values", data["values"])
         users = pm.Data("users", data["users"])

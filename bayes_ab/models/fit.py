@@ -22,6 +22,7 @@ import xarray as xr
 from bayes_ab.errors import ModelError
 from bayes_ab.models.diagnostics import diagnose
 from bayes_ab.models.families import Family, family_of
+from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.models.result import Fit, attach_stats
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -131,7 +132,6 @@ def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSet
 
 def _label(idata: az.InferenceData, stats: xr.Dataset) -> az.InferenceData:
     """Attach this data's arm/segment labels (a re-used compiled model carries the first fit's)."""
-    arms = [str(a) for a in stats["arm"].values]
-    coords = {"arm": arms, "segment": [str(s) for s in stats["segment"].values], "treatment": arms[1:]}
+    coords = coords_for(stats)
     posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
     return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)

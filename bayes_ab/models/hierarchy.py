@@ -14,6 +14,7 @@ With a single segment there is nothing to pool and the hierarchy collapses to
 from __future__ import annotations
 
 import pymc as pm
+import xarray as xr
 import pytensor.tensor as pt
 
 from bayes_ab.spec import EffectPrior
@@ -36,6 +37,13 @@ def with_control(baseline: pt.TensorVariable, effect: pt.TensorVariable) -> pt.T
     return pt.concatenate([baseline[None, :], baseline[None, :] + effect], axis=0)
 
 
-def coords_for(arms: list[str], segments: list[str]) -> dict[str, list[str]]:
-    """Model coordinates; ``treatment`` is every arm but the control (``arms[0]``)."""
-    return {"arm": arms, "segment": segments, "treatment": arms[1:]}
+def coords_for(stats: xr.Dataset) -> dict[str, list[str]]:
+    """Model coordinates of ``stats``; ``treatment`` is every arm but the control (``arm[0]``)."""
+    arms = [str(a) for a in stats["arm"].values]
+    return {"arm": arms, "segment": [str(s) for s in stats["segment"].values], "treatment": arms[1:]}
+
+
+def pooled_mean(stats: xr.Dataset, total: str) -> xr.DataArray:
+    """Raw per-arm mean ``sum(total) / sum(n)`` over the segments in ``stats`` (no model)."""
+    users = stats["n"].sum("segment")
+    return stats[total].sum("segment") / users.where(users > 0)

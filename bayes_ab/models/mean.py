@@ -17,7 +17,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
+from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
 from bayes_ab.spec import Metric
 
 BASELINE_SD = 10.0      # in units of the pooled sd, around the pooled mean
@@ -82,17 +82,16 @@ def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
 
 def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
     """Raw mean per user, per arm, over all segments in ``stats`` (no covariate adjustment)."""
-    n = stats["n"].sum("segment")
-    return stats["sum"].sum("segment") / n.where(n > 0)
+    return pooled_mean(stats, "sum")
 
 
 def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
     """Build the PyMC model for one mean metric's statistics."""
-    arms = [str(a) for a in stats["arm"].values]
-    segments = [str(s) for s in stats["segment"].values]
+    coords = coords_for(stats)
+    arms, segments = coords["arm"], coords["segment"]
     data = model_data(stats)
     cells = ("arm", "segment")
-    with pm.Model(coords=coords_for(arms, segments)) as model:
+    with pm.Model(coords=coords) as model:
         d = {name: pm.Data(name, values, dims=cells if np.ndim(values) == 2 else None)
              for name, values in data.items()}
         baseline_z = pm.Normal("baseline_z", mu=0.0, sigma=BASELINE_SD, dims="segment")

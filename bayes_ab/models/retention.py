@@ -58,12 +58,10 @@ def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
 
 def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
     """Build the PyMC model for one retention metric's life table."""
-    arms = [str(a) for a in stats["arm"].values]
-    segments = [str(s) for s in stats["segment"].values]
-    days = [int(d) for d in stats["day"].values]
+    coords = {**coords_for(stats), "day": [int(d) for d in stats["day"].values]}
+    arms, segments = coords["arm"], coords["segment"]
     dims = ("arm", "segment", "day")
     data = model_data(stats)
-    coords = {**coords_for(arms, segments), "day": days}
     with pm.Model(coords=coords) as model:
         at_risk = pm.Data("at_risk", data["at_risk"], dims=dims)
         lost = pm.Data("lost", data["lost"], dims=dims)
