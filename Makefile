@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/push_notification/generate.py --out examples/push_notification/data/users.parquet
 	$(BIN)/bayes-ab analyze examples/push_notification/spec.yaml \
-		--data examples/push_notification/data/users.parquet --report
+		--data examples/push_notification/data/users.parquet --report --stage 25 --days 4
 
 ## test: the whole suite, statistical checks marked `slow` included
 test: $(STAMP)

@@ -53,11 +53,12 @@ class Analysis:
     def _repr_html_(self) -> str:
         return self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
 
-    def save(self, models_dir: str | Path = "models") -> list[Path]:
+    def save(self, models_dir: str | Path = "models", recommendation=None) -> list[Path]:
         """Write each metric's posterior as ArviZ netCDF plus the effects table and a summary.
 
         Files go to ``models_dir/<experiment>/``: ``<metric>.nc``, ``effects.csv``, ``summary.json``.
         Each file is written to a temporary name and renamed, so a crash never leaves half a file.
+        A :class:`~bayes_ab.decision.Recommendation`, when given, is stored in the summary.
         """
         folder = Path(models_dir) / self.spec.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,13 @@ class Analysis:
             "diagnostics": {n: {**vars(f.diagnostics), "problems": list(f.diagnostics.problems)}
                             for n, f in self.fits.items()},
         }
+        if recommendation is not None:
+            summary["recommendation"] = {
+                "action": recommendation.action, "arm": recommendation.arm,
+                "from_stage": recommendation.from_stage, "to_stage": recommendation.to_stage,
+                "headline": recommendation.headline,
+                "reasons": recommendation.to_pandas().to_dict(orient="records"),
+            }
         written.append(_atomic(folder / "summary.json",
                                lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
         return written

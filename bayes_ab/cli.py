@@ -18,6 +18,7 @@ from bayes_ab.analysis import Analysis, analyze
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab.effects.retention import retention_milestones
 from bayes_ab.effects import format as fmt
+from bayes_ab.decision import recommend
 from bayes_ab.errors import BayesAbError
 from bayes_ab.models.families import FAMILIES
 from bayes_ab.spec import load_spec
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--models-dir", default="models", help="where posteriors are written (default: models)")
     run.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     run.add_argument("--report", action="store_true", help="also write a self-contained HTML report")
+    run.add_argument("--stage", type=float, help="current ramp stage in percent: print a recommendation")
+    run.add_argument("--days", type=float, default=0.0, help="days of exposure at the current stage")
     run.set_defaults(run=_analyze)
     return parser
 
@@ -54,7 +57,11 @@ def _analyze(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     result = analyze(spec, args.data, aggregated=args.aggregated)
     print(render_text(result))
-    written = result.save(args.models_dir)
+    recommendation = None
+    if args.stage is not None:
+        recommendation = recommend(result, args.stage, args.days)
+        print("\n" + recommendation.text())
+    written = result.save(args.models_dir, recommendation)
     print("\nwritten: " + ", ".join(str(p) for p in written))
     if args.report:
         from bayes_ab.report import write_report

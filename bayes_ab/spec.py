@@ -45,6 +45,49 @@ class EffectPrior:
     heterogeneity_sd: float = 0.2
 
 
+GUARDRAIL_EFFECT_SD = 0.1
+"""Default sceptical prior scale of a guardrail's treatment effect (link scale): +/-0.1 on the logit
+or log scale is about +/-10% relative at one sd, so a guardrail alarm needs real evidence."""
+GUARDRAIL_MARGIN = 0.02
+"""Default non-inferiority margin of a guardrail: 2% relative worsening is tolerated."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ramp stage: share of traffic in treatment and the exposure needed before leaving it."""
+
+    percent: float
+    min_days: int
+    min_users: int
+
+
+DEFAULT_RAMP = (Stage(1, 1, 1_000), Stage(5, 2, 5_000), Stage(25, 3, 20_000), Stage(50, 7, 50_000),
+                Stage(100, 0, 0))
+
+
+@dataclass(frozen=True)
+class DecisionThresholds:
+    """Thresholds of the default decision rule (see ``bayes_ab.decision`` for the reasoning).
+
+    ``caring``: expected relative loss below which a choice is not worth worrying about (0.1%).
+    ``guardrails_safe``: P(all guardrails within margin) needed to advance (0.95).
+    ``harm``: P(a guardrail worse than its margin), or P(primary worse than control), that triggers
+    a rollback (0.9). ``rope``: P(primary lift inside its ROPE) to stop for no effect (0.95).
+    ``srm_p``: sample-ratio-mismatch p-value below which data are distrusted (0.001).
+    ``segment_harm``: P(a segment is harmed) that is reported with a targeted rollout (0.9).
+    ``ship_beat``: P(every primary beats control) needed to ship to 100% (0.95); earlier stages
+    advance on small expected loss alone. ``1 - ship_beat`` bounds the false-ship rate of an A/A test.
+    """
+
+    caring: float = 0.001
+    guardrails_safe: float = 0.95
+    harm: float = 0.9
+    rope: float = 0.95
+    srm_p: float = 0.001
+    segment_harm: float = 0.9
+    ship_beat: float = 0.95
+
+
 @dataclass(frozen=True)
 class Metric:
     """A metric: what to model (family), from which column, and which way is good.
@@ -70,6 +113,7 @@ class Metric:
     max_day: int = 30
     covariate: str | None = None
     cap: float | None = None
+    margin: float = GUARDRAIL_MARGIN
 
     @property
     def columns(self) -> dict[str, str]:
@@ -119,6 +163,8 @@ class ExperimentSpec:
     users_column: str = "users"
     interval: float = 0.9
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    ramp: tuple[Stage, ...] = DEFAULT_RAMP
+    decision: DecisionThresholds = field(default_factory=DecisionThresholds)
     source: str = "<spec>"
 
     @property
@@ -165,7 +211,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column",
-             "metrics", "interval", "sampler"}
+             "metrics", "interval", "sampler", "ramp", "decision"}
     r.reject_unknown(known)
     name = r.name("name")
     arms = _parse_arms(r.child("arms"))
@@ -190,6 +236,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         users_column=r.string("users_column", "users"),
         interval=interval,
         sampler=_parse_sampler(r.child("sampler", required=False)),
+        ramp=_parse_ramp(r.child("ramp", required=False)),
+        decision=_parse_thresholds(r.child("decision", required=False)),
         source=source,
     )
 
@@ -225,9 +273,13 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         r.fail("", "at least one metric is required")
     metrics = []
     for item in items:
-        item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior",
+        item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior", "margin",
                              "count_model", "observed_column", "horizon", "max_day", "covariate", "cap"})
         family = item.choice("family", FAMILIES)
+        role = item.choice("role", ROLES, "primary")
+        margin = item.number("margin", GUARDRAIL_MARGIN)
+        if not 0 <= margin < 1:
+            item.fail("margin", f"is a relative worsening and must be in [0, 1), got {margin}")
         extra = _family_fields(item, family)
         rope = item.number("rope", 0.01)
         if not 0 <= rope < 1:
@@ -235,7 +287,8 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         prior_reader = item.child("prior", required=False)
         prior_reader.reject_unknown({"effect_sd", "heterogeneity_sd"})
         prior = EffectPrior(
-            effect_sd=prior_reader.positive("effect_sd", EffectPrior.effect_sd),
+            effect_sd=prior_reader.positive(
+                "effect_sd", GUARDRAIL_EFFECT_SD if role == "guardrail" else EffectPrior.effect_sd),
             heterogeneity_sd=prior_reader.positive("heterogeneity_sd", EffectPrior.heterogeneity_sd),
         )
         metrics.append(Metric(
@@ -243,8 +296,9 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             family=family,
             column=item.string("column", None) or item.fail("column", "is required"),
             direction=item.choice("direction", DIRECTIONS, "increase"),
-            role=item.choice("role", ROLES, "primary"),
+            role=role,
             rope=rope,
+            margin=margin,
             prior=prior,
             **extra,
         ))
@@ -279,6 +333,35 @@ def _family_fields(item: "_Reader", family: str) -> dict[str, Any]:
         if family == "count" and not float(fields["cap"]).is_integer():
             item.fail("cap", f"must be a whole number for counts, got {fields['cap']}")
     return fields
+
+
+def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:
+    if r.raw == {}:
+        return DEFAULT_RAMP
+    stages = []
+    for item in r.items():
+        item.reject_unknown({"percent", "min_days", "min_users"})
+        percent = item.number("percent", 0)
+        if not 0 < percent <= 100:
+            item.fail("percent", f"must be in (0, 100], got {percent}")
+        stages.append(Stage(percent, item.count("min_days", 0, minimum=0), item.count("min_users", 0, minimum=0)))
+    if not stages or stages[-1].percent != 100:
+        r.fail("", "the last stage must be 100 (percent)")
+    if any(b.percent <= a.percent for a, b in zip(stages, stages[1:])):
+        r.fail("", "stage percents must increase")
+    return tuple(stages)
+
+
+def _parse_thresholds(r: "_Reader") -> DecisionThresholds:
+    default = DecisionThresholds()
+    names = ("caring", "guardrails_safe", "harm", "rope", "srm_p", "segment_harm", "ship_beat")
+    r.reject_unknown(set(names))
+    values = {}
+    for name in names:
+        values[name] = r.number(name, getattr(default, name))
+        if not 0 < values[name] < 1:
+            r.fail(name, f"must be in (0, 1), got {values[name]}")
+    return DecisionThresholds(**values)
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:

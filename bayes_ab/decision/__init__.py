@@ -1,0 +1,6 @@
+"""Decisions: posteriors + guardrails + ramp plan + data-quality gates -> Recommendation (pure)."""
+
+from bayes_ab.decision.checks import RuleCheck
+from bayes_ab.decision.rules import ACTIONS, Recommendation, recommend
+
+__all__ = ["ACTIONS", "Recommendation", "RuleCheck", "recommend"]

@@ -1,0 +1,23 @@
+"""The rule trace's unit: one named check with its number, threshold and outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """One evaluated check. ``blocking`` checks that fail stop any advance."""
+
+    name: str
+    value: str
+    threshold: str
+    passed: bool
+    detail: str = ""
+    blocking: bool = False
+
+    def line(self) -> str:
+        """``[pass] name: value (threshold) - detail`` for the console."""
+        mark = "pass" if self.passed else ("BLOCK" if self.blocking else "fail")
+        tail = f" - {self.detail}" if self.detail else ""
+        return f"[{mark}] {self.name}: {self.value} (needs {self.threshold}){tail}"

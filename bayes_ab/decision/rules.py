@@ -1,0 +1,212 @@
+"""The default decision rule: posteriors + guardrails + ramp plan + data quality -> Recommendation.
+
+Order of evaluation (every check is recorded in the trace, in this order):
+
+1. Data-quality gates, blocking: sample-ratio mismatch overall and per segment (chi-square,
+   p < ``srm_p``), MCMC diagnostics of every metric (R-hat, ESS, divergences). A failure means
+   ``hold``: the engine does not recommend on data it cannot trust.
+2. Guardrails: P(harm beyond margin) per guardrail and P(all within margin) jointly. If P(any
+   guardrail harmed) >= ``harm`` -> ``rollback``.
+3. Primary harm: P(primary beats control) <= 1 - ``harm`` for any primary -> ``rollback``.
+4. Minimum exposure of the current stage (days and users); not reached -> ``hold``.
+5. Futility: every primary's lift is inside its ROPE with P >= ``rope`` and both expected losses
+   (ship and keep) are below ``caring`` -> ``stop_no_effect`` (nothing to gain either way).
+6. Advance: every primary's expected relative loss of shipping < ``caring`` and P(all guardrails
+   within margin) >= ``guardrails_safe`` -> ``advance`` to the next stage. Going to 100% (``ship``)
+   also needs P(beat control) >= ``ship_beat`` for every primary: small stages only need "no harm",
+   shipping needs "probably helps"; otherwise ``hold`` at the last stage before 100%.
+7. Otherwise ``hold``, with what is missing.
+
+Why these defaults: a 0.1% relative expected loss is below what product teams act on; 95% joint
+guardrail safety keeps the chance of shipping a guardrail regression (beyond its margin) near 5%;
+rollbacks need 90% because a rollback at a small stage costs little.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayes_ab.decision.checks import RuleCheck
+from bayes_ab.decision.guardrails import harm_draws, joint_within_margin
+from bayes_ab.decision.srm import srm_checks
+from bayes_ab.effects import format as fmt
+from bayes_ab.errors import SpecError
+
+ACTIONS = ("advance", "hold", "rollback", "ship", "stop_no_effect")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What to do with the rollout now, and the rule trace that decided it."""
+
+    action: str
+    arm: str
+    from_stage: float
+    to_stage: float
+    headline: str
+    reasons: tuple[RuleCheck, ...]
+    targeted_segments: tuple[str, ...] = ()
+
+    @property
+    def deciding_check(self) -> RuleCheck | None:
+        """The last check evaluated: the one that decided the action."""
+        return self.reasons[-1] if self.reasons else None
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The rule trace, one row per check."""
+        return pd.DataFrame([asdict(r) for r in self.reasons])
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.headline)}</p>" + self.to_pandas().to_html(index=False, escape=True)
+
+    def text(self) -> str:
+        """Headline and trace for the console."""
+        return "\n".join([f"Recommendation: {self.headline}"] + ["  " + r.line() for r in self.reasons])
+
+
+def recommend(analysis, stage: float, days: float) -> Recommendation:
+    """Apply the spec's decision rule to an analysis at the current ramp ``stage`` (percent).
+
+    Parameters
+    ----------
+    analysis
+        A :class:`bayes_ab.analysis.Analysis` (effects, fits, statistics, spec).
+    stage
+        Current ramp stage in percent; must be one of the spec's stages.
+    days
+        Days of exposure at the current stage.
+    """
+    spec, t = analysis.spec, analysis.spec.decision
+    stages = [s.percent for s in spec.ramp]
+    if stage not in stages:
+        raise SpecError(f"{spec.source}: stage {stage:g}% is not in the ramp plan ({', '.join(f'{s:g}' for s in stages)})")
+    current = spec.ramp[stages.index(stage)]
+    following = spec.ramp[min(stages.index(stage) + 1, len(stages) - 1)]
+    primaries = [m for m in spec.metrics if m.role == "primary"]
+    guardrails = [m for m in spec.metrics if m.role == "guardrail"]
+    if not primaries:
+        raise SpecError(f"{spec.source}: metrics: a decision needs at least one metric with role 'primary'")
+    first = analysis.effects[primaries[0].name]
+    arm = min(first.treatments, key=lambda a: first.overall(a).loss_ship_rel)
+    trace: list[RuleCheck] = []
+
+    def done(action: str, to: float, headline: str, segments: tuple[str, ...] = ()) -> Recommendation:
+        return Recommendation(action, arm, stage, to, headline, tuple(trace), segments)
+
+    # 1. data-quality gates
+    trace += srm_checks(next(iter(analysis.stats.values())), spec, t.srm_p)
+    for name, fit in analysis.fits.items():
+        d = fit.diagnostics
+        trace.append(RuleCheck(f"MCMC diagnostics ({name})", d.summary().split(" - ")[0],
+                               f"R-hat <= {d.max_rhat_allowed}, ESS >= {d.min_ess_required:.0f}, 0 divergences",
+                               d.passed, "; ".join(d.problems), blocking=True))
+    failed = [c for c in trace if c.blocking and not c.passed]
+    if failed:
+        return done("hold", stage, f"Hold at {stage:g}%: cannot recommend on bad data ({failed[0].name} failed).")
+
+    # 2. guardrails
+    guardrail_fits = [analysis.fits[m.name] for m in guardrails]
+    for fit in guardrail_fits:
+        p = float(np.mean(harm_draws(fit, arm)))
+        trace.append(RuleCheck(f"guardrail {fit.metric.name}: P(harm beyond {fit.metric.margin:.1%})",
+                               fmt.probability(p), f"< {t.harm:.0%} to avoid rollback", p < t.harm))
+    safe = joint_within_margin(guardrail_fits, arm)
+    trace.append(RuleCheck("guardrails jointly: P(any harm beyond margin)", fmt.probability(1 - safe),
+                           f"< {t.harm:.0%} to avoid rollback", 1 - safe < t.harm))
+    if 1 - safe >= t.harm:
+        return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - safe)} probability that a guardrail "
+                                   f"is harmed beyond its margin.")
+
+    # 3. primary harm
+    for metric in primaries:
+        row = analysis.effects[metric.name].overall(arm)
+        harmed = row.p_beat_control <= 1 - t.harm
+        trace.append(RuleCheck(f"primary {metric.name}: P(beat control)", fmt.probability(row.p_beat_control),
+                               f"> {1 - t.harm:.0%} to avoid rollback", not harmed))
+        if harmed:
+            return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - row.p_beat_control)} probability "
+                                       f"that it makes {metric.name} worse.")
+
+    # 4. minimum exposure
+    users = int(next(iter(analysis.stats.values()))["n"].sum())
+    enough = days >= current.min_days and users >= current.min_users
+    trace.append(RuleCheck(f"exposure at {stage:g}%", f"{days:g} days, {users:,} users",
+                           f">= {current.min_days} days and {current.min_users:,} users", enough))
+    if not enough:
+        missing = []
+        if days < current.min_days:
+            missing.append(f"{current.min_days - days:g} more day(s)")
+        if users < current.min_users:
+            missing.append(f"{current.min_users - users:,} more users")
+        return done("hold", stage, f"Hold at {stage:g}%: minimum exposure not reached ({' and '.join(missing)}).")
+
+    # 5. futility
+    rows = {m.name: analysis.effects[m.name].overall(arm) for m in primaries}
+    flat = all(r.p_rope >= t.rope and r.loss_ship_rel < t.caring and r.loss_keep_rel < t.caring
+               for r in rows.values())
+    trace.append(RuleCheck("futility: P(lift inside ROPE), both losses",
+                           ", ".join(f"{n} {fmt.probability(r.p_rope)}" for n, r in rows.items()),
+                           f">= {t.rope:.0%} and losses < {t.caring:.2%}", not flat))
+    if flat:
+        return done("stop_no_effect", 0, f"Stop: {arm} makes no practical difference to "
+                                         f"{', '.join(rows)} (lift confidently inside the ROPE).")
+
+    # 6. advance / ship
+    worst = max(rows.values(), key=lambda r: r.loss_ship_rel)
+    small_loss = worst.loss_ship_rel < t.caring
+    trace.append(RuleCheck("expected relative loss if shipped (worst primary)", f"{worst.loss_ship_rel:.3%}",
+                           f"< {t.caring:.2%}", small_loss))
+    trace.append(RuleCheck("guardrails jointly: P(all within margin)", fmt.probability(safe),
+                           f">= {t.guardrails_safe:.0%}", safe >= t.guardrails_safe))
+    targeted = _harmed_segments(analysis, primaries, arm, t.segment_harm)
+    if targeted:
+        trace.append(RuleCheck("segments confidently harmed", ", ".join(targeted),
+                               f"P(harm) < {t.segment_harm:.0%} in every segment", False,
+                               "consider a targeted rollout to the other segments"))
+    shipping = following.percent == 100 or stage == 100
+    if shipping:
+        least = min(rows.values(), key=lambda r: r.p_beat_control)
+        convinced = least.p_beat_control >= t.ship_beat
+        trace.append(RuleCheck("to ship: P(beat control) (least convinced primary)",
+                               fmt.probability(least.p_beat_control), f">= {t.ship_beat:.0%}", convinced))
+        if not convinced and small_loss and safe >= t.guardrails_safe:
+            return done("hold", stage, f"Hold at {stage:g}%: no harm seen, but only "
+                                       f"{fmt.probability(least.p_beat_control)} probability that {arm} helps; "
+                                       f"shipping needs {t.ship_beat:.0%}.")
+    if small_loss and safe >= t.guardrails_safe:
+        action = "ship" if shipping else "advance"
+        note = f" (targeted: exclude {', '.join(targeted)})" if targeted else ""
+        verb = "Ship to 100%" if action == "ship" else f"Advance to {following.percent:g}%"
+        return done(action, following.percent, f"{verb}{note}: expected loss {worst.loss_ship_rel:.3%} "
+                                               f"< {t.caring:.2%}, guardrails safe with {fmt.probability(safe)}.",
+                    tuple(s for s in _segments(analysis) if s not in targeted) if targeted else ())
+
+    # 7. hold
+    if small_loss:
+        need = f"P(all guardrails within margin) {fmt.probability(safe)} < {t.guardrails_safe:.0%}"
+    else:
+        # the expected loss shrinks roughly like 1 / sqrt(users) while the effect's sign is uncertain
+        more = int(users * ((worst.loss_ship_rel / t.caring) ** 2 - 1))
+        need = (f"expected loss if shipped {worst.loss_ship_rel:.3%} > {t.caring:.2%}; roughly {more:,} more "
+                f"users (loss ~ 1/sqrt(users)) would bring it under if the lift is not negative")
+    return done("hold", stage, f"Hold at {stage:g}%: {need}.")
+
+
+def _segments(analysis) -> list[str]:
+    return [str(s) for s in next(iter(analysis.stats.values()))["segment"].values]
+
+
+def _harmed_segments(analysis, primaries, arm: str, threshold: float) -> list[str]:
+    """Segments where the pooled posterior says the arm confidently hurts a primary metric."""
+    if len(_segments(analysis)) < 2:
+        return []
+    harmed = []
+    for metric in primaries:
+        for row in analysis.effects[metric.name].rows:
+            if not row.is_overall and row.arm == arm and row.p_beat_control <= 1 - threshold:
+                harmed.append(row.segment)
+    return sorted(set(harmed))

@@ -1,0 +1,37 @@
+"""Sample-ratio mismatch: chi-square test of users per arm against the planned split."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy import stats as st
+
+from bayes_ab.decision.checks import RuleCheck
+from bayes_ab.spec import ExperimentSpec
+
+
+def srm_p_value(users: np.ndarray, weights: np.ndarray) -> float:
+    """P-value of the chi-square goodness-of-fit test of ``users`` per arm against ``weights``."""
+    users = np.asarray(users, dtype=float)
+    if users.sum() == 0:
+        return 1.0
+    expected = users.sum() * np.asarray(weights, dtype=float) / np.sum(weights)
+    return float(st.chisquare(users, expected).pvalue)
+
+
+def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> list[RuleCheck]:
+    """Overall and per-segment SRM checks; a failure is blocking."""
+    weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in stats["arm"].values])
+    planned = " / ".join(f"{w:.0%}" for w in weights / weights.sum())
+    scopes = [("overall", stats["n"].sum("segment").values)]
+    if stats.sizes["segment"] > 1:
+        scopes += [(str(s), stats["n"].sel(segment=s).values) for s in stats["segment"].values]
+    checks = []
+    for scope, users in scopes:
+        p = srm_p_value(users, weights)
+        shares = " / ".join(f"{u / users.sum():.1%}" for u in users) if users.sum() else "no users"
+        checks.append(RuleCheck(
+            name=f"sample ratio ({scope})", value=f"p = {p:.2g}", threshold=f"p >= {threshold:g}",
+            passed=p >= threshold, blocking=True,
+            detail=f"users {', '.join(f'{int(u):,}' for u in users)} = {shares}, planned {planned}"))
+    return checks
