@@ -3,8 +3,10 @@
 Order of evaluation (every check is recorded in the trace, in this order):
 
 1. Data-quality gates, blocking: sample-ratio mismatch overall and per segment (chi-square,
-   p < ``srm_p``), MCMC diagnostics of every metric (R-hat, ESS, divergences). A failure means
-   ``hold``: the engine does not recommend on data it cannot trust.
+   p < ``srm_p``), MCMC diagnostics of every metric (R-hat, ESS, divergences). A sample-ratio
+   mismatch means ``hold`` at once: nothing in the data can be trusted. A failed fit blocks any
+   advance, ship or stop; the rollback checks below still run on the metrics whose fits passed,
+   since evidence of harm from a sound fit should not wait for an unrelated one.
 2. Guardrails: P(harm beyond margin) per guardrail and P(all within margin) jointly. If P(any
    guardrail harmed) >= ``harm`` -> ``rollback``.
 3. Primary harm: P(primary beats control) <= 1 - ``harm`` for any primary -> ``rollback``.
@@ -105,24 +107,30 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
                                f"R-hat <= {d.max_rhat_allowed}, ESS >= {d.min_ess_required:.0f}, 0 divergences",
                                d.passed, "; ".join(d.problems), blocking=True))
     failed = [c for c in trace if c.blocking and not c.passed]
-    if failed:
+    if any(c.name.startswith("sample ratio") for c in failed):
         return done("hold", stage, f"Hold at {stage:g}%: cannot recommend on bad data ({failed[0].name} failed).")
+    sound = {name for name, fit in analysis.fits.items() if fit.diagnostics.passed}
 
-    # 2. guardrails
-    guardrail_fits = [analysis.fits[m.name] for m in guardrails]
+    # 2. guardrails (only those with sound fits can trigger a rollback)
+    guardrail_fits = [analysis.fits[m.name] for m in guardrails if m.name in sound]
     for fit in guardrail_fits:
         p = float(np.mean(harm_draws(fit, arm)))
         trace.append(RuleCheck(f"guardrail {fit.metric.name}: P(harm beyond {fit.metric.margin:.1%})",
                                fmt.probability(p), f"< {t.harm:.0%} to avoid rollback", p < t.harm))
+    for metric in (m for m in guardrails if m.name not in sound):
+        trace.append(RuleCheck(f"guardrail {metric.name}: P(harm beyond {metric.margin:.1%})", "not evaluated",
+                               "a fit that passed its diagnostics", False,
+                               "its fit failed the diagnostics above; harm cannot be ruled out", blocking=True))
     safe = joint_within_margin(guardrail_fits, arm)
-    trace.append(RuleCheck("guardrails jointly: P(any harm beyond margin)", fmt.probability(1 - safe),
+    joint = "guardrails jointly" if len(guardrail_fits) == len(guardrails) else "sound guardrails jointly"
+    trace.append(RuleCheck(f"{joint}: P(any harm beyond margin)", fmt.probability(1 - safe),
                            f"< {t.harm:.0%} to avoid rollback", 1 - safe < t.harm))
     if 1 - safe >= t.harm:
         return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - safe)} probability that a guardrail "
                                    f"is harmed beyond its margin.")
 
     # 3. primary harm
-    for metric in primaries:
+    for metric in (m for m in primaries if m.name in sound):
         row = analysis.effects[metric.name].overall(arm)
         harmed = row.p_beat_control <= 1 - t.harm
         trace.append(RuleCheck(f"primary {metric.name}: P(beat control)", fmt.probability(row.p_beat_control),
@@ -130,6 +138,10 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
         if harmed:
             return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - row.p_beat_control)} probability "
                                        f"that it makes {metric.name} worse.")
+
+    if failed:
+        return done("hold", stage, f"Hold at {stage:g}%: no harm found in the sound fits, but cannot advance on "
+                                   f"bad data ({', '.join(c.name for c in failed)} failed).")
 
     # 4. minimum exposure
     users = int(next(iter(analysis.stats.values()))["n"].sum())

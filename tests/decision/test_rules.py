@@ -97,8 +97,23 @@ def test_failed_diagnostics_block_whatever_the_effects():
     bad = Diagnostics(max_rhat=1.05, min_ess_bulk=120, min_ess_tail=300, divergences=3, chains=4, draws=1000)
     fits = {name: replace(fit, diagnostics=bad) if name == "primary" else fit for name, fit in result.fits.items()}
     rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=50, days=10)
-    assert rec.action == "hold"
+    assert rec.action == "hold" and "cannot advance on bad data" in rec.headline
     assert any(r.name == "MCMC diagnostics (primary)" and not r.passed and r.blocking for r in rec.reasons)
+
+
+def test_a_sound_guardrail_fit_can_still_roll_back_when_another_fit_failed():
+    result = experiment(guardrail_lift=0.4)
+    bad = Diagnostics(max_rhat=1.05, min_ess_bulk=120, min_ess_tail=300, divergences=3, chains=4, draws=1000)
+    fits = {name: replace(fit, diagnostics=bad) if name == "primary" else fit for name, fit in result.fits.items()}
+    rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=5, days=3)
+    assert rec.action == "rollback"
+    fits = {name: replace(fit, diagnostics=bad) if name != "primary" else fit for name, fit in result.fits.items()}
+    rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=5, days=3)
+    assert rec.action == "hold"
+    unused = [r for r in rec.reasons if r.value == "not evaluated"]
+    assert unused and all(r.blocking and not r.passed for r in unused)
+    fits = {name: replace(fit, diagnostics=bad) for name, fit in result.fits.items()}
+    assert recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=5, days=3).action == "hold"
 
 
 def test_decrease_is_good_primary():
