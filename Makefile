@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 ## demo: simulate the push-notification experiment and analyse it end to end
 demo: $(STAMP)
 	$(BIN)/python examples/push_notification/generate.py --out examples/push_notification/data/users.parquet
+	$(BIN)/bayes-ab simulate examples/push_notification/spec.yaml
 	$(BIN)/bayes-ab analyze examples/push_notification/spec.yaml \
 		--data examples/push_notification/data/users.parquet --report --stage 25 --days 4
 

@@ -14,6 +14,7 @@ import xarray as xr
 from bayes_ab.data import aggregate
 from bayes_ab.data.source import Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
+from bayes_ab.errors import SpecError
 from bayes_ab.models import Fit, ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
@@ -107,11 +108,26 @@ def analyze(
     cache
         Compiled models, re-used across analyses of the same structure.
     """
-    stats = aggregate(spec, source, aggregated=aggregated)
+    return analyze_stats(spec, aggregate(spec, source, aggregated=aggregated), sampler=sampler, cache=cache)
+
+
+def analyze_stats(
+    spec: ExperimentSpec,
+    stats: dict[str, xr.Dataset],
+    *,
+    sampler: SamplerSettings | None = None,
+    cache: ModelCache = DEFAULT_CACHE,
+) -> Analysis:
+    """Fit every metric of ``spec`` from sufficient statistics already built (one Dataset per metric,
+    e.g. from :mod:`bayes_ab.data.stats` constructors or stored aggregates) and compute its effects.
+    """
+    missing = [m.name for m in spec.metrics if m.name not in stats]
+    if missing:
+        raise SpecError(f"{spec.source}: no statistics for metric(s) {', '.join(map(repr, missing))}")
     settings = sampler or spec.sampler
     fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
     effects = {name: compute_effects(f, spec.interval) for name, f in fits.items()}
-    return Analysis(spec, stats, fits, effects)
+    return Analysis(spec, {m.name: stats[m.name] for m in spec.metrics}, fits, effects)
 
 
 def _atomic(path: Path, write) -> Path:

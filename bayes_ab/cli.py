@@ -19,7 +19,7 @@ from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab.effects.retention import retention_milestones
 from bayes_ab.effects import format as fmt
 from bayes_ab.decision import recommend
-from bayes_ab.errors import BayesAbError
+from bayes_ab.errors import BayesAbError, SpecError
 from bayes_ab.models.families import FAMILIES
 from bayes_ab.spec import load_spec
 
@@ -50,7 +50,81 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stage", type=float, help="current ramp stage in percent: print a recommendation")
     run.add_argument("--days", type=float, default=0.0, help="days of exposure at the current stage")
     run.set_defaults(run=_analyze)
+
+    look = commands.add_parser("checkin", help="analyse a running experiment and record the look in its ledger")
+    look.add_argument("spec", help="experiment spec (YAML)")
+    look.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
+    look.add_argument("--aggregated", action="store_true", help="rows are aggregates (see analyze)")
+    look.add_argument("--as-of", help="time of the look, ISO 8601 (default: now, UTC)")
+    look.add_argument("--stage", type=float, required=True, help="current ramp stage in percent")
+    look.add_argument("--days", type=float, required=True, help="days of exposure at the current stage")
+    look.add_argument("--models-dir", default="models", help="where the ledger and posteriors live (default: models)")
+    look.set_defaults(run=_checkin)
+
+    sim = commands.add_parser("simulate", help="simulate the stopping rule's error rates under the spec's plan")
+    sim.add_argument("spec", help="experiment spec (YAML) with a plan: section")
+    sim.add_argument("--experiments", type=int, help="simulated experiments per scenario (default: the plan's)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sim.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    sim.add_argument("--models-dir", default="models", help="where the figures are stored (default: models)")
+    sim.set_defaults(run=_simulate)
+
+    past = commands.add_parser("history", help="print the trajectory of an experiment's check-ins")
+    past.add_argument("experiment", help="experiment name (the spec's name)")
+    past.add_argument("--models-dir", default="models", help="where the ledger lives (default: models)")
+    past.set_defaults(run=_history)
     return parser
+
+
+def _checkin(args: argparse.Namespace) -> int:
+    from bayes_ab.checkins import checkin
+
+    spec = load_spec(args.spec)
+    done = checkin(spec, args.data, stage=args.stage, days=args.days, as_of=args.as_of,
+                   models_dir=args.models_dir, aggregated=args.aggregated)
+    print(render_text(done.analysis))
+    if done.recommendation is not None:
+        print("\n" + done.recommendation.text())
+        print("\n" + _stored_error_rates(spec.name, args.models_dir))
+    record = done.record
+    print(f"\nrecorded look {record.look} as of {record.as_of} in {Path(args.models_dir) / spec.name}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from bayes_ab.stopping import simulate
+
+    spec = load_spec(args.spec)
+    if args.experiments is not None and args.experiments < 1:
+        raise SpecError(f"--experiments must be at least 1, got {args.experiments}")
+    for rule in ("default", "naive"):
+        figures = simulate(spec, rule=rule, experiments=args.experiments, seed=args.seed, workers=args.workers)
+        print(figures.text())
+        print(f"written: {figures.save(args.models_dir)}\n")
+    return 0
+
+
+def _stored_error_rates(spec_name: str, models_dir: str | Path) -> str:
+    """The simulated error rates of the stopping rules, when `bayes-ab simulate` has stored them."""
+    from bayes_ab.stopping import load_operating_characteristics
+
+    lines = []
+    for rule in ("default", "naive"):
+        path = Path(models_dir) / spec_name / f"operating_{rule}.json"
+        if path.exists():
+            lines.append(load_operating_characteristics(path).text())
+    if not lines:
+        return ("Stopping rule error rates: not simulated yet (add a plan: to the spec and run "
+                "`bayes-ab simulate SPEC`).")
+    return "\n".join(lines)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from bayes_ab.checkins import history
+
+    print(history(args.experiment, args.models_dir).text())
+    print("\n" + _stored_error_rates(args.experiment, args.models_dir))
+    return 0
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -61,6 +135,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.stage is not None:
         recommendation = recommend(result, args.stage, args.days)
         print("\n" + recommendation.text())
+        print("\n" + _stored_error_rates(spec.name, args.models_dir))
     written = result.save(args.models_dir, recommendation)
     print("\nwritten: " + ", ".join(str(p) for p in written))
     if args.report:

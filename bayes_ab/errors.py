@@ -17,3 +17,7 @@ class DataError(BayesAbError):
 
 class ModelError(BayesAbError):
     """A model could not be built or fitted."""
+
+
+class LedgerError(BayesAbError):
+    """The check-in ledger is missing, foreign, corrupted or would be written out of order."""

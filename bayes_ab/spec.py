@@ -151,6 +151,37 @@ class SamplerSettings:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """Control-arm behaviour of one primary metric, for simulating experiments.
+
+    ``value``: the conversion rate, D-horizon retention, mean count or mean. ``spread``: the
+    negative-binomial dispersion (shape; ``None`` = Poisson) of a count, or the standard deviation
+    of a mean metric; unused for conversion and retention.
+    """
+
+    value: float
+    spread: float | None = None
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How the experiment is expected to run: traffic, horizon, looks and the effect it is planned for.
+
+    ``daily_users``: users entering per day at 100% of traffic (a stage gets its share);
+    ``days``: the last look; ``look_every``: days between looks; ``effect``: planned relative
+    improvement of every primary metric; ``baseline``: per primary metric; ``experiments``:
+    simulated experiments per scenario.
+    """
+
+    daily_users: int
+    baseline: Mapping[str, Baseline]
+    effect: float = 0.05
+    days: int = 28
+    look_every: int = 1
+    experiments: int = 1000
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     """A validated experiment spec."""
 
@@ -165,6 +196,7 @@ class ExperimentSpec:
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
     decision: DecisionThresholds = field(default_factory=DecisionThresholds)
+    plan: PlanSettings | None = None
     source: str = "<spec>"
 
     @property
@@ -211,7 +243,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column",
-             "metrics", "interval", "sampler", "ramp", "decision"}
+             "metrics", "interval", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
     arms = _parse_arms(r.child("arms"))
@@ -238,6 +270,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         sampler=_parse_sampler(r.child("sampler", required=False)),
         ramp=_parse_ramp(r.child("ramp", required=False)),
         decision=_parse_thresholds(r.child("decision", required=False)),
+        plan=_parse_plan(r.child("plan", required=False), metrics) if r.get("plan") is not None else None,
         source=source,
     )
 
@@ -362,6 +395,63 @@ def _parse_thresholds(r: "_Reader") -> DecisionThresholds:
         if not 0 < values[name] < 1:
             r.fail(name, f"must be in (0, 1), got {values[name]}")
     return DecisionThresholds(**values)
+
+
+def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
+    r.reject_unknown({"daily_users", "baseline", "effect", "days", "look_every", "experiments"})
+    effect = r.number("effect", 0.05)
+    if effect <= 0:
+        r.fail("effect", f"must be a positive relative improvement (0.05 = 5%), got {effect}")
+    baselines = r.child("baseline")
+    baselines.reject_unknown({m.name for m in metrics if m.role == "primary"})
+    parsed = {}
+    for metric in (m for m in metrics if m.role == "primary"):
+        if baselines.get(metric.name) is None:
+            baselines.fail(metric.name, "is required: the control-arm baseline of every primary metric")
+        parsed[metric.name] = parse_baseline(baselines.get(metric.name), metric.family,
+                                             f"{r.source}: {baselines.path}.{metric.name}")
+    return PlanSettings(
+        daily_users=r.count("daily_users", None), baseline=parsed, effect=effect,
+        days=r.count("days", 28), look_every=r.count("look_every", 1), experiments=r.count("experiments", 1000),
+    )
+
+
+def parse_baseline(raw: Any, family: str, where: str) -> Baseline:
+    """A baseline for ``family``: a rate in (0, 1) for conversion and retention, ``{mean, dispersion}``
+    for counts (dispersion optional: Poisson), ``{mean, sd}`` for means. ``where`` prefixes errors.
+    """
+    def fail(message: str):
+        raise SpecError(f"{where}: {message}")
+
+    def finite(value: Any, name: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            fail(f"{name} must be a finite number, got {value!r}")
+        return float(value)
+
+    if family in ("conversion", "retention"):
+        rate = finite(raw, "the baseline rate")
+        if not 0 < rate < 1:
+            fail(f"the baseline rate must be in (0, 1), got {rate}")
+        return Baseline(rate)
+    spread_name = "dispersion" if family == "count" else "sd"
+    if not isinstance(raw, Mapping) or "mean" not in raw:
+        fail(f"must be a mapping with 'mean' and '{spread_name}', got {raw!r}")
+    unknown = sorted(set(raw) - {"mean", spread_name})
+    if unknown:
+        fail(f"unknown field {unknown[0]!r} (expected mean, {spread_name})")
+    mean = finite(raw["mean"], "mean")
+    spread = raw.get(spread_name)
+    if family == "count":
+        if mean <= 0:
+            fail(f"mean must be positive for a count, got {mean}")
+        if spread is not None and finite(spread, "dispersion") <= 0:
+            fail(f"dispersion must be positive, got {spread}")
+        return Baseline(mean, None if spread is None else float(spread))
+    if spread is None or finite(spread, "sd") <= 0:
+        fail(f"sd is required and must be positive, got {spread!r}")
+    if mean == 0:
+        fail("mean must not be 0 (relative lifts are measured against it)")
+    return Baseline(mean, float(spread))
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:

@@ -20,7 +20,7 @@ import pymc as pm
 import xarray as xr
 
 from bayes_ab.errors import ModelError
-from bayes_ab.models.diagnostics import diagnose
+from bayes_ab.models.diagnostics import diagnose, independent_draws
 from bayes_ab.models.families import Family, family_of
 from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.models.result import Fit, attach_stats
@@ -83,7 +83,7 @@ def fit(
         raise ModelError(f"metric {metric.name!r} is {metric.family!r} but its statistics are {family.name!r}")
     if sampler.backend == "conjugate":
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
-        return Fit(metric, stats, idata, diagnose(idata, []), sampler.backend, sampler)
+        return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
     compiled = cache.get(family, stats, metric, sampler.backend)
     data = family.model_data(stats)
     parameters = [rv.name for rv in compiled.model.free_RVs]

@@ -1,0 +1,126 @@
+"""A check-in: analyse the data as of now, decide, and append the look to the experiment's ledger.
+
+A look's posteriors are written first, into a temporary folder renamed into place when complete;
+the ledger row that points at them is appended last, in one transaction. A check-in killed at any
+moment therefore leaves either a complete look or no look (at worst an unreferenced temporary folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bayes_ab.analysis import Analysis, analyze
+from bayes_ab.checkins.ledger import Ledger, LookRecord
+from bayes_ab.checkins.look import TIME_FORMAT, look_payload, utc_timestamp
+from bayes_ab.data.source import Source
+from bayes_ab.decision import Recommendation, recommend
+from bayes_ab.models import ModelCache
+from bayes_ab.models.fit import DEFAULT_CACHE
+from bayes_ab.spec import ExperimentSpec, SamplerSettings
+
+LEDGER_FILE = "ledger.sqlite"
+LOOKS_FOLDER = "looks"
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """One recorded look: the analysis, its recommendation and the ledger row."""
+
+    analysis: Analysis
+    recommendation: Recommendation | None
+    record: LookRecord
+
+    def _repr_html_(self) -> str:
+        parts = [self.analysis._repr_html_()]
+        if self.recommendation is not None:
+            parts.insert(0, self.recommendation._repr_html_())
+        return "".join(parts)
+
+
+def ledger_for(experiment: str, models_dir: str | Path = "models") -> Ledger:
+    """The ledger of ``experiment`` under ``models_dir`` (``<models_dir>/<experiment>/ledger.sqlite``)."""
+    return Ledger(Path(models_dir) / experiment / LEDGER_FILE, experiment)
+
+
+def checkin(
+    spec: ExperimentSpec,
+    source: Source,
+    *,
+    stage: float | None,
+    days: float | None,
+    as_of: str | datetime | None = None,
+    models_dir: str | Path = "models",
+    aggregated: bool = False,
+    sampler: SamplerSettings | None = None,
+    cache: ModelCache = DEFAULT_CACHE,
+) -> CheckIn:
+    """Analyse ``source``, recommend at ``stage`` after ``days`` (when a stage is given) and record the look.
+
+    Re-fits reuse ``cache``: looks in one process compile each model structure once.
+
+    Raises
+    ------
+    LedgerError
+        Foreign or corrupted ledger, or ``as_of`` earlier than the last look (checked before fitting).
+    """
+    ledger = ledger_for(spec.name, models_dir)
+    moment = utc_timestamp(as_of)
+    ledger.check_can_append(moment)
+    analysis = analyze(spec, source, aggregated=aggregated, sampler=sampler, cache=cache)
+    return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger)
+
+
+def record_look(
+    analysis: Analysis,
+    *,
+    stage: float | None,
+    days: float | None,
+    as_of: str | datetime | None = None,
+    models_dir: str | Path = "models",
+    ledger: Ledger | None = None,
+) -> CheckIn:
+    """Decide on an analysis already made and append it as a look (posteriors + ledger row)."""
+    ledger = ledger or ledger_for(analysis.spec.name, models_dir)
+    moment = utc_timestamp(as_of)
+    ledger.check_can_append(moment)
+    recommendation = recommend(analysis, stage, days or 0.0) if stage is not None else None
+    folder = _write_posteriors(analysis, Path(models_dir) / analysis.spec.name / LOOKS_FOLDER, moment)
+    try:
+        record = ledger.append(
+            as_of=moment, recorded_at=datetime.now(timezone.utc).strftime(TIME_FORMAT),
+            fingerprint=analysis.fingerprint, action=recommendation.action if recommendation else None,
+            posterior_dir=str(folder.relative_to(ledger.path.parent)),
+            payload=look_payload(analysis, recommendation, stage, days))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)     # no ledger row points at it
+        raise
+    return CheckIn(analysis, recommendation, record)
+
+
+def _write_posteriors(analysis: Analysis, parent: Path, moment: str) -> Path:
+    """Each metric's posterior as netCDF in a new folder named after the look time, made atomically."""
+    parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    tmp = parent / f".tmp-{token}"
+    final = parent / f"{moment.replace(':', '')}-{token}"
+    tmp.mkdir()
+    try:
+        for name, fitted in analysis.fits.items():
+            fitted.to_netcdf(tmp / f"{name}.nc")
+        with os.scandir(tmp) as entries:          # flush the files before the folder becomes visible
+            for entry in entries:
+                fd = os.open(entry.path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

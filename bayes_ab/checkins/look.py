@@ -1,0 +1,65 @@
+"""What one look stores: per-metric effects (overall and per segment), diagnostics, recommendation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any
+
+from bayes_ab.errors import LedgerError
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_timestamp(value: str | datetime | None = None) -> str:
+    """``value`` (ISO 8601 text or datetime; naive means UTC; ``None`` means now) as ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Raises
+    ------
+    LedgerError
+        When the text is not an ISO 8601 date or timestamp.
+    """
+    if value is None:
+        moment = datetime.now(timezone.utc)
+    elif isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise LedgerError(f"as-of {value!r} is not an ISO 8601 date or timestamp "
+                              f"(e.g. 2026-03-01 or 2026-03-01T09:00:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def look_payload(analysis, recommendation, stage: float | None, days: float | None) -> dict[str, Any]:
+    """The JSON-ready record of one look: every metric's effects and diagnostics, and the decision."""
+    first = next(iter(analysis.stats.values()))
+    metrics = {}
+    for name, effects in analysis.effects.items():
+        metric = effects.metric
+        metrics[name] = {
+            "family": metric.family, "role": metric.role, "direction": metric.direction,
+            "rows": [asdict(row) for row in effects.rows],
+            "diagnostics": {**vars(effects.diagnostics), "problems": list(effects.diagnostics.problems),
+                            "passed": effects.diagnostics.passed},
+            "model_note": effects.model_note,
+        }
+    payload: dict[str, Any] = {
+        "experiment": analysis.spec.name,
+        "users": int(first["n"].sum()),
+        "stage": stage, "days": days,
+        "metrics": metrics,
+        "recommendation": None,
+    }
+    if recommendation is not None:
+        payload["recommendation"] = {
+            "action": recommendation.action, "arm": recommendation.arm,
+            "from_stage": recommendation.from_stage, "to_stage": recommendation.to_stage,
+            "headline": recommendation.headline,
+            "targeted_segments": list(recommendation.targeted_segments),
+            "reasons": [asdict(r) for r in recommendation.reasons],
+        }
+    return payload

@@ -1,0 +1,89 @@
+"""Check-ins: looks recorded with their posteriors, re-fits without recompiling, history, CLI."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as st
+
+from bayes_ab.checkins import checkin, history
+from bayes_ab.cli import main
+from bayes_ab.models import ModelCache
+from bayes_ab.spec import SamplerSettings
+
+from conftest import FAST, make_spec
+
+CONJUGATE = SamplerSettings(draws=2000, chains=2, seed=4, backend="conjugate")
+
+
+def users(n: int, rate_c: float, rate_t: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(["control", "treatment"], n)
+    converted = rng.random(n) < np.where(arm == "control", rate_c, rate_t)
+    return pd.DataFrame({"arm": arm, "converted": converted.astype(int)})
+
+
+def test_each_look_keeps_its_posterior_and_effects(tmp_path):
+    spec = make_spec(metrics=[{"name": "converted", "family": "conversion", "column": "converted",
+                               "role": "primary"}])
+    days = [users(4000, 0.10, 0.12, 1), users(16000, 0.10, 0.12, 2)]
+    looks = [checkin(spec, frame, stage=5, days=3, as_of=f"2026-02-0{i + 1}", models_dir=tmp_path,
+                     sampler=CONJUGATE) for i, frame in enumerate(days)]
+    assert [c.record.look for c in looks] == [1, 2]
+    trajectory = history("test", tmp_path).to_pandas()
+    assert list(trajectory["look"]) == [1, 2] and list(trajectory["as_of"]) == ["2026-02-01T00:00:00Z",
+                                                                             "2026-02-02T00:00:00Z"]
+    for look, frame in zip(trajectory.itertuples(), days):
+        # independent reference: the exact flat-prior Beta posteriors of this look's data
+        counts = frame.groupby("arm")["converted"].agg(["sum", "size"])
+        beta = {a: st.beta(1 + counts.loc[a, "sum"], 1 + counts.loc[a, "size"] - counts.loc[a, "sum"])
+                for a in ("control", "treatment")}
+        draws = {a: b.rvs(200_000, random_state=5) for a, b in beta.items()}
+        exact = np.mean(draws["treatment"] > draws["control"])
+        assert abs(look.p_beat_control - exact) < 4 * np.sqrt(exact * (1 - exact) / 4000) + 2e-3
+    stored = history("test", tmp_path).looks[1]
+    posterior = az.from_netcdf(tmp_path / "test" / stored.posterior_dir / "converted.nc")
+    assert posterior.posterior["mean"].sizes["draw"] == CONJUGATE.draws
+    assert stored.payload["recommendation"]["action"] == looks[1].recommendation.action
+
+
+def test_looks_in_one_process_reuse_the_compiled_model(tmp_path):
+    spec = make_spec(metrics=[{"name": "converted", "family": "conversion", "column": "converted",
+                               "role": "primary"}])
+    cache = ModelCache()
+    for i, frame in enumerate([users(3000, 0.1, 0.1, 3), users(6000, 0.1, 0.1, 4), users(9000, 0.1, 0.1, 5)]):
+        checkin(spec, frame, stage=1, days=1, as_of=f"2026-03-0{i + 1}", models_dir=tmp_path, sampler=FAST,
+                cache=cache)
+    assert cache.compilations == 1
+    assert len(history("test", tmp_path).looks) == 3
+
+
+def test_cli_checkin_and_history(tmp_path, capsys):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "cli_test", "arm_column": "arm",
+        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
+        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
+        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
+    }))
+    data = tmp_path / "users.csv"
+    users(5000, 0.1, 0.11, 6).to_csv(data, index=False)
+    models = tmp_path / "models"
+    for as_of in ("2026-04-01T09:00:00Z", "2026-04-02T09:00:00+02:00"):
+        assert main(["checkin", str(spec_path), "--data", str(data), "--as-of", as_of, "--stage", "5",
+                     "--days", "3", "--models-dir", str(models)]) == 0
+    assert "recorded look 2 as of 2026-04-02T07:00:00Z" in capsys.readouterr().out
+    assert main(["history", "cli_test", "--models-dir", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "2 look(s)" in out and "not simulated yet" in out
+    assert main(["checkin", str(spec_path), "--data", str(data), "--as-of", "2026-03-01", "--stage", "5",
+                 "--days", "3", "--models-dir", str(models)]) == 2
+    assert "earlier than look 2" in capsys.readouterr().err
+    assert main(["checkin", str(spec_path), "--data", str(data), "--as-of", "yesterday", "--stage", "5",
+                 "--days", "3", "--models-dir", str(models)]) == 2
+    assert "not an ISO 8601" in capsys.readouterr().err
+    assert main(["history", "nothing_here", "--models-dir", str(models)]) == 2
+    assert "no check-ins recorded" in capsys.readouterr().err

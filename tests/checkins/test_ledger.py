@@ -1,0 +1,130 @@
+"""The ledger: round trip, append-only, time order, concurrent writers, kill -9, foreign/corrupt files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bayes_ab.checkins.ledger import Ledger
+from bayes_ab.errors import LedgerError
+
+WRITER = """
+import sys
+from bayes_ab.checkins.ledger import Ledger
+path, tag, count, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ledger = Ledger(path, "exp")
+i = 0
+while count < 0 or i < count:
+    ledger.append(as_of="2026-01-01T00:00:00Z", recorded_at=tag, fingerprint=f"{tag}-{i}", action="hold",
+                  posterior_dir="p", payload={"tag": tag, "i": i, "blob": "x" * size})
+    i += 1
+"""
+
+
+def append(ledger: Ledger, as_of: str = "2026-01-01T00:00:00Z", **payload) -> int:
+    return ledger.append(as_of=as_of, recorded_at="t", fingerprint="f", action="hold",
+                         posterior_dir="p", payload=payload).look
+
+
+def writer(path: Path, tag: str, count: int, size: int = 10) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, str(count), str(size)])
+
+
+def test_round_trip_keeps_order_and_payloads(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite", "exp")
+    for day in range(1, 4):
+        append(ledger, f"2026-01-0{day}T00:00:00Z", day=day, p=0.5 + day / 10, nested={"a": [1, 2]})
+    looks = Ledger(tmp_path / "ledger.sqlite", "exp").looks()
+    assert [r.look for r in looks] == [1, 2, 3]
+    assert [r.payload["day"] for r in looks] == [1, 2, 3]
+    assert looks[1].payload == {"day": 2, "p": 0.7, "nested": {"a": [1, 2]}}
+
+
+def test_is_append_only_and_in_time_order(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite", "exp")
+    append(ledger, "2026-01-05T00:00:00Z")
+    with pytest.raises(LedgerError, match="earlier than look 1"):
+        append(ledger, "2026-01-04T00:00:00Z")
+    con = sqlite3.connect(tmp_path / "ledger.sqlite")
+    for statement in ("DELETE FROM looks", "UPDATE looks SET action = 'ship'"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            con.execute(statement)
+    con.close()
+    assert len(ledger.looks()) == 1
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    procs = [writer(path, tag, 25) for tag in ("a", "b", "c")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    looks = Ledger(path, "exp").looks()
+    assert [r.look for r in looks] == list(range(1, 76))
+    for tag in "abc":
+        assert sorted(r.payload["i"] for r in looks if r.payload["tag"] == tag) == list(range(25))
+
+
+def test_a_killed_writer_leaves_only_complete_looks(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, "exp")
+    append(ledger, "2026-01-01T00:00:00Z", before=True)
+    proc = writer(path, "k", -1, size=2_000_000)          # 2 MB payloads, forever
+    deadline = time.time() + 60
+    while len(ledger.looks()) < 4 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.13)                                       # land somewhere inside a later write
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    looks = Ledger(path, "exp").looks()                    # validates and checks every checksum
+    assert looks[0].payload == {"before": True} and len(looks) >= 4
+    assert all(len(r.payload["blob"]) == 2_000_000 for r in looks[1:])
+    assert append(Ledger(path, "exp"), "2026-01-02T00:00:00Z") == looks[-1].look + 1
+
+
+def test_foreign_and_corrupted_files_are_refused(tmp_path):
+    text = tmp_path / "text.sqlite"
+    text.write_text("look,action\n1,ship\n")
+    with pytest.raises(LedgerError, match="not an SQLite database"):
+        Ledger(text, "exp")
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE looks (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(LedgerError, match="another application"):
+        Ledger(other, "exp")
+    good = tmp_path / "good.sqlite"
+    append(Ledger(good, "exp"), blob="y" * 50_000)
+    with pytest.raises(LedgerError, match="belongs to experiment 'exp'"):
+        Ledger(good, "other")
+    truncated = tmp_path / "truncated.sqlite"
+    truncated.write_bytes(good.read_bytes()[:6000])
+    with pytest.raises(LedgerError, match="corrupted"):
+        Ledger(truncated, "exp").looks()
+    assert len(Ledger(good, "exp").looks()) == 1          # the original is untouched
+
+
+def test_a_tampered_look_fails_its_checksum(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    append(Ledger(path, "exp"), p=0.5)
+    con = sqlite3.connect(path)
+    con.execute("DROP TRIGGER looks_append_only_update")
+    con.execute("UPDATE looks SET payload = '{\"p\": 0.99}'")
+    con.commit()
+    con.close()
+    with pytest.raises(LedgerError, match="look 1 is corrupted"):
+        Ledger(path, "exp").looks()
+
+
+def test_an_empty_file_from_an_interrupted_creation_is_a_new_ledger(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    path.touch()
+    ledger = Ledger(path, "exp")
+    assert ledger.looks() == []
+    assert append(ledger) == 1
