@@ -158,7 +158,8 @@ class Ledger:
         if header != SQLITE_HEADER:
             raise LedgerError(f"{self.path}: not a bayes-ab check-in ledger (not an SQLite database)")
         try:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+            # read-write on purpose: after a killed writer SQLite must roll back the hot journal it left
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             try:
                 app, version = (con.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
                 if app != APPLICATION_ID:
