@@ -15,6 +15,7 @@ from bayes_ab.data import aggregate
 from bayes_ab.data.source import Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
 from bayes_ab.errors import SpecError
+from bayes_ab.files import write_atomically
 from bayes_ab.models import Fit, ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
@@ -65,8 +66,8 @@ class Analysis:
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for name, metric_fit in self.fits.items():
-            written.append(_atomic(folder / f"{name}.nc", lambda tmp, f=metric_fit: f.to_netcdf(tmp)))
-        written.append(_atomic(folder / "effects.csv",
+            written.append(write_atomically(folder / f"{name}.nc", lambda tmp, f=metric_fit: f.to_netcdf(tmp)))
+        written.append(write_atomically(folder / "effects.csv",
                                lambda tmp: self.to_pandas().to_csv(tmp, index=False)))
         summary = {
             "experiment": self.spec.name,
@@ -82,8 +83,8 @@ class Analysis:
                 "headline": recommendation.headline,
                 "reasons": recommendation.to_pandas().to_dict(orient="records"),
             }
-        written.append(_atomic(folder / "summary.json",
-                               lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
+        written.append(write_atomically(folder / "summary.json",
+                                        lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
         return written
 
 
@@ -128,13 +129,3 @@ def analyze_stats(
     fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
     effects = {name: compute_effects(f, spec.interval) for name, f in fits.items()}
     return Analysis(spec, {m.name: stats[m.name] for m in spec.metrics}, fits, effects)
-
-
-def _atomic(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -12,6 +12,7 @@ from bayes_ab.analysis import Analysis
 from bayes_ab.effects import format as fmt
 from bayes_ab.effects import sentence
 from bayes_ab.models.families import FAMILIES
+from bayes_ab.files import write_atomically
 
 _ENV = Environment(loader=PackageLoader("bayes_ab.report", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
@@ -46,7 +47,4 @@ def write_report(result: Analysis, reports_dir: Path) -> Path:
     """Write ``reports_dir/<experiment>.html`` atomically and return its path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"{result.spec.name}.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_report(result), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda tmp: tmp.write_text(render_report(result), encoding="utf-8"))

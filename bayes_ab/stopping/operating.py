@@ -25,6 +25,7 @@ from bayes_ab.analysis import Analysis, analyze_stats
 from bayes_ab.decision import recommend
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
+from bayes_ab.files import write_atomically
 from bayes_ab.stopping.generate import accumulator
 from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, SamplerSettings, Stage
 
@@ -123,11 +124,7 @@ class OperatingCharacteristics:
         """Write to ``<models_dir>/<experiment>/operating_<rule>.json`` (atomically)."""
         folder = Path(models_dir) / self.experiment
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"operating_{self.rule}.json"
-        tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 32)}.tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
+        return write_atomically(folder / f"operating_{self.rule}.json", lambda tmp: tmp.write_text(self.to_json()))
 
 
 def load_operating_characteristics(path: str | Path) -> OperatingCharacteristics:
