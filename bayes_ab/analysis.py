@@ -73,16 +73,10 @@ class Analysis:
             "experiment": self.spec.name,
             "fingerprint": self.fingerprint,
             "sentences": self.sentences(),
-            "diagnostics": {n: {**vars(f.diagnostics), "problems": list(f.diagnostics.problems)}
-                            for n, f in self.fits.items()},
+            "diagnostics": {n: f.diagnostics.to_dict() for n, f in self.fits.items()},
         }
         if recommendation is not None:
-            summary["recommendation"] = {
-                "action": recommendation.action, "arm": recommendation.arm,
-                "from_stage": recommendation.from_stage, "to_stage": recommendation.to_stage,
-                "headline": recommendation.headline,
-                "reasons": recommendation.to_pandas().to_dict(orient="records"),
-            }
+            summary["recommendation"] = recommendation.to_dict()
         written.append(write_atomically(folder / "summary.json",
                                         lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
         return written

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ class Ledger:
                                       json.loads(text)))
         return records
 
-    def _connect(self, create: bool) -> sqlite3.Connection:
+    def _connect(self, create: bool) -> closing[sqlite3.Connection]:
         fresh = create and not self._has_content()
         try:
             con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -134,7 +135,7 @@ class Ledger:
                 self._initialise(con)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path}: cannot open the check-in ledger ({exc})") from None
-        return _Closing(con)
+        return closing(con)
 
     def _has_content(self) -> bool:
         # SQLite writes nothing to a new file until its first transaction commits, so a 0-byte file
@@ -179,15 +180,3 @@ class Ledger:
             raise LedgerError(f"{self.path}: this ledger belongs to experiment "
                               f"{owner[0] if owner else '?'!r}, not {self.experiment!r}")
 
-
-class _Closing:
-    """``with`` support that closes the connection (sqlite3's own context manager only commits)."""
-
-    def __init__(self, con: sqlite3.Connection):
-        self.con = con
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.con
-
-    def __exit__(self, *exc) -> None:
-        self.con.close()

@@ -43,8 +43,7 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
         metrics[name] = {
             "family": metric.family, "role": metric.role, "direction": metric.direction,
             "rows": [asdict(row) for row in effects.rows],
-            "diagnostics": {**vars(effects.diagnostics), "problems": list(effects.diagnostics.problems),
-                            "passed": effects.diagnostics.passed},
+            "diagnostics": effects.diagnostics.to_dict(),
             "model_note": effects.model_note,
         }
     payload: dict[str, Any] = {
@@ -52,14 +51,6 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
         "users": int(first["n"].sum()),
         "stage": stage, "days": days,
         "metrics": metrics,
-        "recommendation": None,
+        "recommendation": None if recommendation is None else recommendation.to_dict(),
     }
-    if recommendation is not None:
-        payload["recommendation"] = {
-            "action": recommendation.action, "arm": recommendation.arm,
-            "from_stage": recommendation.from_stage, "to_stage": recommendation.to_stage,
-            "headline": recommendation.headline,
-            "targeted_segments": list(recommendation.targeted_segments),
-            "reasons": [asdict(r) for r in recommendation.reasons],
-        }
     return payload

@@ -11,12 +11,12 @@ import xarray as xr
 from bayes_ab.analysis import analyze_stats
 from bayes_ab.checkins.checkin import CheckIn, ledger_for, record_look
 from bayes_ab.checkins.look import utc_timestamp
+from bayes_ab.decision import TERMINAL_ACTIONS
 from bayes_ab.errors import LedgerError
 from bayes_ab.models import ModelCache
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
-TERMINAL = ("ship", "rollback", "stop_no_effect")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class Replay:
     @property
     def stopped_at(self) -> CheckIn | None:
         """The first look whose action ends the experiment, or ``None`` if the rule never stopped it."""
-        return next((c for c in self.looks if c.recommendation and c.recommendation.action in TERMINAL), None)
+        ended = (c for c in self.looks if c.recommendation and c.recommendation.action in TERMINAL_ACTIONS)
+        return next(ended, None)
 
 
 def replay(

@@ -46,6 +46,7 @@ from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 
 ACTIONS = ("advance", "hold", "rollback", "ship", "stop_no_effect")
+TERMINAL_ACTIONS = ("ship", "rollback", "stop_no_effect")       # the actions that end an experiment
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class Recommendation:
     def deciding_check(self) -> RuleCheck | None:
         """The last check evaluated: the one that decided the action."""
         return self.reasons[-1] if self.reasons else None
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: the action, stages, headline, targeted segments and the trace."""
+        return {"action": self.action, "arm": self.arm, "from_stage": self.from_stage, "to_stage": self.to_stage,
+                "headline": self.headline, "targeted_segments": list(self.targeted_segments),
+                "reasons": [asdict(r) for r in self.reasons]}
 
     def to_pandas(self) -> pd.DataFrame:
         """The rule trace, one row per check."""

@@ -48,6 +48,10 @@ class Diagnostics:
         """True when every check passes."""
         return not self.problems
 
+    def to_dict(self) -> dict:
+        """JSON-ready form: every figure and threshold, the problems found and whether it passed."""
+        return {**vars(self), "problems": list(self.problems), "passed": self.passed}
+
     def summary(self) -> str:
         """One line for the console."""
         state = "ok" if self.passed else "FAILED: " + "; ".join(self.problems)

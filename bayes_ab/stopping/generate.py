@@ -110,11 +110,9 @@ class _Mean(_Sums):
 class _Retention:
     def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...]):
         self.metric, self.arms = metric, arms
-        control_hazard = 1.0 - baseline.value ** (1.0 / metric.horizon)
-        # the improvement is on D-horizon retention; the constant hazard that gives it
+        # the improvement is on D-horizon retention; the constant daily hazard that gives it
         retention = np.clip(baseline.value * factors, 1e-9, 1 - 1e-9)
         self.hazards = 1.0 - retention ** (1.0 / metric.horizon)
-        self.hazards[0] = control_hazard
         self.churn_days: list[list[np.ndarray]] = [[] for _ in arms]     # per arm, per cohort day
         self.day = 0
 

@@ -22,15 +22,14 @@ import numpy as np
 import pandas as pd
 
 from bayes_ab.analysis import Analysis, analyze_stats
-from bayes_ab.decision import recommend
+from bayes_ab.decision import TERMINAL_ACTIONS, recommend
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
 from bayes_ab.stopping.generate import accumulator
 from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, SamplerSettings, Stage
 
-TERMINAL = ("ship", "rollback", "stop_no_effect")
-OUTCOMES = TERMINAL + ("undecided",)
+OUTCOMES = TERMINAL_ACTIONS + ("undecided",)
 RULES = ("default", "naive")
 NAIVE_THRESHOLD = 0.95
 FAST_POSTERIOR = SamplerSettings(draws=1000, chains=2, backend="conjugate")
@@ -192,7 +191,7 @@ def _summarise(name: str, lift: float, results: list[tuple[str, int, float]]) ->
     for _, _, stage in results:
         stages[f"{stage:g}%"] = stages.get(f"{stage:g}%", 0) + 1
     return ScenarioResult(name, lift, len(results), {o: outcomes.count(o) / len(results) for o in OUTCOMES},
-                          tuple(day for outcome, day, _ in results if outcome in TERMINAL), stages)
+                          tuple(day for outcome, day, _ in results if outcome in TERMINAL_ACTIONS), stages)
 
 
 def _run_one(job) -> tuple[str, int, float]:
@@ -217,7 +216,7 @@ def _run_one(job) -> tuple[str, int, float]:
         stats = {acc.metric.name: acc.stats() for acc in accumulators}
         analysis = analyze_stats(sim_spec, stats, sampler=replace(FAST_POSTERIOR, seed=int(rng.integers(1 << 31))))
         action = decide(analysis, ramp[stage_index].percent, day - stage_started)
-        if action in TERMINAL:
+        if action in TERMINAL_ACTIONS:
             return action, day, ramp[stage_index].percent
         if action == "advance":
             stage_index, stage_started = min(stage_index + 1, len(ramp) - 1), day
