@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report", action="store_true", help="also write a self-contained HTML report")
     run.add_argument("--stage", type=float, help="current ramp stage in percent: print a recommendation")
     run.add_argument("--days", type=float, default=0.0, help="days of exposure at the current stage")
+    _outlook_arguments(run)
     run.set_defaults(run=_analyze)
 
     look = commands.add_parser("checkin", help="analyse a running experiment and record the look in its ledger")
@@ -59,7 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     look.add_argument("--stage", type=float, required=True, help="current ramp stage in percent")
     look.add_argument("--days", type=float, required=True, help="days of exposure at the current stage")
     look.add_argument("--models-dir", default="models", help="where the ledger and posteriors live (default: models)")
+    _outlook_arguments(look)
     look.set_defaults(run=_checkin)
+
+    ahead = commands.add_parser("plan", help="how many users and days the decision rule needs (by simulation)")
+    ahead.add_argument("spec", help="experiment spec (YAML); its plan: section supplies defaults")
+    ahead.add_argument("--baseline", action="append", default=[], metavar="METRIC=VALUE",
+                       help="control baseline of a primary metric: a rate (conversion, retention), MEAN[,DISPERSION] "
+                            "(counts) or MEAN,SD (means); repeat per metric; METRIC= may be left out with one primary")
+    ahead.add_argument("--daily-traffic", type=int, help="users per day at 100%% of traffic")
+    ahead.add_argument("--effect", type=float, help="minimum relative improvement worth detecting (0.05 = 5%%)")
+    ahead.add_argument("--days", type=int, help="horizon in days (default: the plan's, else 28)")
+    ahead.add_argument("--look-every", type=int, help="days between looks (default: the plan's, else 1)")
+    ahead.add_argument("--experiments", type=int, help="simulated experiments per scenario (default: the plan's, else 1000)")
+    ahead.add_argument("--alpha", type=float, default=0.05, help="two-sided level of the fixed-horizon reference")
+    ahead.add_argument("--power", type=float, default=0.8, help="power of the fixed-horizon reference")
+    ahead.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    ahead.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    ahead.set_defaults(run=_plan)
 
     sim = commands.add_parser("simulate", help="simulate the stopping rule's error rates under the spec's plan")
     sim.add_argument("spec", help="experiment spec (YAML) with a plan: section")
@@ -85,10 +103,69 @@ def _checkin(args: argparse.Namespace) -> int:
     print(render_text(done.analysis))
     if done.recommendation is not None:
         print("\n" + done.recommendation.text())
+        outlook = _outlook(spec, done.analysis, done.recommendation, args)
+        if outlook:
+            print(outlook)
         print("\n" + _stored_error_rates(spec.name, args.models_dir))
     record = done.record
     print(f"\nrecorded look {record.look} as of {record.as_of} in {Path(args.models_dir) / spec.name}")
     return 0
+
+
+def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--daily-traffic", type=int,
+                        help="users/day at 100%%: with a hold, print the chance of a decision in the coming days "
+                             "(default: the spec's plan.daily_users)")
+    parser.add_argument("--outlook-days", type=int, default=14, help="days the outlook looks ahead (default: 14)")
+
+
+def _outlook(spec, result: Analysis, recommendation, args: argparse.Namespace) -> str | None:
+    """The predictive outlook beside a hold, when the daily traffic is known."""
+    from bayes_ab.planning import decision_outlook
+
+    daily = args.daily_traffic or (spec.plan.daily_users if spec.plan else None)
+    if recommendation.action != "hold" or daily is None:
+        return None
+    return decision_outlook(result, recommendation.from_stage, args.days, daily, days=args.outlook_days).text()
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from bayes_ab.planning import plan_experiment, plan_settings
+
+    spec = load_spec(args.spec)
+    baseline = _parse_baseline_arguments(spec, args.baseline)
+    plan = plan_settings(spec, daily_users=args.daily_traffic, baseline=baseline, effect=args.effect, days=args.days,
+                         look_every=args.look_every, experiments=args.experiments)
+    print(plan_experiment(spec, plan, seed=args.seed, workers=args.workers, alpha=args.alpha, power=args.power).text())
+    return 0
+
+
+def _parse_baseline_arguments(spec, values: list[str]) -> dict:
+    """``--baseline`` values -> {metric: raw baseline as a spec file would hold it}."""
+    primaries = [m for m in spec.metrics if m.role == "primary"]
+    parsed = {}
+    for value in values:
+        name, _, number_text = value.rpartition("=")
+        if not name:
+            if len(primaries) != 1:
+                raise SpecError(f"--baseline {value!r}: name the metric (METRIC=VALUE); the spec has "
+                                f"{len(primaries)} primary metrics")
+            name = primaries[0].name
+        metric = spec.metric(name)
+        try:
+            numbers = [float(x) for x in number_text.split(",")]
+        except ValueError:
+            raise SpecError(f"--baseline {value!r}: {number_text!r} is not a number or a comma-separated pair") from None
+        if metric.family in ("conversion", "retention"):
+            if len(numbers) != 1:
+                raise SpecError(f"--baseline {value!r}: {metric.family} metric {name!r} takes one rate")
+            parsed[name] = numbers[0]
+        else:
+            spread = "dispersion" if metric.family == "count" else "sd"
+            if len(numbers) > 2:
+                raise SpecError(f"--baseline {value!r}: give MEAN,{spread.upper()} for {metric.family} metric {name!r}")
+            parsed[name] = {"mean": numbers[0], **({spread: numbers[1]} if len(numbers) == 2 else {})}
+    return parsed
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -135,6 +212,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.stage is not None:
         recommendation = recommend(result, args.stage, args.days)
         print("\n" + recommendation.text())
+        outlook = _outlook(spec, result, recommendation, args)
+        if outlook:
+            print(outlook)
         print("\n" + _stored_error_rates(spec.name, args.models_dir))
     written = result.save(args.models_dir, recommendation)
     print("\nwritten: " + ", ".join(str(p) for p in written))

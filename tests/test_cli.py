@@ -76,3 +76,44 @@ def test_bad_spec_exit_code(tmp_path, capsys):
     bad.write_text("name: x\narms: []\nmetrics: []\n")
     assert main(["analyze", str(bad), "--data", str(COOKIE_CATS)]) == 2
     assert "arms" in capsys.readouterr().err
+
+
+PLANNING = EXAMPLES / "planning"
+
+
+def test_plan_prints_assurance_and_the_fixed_horizon_reference(capsys):
+    code = main(["plan", str(PLANNING / "two_percent_baseline.yaml"), "--experiments", "30", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Plan for two_percent_baseline: 10,000 users/day" in out and "planned effect: decided by day 7" in out
+    assert "needs 21,109 control and 21,109 treatment users" in out      # Fleiss formula, see test_fixed_horizon
+
+
+def test_plan_takes_baseline_and_traffic_from_the_command_line(capsys):
+    code = main(["plan", str(PLANNING / "checkout_button.yaml"), "--baseline", "checkout_conversion=0.05",
+                 "--daily-traffic", "40000", "--effect", "0.2", "--days", "7", "--experiments", "10",
+                 "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "40,000 users/day" in out and "+20.0%" in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--baseline", "1.5"], "the baseline rate must be in (0, 1), got 1.5"),
+    (["--baseline", "checkout_conversion=abc"], "'abc' is not a number"),
+    (["--daily-traffic", "0"], "plan.daily_users: must be an integer >= 1, got 0"),
+    (["--effect", "0"], "an effect of zero cannot be planned for"),
+    (["--baseline", "nope=0.1"], "no metric named 'nope'"),
+])
+def test_plan_bad_input_is_one_line(capsys, args, message):
+    code = main(["plan", str(PLANNING / "checkout_button.yaml"), "--experiments", "5", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_hold_prints_the_outlook(tmp_path, capsys):
+    code = main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS),
+                 "--models-dir", str(tmp_path), "--stage", "1", "--days", "0", "--daily-traffic", "20000",
+                 "--outlook-days", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Hold at 1%: minimum exposure not reached" in out
+    assert "Outlook at 1% (200 users/day" in out and "P(a decision within 1 day:" in out

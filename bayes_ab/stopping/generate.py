@@ -16,7 +16,7 @@ on those exactly as on real data (through the conjugate closed forms, for speed)
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 import xarray as xr
@@ -37,21 +37,33 @@ class Accumulator(Protocol):
         """The cumulative statistics so far."""
 
 
-def accumulator(metric: Metric, baseline: Baseline, lift: float, arms: tuple[str, ...]) -> Accumulator:
+def accumulator(metric: Metric, baseline: Baseline, lift: float, arms: tuple[str, ...],
+                start: xr.Dataset | None = None) -> Accumulator:
     """An accumulator for ``metric`` whose treatment arms differ from control by relative ``lift`` in the
-    metric's good direction (``decrease is good`` metrics fall by ``lift``)."""
+    metric's good direction (``decrease is good`` metrics fall by ``lift``).
+
+    ``start``: statistics already observed (any segments; they are pooled into one), to which the
+    simulated days are added, as when predicting the rest of a running experiment.
+    """
     sign = 1.0 if metric.direction == "increase" else -1.0
-    factors = np.array([1.0] + [1.0 + sign * lift] * (len(arms) - 1))
+    return accumulator_with_factors(metric, baseline, [1.0] + [1.0 + sign * lift] * (len(arms) - 1), arms, start)
+
+
+def accumulator_with_factors(metric: Metric, baseline: Baseline, factors: Sequence[float],
+                             arms: tuple[str, ...], start: xr.Dataset | None = None) -> Accumulator:
+    """An accumulator whose arm ``k`` has true mean ``baseline.value * factors[k]`` (control first)."""
     kinds = {"conversion": _Conversion, "count": _Count, "mean": _Mean, "retention": _Retention}
-    return kinds[metric.family](metric, baseline, factors, arms)
+    pooled = None if start is None else start.sum("segment")
+    return kinds[metric.family](metric, baseline, np.asarray(factors, dtype=float), arms, pooled)
 
 
 class _Conversion:
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...]):
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...],
+                 start: xr.Dataset | None):
         self.metric, self.arms = metric, arms
         self.rates = np.clip(baseline.value * factors, 0.0, 1.0)
-        self.n = np.zeros(len(arms), dtype=np.int64)
-        self.successes = np.zeros(len(arms), dtype=np.int64)
+        self.n = _initial(start, "n", len(arms)).astype(np.int64)
+        self.successes = _initial(start, "successes", len(arms)).astype(np.int64)
 
     def add_day(self, rng: np.random.Generator, users: np.ndarray) -> None:
         self.n += users
@@ -64,11 +76,11 @@ class _Conversion:
 class _Sums:
     """n, sum and sum of squares per arm, analysed with the mean family."""
 
-    def __init__(self, metric: Metric, arms: tuple[str, ...]):
+    def __init__(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None):
         self.metric, self.arms = replace(metric, family="mean", covariate=None), arms
-        self.n = np.zeros(len(arms), dtype=np.int64)
-        self.sum = np.zeros(len(arms))
-        self.sumsq = np.zeros(len(arms))
+        self.n = _initial(start, "n", len(arms)).astype(np.int64)
+        self.sum = _initial(start, "sum", len(arms))
+        self.sumsq = _initial(start, "sumsq", len(arms))
 
     def stats(self) -> xr.Dataset:
         return mean_stats(self.arms, [ALL_USERS], self.n[:, None],
@@ -76,8 +88,9 @@ class _Sums:
 
 
 class _Count(_Sums):
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...]):
-        super().__init__(metric, arms)
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...],
+                 start: xr.Dataset | None):
+        super().__init__(metric, arms, start)
         self.means, self.shape = baseline.value * factors, baseline.spread
 
     def add_day(self, rng: np.random.Generator, users: np.ndarray) -> None:
@@ -92,8 +105,9 @@ class _Count(_Sums):
 
 
 class _Mean(_Sums):
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...]):
-        super().__init__(metric, arms)
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...],
+                 start: xr.Dataset | None):
+        super().__init__(metric, arms, start)
         self.means, self.sd = baseline.value * factors, float(baseline.spread)
 
     def add_day(self, rng: np.random.Generator, users: np.ndarray) -> None:
@@ -108,8 +122,11 @@ class _Mean(_Sums):
 
 
 class _Retention:
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...]):
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray, arms: tuple[str, ...],
+                 start: xr.Dataset | None):
         self.metric, self.arms = metric, arms
+        # users observed before the simulation keep the life table they had (they are not followed further)
+        self.start = start
         # the improvement is on D-horizon retention; the constant daily hazard that gives it
         retention = np.clip(baseline.value * factors, 1e-9, 1 - 1e-9)
         self.hazards = 1.0 - retention ** (1.0 / metric.horizon)
@@ -134,4 +151,16 @@ class _Retention:
                 survivors = churn.size - np.concatenate([[0], np.cumsum(counts[1:observed + 1])])
                 at_risk[k, 0, :observed] += survivors[:observed]
                 lost[k, 0, :observed] += counts[1:observed + 1]
+        if self.start is not None:
+            days = min(self.start.sizes["day"], self.metric.max_day)
+            at_risk[:, 0, :days] += self.start["at_risk"].values[:, :days]
+            lost[:, 0, :days] += self.start["lost"].values[:, :days]
+            n[:, 0] += self.start["n"].values
         return retention_stats(self.arms, [ALL_USERS], at_risk, lost, self.metric.name, users=n)
+
+
+def _initial(start: xr.Dataset | None, name: str, arms: int) -> np.ndarray:
+    """Per-arm totals of statistic ``name`` observed so far (zeros without a start)."""
+    if start is None:
+        return np.zeros(arms)
+    return np.asarray(start[name].values, dtype=float).copy()

@@ -17,6 +17,7 @@ import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable, Collection
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,8 @@ from bayes_ab.decision import TERMINAL_ACTIONS, recommend
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
-from bayes_ab.stopping.generate import accumulator
-from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, SamplerSettings, Stage
+from bayes_ab.stopping.generate import Accumulator, accumulator
+from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, SamplerSettings, Stage, parse_baseline
 
 OUTCOMES = TERMINAL_ACTIONS + ("undecided",)
 RULES = ("default", "naive")
@@ -48,7 +49,12 @@ class ScenarioResult:
     experiments: int
     rates: dict[str, float]
     stop_days: tuple[int, ...]
+    stop_outcomes: tuple[str, ...]
     final_stage: dict[str, int]
+
+    def decided_by(self, day: float, outcomes: Collection[str] = TERMINAL_ACTIONS) -> float:
+        """Share of all experiments that ended in one of ``outcomes`` on or before ``day``."""
+        return sum(1 for o, d in zip(self.stop_outcomes, self.stop_days) if d <= day and o in outcomes) / self.experiments
 
     def standard_error(self, outcome: str) -> float:
         """Monte Carlo standard error of an outcome's rate."""
@@ -131,7 +137,9 @@ def load_operating_characteristics(path: str | Path) -> OperatingCharacteristics
     raw = json.loads(Path(path).read_text())
     plan = raw["plan"]
     plan = PlanSettings(**{**plan, "baseline": {k: Baseline(**v) for k, v in plan["baseline"].items()}})
-    scenarios = tuple(ScenarioResult(**{**s, "stop_days": tuple(s["stop_days"])}) for s in raw["scenarios"])
+    scenarios = tuple(ScenarioResult(**{**s, "stop_days": tuple(s["stop_days"]),
+                                        "stop_outcomes": tuple(s["stop_outcomes"])})
+                      for s in raw["scenarios"])
     return OperatingCharacteristics(raw["experiment"], raw["rule"], plan, scenarios)
 
 
@@ -168,10 +176,7 @@ def simulate(
     if rule not in RULES:
         raise SpecError(f"rule {rule!r} is not one of {', '.join(RULES)}")
     plan = replace(plan, experiments=experiments or plan.experiments)
-    primaries = [m for m in spec.metrics if m.role == "primary"]
-    missing = [m.name for m in primaries if m.name not in plan.baseline]
-    if missing:
-        raise SpecError(f"{spec.source}: plan.baseline: no baseline for primary metric(s) {', '.join(missing)}")
+    check_plan(spec, plan)
     scenarios = []
     for index, (name, lift) in enumerate((("no effect", 0.0), ("planned effect", plan.effect))):
         jobs = [(spec, plan, rule, lift, np.random.SeedSequence([seed, index, i]))
@@ -185,13 +190,42 @@ def simulate(
     return OperatingCharacteristics(spec.name, rule, plan, tuple(scenarios))
 
 
+def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
+    """Raise :class:`SpecError` naming the setting when ``plan`` cannot be simulated for ``spec``."""
+    where = f"{spec.source}: plan"
+    for name in ("daily_users", "days", "look_every", "experiments"):
+        value = getattr(plan, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SpecError(f"{where}.{name}: must be an integer >= 1, got {value!r}")
+    if not np.isfinite(plan.effect) or plan.effect <= 0:
+        raise SpecError(f"{where}.effect: must be a positive relative improvement (0.05 = 5%), got {plan.effect!r}; "
+                        "an effect of zero cannot be planned for")
+    if plan.look_every > plan.days:
+        raise SpecError(f"{where}.look_every: {plan.look_every} days between looks exceeds the {plan.days}-day horizon")
+    primaries = [m for m in spec.metrics if m.role == "primary"]
+    if not primaries:
+        raise SpecError(f"{spec.source}: metrics: planning needs at least one metric with role 'primary'")
+    missing = [m.name for m in primaries if m.name not in plan.baseline]
+    if missing:
+        raise SpecError(f"{where}.baseline: no baseline for primary metric(s) {', '.join(missing)}")
+    for metric in primaries:
+        b = plan.baseline[metric.name]
+        raw = b.value if metric.family in ("conversion", "retention") else \
+            {"mean": b.value, **({} if b.spread is None else {"dispersion" if metric.family == "count" else "sd": b.spread})}
+        parse_baseline(raw, metric.family, f"{where}.baseline.{metric.name}")
+        if metric.family in ("conversion", "retention") and metric.direction == "increase" and b.value * (1 + plan.effect) >= 1:
+            raise SpecError(f"{where}.baseline.{metric.name}: a {plan.effect:.0%} improvement of the rate "
+                            f"{b.value} exceeds 1")
+
+
 def _summarise(name: str, lift: float, results: list[tuple[str, int, float]]) -> ScenarioResult:
     outcomes = [r[0] for r in results]
     stages: dict[str, int] = {}
     for _, _, stage in results:
         stages[f"{stage:g}%"] = stages.get(f"{stage:g}%", 0) + 1
+    decided = [(outcome, day) for outcome, day, _ in results if outcome in TERMINAL_ACTIONS]
     return ScenarioResult(name, lift, len(results), {o: outcomes.count(o) / len(results) for o in OUTCOMES},
-                          tuple(day for outcome, day, _ in results if outcome in TERMINAL_ACTIONS), stages)
+                          tuple(day for _, day in decided), tuple(outcome for outcome, _ in decided), stages)
 
 
 def _run_one(job) -> tuple[str, int, float]:
@@ -199,28 +233,56 @@ def _run_one(job) -> tuple[str, int, float]:
     spec, plan, rule, lift, seed_sequence = job
     rng = np.random.default_rng(seed_sequence)
     primaries = [m for m in spec.metrics if m.role == "primary"]
-    arms = spec.arm_names
-    accumulators = [accumulator(m, plan.baseline[m.name], lift, arms) for m in primaries]
-    sim_spec = replace(spec, metrics=tuple(a.metric for a in accumulators))
-    weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in arms])
-    weights = weights / weights.sum()
+    accumulators = [accumulator(m, plan.baseline[m.name], lift, spec.arm_names) for m in primaries]
     ramp = spec.ramp if rule == "default" else (_naive_stage(spec.ramp),)
-    decide = _default_decision if rule == "default" else _naive_decision
-    stage_index, stage_started = 0, 0
-    for day in range(1, plan.days + 1):
-        users = rng.multinomial(int(round(plan.daily_users * ramp[stage_index].percent / 100)), weights)
+    decide = spec_rule_decision if rule == "default" else _naive_decision
+    return run_experiment(spec, accumulators, ramp, decide, daily_users=plan.daily_users, days=plan.days,
+                          look_every=plan.look_every, rng=rng)
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    accumulators: list[Accumulator],
+    ramp: tuple[Stage, ...],
+    decide: Callable[[Analysis, float, float], str],
+    *,
+    daily_users: int,
+    days: int,
+    look_every: int,
+    rng: np.random.Generator,
+    stage_index: int = 0,
+    days_at_stage: float = 0.0,
+    ends: Collection[str] = TERMINAL_ACTIONS,
+) -> tuple[str, int, float]:
+    """Simulate ``days`` more days of one experiment, looking every ``look_every`` days.
+
+    Each day the current stage's share of ``daily_users`` is split over the arms by their weights and
+    added to the accumulators; at a look ``decide(analysis, stage, days at stage)`` gives an action.
+    An action in ``ends`` ends the run; ``advance`` moves to the next stage of ``ramp``.
+
+    Returns
+    -------
+    (outcome, day, stage)
+        The ending action (``undecided`` if none), the simulated day it came on and the stage then.
+    """
+    sim_spec = replace(spec, metrics=tuple(a.metric for a in accumulators))
+    weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in spec.arm_names])
+    weights = weights / weights.sum()
+    started = -days_at_stage
+    for day in range(1, days + 1):
+        users = rng.multinomial(int(round(daily_users * ramp[stage_index].percent / 100)), weights)
         for acc in accumulators:
             acc.add_day(rng, users)
-        if day % plan.look_every:
+        if day % look_every:
             continue
         stats = {acc.metric.name: acc.stats() for acc in accumulators}
         analysis = analyze_stats(sim_spec, stats, sampler=replace(FAST_POSTERIOR, seed=int(rng.integers(1 << 31))))
-        action = decide(analysis, ramp[stage_index].percent, day - stage_started)
-        if action in TERMINAL_ACTIONS:
+        action = decide(analysis, ramp[stage_index].percent, day - started)
+        if action in ends:
             return action, day, ramp[stage_index].percent
         if action == "advance":
-            stage_index, stage_started = min(stage_index + 1, len(ramp) - 1), day
-    return "undecided", plan.days, ramp[stage_index].percent
+            stage_index, started = min(stage_index + 1, len(ramp) - 1), day
+    return "undecided", days, ramp[stage_index].percent
 
 
 def _naive_stage(ramp: tuple[Stage, ...]) -> Stage:
@@ -228,7 +290,8 @@ def _naive_stage(ramp: tuple[Stage, ...]) -> Stage:
     return replace(below[-1] if below else ramp[-1], min_days=0, min_users=0)
 
 
-def _default_decision(analysis: Analysis, stage: float, days: float) -> str:
+def spec_rule_decision(analysis: Analysis, stage: float, days: float) -> str:
+    """The action of the spec's decision rule (:func:`bayes_ab.decision.recommend`)."""
     return recommend(analysis, stage, days).action
 
 

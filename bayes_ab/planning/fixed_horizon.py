@@ -1,0 +1,113 @@
+"""The classical fixed-horizon sample size for the same effect: the reference an analyst expects to see.
+
+A two-sided z-test at level ``alpha`` with power ``power`` against a relative change ``effect`` of
+the control mean, with ``ratio`` treatment users per control user:
+
+- conversion and retention (D-horizon rate): the two-proportion test with the pooled variance
+  under the null and the unpooled one under the alternative (Fleiss, without continuity correction);
+- counts: the per-user variance of a negative binomial, ``mu + mu^2 / dispersion`` (Poisson: ``mu``);
+- means: the baseline standard deviation in both arms.
+
+The test is looked at once, at the end, so it does not answer "when can we stop" -- the simulated
+assurance of the Bayesian rule does; this figure is for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import stats
+
+from bayes_ab.errors import SpecError
+from bayes_ab.spec import Baseline, Metric
+
+
+@dataclass(frozen=True)
+class FixedHorizon:
+    """Users needed per arm by a fixed-horizon z-test, and the days that takes at full traffic."""
+
+    metric: str
+    family: str
+    effect: float
+    alpha: float
+    power: float
+    control_users: int
+    treatment_users: int
+    days_at_full_traffic: float
+
+    @property
+    def total_users(self) -> int:
+        """Control plus one treatment arm."""
+        return self.control_users + self.treatment_users
+
+    def text(self) -> str:
+        """One line for the console."""
+        return (f"{self.metric}: a fixed-horizon two-sided z-test (alpha {self.alpha:g}, power {self.power:.0%}) "
+                f"needs {self.control_users:,} control and {self.treatment_users:,} treatment users "
+                f"for a {self.effect:+.1%} change (~{self.days_at_full_traffic:.1f} days at full traffic, "
+                f"one look at the end)")
+
+
+def fixed_horizon_sample_size(
+    metric: Metric,
+    baseline: Baseline,
+    effect: float,
+    *,
+    ratio: float = 1.0,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    daily_users: float | None = None,
+    control_share: float | None = None,
+) -> FixedHorizon:
+    """Users per arm for a two-sided z-test to detect relative change ``effect`` of ``baseline.value``.
+
+    Parameters
+    ----------
+    metric, baseline
+        The metric (its family picks the variance) and its control-arm baseline.
+    effect
+        Relative change in the metric's good direction (0.05 = 5% better).
+    ratio
+        Treatment users per control user (the traffic split).
+    alpha, power
+        Two-sided significance level and power.
+    daily_users, control_share
+        Users per day at 100% traffic and the control arm's share of them (default: the share when
+        control and one treatment split traffic by ``ratio``); give the days at full traffic.
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise SpecError(f"alpha and power must be in (0, 1), got alpha {alpha}, power {power}")
+    if not ratio > 0:
+        raise SpecError(f"the treatment/control ratio must be positive, got {ratio}")
+    if effect == 0 or not math.isfinite(effect):
+        raise SpecError(f"metric {metric.name!r}: the effect must be a non-zero relative change, got {effect}")
+    sign = 1.0 if metric.direction == "increase" else -1.0
+    control = baseline.value
+    treatment = control * (1 + sign * effect)
+    diff = treatment - control
+    z_alpha, z_power = stats.norm.isf(alpha / 2), stats.norm.isf(1 - power)
+    if metric.family in ("conversion", "retention"):
+        if not 0 < treatment < 1:
+            raise SpecError(f"metric {metric.name!r}: a {effect:+.1%} change of the rate {control} leaves (0, 1)")
+        pooled = (control + ratio * treatment) / (1 + ratio)
+        sd_null = math.sqrt(pooled * (1 - pooled) * (1 + 1 / ratio))
+        sd_alt = math.sqrt(control * (1 - control) + treatment * (1 - treatment) / ratio)
+    else:
+        var_c, var_t = _variance(metric, baseline, control), _variance(metric, baseline, treatment)
+        sd_null = sd_alt = math.sqrt(var_c + var_t / ratio)
+    control_users = math.ceil(((z_alpha * sd_null + z_power * sd_alt) / diff) ** 2)
+    treatment_users = math.ceil(ratio * control_users)
+    days = math.nan
+    if daily_users:
+        share = control_share if control_share is not None else 1 / (1 + ratio)
+        days = control_users / (daily_users * share)
+    return FixedHorizon(metric.name, metric.family, effect, alpha, power, control_users, treatment_users, days)
+
+
+def _variance(metric: Metric, baseline: Baseline, mean: float) -> float:
+    if metric.family == "count":
+        if mean <= 0:
+            raise SpecError(f"metric {metric.name!r}: the change leaves a non-positive mean count ({mean})")
+        return mean + (0.0 if baseline.spread is None else mean ** 2 / baseline.spread)
+    return float(baseline.spread) ** 2

@@ -1,0 +1,168 @@
+"""Mid-test: how likely is the rule to leave ``hold`` within the next days, given what has been seen.
+
+Posterior predictive simulation: draw the true per-arm means of every primary metric from the current
+posterior (overall, segments weighted by traffic), simulate the coming days at the current stage on
+top of the statistics observed so far, and apply the decision rule at every look until it says
+something other than ``hold``. The share of draws that have done so by day ``N`` is the predictive
+probability of a decision within ``N`` more days, split by what the decision was.
+
+The observed data are pooled over segments and analysed with the conjugate closed forms (as in the
+stopping-rule simulation). Retention users already exposed keep the life table they have (they are
+not followed further), which makes the retention outlook conservative. A CUPED covariate is not
+simulated (the outlook uses the unadjusted variance, also conservative).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_ab.analysis import Analysis
+from bayes_ab.decision import ACTIONS
+from bayes_ab.errors import SpecError
+from bayes_ab.spec import Baseline, Metric
+from bayes_ab.stopping.generate import Accumulator, accumulator_with_factors
+from bayes_ab.stopping.operating import spec_rule_decision, run_experiment
+
+LEAVING_HOLD = tuple(a for a in ACTIONS if a != "hold")
+
+
+@dataclass(frozen=True)
+class DecisionOutlook:
+    """Predictive probabilities of the rule's next non-``hold`` action within each number of days."""
+
+    stage: float
+    daily_users: int
+    days: int
+    draws: int
+    outcomes: tuple[str, ...]           # per draw: the first non-hold action, or "hold"
+    decision_days: tuple[int, ...]      # per draw: the day (1..days) it came, ``days`` if none
+
+    def probability(self, within: float, actions=LEAVING_HOLD) -> float:
+        """P(the rule's next action is one of ``actions`` and comes within ``within`` more days)."""
+        hits = sum(1 for o, d in zip(self.outcomes, self.decision_days) if o in actions and d <= within)
+        return hits / self.draws
+
+    def standard_error(self, within: float) -> float:
+        """Monte Carlo standard error of :meth:`probability` (any action)."""
+        p = self.probability(within)
+        return math.sqrt(max(p * (1 - p), 1e-12) / self.draws)
+
+    def days_needed(self, probability: float = 0.8) -> int | None:
+        """Fewest more days after which a decision has at least ``probability``; ``None`` if not within
+        the simulated days."""
+        for day in range(1, self.days + 1):
+            if self.probability(day) >= probability:
+                return day
+        return None
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per day ahead: P(any decision) and P(each action) by then."""
+        return pd.DataFrame([{"days_ahead": d, "p_decision": self.probability(d),
+                              **{f"p_{a}": self.probability(d, (a,)) for a in LEAVING_HOLD}}
+                             for d in range(1, self.days + 1)])
+
+    def text(self) -> str:
+        """Two lines for the console, beside a ``hold`` recommendation."""
+        marks = sorted({d for d in (1, 3, 7, 14, self.days) if d <= self.days})
+        chances = ", ".join(f"{d} day{'s' if d > 1 else ''}: {self.probability(d):.0%}" for d in marks)
+        ahead = self.days_needed()
+        need = (f"about {ahead} more day(s) (~{ahead * self.daily_users * self.stage / 100:,.0f} more users) "
+                f"give an 80% chance of a decision" if ahead else
+                f"even {self.days} more days give less than an 80% chance of a decision")
+        split = ", ".join(f"{a} {self.probability(self.days, (a,)):.0%}" for a in LEAVING_HOLD
+                          if self.probability(self.days, (a,)) > 0)
+        return (f"Outlook at {self.stage:g}% ({self.daily_users * self.stage / 100:,.0f} users/day, "
+                f"{self.draws} posterior draws): P(a decision within {chances}); {need}."
+                + (f"\n  by day {self.days}: {split}" if split else ""))
+
+    def _repr_html_(self) -> str:
+        return (f"<p>{html.escape(self.text())}</p>"
+                + self.to_pandas().to_html(index=False, float_format=lambda x: f"{x:.1%}"))
+
+
+def decision_outlook(
+    analysis: Analysis,
+    stage: float,
+    days_at_stage: float,
+    daily_users: int,
+    *,
+    days: int = 14,
+    look_every: int = 1,
+    draws: int = 200,
+    seed: int = 0,
+) -> DecisionOutlook:
+    """Predictive probability that the decision rule leaves ``hold`` within 1..``days`` more days.
+
+    Parameters
+    ----------
+    analysis
+        The current analysis (its posteriors and statistics).
+    stage, days_at_stage
+        Current ramp stage (percent) and days already spent at it.
+    daily_users
+        Users entering per day at 100% of traffic; the stage gets its share.
+    days, look_every
+        Days simulated ahead and the days between looks.
+    draws
+        Posterior draws simulated (each one continuation of the experiment).
+    """
+    spec = analysis.spec
+    stages = [s.percent for s in spec.ramp]
+    if stage not in stages:
+        raise SpecError(f"{spec.source}: stage {stage:g}% is not in the ramp plan ({', '.join(f'{s:g}' for s in stages)})")
+    for name, value in (("daily_users", daily_users), ("days", days), ("look_every", look_every), ("draws", draws)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SpecError(f"outlook: {name} must be an integer >= 1, got {value!r}")
+    primaries = [m for m in spec.metrics if m.role == "primary"]
+    if not primaries:
+        raise SpecError(f"{spec.source}: metrics: an outlook needs at least one metric with role 'primary'")
+    rng = np.random.default_rng(seed)
+    truths = {m.name: _arm_mean_draws(analysis, m) for m in primaries}
+    outcomes, decision_days = [], []
+    for _ in range(draws):
+        accumulators = [_continuation(analysis, m, truths[m.name], rng) for m in primaries]
+        outcome, day, _ = run_experiment(spec, accumulators, spec.ramp, spec_rule_decision, daily_users=daily_users,
+                                         days=days, look_every=look_every, rng=rng,
+                                         stage_index=stages.index(stage), days_at_stage=days_at_stage,
+                                         ends=LEAVING_HOLD)
+        outcomes.append("hold" if outcome == "undecided" else outcome)
+        decision_days.append(day)
+    return DecisionOutlook(stage, daily_users, days, draws, tuple(outcomes), tuple(decision_days))
+
+
+def _arm_mean_draws(analysis: Analysis, metric: Metric) -> np.ndarray:
+    """Posterior draws of each arm's overall mean, shape (draws, arms); segments weighted by traffic."""
+    fit = analysis.fits[metric.name]
+    users = fit.stats["n"].sum("arm").astype(float)
+    overall = (fit.mean * (users / users.sum())).sum("segment")
+    return overall.stack(sample=("chain", "draw")).transpose("sample", "arm").values
+
+
+def _continuation(analysis: Analysis, metric: Metric, truth: np.ndarray, rng: np.random.Generator) -> Accumulator:
+    """An accumulator that starts from the observed statistics, with true means from one posterior draw."""
+    draw = truth[rng.integers(len(truth))]
+    stats = analysis.stats[metric.name]
+    control = float(draw[0])
+    if control == 0:
+        raise SpecError(f"metric {metric.name!r}: the control mean is 0 in the posterior; relative lifts are undefined")
+    baseline = Baseline(control, _spread(metric, stats))
+    return accumulator_with_factors(metric, baseline, draw / control, tuple(map(str, stats["arm"].values)), stats)
+
+
+def _spread(metric: Metric, stats: xr.Dataset) -> float | None:
+    """The control arm's dispersion (counts, by moments; ``None`` = Poisson) or standard deviation (means)."""
+    if metric.family in ("conversion", "retention"):
+        return None
+    control = stats.isel(arm=0).sum("segment")
+    n = float(control["n"])
+    mean = float(control["sum"]) / n
+    variance = max(float(control["sumsq"]) / n - mean ** 2, 0.0) * n / max(n - 1, 1)
+    if metric.family == "count":
+        return mean ** 2 / (variance - mean) if variance > mean and mean > 0 else None
+    return math.sqrt(variance) if variance > 0 else abs(mean) * 1e-6
