@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,12 @@ demo: $(STAMP)
 	$(BIN)/bayes-ab analyze examples/push_notification/spec.yaml \
 		--data examples/push_notification/data/users.parquet --report --stage 25 --days 4
 
+## browser: headless Chromium for the report's browser test (Debian package; needs root or sudo)
+browser:
+	./scripts/install-browser.sh
+
 ## test: the whole suite, statistical checks marked `slow` included
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the suite without the slow statistical checks

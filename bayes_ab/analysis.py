@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,8 @@ class Analysis:
         return pd.concat([e.to_pandas() for e in self.effects.values()], ignore_index=True)
 
     def _repr_html_(self) -> str:
-        return self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
+        sentences = "".join(f"<p>{html.escape(s)}</p>" for s in self.sentences())
+        return sentences + self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
 
     def save(self, models_dir: str | Path = "models", recommendation=None) -> list[Path]:
         """Write each metric's posterior as ArviZ netCDF plus the effects table and a summary.

@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     _outlook_arguments(run)
     run.set_defaults(run=_analyze)
 
+    page = commands.add_parser("report", help="analyse and write the self-contained HTML report to --reports-dir")
+    page.add_argument("spec", help="experiment spec (YAML)")
+    page.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
+    page.add_argument("--aggregated", action="store_true", help="rows are aggregates (see analyze)")
+    page.add_argument("--models-dir", default="models",
+                      help="posteriors are written here; its ledger and error rates are shown (default: models)")
+    page.add_argument("--reports-dir", default="reports", help="where the report is written (default: reports)")
+    page.add_argument("--stage", type=float, help="current ramp stage in percent: include the recommendation")
+    page.add_argument("--days", type=float, default=0.0, help="days of exposure at the current stage")
+    _outlook_arguments(page)
+    page.set_defaults(run=_analyze, report=True)
+
     look = commands.add_parser("checkin", help="analyse a running experiment and record the look in its ledger")
     look.add_argument("spec", help="experiment spec (YAML)")
     look.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
@@ -60,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     look.add_argument("--stage", type=float, required=True, help="current ramp stage in percent")
     look.add_argument("--days", type=float, required=True, help="days of exposure at the current stage")
     look.add_argument("--models-dir", default="models", help="where the ledger and posteriors live (default: models)")
+    look.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
+    look.add_argument("--report", action="store_true", help="also write the HTML report, with the trajectory")
     _outlook_arguments(look)
     look.set_defaults(run=_checkin)
 
@@ -109,6 +123,10 @@ def _checkin(args: argparse.Namespace) -> int:
         print("\n" + _stored_error_rates(spec.name, args.models_dir))
     record = done.record
     print(f"\nrecorded look {record.look} as of {record.as_of} in {Path(args.models_dir) / spec.name}")
+    if args.report:
+        from bayes_ab.report import write_report
+
+        print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir)}")
     return 0
 
 
@@ -221,7 +239,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.report:
         from bayes_ab.report import write_report
 
-        print(f"report: {write_report(result, Path(args.reports_dir))}")
+        print(f"report: {write_report(result, Path(args.reports_dir), recommendation, args.models_dir)}")
     return 0
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import LedgerError
 
 APPLICATION_ID = 0x62616231          # "bab1"
@@ -45,7 +46,7 @@ _LAST = "SELECT look, as_of FROM looks ORDER BY look DESC LIMIT 1"
 
 
 @dataclass(frozen=True)
-class LookRecord:
+class LookRecord(HtmlRepr):
     """One stored look. ``payload`` holds effects, recommendation and diagnostics (JSON-ready)."""
 
     look: int

@@ -12,6 +12,7 @@ from bayes_ab.analysis import analyze_stats
 from bayes_ab.checkins.checkin import CheckIn, ledger_for, record_look
 from bayes_ab.checkins.look import utc_timestamp
 from bayes_ab.decision import TERMINAL_ACTIONS
+from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import LedgerError
 from bayes_ab.models import ModelCache
 from bayes_ab.models.fit import DEFAULT_CACHE
@@ -20,7 +21,7 @@ from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class Checkpoint(HtmlRepr):
     """Cumulative statistics of every metric at one moment, ``days`` after the start of the stage."""
 
     as_of: str
@@ -29,7 +30,7 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class Replay:
+class Replay(HtmlRepr):
     """Every recorded look of a replay, and the first one at which the rule would have stopped."""
 
     looks: tuple[CheckIn, ...]

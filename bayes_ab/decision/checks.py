@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bayes_ab.display import HtmlRepr
+
 
 @dataclass(frozen=True)
-class RuleCheck:
+class RuleCheck(HtmlRepr):
     """One evaluated check. ``blocking`` checks that fail stop any advance."""
 
     name: str

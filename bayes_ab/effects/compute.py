@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_ab.data.stats import segment_weights
+from bayes_ab.display import HtmlRepr
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.families import FAMILIES
 from bayes_ab.models.result import Fit
@@ -24,7 +25,7 @@ OVERALL = "overall"
 
 
 @dataclass(frozen=True)
-class ArmEffect:
+class ArmEffect(HtmlRepr):
     """Posterior summary of one arm in one segment (or overall) against control.
 
     Lifts are arm minus control (absolute, in metric units) and arm / control - 1 (relative);

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 
+from bayes_ab.display import HtmlRepr
+
 MAX_RHAT = 1.01
 MIN_ESS = 400
 
 
 @dataclass(frozen=True)
-class Diagnostics:
+class Diagnostics(HtmlRepr):
     """Convergence summary of one fit.
 
     R-hat is the maximum over every free parameter and reported quantity; ESS is the minimum
@@ -51,6 +53,10 @@ class Diagnostics:
     def to_dict(self) -> dict:
         """JSON-ready form: every figure and threshold, the problems found and whether it passed."""
         return {**vars(self), "problems": list(self.problems), "passed": self.passed}
+
+    def text(self) -> str:
+        """Same as :meth:`summary` (used for display)."""
+        return self.summary()
 
     def summary(self) -> str:
         """One line for the console."""

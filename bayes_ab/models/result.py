@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import arviz as az
 import xarray as xr
 
+from bayes_ab.display import HtmlRepr
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.spec import Metric, SamplerSettings
 
 
 @dataclass(frozen=True)
-class Fit:
+class Fit(HtmlRepr):
     """A fitted posterior with its diagnostics and the statistics it was fitted to."""
 
     metric: Metric
@@ -27,6 +28,12 @@ class Fit:
     def mean(self) -> xr.DataArray:
         """Posterior draws of the per-user metric mean, dims ``chain, draw, arm, segment``."""
         return self.idata.posterior["mean"]
+
+    def text(self) -> str:
+        """What was fitted, how, and whether it can be trusted."""
+        arms = ", ".join(map(str, self.stats["arm"].values))
+        return (f"{self.metric.name} ({self.metric.family}) fitted by {self.backend} to {self.stats.sizes['segment']} "
+                f"segment(s), arms {arms}\n{self.diagnostics.summary()}")
 
     def to_netcdf(self, path: str | os.PathLike) -> str:
         """Write the posterior (with the statistics as ``constant_data``) as ArviZ netCDF."""

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
 from bayes_ab.spec import Baseline, Metric
 
 
 @dataclass(frozen=True)
-class FixedHorizon:
+class FixedHorizon(HtmlRepr):
     """Users needed per arm by a fixed-horizon z-test, and the days that takes at full traffic."""
 
     metric: str

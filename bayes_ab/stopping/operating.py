@@ -24,6 +24,7 @@ import pandas as pd
 
 from bayes_ab.analysis import Analysis, analyze_stats
 from bayes_ab.decision import TERMINAL_ACTIONS, recommend
+from bayes_ab.display import HtmlRepr
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
@@ -37,7 +38,7 @@ FAST_POSTERIOR = SamplerSettings(draws=1000, chains=2, backend="conjugate")
 
 
 @dataclass(frozen=True)
-class ScenarioResult:
+class ScenarioResult(HtmlRepr):
     """Outcomes of ``experiments`` simulated experiments with true relative ``lift``.
 
     ``rates`` maps each outcome to its share; ``stop_days`` holds the day each decided experiment

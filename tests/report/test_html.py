@@ -1,17 +1,24 @@
-"""The HTML summary: self-contained, and every data-derived string escaped."""
+"""The HTML report: self-contained, every section in reading order, data-derived text escaped."""
 
+import base64
 import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from bayes_ab.analysis import analyze
+from bayes_ab.analysis import analyze, analyze_stats
+from bayes_ab.data.stats import count_stats, retention_stats
+from bayes_ab.decision import recommend
 from bayes_ab.report import render_report, write_report
 from bayes_ab.spec import SamplerSettings
 
 from conftest import make_spec
 
 EVIL = "<script>alert(1)</script>"
+EVIL_ATTRIBUTE = '"><img src=x onerror=alert(2)>'
+SECTIONS = ("headline", "quality", "metrics", "segments", "guardrails", "trace", "trajectory", "family", "prior")
+CONJUGATE = SamplerSettings(draws=300, chains=2, backend="conjugate")
 
 
 def evil_analysis():
@@ -19,21 +26,104 @@ def evil_analysis():
     n = 4000
     frame = pd.DataFrame({
         "arm": rng.choice(["control", "treatment"], n),
-        "seg": rng.choice([EVIL, '"><img src=x onerror=alert(2)>'], n),
+        "seg": rng.choice([EVIL, EVIL_ATTRIBUTE, "a & b", "it's"], n),
         "converted": rng.random(n) < 0.2,
+        "opted_out": rng.random(n) < 0.02,
     })
-    spec = make_spec(segments=("seg",))
-    return analyze(spec, frame, sampler=SamplerSettings(draws=300, chains=2, backend="conjugate"))
+    spec = make_spec(segments=("seg",), metrics=[
+        {"name": "converted", "family": "conversion", "column": "converted", "role": "primary"},
+        {"name": "opted_out", "family": "conversion", "column": "opted_out", "role": "guardrail",
+         "direction": "decrease"}])
+    return analyze(spec, frame, sampler=CONJUGATE)
 
 
 def test_report_escapes_data_and_needs_no_network(tmp_path):
     result = evil_analysis()
-    html = render_report(result)
+    html = render_report(result, recommend(result, 1, 0))
     assert "<script" not in html.lower()
-    assert "<img" not in html
+    assert "<img src=x" not in html and "onerror=alert" not in html.replace("onerror=alert(2)&gt;", "")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in html or "&quot;&gt;&lt;img" in html
+    assert "a &amp; b" in html and ("it&#39;s" in html or "it&#x27;s" in html)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert not re.search(r"<(link|iframe|object|embed)\b", html)
     path = write_report(result, tmp_path)
     written = path.read_text(encoding="utf-8")
     assert path.name == "test.html" and "&lt;script&gt;" in written and "<script" not in written.lower()
     assert "probability that treatment increases converted" in html
+
+
+def test_every_section_in_reading_order_with_inline_figures():
+    result = evil_analysis()
+    html = render_report(result, recommend(result, 1, 0))
+    positions = [html.index(f'<section id="{name}">') for name in SECTIONS]
+    assert positions == sorted(positions)
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    for src in images:        # every figure is a real PNG
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Decision trace" in html and "exposure at 1%" in html           # the rule trace is there
+    assert "P(harm beyond margin)" in html and "opted_out" in html         # guardrail table
+    assert "flat prior, unpooled" in html                                   # sensitivity
+    assert "No check-ins recorded" in html                                  # trajectory explains its absence
+
+
+def test_failed_diagnostics_are_shown_as_blocking():
+    result = evil_analysis()
+    failed = type(result.fits["converted"].diagnostics)(max_rhat=1.2, min_ess_bulk=50, min_ess_tail=40,
+                                                        divergences=3, chains=2, draws=300)
+    fits = dict(result.fits)
+    fits["converted"] = type(fits["converted"])(**{**fits["converted"].__dict__, "diagnostics": failed})
+    broken = type(result)(result.spec, result.stats, fits, result.effects)
+    html = render_report(broken)
+    assert "Blocking: no recommendation may act on these results" in html
+    assert "FAILED (blocking): R-hat 1.200 &gt; 1.01" in html
+
+
+def test_retention_curves_and_count_distributions_are_drawn():
+    spec = make_spec(metrics=[
+        {"name": "trades", "family": "count", "column": "t", "role": "primary"},
+        {"name": "d7", "family": "retention", "column": "d", "observed_column": "o", "horizon": 7, "max_day": 7}])
+    arms, segments = spec.arm_names, ["all"]
+    rng = np.random.default_rng(1)
+    hist = np.stack([np.bincount(rng.negative_binomial(1.0, 1 / (1 + m), 3000), minlength=80)[:80]
+                     for m in (2.0, 2.3)])[:, None, :]
+    at_risk = np.array([[[3000, 2500, 2200, 2000, 1850, 1700, 1600]], [[3000, 2550, 2260, 2070, 1920, 1780, 1690]]])
+    lost = at_risk - np.concatenate([at_risk[:, :, 1:], (at_risk[:, :, -1:] * 0.94).astype(int)], axis=2)
+    stats = {"trades": count_stats(arms, segments, np.arange(80), hist, "trades"),
+             "d7": retention_stats(arms, segments, at_risk, lost, "d7")}
+    html = render_report(analyze_stats(spec, stats, sampler=CONJUGATE))
+    family = html[html.index('<section id="family">'):html.index('<section id="prior">')]
+    assert family.count("<img") == 2 and "censored" in family and "values of 29 or more" in family
+
+
+def test_report_command_writes_the_file(tmp_path, capsys):
+    from bayes_ab.cli import main
+    from conftest import COOKIE_CATS, EXAMPLES
+
+    small = tmp_path / "cc.csv"
+    pd.read_csv(COOKIE_CATS).sample(6000, random_state=1).to_csv(small, index=False)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(_conjugate_spec((EXAMPLES / "cookie_cats" / "spec.yaml").read_text()))
+    code = main(["report", str(spec), "--data", str(small), "--models-dir", str(tmp_path / "m"),
+                 "--reports-dir", str(tmp_path / "r"), "--stage", "1", "--days", "2"])
+    assert code == 0, capsys.readouterr().err
+    html = (tmp_path / "r" / "cookie_cats.html").read_text(encoding="utf-8")
+    assert all(f'<section id="{name}">' in html for name in SECTIONS) and "game_rounds" in html
+
+
+def _conjugate_spec(text: str) -> str:
+    """The Cookie Cats spec with the conjugate backend (seconds instead of minutes)."""
+    return re.sub(r"sampler:\n(  .*\n)+", "sampler:\n  backend: conjugate\n  draws: 500\n  chains: 2\n", text + "\n")
+
+
+@pytest.mark.parametrize("make", ["fit", "diagnostics", "arm_effect", "rule_check", "effects", "analysis",
+                                  "recommendation"])
+def test_result_objects_render_escaped_html_in_jupyter(make):
+    result = evil_analysis()
+    recommendation = recommend(result, 1, 0)
+    objects = {"fit": result.fits["converted"], "diagnostics": result.fits["converted"].diagnostics,
+               "arm_effect": result.effects["converted"].rows[-1], "rule_check": recommendation.reasons[0],
+               "effects": result.effects["converted"], "analysis": result, "recommendation": recommendation}
+    html = objects[make]._repr_html_()
+    assert html.strip().startswith("<") and "<script" not in html.lower()

@@ -1,0 +1,206 @@
+"""Report figures: matplotlib (Agg) drawings returned as inline PNG data URIs.
+
+PNGs carry no text a browser could interpret, so names from data drawn as labels cannot inject
+markup. Colours follow the Okabe-Ito palette, which stays distinct under the common colour-vision
+deficiencies; every series is also told apart by marker or line style.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from scipy.stats import gaussian_kde, norm  # noqa: E402
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+GREY = "#999999"
+LINES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+WIDTH = 7.2
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _style(ax) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="both", color="#e5e5e5", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+
+def _percent(ax, axis: str = "x") -> None:
+    formatter = FuncFormatter(lambda v, _: f"{100 * v:+.0f}%" if abs(v) >= 0.01 or v == 0 else f"{100 * v:+.1f}%")
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(formatter)
+
+
+def _density(draws: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    finite = draws[np.isfinite(draws)]
+    if finite.size < 2 or np.ptp(finite) == 0:
+        return np.zeros_like(grid)
+    return gaussian_kde(finite)(grid)
+
+
+def lift_density(series: dict[str, np.ndarray], rope: float, title: str) -> str:
+    """Posterior density of the relative lift per treatment arm, with the ROPE band and the zero line."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    everything = np.concatenate([d[np.isfinite(d)] for d in series.values()])
+    low, high = np.percentile(everything, [0.2, 99.8])
+    pad = max(high - low, 2 * rope) * 0.15
+    grid = np.linspace(min(low, -rope) - pad, max(high, rope) + pad, 400)
+    ax.axvspan(-rope, rope, color=GREY, alpha=0.25, label=f"ROPE ±{rope:.1%}")
+    ax.axvline(0, color="black", linewidth=1)
+    for k, (arm, draws) in enumerate(series.items()):
+        ax.plot(grid, _density(draws, grid), color=OKABE_ITO[k % 8], linestyle=LINES[k % 4], linewidth=2, label=arm)
+    ax.set_yticks([])
+    ax.set_xlabel("relative lift vs control")
+    _percent(ax)
+    _style(ax)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(frameon=False, fontsize=9)
+    return _png(fig)
+
+
+def forest(rows: Sequence[dict], title: str) -> str:
+    """Per segment (and overall): unpooled and pooled relative lift with intervals, one row each."""
+    labels = [r["label"] for r in rows]
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.42 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for offset, key, colour, marker, name in ((0.14, "unpooled", OKABE_ITO[1], "s", "unpooled (segment alone, flat prior)"),
+                                              (-0.14, "pooled", OKABE_ITO[0], "o", "pooled (hierarchical model)")):
+        mid = np.array([r[key][0] for r in rows])
+        lo = np.array([r[key][1] for r in rows])
+        hi = np.array([r[key][2] for r in rows])
+        ax.errorbar(mid, y + offset, xerr=[mid - lo, hi - mid], fmt=marker, color=colour, ecolor=colour,
+                    capsize=2, markersize=5, label=name)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_xlabel("relative lift vs control (interval)")
+    _percent(ax)
+    _style(ax)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(len(rows), 2) - 0.12),
+              ncol=2)
+    return _png(fig)
+
+
+def guardrail_bars(names: Sequence[str], p_harm: Sequence[float], threshold: float) -> str:
+    """P(harm beyond margin) per guardrail, with the rollback threshold."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.4 * len(names)))
+    y = np.arange(len(names))[::-1]
+    colours = [OKABE_ITO[3] if p >= threshold else OKABE_ITO[2] for p in p_harm]
+    ax.barh(y, p_harm, color=colours, height=0.55)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.text(threshold, y.max() + 0.45, f" roll back at {threshold:.0%}", fontsize=8, va="bottom")
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("P(worse than control by more than the margin)")
+    _style(ax)
+    return _png(fig)
+
+
+def trajectory(looks: Sequence[int], series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+               ship_beat: float, caring: float) -> str:
+    """P(beat control) and expected loss if shipped over the looks, with the rule's thresholds;
+    ``series`` maps a name to (look numbers, P(beat control), expected loss)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH, 4.6), sharex=True)
+    for k, (name, (x, p_beat, loss)) in enumerate(series.items()):
+        style = dict(color=OKABE_ITO[k % 8], marker=MARKERS[k % 6], linestyle=LINES[k % 4], label=name)
+        top.plot(x, p_beat, **style)
+        bottom.plot(x, loss, **style)
+    top.axhline(ship_beat, color="black", linestyle="--", linewidth=1)
+    top.text(looks[0], ship_beat, f"ship needs {ship_beat:.0%}", fontsize=8, va="bottom")
+    top.set_ylim(0, 1)
+    top.yaxis.set_major_formatter(PercentFormatter(1.0))
+    top.set_ylabel("P(beat control)")
+    bottom.axhline(caring, color="black", linestyle="--", linewidth=1)
+    bottom.text(looks[0], caring, f"caring threshold {caring:.2%}", fontsize=8, va="bottom")
+    bottom.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
+    bottom.set_ylabel("expected loss if shipped")
+    bottom.set_xlabel("look")
+    bottom.set_xticks(list(looks))
+    for ax in (top, bottom):
+        _style(ax)
+    top.legend(frameon=False, fontsize=8)
+    return _png(fig)
+
+
+def exposure(looks: Sequence[int], users: Sequence[int], stages: Sequence[float | None]) -> str:
+    """Cumulative users at each look, annotated with the ramp stage."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
+    ax.plot(looks, users, color=OKABE_ITO[0], marker="o")
+    for x, u, s in zip(looks, users, stages):
+        if s is not None:
+            ax.annotate(f"{s:g}%", (x, u), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_xlabel("look")
+    ax.set_ylabel("users so far")
+    ax.set_xticks(list(looks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    _style(ax)
+    return _png(fig)
+
+
+def retention_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> str:
+    """Posterior retention by day per arm with interval bands."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    for k, (arm, (days, mid, low, high)) in enumerate(curves.items()):
+        colour = OKABE_ITO[k % 8]
+        ax.fill_between(days, low, high, color=colour, alpha=0.2, linewidth=0)
+        ax.plot(days, mid, color=colour, linestyle=LINES[k % 4], marker=MARKERS[k % 6], markersize=3, label=arm)
+    ax.set_xlabel("day since exposure")
+    ax.set_ylabel("retained")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    _style(ax)
+    ax.legend(frameon=False, fontsize=9)
+    return _png(fig)
+
+
+def count_distribution(values: np.ndarray, shares: dict[str, np.ndarray], cap: int) -> str:
+    """Share of users per count value and arm, values above ``cap`` gathered in the last bar."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    width = 0.8 / max(len(shares), 1)
+    for k, (arm, share) in enumerate(shares.items()):
+        ax.bar(values + (k - (len(shares) - 1) / 2) * width, share, width=width, color=OKABE_ITO[k % 8],
+               hatch=("", "//", "..", "xx")[k % 4], edgecolor="white", label=arm)
+    ticks = [v for v in values if v % max(1, len(values) // 12) == 0]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{v}+" if v == cap else str(v) for v in ticks], fontsize=8)
+    ax.set_xlabel("count per user")
+    ax.set_ylabel("share of users")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    _style(ax)
+    ax.legend(frameon=False, fontsize=9)
+    return _png(fig)
+
+
+def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: str) -> str:
+    """Density of the treatment effect's prior and posterior (link scale)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
+    spread = max([prior_sd] + [float(np.std(d)) * 4 for d in posteriors.values()])
+    centre = np.mean([np.median(d) for d in posteriors.values()]) if posteriors else 0.0
+    grid = np.linspace(min(-3 * prior_sd, centre - spread), max(3 * prior_sd, centre + spread), 500)
+    ax.fill_between(grid, norm.pdf(grid, 0, prior_sd), color=GREY, alpha=0.35,
+                    label=f"prior Normal(0, {prior_sd:g})")
+    for k, (arm, draws) in enumerate(posteriors.items()):
+        ax.plot(grid, _density(draws, grid), color=OKABE_ITO[k % 8], linestyle=LINES[k % 4], linewidth=2,
+                label=f"posterior, {arm}")
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks([])
+    ax.set_xlabel(f"treatment effect ({scale})")
+    _style(ax)
+    ax.legend(frameon=False, fontsize=8)
+    return _png(fig)

@@ -1,0 +1,282 @@
+"""The report's contents, section by section, as plain values for the template (no HTML here).
+
+Every string that comes from data (arm, segment, metric and experiment names) stays a plain string:
+the template escapes it. Figures are PNG data URIs from :mod:`bayes_ab.report.figures`.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from bayes_ab.analysis import Analysis
+from bayes_ab.checkins.history import History
+from bayes_ab.decision import Recommendation
+from bayes_ab.decision.guardrails import harm_draws, relative_lift_draws
+from bayes_ab.decision.srm import srm_checks
+from bayes_ab.effects import format as fmt
+from bayes_ab.effects import sentence
+from bayes_ab.effects.compute import hdi
+from bayes_ab.effects.retention import retention_curve
+from bayes_ab.models import Fit, fit
+from bayes_ab.models.families import FAMILIES
+from bayes_ab.report import figures
+from bayes_ab.spec import SamplerSettings
+from bayes_ab.stopping import OperatingCharacteristics
+
+FLAT_PRIOR = SamplerSettings(draws=2000, chains=2, backend="conjugate", seed=20)
+COUNT_BARS = 30
+
+
+@dataclass(frozen=True)
+class MetricSection:
+    """Section 3 (and 4, 8, 9) for one metric."""
+
+    name: str
+    family: str
+    role: str
+    direction: str
+    rope: float
+    margin: float | None
+    model_note: str
+    backend: str
+    diagnostics: Any
+    sentences: tuple[str, ...]
+    effects: Any
+    unit: str
+    unit_scale: float
+    lift_plot: str
+    forest_plot: str
+    shrinkage: tuple[dict, ...]
+    family_plot: str | None
+    family_note: str
+    prior_plot: str | None
+    prior_note: str
+    sensitivity: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything the template shows, in reading order."""
+
+    experiment: str
+    arms: tuple[str, ...]
+    control: str
+    headline: str
+    action: str | None
+    sentences: tuple[tuple[str, str], ...]
+    period: str
+    traffic: tuple[dict, ...]
+    users: int
+    segments: int
+    fingerprint: str
+    versions: str
+    generated: str
+    srm: tuple[Any, ...]
+    diagnostics: tuple[dict, ...]
+    blocking: tuple[str, ...]
+    exposure_plot: str | None
+    exposure_note: str
+    metrics: tuple[MetricSection, ...]
+    guardrails: tuple[dict, ...]
+    guardrail_plot: str | None
+    harm_threshold: float
+    trace: tuple[Any, ...]
+    trajectory_plot: str | None
+    trajectory_rows: tuple[dict, ...]
+    error_rates: tuple[str, ...]
+    interval: float
+    notes: tuple[str, ...] = field(default=())
+
+
+def build_content(result: Analysis, recommendation: Recommendation | None, history: History | None,
+                  operating: tuple[OperatingCharacteristics, ...], generated: str) -> ReportContent:
+    """Collect the report's sections from an analysis and what is stored beside it."""
+    spec = result.spec
+    first = next(iter(result.stats.values()))
+    per_arm = first["n"].sum("segment")
+    total = int(per_arm.sum())
+    weights = {a.name: a.weight for a in spec.arms}
+    weight_sum = sum(weights.values())
+    traffic = tuple({"arm": str(arm), "users": int(n), "share": int(n) / total,
+                     "planned": weights[str(arm)] / weight_sum} for arm, n in zip(first["arm"].values, per_arm.values))
+    diagnostics = tuple({"metric": name, "summary": f.diagnostics.summary(), "passed": f.diagnostics.passed,
+                         "problems": "; ".join(f.diagnostics.problems), "d": f.diagnostics}
+                        for name, f in result.fits.items())
+    srm = tuple(srm_checks(first, spec, spec.decision.srm_p))
+    blocking = tuple([f"sample ratio mismatch: {c.name}" for c in srm if not c.passed]
+                     + [f"MCMC diagnostics failed for {d['metric']}: {d['problems']}" for d in diagnostics
+                        if not d["passed"]])
+    sentences = tuple((e.metric.name, sentence(e, arm)) for e in result.effects.values()
+                      if e.metric.role == "primary" for arm in e.treatments)
+    sentences += tuple((e.metric.name, sentence(e, arm)) for e in result.effects.values()
+                       if e.metric.role != "primary" for arm in e.treatments)
+    if recommendation is None:
+        headline, action = ("No recommendation requested: give the current ramp stage and its days "
+                            "(--stage, --days) to apply the decision rule."), None
+    else:
+        headline, action = recommendation.headline, recommendation.action
+    metrics = tuple(_metric_section(result, name) for name in result.effects)
+    guardrails, guardrail_plot = _guardrails(result)
+    exposure_plot, exposure_note, trajectory_plot, trajectory_rows, period = _checkins(history, spec)
+    return ReportContent(
+        experiment=spec.name, arms=spec.arm_names, control=spec.control.name, headline=headline, action=action,
+        sentences=sentences, period=period, traffic=traffic, users=total, segments=first.sizes["segment"],
+        fingerprint=result.fingerprint, versions=_versions(), generated=generated, srm=srm,
+        diagnostics=diagnostics, blocking=blocking, exposure_plot=exposure_plot, exposure_note=exposure_note,
+        metrics=metrics, guardrails=guardrails, guardrail_plot=guardrail_plot, harm_threshold=spec.decision.harm,
+        trace=recommendation.reasons if recommendation else (), trajectory_plot=trajectory_plot,
+        trajectory_rows=trajectory_rows, error_rates=tuple(o.text() for o in operating), interval=spec.interval,
+    )
+
+
+def _versions() -> str:
+    names = ("bayes-ab", "pymc", "arviz", "nutpie", "numpy", "duckdb")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found + [f"Python {platform.python_version()}"])
+
+
+def _metric_section(result: Analysis, name: str) -> MetricSection:
+    effects, model = result.effects[name], result.fits[name]
+    metric = effects.metric
+    family = FAMILIES[metric.family]
+    flat = fit(result.stats[name], metric, FLAT_PRIOR)
+    treatments = effects.treatments
+    lift_plot = figures.lift_density({arm: relative_lift_draws(model, arm) for arm in treatments}, metric.rope,
+                                     f"{name}: posterior of the relative lift (overall)")
+    forest_rows = []
+    for arm in treatments:
+        for segment in ["overall"] + [str(s) for s in model.stats["segment"].values]:
+            pooled, unpooled = _segment_lift(model, arm, segment), _segment_lift(flat, arm, segment)
+            forest_rows.append({"label": f"{segment} · {arm}" if len(treatments) > 1 else segment,
+                                "pooled": _summary(pooled, effects.interval),
+                                "unpooled": _summary(unpooled, effects.interval)})
+    forest_plot = figures.forest(forest_rows, f"{name}: relative lift by segment ({effects.interval:.0%} intervals)")
+    shrinkage = tuple({"segment": r["label"], "unpooled": r["unpooled"], "pooled": r["pooled"],
+                       "moved": _moved(r["unpooled"], r["pooled"])} for r in forest_rows)
+    family_plot, family_note = _family_plot(model, effects.interval)
+    prior_plot, prior_note = _prior(model)
+    flat_effects = {arm: _summary(relative_lift_draws(flat, arm), effects.interval) for arm in treatments}
+    sign = 1.0 if metric.increase_is_good else -1.0
+    sensitivity = tuple({"arm": arm, "model": _summary(relative_lift_draws(model, arm), effects.interval),
+                         "flat": flat_effects[arm],
+                         "model_p": effects.overall(arm).p_beat_control,
+                         "flat_p": float(np.mean(sign * relative_lift_draws(flat, arm) > 0))} for arm in treatments)
+    return MetricSection(
+        name=name, family=metric.family, role=metric.role, direction=metric.direction, rope=metric.rope,
+        margin=metric.margin if metric.role == "guardrail" else None, model_note=effects.model_note,
+        backend=effects.backend, diagnostics=effects.diagnostics,
+        sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit,
+        unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
+        family_plot=family_plot, family_note=family_note, prior_plot=prior_plot, prior_note=prior_note,
+        sensitivity=sensitivity,
+    )
+
+
+def _segment_lift(model: Fit, arm: str, segment: str) -> np.ndarray:
+    if segment == "overall":
+        return relative_lift_draws(model, arm)
+    mean = model.mean.sel(segment=segment)
+    return (mean.sel(arm=arm) / mean.isel(arm=0) - 1.0).values.ravel()
+
+
+def _summary(draws: np.ndarray, interval: float) -> tuple[float, float, float]:
+    low, high = hdi(draws, interval)
+    return float(np.nanmedian(draws)), low, high
+
+
+def _moved(unpooled: tuple[float, float, float], pooled: tuple[float, float, float]) -> str:
+    width_before, width_after = unpooled[2] - unpooled[1], pooled[2] - pooled[1]
+    shift = pooled[0] - unpooled[0]
+    narrower = 1 - width_after / width_before if width_before > 0 else 0.0
+    return f"{fmt.relative(shift)} shift, interval {narrower:.0%} narrower" if narrower >= 0 else \
+        f"{fmt.relative(shift)} shift, interval {-narrower:.0%} wider"
+
+
+def _family_plot(model: Fit, interval: float) -> tuple[str | None, str]:
+    family = model.metric.family
+    if family == "retention":
+        curve = retention_curve(model, interval)
+        curves = {str(arm): (part["day"].values, part["retention"].values, part["low"].values, part["high"].values)
+                  for arm, part in curve.groupby("arm", sort=False)}
+        return figures.retention_curves(curves), (f"Posterior retention by day since exposure (overall, "
+                                                  f"{interval:.0%} bands); users not yet old enough to be "
+                                                  "observed on a day are censored, not counted as lost.")
+    if family == "count":
+        users = model.stats["users"].sum("segment")
+        values = model.stats["value"].values
+        cap = int(min(values.max(), max(COUNT_BARS - 1, 1)))
+        shown = np.arange(cap + 1)
+        shares = {}
+        for arm in users["arm"].values:
+            row = users.sel(arm=arm).values.astype(float)
+            binned = np.array([row[values == v].sum() for v in shown[:-1]] + [row[values >= cap].sum()])
+            shares[str(arm)] = binned / row.sum()
+        largest = int(values[(users.sum("arm").values > 0)].max())
+        return figures.count_distribution(shown, shares, cap), (
+            f"Observed share of users per count value (values of {cap} or more in the last bar; the largest "
+            f"is {largest:,}). The model is negative binomial on this exact histogram.")
+    return None, ""
+
+
+def _prior(model: Fit) -> tuple[str | None, str]:
+    posterior = model.idata.posterior
+    prior_sd = model.metric.prior.effect_sd
+    if "effect_mu" not in posterior:
+        return None, ("This posterior comes from the conjugate closed form with a flat prior, so the prior "
+                      "has no influence to show; the sensitivity table below compares it with itself.")
+    draws = {str(t): posterior["effect_mu"].sel(treatment=t).values.ravel() for t in posterior["treatment"].values}
+    spread = max(float(np.std(d)) for d in draws.values())
+    note = (f"Prior of the overall treatment effect on the model's link scale: Normal(0, {prior_sd:g}). "
+            f"The posterior sd is {spread:.3g}, {spread / prior_sd:.1%} of the prior sd"
+            + ("; the data dominate." if spread < 0.3 * prior_sd else "; the prior still matters."))
+    return figures.prior_posterior(prior_sd, draws, "link scale"), note
+
+
+def _guardrails(result: Analysis) -> tuple[tuple[dict, ...], str | None]:
+    rows = []
+    for name, f in result.fits.items():
+        if f.metric.role != "guardrail":
+            continue
+        for arm in result.effects[name].treatments:
+            lift = relative_lift_draws(f, arm)
+            low, high = hdi(lift, result.spec.interval)
+            rows.append({"metric": name, "arm": arm, "margin": f.metric.margin, "direction": f.metric.direction,
+                         "p_harm": float(np.mean(harm_draws(f, arm))), "lift": float(np.nanmedian(lift)),
+                         "low": low, "high": high, "passed": f.diagnostics.passed})
+    if not rows:
+        return (), None
+    labels = [f"{r['metric']} · {r['arm']}" for r in rows]
+    return tuple(rows), figures.guardrail_bars(labels, [r["p_harm"] for r in rows], result.spec.decision.harm)
+
+
+def _checkins(history: History | None, spec) -> tuple[str | None, str, str | None, tuple[dict, ...], str]:
+    if history is None or not history.looks:
+        return (None, "No check-ins recorded: exposure over time and the trajectory appear once looks are "
+                      "recorded with `bayes-ab checkin`.", None, (), "single analysis (no check-ins recorded)")
+    looks = history.looks
+    period = f"{looks[0].as_of} to {looks[-1].as_of} ({len(looks)} look(s))"
+    numbers = [look.look for look in looks]
+    users = [int(look.payload["users"]) for look in looks]
+    stages = [look.payload.get("stage") for look in looks]
+    exposure_plot = figures.exposure(numbers, users, stages)
+    table = history.to_pandas()
+    if table.empty:
+        return exposure_plot, "", None, (), period
+    series = {}
+    for (metric, arm), part in table.groupby(["metric", "arm"], sort=False):
+        series[f"{metric} · {arm}"] = (part["look"].values, part["p_beat_control"].values,
+                                       part["loss_ship_rel"].values)
+    trajectory_plot = figures.trajectory(numbers, series, spec.decision.ship_beat, spec.decision.caring)
+    rows = tuple(table.to_dict("records"))
+    return exposure_plot, "Users so far at each recorded look, with the ramp stage.", trajectory_plot, rows, period
+

@@ -1,0 +1,84 @@
+"""The demo report in a real browser: headless Chromium opens the file from disk, with no network.
+
+Chromium comes from the operating system (``.ci/run`` installs Debian's ``chromium`` package) and is
+driven through Playwright with ``executable_path``; the test is skipped, with the reason, only where
+no Chromium binary exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from bayes_ab.checkins import checkin
+from bayes_ab.report import write_report
+from bayes_ab.spec import load_spec
+
+from conftest import EXAMPLES, FAST, ROOT
+
+SECTIONS = ("headline", "quality", "metrics", "segments", "guardrails", "trace", "trajectory", "family", "prior")
+SCREENSHOTS = Path(os.environ.get("BAYES_AB_SCREENSHOTS", ROOT / "reports" / "screenshots"))
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory) -> Path:
+    """The demo experiment's report after two check-ins (so every section has content)."""
+    sys.path.insert(0, str(EXAMPLES / "push_notification"))
+    from truth import ARMS, TRUTHS     # the demo's own known truth
+
+    from bayes_ab.simulation import simulate_users
+
+    out = tmp_path_factory.mktemp("browser")
+    spec = load_spec(EXAMPLES / "push_notification" / "spec.yaml")
+    users = simulate_users(TRUTHS, ARMS, 60_000, 7)
+    checkin(spec, users.iloc[:30_000], stage=5, days=2, as_of="2026-03-01T09:00:00Z", models_dir=out / "models",
+            sampler=FAST)
+    last = checkin(spec, users, stage=25, days=4, as_of="2026-03-05T09:00:00Z", models_dir=out / "models",
+                   sampler=FAST)
+    return write_report(last.analysis, out / "reports", last.recommendation, out / "models")
+
+
+def test_demo_report_renders_in_chromium_without_errors_or_requests(demo_report):
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary on this machine (install Debian's 'chromium' package; .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    assert demo_report.stat().st_size < 3_000_000
+    errors, requests = [], []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=binary, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(demo_report.as_uri(), wait_until="load")
+        for section in SECTIONS:
+            heading = page.locator(f"section#{section} h2")
+            assert heading.count() == 1 and heading.is_visible(), section
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+        assert images and all(ok for _, ok in images), images
+        alts = " | ".join(alt for alt, _ in images)
+        for expected in ("relative lift", "forest plot", "probability of harm", "P(beat control) and expected loss",
+                         "users so far", "prior and posterior"):
+            assert expected in alts, (expected, alts)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shot = SCREENSHOTS / "push_notification.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert errors == [] and requests == []
+    assert shot.stat().st_size > 50_000
