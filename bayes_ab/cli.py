@@ -201,13 +201,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _stored_error_rates(spec_name: str, models_dir: str | Path) -> str:
     """The simulated error rates of the stopping rules, when `bayes-ab simulate` has stored them."""
-    from bayes_ab.stopping import load_operating_characteristics
+    from bayes_ab.stopping import stored_operating_characteristics
 
-    lines = []
-    for rule in ("default", "naive"):
-        path = Path(models_dir) / spec_name / f"operating_{rule}.json"
-        if path.exists():
-            lines.append(load_operating_characteristics(path).text())
+    lines = [figures.text() for figures in stored_operating_characteristics(spec_name, models_dir)]
     if not lines:
         return ("Stopping rule error rates: not simulated yet (add a plan: to the spec and run "
                 "`bayes-ab simulate SPEC`).")

@@ -209,6 +209,14 @@ class ExperimentSpec:
         """Arm names with the control first, as the data and models order them."""
         return (self.control.name,) + tuple(a.name for a in self.arms if not a.is_control)
 
+    def stage_index(self, percent: float) -> int:
+        """Position of the ramp stage at ``percent``; :class:`SpecError` when the ramp has no such stage."""
+        stages = [s.percent for s in self.ramp]
+        if percent not in stages:
+            raise SpecError(f"{self.source}: stage {percent:g}% is not in the ramp plan "
+                            f"({', '.join(f'{s:g}' for s in stages)})")
+        return stages.index(percent)
+
     def metric(self, name: str) -> Metric:
         """The metric called ``name``."""
         for metric in self.metrics:

@@ -9,8 +9,7 @@ from bayes_ab.models.result import Fit
 
 def relative_lift_draws(fit: Fit, arm: str) -> np.ndarray:
     """Draws of the overall (traffic-weighted) relative lift of ``arm`` against control."""
-    weights = fit.stats["n"].sum("arm") / fit.stats["n"].sum()
-    overall = (fit.mean * weights).sum("segment")
+    overall = fit.overall_mean
     control = overall.isel(arm=0).values.ravel()
     return overall.sel(arm=arm).values.ravel() / control - 1.0
 

@@ -97,11 +97,9 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
         Days of exposure at the current stage.
     """
     spec, t = analysis.spec, analysis.spec.decision
-    stages = [s.percent for s in spec.ramp]
-    if stage not in stages:
-        raise SpecError(f"{spec.source}: stage {stage:g}% is not in the ramp plan ({', '.join(f'{s:g}' for s in stages)})")
-    current = spec.ramp[stages.index(stage)]
-    following = spec.ramp[min(stages.index(stage) + 1, len(stages) - 1)]
+    index = spec.stage_index(stage)
+    current = spec.ramp[index]
+    following = spec.ramp[min(index + 1, len(spec.ramp) - 1)]
     primaries = [m for m in spec.metrics if m.role == "primary"]
     guardrails = [m for m in spec.metrics if m.role == "guardrail"]
     if not primaries:

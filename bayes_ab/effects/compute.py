@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.data.stats import segment_weights
 from bayes_ab.display import HtmlRepr
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.families import FAMILIES
@@ -95,8 +94,7 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     """Summarise a fit into :class:`MetricEffects` (``interval`` is the HDI probability)."""
     metric, stats = fit.metric, fit.stats
     mean = fit.mean.transpose("chain", "draw", "arm", "segment")
-    weights = segment_weights(stats)
-    overall = (mean * weights).sum("segment")
+    overall = fit.overall_mean
     family = FAMILIES[metric.family]
     rows = _rows(overall, metric, interval, OVERALL, True, stats["n"].sum("segment"),
                  family.observed_mean(stats, metric))

@@ -29,6 +29,13 @@ class Fit(HtmlRepr):
         """Posterior draws of the per-user metric mean, dims ``chain, draw, arm, segment``."""
         return self.idata.posterior["mean"]
 
+    @property
+    def overall_mean(self) -> xr.DataArray:
+        """Draws of each arm's overall mean, segments weighted by their traffic (all arms together);
+        dims ``chain, draw, arm``."""
+        users = self.stats["n"].sum("arm").astype(float)
+        return (self.mean * (users / users.sum())).sum("segment").transpose("chain", "draw", "arm")
+
     def text(self) -> str:
         """What was fitted, how, and whether it can be trusted."""
         arms = ", ".join(map(str, self.stats["arm"].values))

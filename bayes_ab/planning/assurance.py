@@ -159,7 +159,6 @@ def plan_experiment(
     if plan is None:
         raise SpecError(f"{spec.source}: plan: is required (daily_users, baseline, effect, ...); "
                         "see bayes_ab.planning.plan_settings")
-    check_plan(spec, plan)
     simulated = simulate(spec, plan, rule=rule, seed=seed, workers=workers)
     weights = {a.name: a.weight for a in spec.arms}
     total = sum(weights.values())

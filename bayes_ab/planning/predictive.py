@@ -113,9 +113,7 @@ def decision_outlook(
         Posterior draws simulated (each one continuation of the experiment).
     """
     spec = analysis.spec
-    stages = [s.percent for s in spec.ramp]
-    if stage not in stages:
-        raise SpecError(f"{spec.source}: stage {stage:g}% is not in the ramp plan ({', '.join(f'{s:g}' for s in stages)})")
+    stage_index = spec.stage_index(stage)
     for name, value in (("daily_users", daily_users), ("days", days), ("look_every", look_every), ("draws", draws)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise SpecError(f"outlook: {name} must be an integer >= 1, got {value!r}")
@@ -129,7 +127,7 @@ def decision_outlook(
         accumulators = [_continuation(analysis, m, truths[m.name], rng) for m in primaries]
         outcome, day, _ = run_experiment(spec, accumulators, spec.ramp, spec_rule_decision, daily_users=daily_users,
                                          days=days, look_every=look_every, rng=rng,
-                                         stage_index=stages.index(stage), days_at_stage=days_at_stage,
+                                         stage_index=stage_index, days_at_stage=days_at_stage,
                                          ends=LEAVING_HOLD)
         outcomes.append("hold" if outcome == "undecided" else outcome)
         decision_days.append(day)
@@ -138,10 +136,7 @@ def decision_outlook(
 
 def _arm_mean_draws(analysis: Analysis, metric: Metric) -> np.ndarray:
     """Posterior draws of each arm's overall mean, shape (draws, arms); segments weighted by traffic."""
-    fit = analysis.fits[metric.name]
-    users = fit.stats["n"].sum("arm").astype(float)
-    overall = (fit.mean * (users / users.sum())).sum("segment")
-    return overall.stack(sample=("chain", "draw")).transpose("sample", "arm").values
+    return analysis.fits[metric.name].overall_mean.stack(sample=("chain", "draw")).transpose("sample", "arm").values
 
 
 def _continuation(analysis: Analysis, metric: Metric, truth: np.ndarray, rng: np.random.Generator) -> Accumulator:

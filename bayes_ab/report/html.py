@@ -13,7 +13,7 @@ from bayes_ab.decision import Recommendation
 from bayes_ab.effects import format as fmt
 from bayes_ab.files import write_atomically
 from bayes_ab.report.sections import build_content
-from bayes_ab.stopping import OperatingCharacteristics, load_operating_characteristics
+from bayes_ab.stopping import OperatingCharacteristics, stored_operating_characteristics
 
 _ENV = Environment(loader=PackageLoader("bayes_ab.report", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
@@ -63,9 +63,7 @@ def write_report(result: Analysis, reports_dir: Path, recommendation: Recommenda
 def stored_context(experiment: str, models_dir: str | Path) -> tuple[History | None, tuple[OperatingCharacteristics, ...]]:
     """The recorded looks (``None`` without a ledger) and the stored error rates of an experiment."""
     from bayes_ab.checkins import history as load_history
+    from bayes_ab.checkins.checkin import ledger_for
 
-    folder = Path(models_dir) / experiment
-    looks = load_history(experiment, models_dir) if (folder / "ledger.sqlite").exists() else None
-    operating = tuple(load_operating_characteristics(folder / f"operating_{rule}.json")
-                      for rule in ("default", "naive") if (folder / f"operating_{rule}.json").exists())
-    return looks, operating
+    looks = load_history(experiment, models_dir) if ledger_for(experiment, models_dir).path.exists() else None
+    return looks, stored_operating_characteristics(experiment, models_dir)

@@ -144,6 +144,14 @@ def load_operating_characteristics(path: str | Path) -> OperatingCharacteristics
     return OperatingCharacteristics(raw["experiment"], raw["rule"], plan, scenarios)
 
 
+def stored_operating_characteristics(experiment: str, models_dir: str | Path = "models"
+                                     ) -> tuple[OperatingCharacteristics, ...]:
+    """The error rates ``bayes-ab simulate`` stored for ``experiment`` (default rule first; may be empty)."""
+    folder = Path(models_dir) / experiment
+    return tuple(load_operating_characteristics(folder / f"operating_{rule}.json")
+                 for rule in RULES if (folder / f"operating_{rule}.json").exists())
+
+
 def simulate(
     spec: ExperimentSpec,
     plan: PlanSettings | None = None,
