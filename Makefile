@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench browser clean
+.PHONY: demo test test-fast bench browser java clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,16 @@ demo: $(STAMP)
 browser:
 	./scripts/install-browser.sh
 
+## java: a Java 17+ runtime for the Spark engine and its tests (Debian package; needs root or sudo)
+java:
+	./scripts/install-java.sh
+
 ## test: the whole suite, statistical checks marked `slow` included
-test: $(STAMP) browser
+test: $(STAMP) browser java
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the suite without the slow statistical checks
-test-fast: $(STAMP)
+test-fast: $(STAMP) java
 	$(BIN)/python -m pytest -q -m "not slow"
 
 ## bench: the performance figures recorded in benchmarks/RESULTS.md

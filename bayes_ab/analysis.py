@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_ab.data import aggregate
-from bayes_ab.data.source import Source
+from bayes_ab.data.engine import Engine, Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
@@ -89,6 +89,7 @@ def analyze(
     source: Source,
     *,
     aggregated: bool = False,
+    engine: Engine | str | None = None,
     sampler: SamplerSettings | None = None,
     cache: ModelCache = DEFAULT_CACHE,
 ) -> Analysis:
@@ -99,13 +100,18 @@ def analyze(
     spec
         Validated experiment spec.
     source
-        Per-user rows (or aggregates with ``aggregated=True``): Parquet/CSV path or DataFrame.
+        Per-user rows (or aggregates with ``aggregated=True``): Parquet/CSV path, pandas DataFrame
+        or Spark DataFrame.
+    engine
+        Where the aggregation runs: ``"duckdb"`` (default), ``"spark"`` or an engine object
+        (e.g. ``SparkEngine(master=...)``); a Spark DataFrame selects Spark by itself.
     sampler
         Overrides ``spec.sampler`` (e.g. small settings in tests).
     cache
         Compiled models, re-used across analyses of the same structure.
     """
-    return analyze_stats(spec, aggregate(spec, source, aggregated=aggregated), sampler=sampler, cache=cache)
+    stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
+    return analyze_stats(spec, stats, sampler=sampler, cache=cache)
 
 
 def analyze_stats(

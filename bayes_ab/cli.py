@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from bayes_ab.analysis import Analysis, analyze
+from bayes_ab.data.engine import ENGINE_NAMES
+from bayes_ab.data.spark_engine import DEFAULT_MASTER, MASTER_VARIABLE, SparkEngine
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab.effects.retention import retention_milestones
 from bayes_ab.effects import format as fmt
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
     run.add_argument("--aggregated", action="store_true",
                      help="rows are aggregates: the spec's users_column holds users, metric columns hold sums")
+    _engine_arguments(run)
     run.add_argument("--models-dir", default="models", help="where posteriors are written (default: models)")
     run.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     run.add_argument("--report", action="store_true", help="also write a self-contained HTML report")
@@ -56,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     page.add_argument("spec", help="experiment spec (YAML)")
     page.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
     page.add_argument("--aggregated", action="store_true", help="rows are aggregates (see analyze)")
+    _engine_arguments(page)
     page.add_argument("--models-dir", default="models",
                       help="posteriors are written here; its ledger and error rates are shown (default: models)")
     page.add_argument("--reports-dir", default="reports", help="where the report is written (default: reports)")
@@ -68,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     look.add_argument("spec", help="experiment spec (YAML)")
     look.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
     look.add_argument("--aggregated", action="store_true", help="rows are aggregates (see analyze)")
+    _engine_arguments(look)
+    look.add_argument("--rescan", action="store_true",
+                      help="with the spec's day_column: aggregate every day again instead of reusing stored days")
     look.add_argument("--as-of", help="time of the look, ISO 8601 (default: now, UTC)")
     look.add_argument("--stage", type=float, required=True, help="current ramp stage in percent")
     look.add_argument("--days", type=float, required=True, help="days of exposure at the current stage")
@@ -113,7 +120,10 @@ def _checkin(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     done = checkin(spec, args.data, stage=args.stage, days=args.days, as_of=args.as_of,
-                   models_dir=args.models_dir, aggregated=args.aggregated)
+                   models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
+                   rescan=args.rescan)
+    if done.aggregation is not None:
+        print(done.aggregation.text() + "\n")
     print(render_text(done.analysis))
     if done.recommendation is not None:
         print("\n" + done.recommendation.text())
@@ -128,6 +138,22 @@ def _checkin(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir)}")
     return 0
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default="duckdb",
+                        help="where the data are aggregated: duckdb (embedded, default) or spark")
+    parser.add_argument("--spark-master", help="Spark master URL with --engine spark (default: "
+                                               f"${MASTER_VARIABLE}, else {DEFAULT_MASTER})")
+
+
+def _engine(args: argparse.Namespace):
+    """The aggregation engine the arguments ask for."""
+    if args.engine == "spark":
+        return SparkEngine(master=args.spark_master)
+    if args.spark_master:
+        raise SpecError("--spark-master needs --engine spark")
+    return args.engine
 
 
 def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,7 +246,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    result = analyze(spec, args.data, aggregated=args.aggregated)
+    result = analyze(spec, args.data, aggregated=args.aggregated, engine=_engine(args))
     print(render_text(result))
     recommendation = None
     if args.stage is not None:

@@ -192,6 +192,7 @@ class ExperimentSpec:
     segment_columns: tuple[str, ...] = ()
     unit_column: str | None = None
     users_column: str = "users"
+    day_column: str | None = None
     interval: float = 0.9
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
@@ -250,7 +251,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
-    known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column",
+    known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column",
              "metrics", "interval", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
@@ -274,6 +275,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         segment_columns=tuple(segments),
         unit_column=r.string("unit_column", None),
         users_column=r.string("users_column", "users"),
+        day_column=r.string("day_column", None),
         interval=interval,
         sampler=_parse_sampler(r.child("sampler", required=False)),
         ramp=_parse_ramp(r.child("ramp", required=False)),

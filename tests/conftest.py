@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny sampler settings, example paths, and the example spec builder."""
+"""Shared fixtures: tiny sampler settings, example paths, the example spec builder, a local Spark engine."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ def make_spec(metrics=None, segments=(), arms=("control", "treatment"), **extra)
 @pytest.fixture
 def fast_sampler() -> SamplerSettings:
     return FAST
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A Spark engine on ``local[2]``, shared by the tests (starting the JVM takes seconds)."""
+    from bayes_ab.data.spark_engine import SparkEngine
+
+    engine = SparkEngine(master="local[2]")
+    yield engine
+    engine.session().stop()

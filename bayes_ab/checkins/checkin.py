@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bayes_ab.analysis import Analysis, analyze
+from bayes_ab.analysis import Analysis, analyze_stats
 from bayes_ab.checkins.ledger import Ledger, LookRecord
 from bayes_ab.checkins.look import TIME_FORMAT, look_payload, utc_timestamp
-from bayes_ab.data.source import Source
+from bayes_ab.data import aggregate
+from bayes_ab.data.engine import Engine, Source
+from bayes_ab.data.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
 from bayes_ab.decision import Recommendation, recommend
 from bayes_ab.models import ModelCache
 from bayes_ab.models.fit import DEFAULT_CACHE
@@ -25,6 +27,7 @@ from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 LEDGER_FILE = "ledger.sqlite"
 LOOKS_FOLDER = "looks"
+AGGREGATES_FOLDER = "aggregates"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class CheckIn:
     analysis: Analysis
     recommendation: Recommendation | None
     record: LookRecord
+    aggregation: IncrementalAggregation | None = None
 
     def _repr_html_(self) -> str:
         parts = [self.analysis._repr_html_()]
@@ -56,12 +60,17 @@ def checkin(
     as_of: str | datetime | None = None,
     models_dir: str | Path = "models",
     aggregated: bool = False,
+    engine: Engine | str | None = None,
+    rescan: bool = False,
     sampler: SamplerSettings | None = None,
     cache: ModelCache = DEFAULT_CACHE,
 ) -> CheckIn:
     """Analyse ``source``, recommend at ``stage`` after ``days`` (when a stage is given) and record the look.
 
-    Re-fits reuse ``cache``: looks in one process compile each model structure once.
+    With ``spec.day_column`` the aggregation is incremental: per-day partial aggregates are kept in
+    ``<models_dir>/<experiment>/aggregates`` and only days not stored yet (or whose row count changed)
+    are scanned; ``rescan`` aggregates every day again. Re-fits reuse ``cache``: looks in one process
+    compile each model structure once.
 
     Raises
     ------
@@ -71,8 +80,21 @@ def checkin(
     ledger = ledger_for(spec.name, models_dir)
     moment = utc_timestamp(as_of)
     ledger.check_can_append(moment)
-    analysis = analyze(spec, source, aggregated=aggregated, sampler=sampler, cache=cache)
-    return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger)
+    incremental = None
+    if spec.day_column:
+        incremental = aggregate_incrementally(spec, source, aggregates_for(spec.name, models_dir),
+                                              aggregated=aggregated, engine=engine, rescan=rescan)
+        stats = incremental.stats
+    else:
+        stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
+    analysis = analyze_stats(spec, stats, sampler=sampler, cache=cache)
+    return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger,
+                       aggregation=incremental)
+
+
+def aggregates_for(experiment: str, models_dir: str | Path = "models") -> PartialStore:
+    """The per-day partial aggregates of ``experiment`` (``<models_dir>/<experiment>/aggregates``)."""
+    return PartialStore(Path(models_dir) / experiment / AGGREGATES_FOLDER)
 
 
 def record_look(
@@ -83,23 +105,28 @@ def record_look(
     as_of: str | datetime | None = None,
     models_dir: str | Path = "models",
     ledger: Ledger | None = None,
+    aggregation: IncrementalAggregation | None = None,
 ) -> CheckIn:
-    """Decide on an analysis already made and append it as a look (posteriors + ledger row)."""
+    """Decide on an analysis already made and append it as a look (posteriors + ledger row);
+    ``aggregation`` (what an incremental aggregation scanned and reused) is kept with the look."""
     ledger = ledger or ledger_for(analysis.spec.name, models_dir)
     moment = utc_timestamp(as_of)
     ledger.check_can_append(moment)
     recommendation = recommend(analysis, stage, days or 0.0) if stage is not None else None
     folder = _write_posteriors(analysis, Path(models_dir) / analysis.spec.name / LOOKS_FOLDER, moment)
+    payload = look_payload(analysis, recommendation, stage, days)
+    if aggregation is not None:
+        payload["aggregation"] = aggregation.to_dict()
     try:
         record = ledger.append(
             as_of=moment, recorded_at=datetime.now(timezone.utc).strftime(TIME_FORMAT),
             fingerprint=analysis.fingerprint, action=recommendation.action if recommendation else None,
             posterior_dir=str(folder.relative_to(ledger.path.parent)),
-            payload=look_payload(analysis, recommendation, stage, days))
+            payload=payload)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)     # no ledger row points at it
         raise
-    return CheckIn(analysis, recommendation, record)
+    return CheckIn(analysis, recommendation, record, aggregation)
 
 
 def _write_posteriors(analysis: Analysis, parent: Path, moment: str) -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_ab.data.engine import BOOLEAN, FLOAT, INTEGER, NUMERIC_KINDS, STRING
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.data.stats import conversion_stats, count_stats, mean_stats, retention_stats
 from bayes_ab.errors import DataError
@@ -23,13 +24,24 @@ from bayes_ab.spec import Metric
 
 @dataclass(frozen=True)
 class Check:
-    """One data check folded into the grouped query: count rows where ``condition`` holds."""
+    """One data check: rows where ``condition`` holds are bad.
+
+    ``detector`` is an aggregate folded into the grouped query that is positive in a group holding a
+    bad row; it is as cheap as the column's type allows (``MIN``/``MAX``/``COUNT`` for typed columns,
+    a filtered count otherwise). Only failing input pays for counting the rows by ``condition``.
+    """
 
     alias: str
     condition: str
     problem: str
     column: str
     metric: str | None
+    detector: str
+
+    @staticmethod
+    def counted(alias: str, condition: str, problem: str, column: str, metric: str | None) -> "Check":
+        """A check detected by counting the rows where ``condition`` holds."""
+        return Check(alias, condition, problem, column, metric, f"COUNT(*) FILTER (WHERE {condition})")
 
 
 @dataclass(frozen=True)
@@ -43,61 +55,117 @@ class MetricQuery:
     detail_sums: dict[str, str] = field(default_factory=dict)
 
 
-def value(column: str) -> str:
-    """The column as DOUBLE (NULL where it is not a number)."""
-    return f"TRY_CAST({quote_ident(column)} AS DOUBLE)"
+@dataclass(frozen=True)
+class Column:
+    """A source column with its engine-neutral kind (see :mod:`bayes_ab.data.engine`)."""
+
+    name: str
+    kind: str
+
+    @property
+    def sql(self) -> str:
+        """The quoted identifier."""
+        return quote_ident(self.name)
+
+    def number(self) -> str:
+        """The column as DOUBLE (NULL where a text value is not a number)."""
+        if self.kind in (INTEGER, FLOAT):
+            return f"CAST({self.sql} AS DOUBLE)"
+        if self.kind == BOOLEAN:
+            return f"CAST(CAST({self.sql} AS INTEGER) AS DOUBLE)"
+        return f"TRY_CAST({self.sql} AS DOUBLE)"
+
+    def missing(self) -> str:
+        """SQL condition: the value is NULL (or NaN)."""
+        if self.kind in (INTEGER, BOOLEAN):
+            return f"({self.sql} IS NULL)"
+        return f"({self.sql} IS NULL OR COALESCE(isnan({self.number()}), FALSE))"
+
+    def missing_detector(self) -> str:
+        """Aggregate, positive when the group has a missing value: NULLs counted, NaN found by MAX."""
+        if self.kind in (INTEGER, BOOLEAN):
+            return f"COUNT(*) - COUNT({self.sql})"
+        if self.kind == FLOAT:      # NaN sorts above every number, in DuckDB and in Spark
+            return (f"COUNT(*) - COUNT({self.sql}) + "
+                    f"CASE WHEN COALESCE(isnan(MAX({self.number()})), FALSE) THEN 1 ELSE 0 END")
+        return f"COUNT(*) FILTER (WHERE {self.missing()})"
 
 
-def missing(column: str) -> str:
-    """SQL condition: the column is NULL or NaN."""
-    return f"({quote_ident(column)} IS NULL OR COALESCE(isnan({value(column)}), FALSE))"
+def typed_column(name: str, kind: str, metric: str | None, what: str) -> Column:
+    """The :class:`Column` of a value column; :class:`DataError` when its type cannot hold numbers."""
+    if kind not in NUMERIC_KINDS + (STRING,):
+        owner = f" (metric {metric!r})" if metric else ""
+        raise DataError(f"column {name!r}{owner} holds {kind} values; {what} must be numbers")
+    return Column(name, kind)
 
 
-def numeric_checks(column: str, metric: str | None, alias: str, *, allow_missing: bool = False,
+def numeric_checks(column: Column, metric: str | None, alias: str, *, allow_missing: bool = False,
                    whole: bool = False, minimum: float | None = None,
                    what: str = "values") -> list[Check]:
-    """Missing, non-numeric, below-minimum and (for counts) fractional values of a column."""
-    v, absent = value(column), missing(column)
+    """Missing, non-numeric, below-minimum and (for counts) fractional values of a column.
+
+    Checks that the column's type rules out (non-numeric integers, fractional integers) are left out.
+    """
+    v = column.number()
     checks = [] if allow_missing else [
-        Check(f"{alias}_missing", absent, "has missing values (NULL/NaN)", column, metric)]
-    checks.append(Check(f"{alias}_nonnumeric", f"(NOT {absent} AND {v} IS NULL)",
-                        "has non-numeric values", column, metric))
-    if minimum is not None:
-        checks.append(Check(f"{alias}_below", f"({v} < {minimum})",
-                            f"has negative {what}" if minimum == 0 else f"has {what} below {minimum}",
-                            column, metric))
-    if whole:
-        checks.append(Check(f"{alias}_fractional", f"(NOT isnan({v}) AND {v} <> floor({v}))",
-                            f"has non-integer {what}", column, metric))
+        Check(f"{alias}_missing", column.missing(), "has missing values (NULL/NaN)", column.name, metric,
+              column.missing_detector())]
+    if column.kind == STRING:
+        checks.append(Check.counted(f"{alias}_nonnumeric", f"(NOT {column.missing()} AND {v} IS NULL)",
+                                    "has non-numeric values", column.name, metric))
+    if minimum is not None and column.kind != BOOLEAN:
+        problem = f"has negative {what}" if minimum == 0 else f"has {what} below {minimum}"
+        condition = f"({v} < {minimum})"
+        if column.kind == STRING:
+            checks.append(Check.counted(f"{alias}_below", condition, problem, column.name, metric))
+        else:
+            checks.append(Check(f"{alias}_below", condition, problem, column.name, metric,
+                                f"CASE WHEN MIN({v}) < {minimum} THEN 1 ELSE 0 END"))
+    if whole and column.kind in (FLOAT, STRING):
+        checks.append(Check.counted(f"{alias}_fractional", f"(NOT isnan({v}) AND {v} <> floor({v}))",
+                                    f"has non-integer {what}", column.name, metric))
     return checks
 
 
-def metric_query(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
-    """The :class:`MetricQuery` of ``metric``; ``alias`` prefixes its SQL column names."""
+def metric_query(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    """The :class:`MetricQuery` of ``metric``; ``alias`` prefixes its SQL column names and
+    ``kinds`` gives the kind of every source column."""
     if aggregated and metric.family != "conversion":
         raise DataError(f"metric {metric.name!r}: aggregated input is supported for conversion metrics; "
                         f"pass {metric.family} statistics through bayes_ab.data.stats instead")
     builders = {"conversion": _conversion, "count": _count, "retention": _retention, "mean": _mean}
-    return builders[metric.family](metric, alias, aggregated)
+    return builders[metric.family](metric, alias, aggregated, kinds)
+
+
+def _column(metric: Metric, name: str, kinds: dict[str, str], what: str) -> Column:
+    return typed_column(name, kinds[name], metric.name, what)
 
 
 def _cells(table: pd.DataFrame, column: str, shape: tuple[int, int]) -> np.ndarray:
     return table[column].to_numpy(dtype=float).reshape(shape)
 
 
-def _conversion(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
-    v = value(metric.column)
+def _conversion(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    column = _column(metric, metric.column, kinds, "conversions")
     if aggregated:
-        checks = numeric_checks(metric.column, metric.name, alias, whole=True, minimum=0, what="counts")
-        sums = {f"{alias}_successes": f"SUM({v})"}
+        checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
+        successes = f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
     else:
-        checks = [
-            Check(f"{alias}_missing", missing(metric.column), "has missing values (NULL/NaN)",
-                  metric.column, metric.name),
-            Check(f"{alias}_nonbinary", f"(NOT {missing(metric.column)} AND ({v} IS NULL OR {v} NOT IN (0, 1)))",
-                  "is not binary (conversion needs 0/1 or true/false)", metric.column, metric.name),
-        ]
-        sums = {f"{alias}_successes": f"COUNT(*) FILTER (WHERE {v} = 1)"}
+        checks = [Check(f"{alias}_missing", column.missing(), "has missing values (NULL/NaN)",
+                        metric.column, metric.name, column.missing_detector())]
+        v = column.number()
+        problem = "is not binary (conversion needs 0/1 or true/false)"
+        if column.kind == INTEGER:
+            checks.append(Check(f"{alias}_nonbinary", f"({column.sql} NOT IN (0, 1))", problem, metric.column,
+                                metric.name, f"CASE WHEN MIN({column.sql}) < 0 OR MAX({column.sql}) > 1 THEN 1 ELSE 0 END"))
+            successes = f"SUM({column.sql})"
+        elif column.kind == BOOLEAN:
+            successes = f"SUM(CAST({column.sql} AS INTEGER))"
+        else:
+            checks.append(Check.counted(f"{alias}_nonbinary", f"(NOT {column.missing()} AND ({v} IS NULL OR {v} NOT IN (0, 1)))",
+                                        problem, metric.column, metric.name))
+            successes = f"COUNT(*) FILTER (WHERE {v} = 1)"
+    sums = {f"{alias}_successes": successes}
 
     def build(arms, segments, cells, detail):
         shape = (len(arms), len(segments))
@@ -107,14 +175,19 @@ def _conversion(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
     return MetricQuery(checks, sums, build)
 
 
-def capped(metric: Metric) -> str:
+def capped(metric: Metric, column: Column) -> str:
     """The metric's value as DOUBLE, limited to its ``cap`` when one is set."""
-    v = value(metric.column)
+    v = column.number()
     return v if metric.cap is None else f"LEAST({v}, {float(metric.cap)!r})"
 
 
-def _count(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
-    checks = numeric_checks(metric.column, metric.name, alias, whole=True, minimum=0, what="counts")
+def _count(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    column = _column(metric, metric.column, kinds, "counts")
+    checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
+    if column.kind == INTEGER and metric.cap is None:
+        key = f"CAST({column.sql} AS BIGINT)"
+    else:
+        key = f"CAST({capped(metric, column)} AS BIGINT)"
 
     def build(arms, segments, cells, detail):
         values = np.sort(detail["key"].unique()).astype("int64")
@@ -124,17 +197,19 @@ def _count(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
                            hist.to_numpy(dtype=float).reshape(len(arms), len(segments), len(values)),
                            metric.name)
 
-    return MetricQuery(checks, {}, build, detail_key=f"CAST({capped(metric)} AS BIGINT)",
+    return MetricQuery(checks, {}, build, detail_key=key,
                        detail_sums={f"{alias}_users": "COUNT(*)"})
 
 
-def _retention(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
-    churn, seen = value(metric.column), value(metric.observed_column)
-    checks = numeric_checks(metric.column, metric.name, alias + "c", allow_missing=True, whole=True,
+def _retention(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    churn_column = _column(metric, metric.column, kinds, "churn days")
+    seen_column = _column(metric, metric.observed_column, kinds, "days observed")
+    churn, seen = churn_column.number(), seen_column.number()
+    checks = numeric_checks(churn_column, metric.name, alias + "c", allow_missing=True, whole=True,
                             minimum=1, what="churn days")
-    checks += numeric_checks(metric.observed_column, metric.name, alias + "o", whole=True, minimum=0,
+    checks += numeric_checks(seen_column, metric.name, alias + "o", whole=True, minimum=0,
                              what="days observed")
-    checks.append(Check(
+    checks.append(Check.counted(
         f"{alias}_beyond", f"({churn} > {seen})",
         f"has churn days beyond the observation window (column {metric.observed_column!r})",
         metric.column, metric.name))
@@ -163,13 +238,15 @@ def _retention(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
     )
 
 
-def _mean(metric: Metric, alias: str, aggregated: bool) -> MetricQuery:
-    y = capped(metric)
-    checks = numeric_checks(metric.column, metric.name, alias)
+def _mean(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    column = _column(metric, metric.column, kinds, "values")
+    y = capped(metric, column)
+    checks = numeric_checks(column, metric.name, alias)
     sums = {f"{alias}_sum": f"SUM({y})", f"{alias}_sumsq": f"SUM({y} * {y})"}
     if metric.covariate:
-        x = value(metric.covariate)
-        checks += numeric_checks(metric.covariate, metric.name, alias + "x")
+        covariate = _column(metric, metric.covariate, kinds, "covariate values")
+        x = covariate.number()
+        checks += numeric_checks(covariate, metric.name, alias + "x")
         sums.update({f"{alias}_sum_x": f"SUM({x})", f"{alias}_sum_x2": f"SUM({x} * {x})",
                      f"{alias}_sum_xy": f"SUM({x} * {y})"})
 

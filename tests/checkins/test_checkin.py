@@ -10,11 +10,13 @@ import yaml
 from scipy import stats as st
 
 from bayes_ab.checkins import checkin, history
+from bayes_ab.data import aggregate
 from bayes_ab.cli import main
 from bayes_ab.models import ModelCache
-from bayes_ab.spec import SamplerSettings
+from bayes_ab.spec import SamplerSettings, load_spec
 
 from conftest import FAST, make_spec
+from family_rows import family_rows, write_days
 
 CONJUGATE = SamplerSettings(draws=2000, chains=2, seed=4, backend="conjugate")
 
@@ -87,3 +89,29 @@ def test_cli_checkin_and_history(tmp_path, capsys):
     assert "not an ISO 8601" in capsys.readouterr().err
     assert main(["history", "nothing_here", "--models-dir", str(models)]) == 2
     assert "no check-ins recorded" in capsys.readouterr().err
+
+
+def test_daily_check_ins_add_only_the_new_days_aggregates(tmp_path, capsys):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "daily", "arm_column": "arm", "unit_column": "user_id", "day_column": "exposure_day",
+        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
+        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
+        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
+    }))
+    days = write_days(family_rows(6000, seed=13, days=3), tmp_path / "all")
+    live, models = tmp_path / "live", tmp_path / "models"
+    live.mkdir()
+    for i, day in enumerate(days):
+        (tmp_path / "all" / f"{day}.parquet").rename(live / f"{day}.parquet")
+        assert main(["checkin", str(spec_path), "--data", str(live), "--as-of", f"{day}T20:00:00Z",
+                     "--stage", "5", "--days", str(i + 1), "--models-dir", str(models)]) == 0
+        out = capsys.readouterr().out
+        assert f"scanned 1 day(s) ({day})" in out and f"reused {i} stored day(s)" in out
+    looks = history("daily", models).looks
+    assert [look.payload["aggregation"]["scanned_days"] for look in looks] == [[d] for d in days]
+    full = aggregate(load_spec(spec_path), live)["converted"]
+    assert looks[-1].payload["users"] == int(full["n"].sum())
+    assert main(["checkin", str(spec_path), "--data", str(live), "--as-of", "2026-03-04T20:00:00Z",
+                 "--stage", "5", "--days", "4", "--models-dir", str(models), "--rescan"]) == 0
+    assert "scanned 3 day(s)" in capsys.readouterr().out

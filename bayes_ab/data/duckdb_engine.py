@@ -1,0 +1,94 @@
+"""The default engine: DuckDB, embedded, on Parquet/CSV files and pandas DataFrames."""
+
+from __future__ import annotations
+
+import uuid
+
+import duckdb
+import pandas as pd
+
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, Source, Table, file_input,
+                                  first_line, is_spark_dataframe)
+from bayes_ab.data.sql import quote_literal
+from bayes_ab.errors import DataError
+
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                  "UINTEGER", "UBIGINT", "UHUGEINT"}
+
+
+def column_kind(duckdb_type: str) -> str:
+    """The engine-neutral kind of a DuckDB column type."""
+    name = duckdb_type.upper()
+    if name in _INTEGER_TYPES:
+        return INTEGER
+    if name in ("FLOAT", "DOUBLE", "REAL") or name.startswith("DECIMAL"):
+        return FLOAT
+    if name == "BOOLEAN":
+        return BOOLEAN
+    if name == "VARCHAR":
+        return STRING
+    if name == "DATE":
+        return DATE
+    return OTHER
+
+
+class DuckDBEngine:
+    """Runs the aggregation queries in DuckDB.
+
+    Parameters
+    ----------
+    connection
+        Connection to use; by default each opened table gets its own in-memory connection.
+    """
+
+    name = "duckdb"
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        self._connection = connection
+
+    def open(self, source: Source) -> Table:
+        """Register ``source`` as a view: a Parquet/CSV path (a directory or glob of Parquet files,
+        hive-partitioned or not) or a pandas DataFrame."""
+        if is_spark_dataframe(source):
+            raise DataError("a Spark DataFrame is aggregated by the Spark engine (engine='spark'), not DuckDB")
+        con = self._connection or duckdb.connect()
+        owned = self._connection is None
+        view = f"bayes_ab_input_{uuid.uuid4().hex[:8]}"
+        if isinstance(source, pd.DataFrame):
+            label = "DataFrame"
+            con.register(f"{view}_df", source)
+            relation = f"{view}_df"
+        else:
+            label = str(source)
+            relation = _reader(source)
+
+        def close() -> None:
+            if owned:
+                con.close()
+            else:
+                con.execute(f"DROP VIEW IF EXISTS {view}")
+
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {relation}")
+            described = con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()
+        except duckdb.Error as exc:
+            close()
+            raise DataError(f"{label}: cannot read input ({first_line(exc)})") from None
+
+        def run(sql: str) -> pd.DataFrame:
+            try:
+                return con.execute(sql).df()
+            except duckdb.Error as exc:
+                raise DataError(f"{label}: query failed ({first_line(exc)})") from None
+
+        return Table("duckdb", label, view, {name: column_kind(dtype) for name, dtype, *_ in described}, run, close)
+
+
+def _reader(source) -> str:
+    found = file_input(source)
+    if found.folder:
+        return f"read_parquet({quote_literal(str(found.path / '**' / '*.parquet'))})"
+    if found.format == "parquet":
+        return f"read_parquet({quote_literal(str(found.path))})"
+    return f"read_csv({quote_literal(str(found.path))}, header = true)"
+

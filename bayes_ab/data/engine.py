@@ -1,0 +1,123 @@
+"""Where aggregation queries run: the engine interface, opened tables and column kinds.
+
+Queries are written once, in DuckDB's SQL dialect (:mod:`bayes_ab.data.queries`,
+:mod:`bayes_ab.data.scan`). An engine opens a source as a :class:`Table` and runs those queries
+on it, translating them to its own dialect when it needs to (Spark does, with sqlglot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Union
+
+import pandas as pd
+
+from bayes_ab.errors import DataError
+
+Source = Union[str, Path, pd.DataFrame, Any]      # Any: a Spark DataFrame
+ENGINE_NAMES = ("duckdb", "spark")
+
+# Engine-neutral column kinds; the queries pick their cheapest correct SQL by kind.
+INTEGER, FLOAT, BOOLEAN, STRING, DATE, OTHER = "integer", "float", "boolean", "string", "date", "other"
+NUMERIC_KINDS = (INTEGER, FLOAT, BOOLEAN)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A source opened by an engine: ``relation`` names it in SQL, ``run`` executes one query.
+
+    ``run`` takes SQL in the canonical (DuckDB) dialect and returns the result as a DataFrame;
+    ``close`` releases what opening it created (a view, a connection).
+    """
+
+    engine: str
+    label: str
+    relation: str
+    columns: dict[str, str]                   # column name -> kind (INTEGER, FLOAT, ...)
+    run: Callable[[str], pd.DataFrame]
+    close: Callable[[], None]
+
+    def require_columns(self, wanted: dict[str, str]) -> None:
+        """Raise :class:`DataError` naming every ``{column: purpose}`` that is absent."""
+        missing = [f"{col!r} ({why})" for col, why in wanted.items() if col not in self.columns]
+        if missing:
+            raise DataError(
+                f"{self.label}: missing column {', '.join(missing)}; "
+                f"available: {', '.join(self.columns) or 'none'}"
+            )
+
+    def kind(self, column: str) -> str:
+        """The kind of ``column`` (which must exist)."""
+        return self.columns[column]
+
+
+class Engine(Protocol):
+    """Opens sources as :class:`Table` objects. Implementations: DuckDB (default) and Spark."""
+
+    name: str
+
+    def open(self, source: Source) -> Table:
+        """Open ``source`` (a path, a pandas DataFrame, or the engine's own DataFrame)."""
+        ...
+
+
+def is_spark_dataframe(source: object) -> bool:
+    """True for a ``pyspark.sql.DataFrame`` (checked without importing pyspark)."""
+    return any(cls.__module__.startswith("pyspark.sql") and cls.__name__ == "DataFrame"
+               for cls in type(source).__mro__)
+
+
+def resolve_engine(engine: "Engine | str | None", source: Source) -> "Engine":
+    """The engine to use: given, named (``"duckdb"``, ``"spark"``), or picked from ``source``.
+
+    A Spark DataFrame is aggregated by Spark in its own session; anything else by DuckDB unless
+    another engine is named.
+    """
+    if engine is not None and not isinstance(engine, str):
+        return engine
+    if engine is None:
+        engine = "spark" if is_spark_dataframe(source) else "duckdb"
+    if engine == "duckdb":
+        from bayes_ab.data.duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine()
+    if engine == "spark":
+        from bayes_ab.data.spark_engine import SparkEngine
+
+        return SparkEngine()
+    raise DataError(f"unknown aggregation engine {engine!r} (choose from {', '.join(ENGINE_NAMES)})")
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A validated input path: ``format`` is ``"parquet"`` or ``"csv"``; ``folder`` for a directory."""
+
+    path: Path
+    format: str
+    folder: bool = False
+
+
+def file_input(path: str | Path) -> FileInput:
+    """Check that ``path`` (file, directory of Parquet files, or glob) exists and has a known type."""
+    path = Path(path)
+    text = str(path)
+    is_glob = any(ch in text for ch in "*?[")
+    if not is_glob and not path.exists():
+        raise DataError(f"{path}: data file not found")
+    if path.is_dir():
+        return FileInput(path, "parquet", folder=True)
+    if not is_glob and path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return FileInput(path, "parquet")
+    if suffix in (".csv", ".tsv", ".txt") or text.endswith(".csv.gz"):
+        return FileInput(path, "csv")
+    raise DataError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (engines' messages can run to pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,288 @@
+"""The grouped queries of one spec over one table, their additive results, and the data checks.
+
+A :class:`ScanPlan` holds the SQL (canonical dialect) every engine runs: one query grouped by
+``arm x segment`` with users, every metric's sums and the data checks' detectors, and one detail
+query per metric that needs a finer key (count value, exit day). Grouped also by ``day_column``,
+the results are per-day :class:`Partials`: sums over disjoint sets of users, so partials of
+different days add up to the partials of all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Iterable
+
+import pandas as pd
+import xarray as xr
+
+from bayes_ab.data.engine import DATE, INTEGER, STRING, Table
+from bayes_ab.data.queries import Check, Column, MetricQuery, metric_query, numeric_checks, typed_column
+from bayes_ab.data.sql import quote_ident, quote_literal
+from bayes_ab.data.stats import ALL_USERS
+from bayes_ab.errors import DataError
+from bayes_ab.spec import ExperimentSpec
+
+MISSING_SEGMENT = "(missing)"
+SEGMENT_SEPARATOR = " / "
+DAY_KINDS = (DATE, INTEGER, STRING)
+CELL_KEYS = ["arm", "segment"]
+
+
+@dataclass(frozen=True)
+class Partials:
+    """Additive partial aggregates: ``cells`` per arm x segment (x day) with users, sums and check
+    detectors; ``details`` per metric with the finer key. Rows carry a ``day`` column when grouped by day.
+    """
+
+    cells: pd.DataFrame
+    details: dict[str, pd.DataFrame]
+
+    @property
+    def days(self) -> list[str]:
+        """The day labels present (empty when not grouped by day)."""
+        return sorted(self.cells["day"].unique()) if "day" in self.cells else []
+
+    def day(self, label: str) -> "Partials":
+        """The partials of one day."""
+        return Partials(self.cells[self.cells["day"] == label].reset_index(drop=True),
+                        {m: t[t["day"] == label].reset_index(drop=True) for m, t in self.details.items()})
+
+    def total(self) -> "Partials":
+        """Summed over days: per arm x segment (x key) only."""
+        return Partials(_summed(self.cells, CELL_KEYS),
+                        {m: _summed(t, CELL_KEYS + ["key"]) for m, t in self.details.items()})
+
+    @staticmethod
+    def concat(parts: Iterable["Partials"]) -> "Partials":
+        """All rows of several partials (of disjoint users) in one."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("no partial aggregates to concatenate")
+        return Partials(pd.concat([p.cells for p in parts], ignore_index=True),
+                        {m: pd.concat([p.details[m] for p in parts], ignore_index=True) for m in parts[0].details})
+
+
+def _summed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    values = [c for c in table.columns if c not in keys and c != "day"]
+    return table.groupby(keys, as_index=False, dropna=False)[values].sum().sort_values(keys, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Every query of one spec over tables with the given column kinds."""
+
+    spec: ExperimentSpec
+    aggregated: bool
+    by_day: bool
+    queries: dict[str, MetricQuery]
+    checks: tuple[Check, ...]
+    sums: dict[str, str]
+    day: Column | None
+
+    @classmethod
+    def for_table(cls, spec: ExperimentSpec, table: Table, *, aggregated: bool = False,
+                  by_day: bool = False) -> "ScanPlan":
+        """The plan for ``spec`` on ``table`` (whose columns it checks first)."""
+        wanted = {spec.arm_column: "arm"}
+        wanted.update({col: "segment" for col in spec.segment_columns})
+        for m in spec.metrics:
+            wanted.update(m.columns)
+        if aggregated:
+            wanted[spec.users_column] = "users"
+        elif spec.unit_column:
+            wanted[spec.unit_column] = "unit id"
+        day = None
+        if by_day:
+            if not spec.day_column:
+                raise DataError(f"{spec.source}: per-day aggregation needs day_column in the spec")
+            wanted[spec.day_column] = "day"
+        table.require_columns(wanted)
+        if by_day:
+            day = Column(spec.day_column, table.kind(spec.day_column))
+            if day.kind not in DAY_KINDS:
+                raise DataError(f"{table.label}: column {spec.day_column!r} (day) holds {day.kind} values; "
+                                "use a DATE, an integer day number or a text label (e.g. CAST(ts AS DATE))")
+
+        queries = {m.name: metric_query(m, f"m{i}", aggregated, table.columns) for i, m in enumerate(spec.metrics)}
+        checks = [c for q in queries.values() for c in q.checks]
+        users = "COUNT(*)"
+        if aggregated:
+            column = typed_column(spec.users_column, table.kind(spec.users_column), None, "users")
+            checks = numeric_checks(column, None, "users", whole=True, minimum=0, what="counts") + checks
+            users = f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
+        sums = {"users": users}
+        for q in queries.values():
+            sums.update(q.sums)
+        sums.update({c.alias: c.detector for c in checks})
+        return cls(spec, aggregated, by_day, queries, tuple(checks), sums, day)
+
+    # -- SQL --------------------------------------------------------------------------------
+    def grouped_sql(self, relation: str, sums: dict[str, str], key: str | None = None,
+                    where: str | None = None) -> str:
+        """One query grouped by arm, segment columns (day, key): raw values grouped, labels cast after."""
+        inner = [f"{quote_ident(self.spec.arm_column)} AS arm"]
+        outer = ["CAST(arm AS VARCHAR) AS arm"]
+        for i, column in enumerate(self.spec.segment_columns):
+            inner.append(f"{quote_ident(column)} AS seg{i}")
+            outer.append(f"CAST(seg{i} AS VARCHAR) AS seg{i}")
+        if self.day is not None:
+            inner.append(f"{self.day.sql} AS day")
+            outer.append("CAST(day AS VARCHAR) AS day")
+        if key is not None:
+            inner.append(f"{key} AS key")
+            outer.append("key")
+        group = ", ".join(str(i + 1) for i in range(len(inner)))
+        inner += [f"{sql} AS {quote_ident(alias)}" for alias, sql in sums.items()]
+        outer += [quote_ident(alias) for alias in sums]
+        filtered = f" WHERE {where}" if where else ""
+        return (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {relation}{filtered} "
+                f"GROUP BY {group}) AS grouped")
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every query (first 16 hex digits): stored partials are reusable only under the same one."""
+        digest = hashlib.sha256(self.grouped_sql("t", self.sums).encode())
+        for name, q in self.queries.items():
+            if q.detail_key is not None:
+                digest.update(self.grouped_sql("t", q.detail_sums, key=q.detail_key).encode())
+        return digest.hexdigest()[:16]
+
+    def day_filter(self, days: Iterable[str] | None) -> str | None:
+        """SQL condition selecting the rows of ``days`` (labels as the queries return them)."""
+        if days is None:
+            return None
+        days = list(days)
+        if not days:
+            raise ValueError("an empty day filter selects nothing")
+        literal = {DATE: lambda d: f"DATE {quote_literal(date.fromisoformat(d).isoformat())}",
+                   INTEGER: lambda d: str(int(d)), STRING: quote_literal}[self.day.kind]
+        return f"{self.day.sql} IN ({', '.join(literal(d) for d in days)})"
+
+    # -- running ----------------------------------------------------------------------------
+    def rows_by_day(self, table: Table) -> dict[str, int]:
+        """Rows per day in ``table`` (one narrow grouped scan of the day column)."""
+        counts = table.run(f"SELECT CAST(day AS VARCHAR) AS day, rows FROM (SELECT {self.day.sql} AS day, "
+                           f"COUNT(*) AS rows FROM {table.relation} GROUP BY 1) AS days")
+        if counts["day"].isna().any():
+            missing = int(counts.loc[counts["day"].isna(), "rows"].sum())
+            raise DataError(f"{table.label}: column {self.spec.day_column!r} (day) has {missing} missing values")
+        return {str(d): int(n) for d, n in zip(counts["day"], counts["rows"])}
+
+    def scan(self, table: Table, days: Iterable[str] | None = None) -> Partials:
+        """Run the queries on ``table`` (only the rows of ``days`` when given) and check the data.
+
+        Raises
+        ------
+        DataError
+            No rows, or a failed data check: names the column, metric, arm and segment, with examples.
+        """
+        where = self.day_filter(days)
+        cells = self._grouped(table, self.sums, where=where)
+        if cells.empty:
+            raise DataError(f"{table.label}: the input has no rows" + (" for those days" if where else ""))
+        self._raise_failed_checks(table, cells, where)
+        self._check_arms(table, cells)
+        if not self.aggregated and self.spec.unit_column:
+            self._check_unique_units(table, where)
+        details = {name: self._grouped(table, q.detail_sums, key=q.detail_key, where=where)
+                   for name, q in self.queries.items() if q.detail_key is not None}
+        return Partials(cells, details)
+
+    def statistics(self, partials: Partials, label: str) -> dict[str, xr.Dataset]:
+        """Each metric's statistics Dataset from partials (summed over days first); ``label`` names
+        the input in error messages."""
+        total = partials.total()
+        self._check_arms_present(total.cells, label)
+        arms = list(self.spec.arm_names)
+        segments = sorted(total.cells["segment"].unique())
+        index = pd.MultiIndex.from_product([arms, segments], names=CELL_KEYS)
+        table = total.cells.set_index(CELL_KEYS).reindex(index, fill_value=0).reset_index()
+        return {name: q.build(arms, segments, table, total.details.get(name)) for name, q in self.queries.items()}
+
+    def _grouped(self, table: Table, sums: dict[str, str], key: str | None = None,
+                 where: str | None = None) -> pd.DataFrame:
+        grouped = table.run(self.grouped_sql(table.relation, sums, key, where))
+        grouped["segment"] = _segment_labels(grouped, len(self.spec.segment_columns))
+        keys = CELL_KEYS + (["day"] if self.day is not None else []) + (["key"] if key is not None else [])
+        if "key" in keys:
+            grouped["key"] = grouped["key"].astype("int64")
+        # Distinct raw values can share a label (e.g. 1 and '1'); sum them into one group.
+        grouped = grouped.astype({"arm": object, "segment": object} | ({"day": object} if self.day else {}))
+        return grouped.groupby(keys, as_index=False, dropna=False)[list(sums)].sum() \
+            .sort_values(keys, ignore_index=True)
+
+    # -- checks -----------------------------------------------------------------------------
+    def _raise_failed_checks(self, table: Table, cells: pd.DataFrame, where: str | None) -> None:
+        for check in self.checks:
+            if not (cells[check.alias] > 0).any():
+                continue
+            condition = check.condition if where is None else f"({check.condition}) AND {where}"
+            bad = self._grouped(table, {"bad": "COUNT(*)"}, where=condition)
+            first = bad.iloc[0]
+            examples = table.run(
+                f"SELECT DISTINCT CAST({quote_ident(check.column)} AS VARCHAR) AS v FROM {table.relation} "
+                f"WHERE {condition} LIMIT 3")["v"]
+            shown = ", ".join("NULL" if pd.isna(v) else repr(v) for v in examples)
+            owner = f" (metric {check.metric!r})" if check.metric else ""
+            raise DataError(
+                f"{table.label}: column {check.column!r}{owner} {check.problem}: "
+                f"{int(bad['bad'].sum())} row(s), first in arm {first['arm']!r}, "
+                f"segment {first['segment']!r}; e.g. {shown}"
+            )
+
+    def _check_arms(self, table: Table, cells: pd.DataFrame) -> None:
+        spec = self.spec
+        if cells["arm"].isna().any():
+            raise DataError(f"{table.label}: column {spec.arm_column!r} has missing arm values")
+        unknown = sorted(set(cells["arm"]) - set(spec.arm_names))
+        if unknown:
+            raise DataError(
+                f"{table.label}: column {spec.arm_column!r} has arm {unknown[0]!r} that the spec does not "
+                f"declare (spec arms: {', '.join(spec.arm_names)})"
+            )
+
+    def _check_arms_present(self, cells: pd.DataFrame, label: str) -> None:
+        spec = self.spec
+        found = set(cells.loc[cells["users"] > 0, "arm"])
+        if len(found) < 2:
+            raise DataError(
+                f"{label}: column {spec.arm_column!r} holds only one arm ({', '.join(sorted(found))}); "
+                "a comparison needs at least two"
+            )
+        absent = [a for a in spec.arm_names if a not in found]
+        if absent:
+            raise DataError(f"{label}: arm {absent[0]!r} declared in the spec has no rows in column {spec.arm_column!r}")
+
+    def _check_unique_units(self, table: Table, where: str | None) -> None:
+        spec = self.spec
+        unit, arm = quote_ident(spec.unit_column), quote_ident(spec.arm_column)
+        filtered = f" WHERE {where}" if where else ""
+        counts = table.run(f"SELECT COUNT(*) - COUNT({unit}) AS missing, COUNT({unit}) - COUNT(DISTINCT {unit}) "
+                           f"AS repeated FROM {table.relation}{filtered}").iloc[0]
+        if counts["missing"]:
+            raise DataError(f"{table.label}: column {spec.unit_column!r} (unit id) has {int(counts['missing'])} "
+                            "missing values")
+        if not counts["repeated"]:
+            return
+        worst = table.run(
+            f"SELECT CAST({unit} AS VARCHAR) AS uid, COUNT(*) AS times, COUNT(DISTINCT {arm}) AS arms, "
+            f"MIN(CAST({arm} AS VARCHAR)) AS first_arm, MAX(CAST({arm} AS VARCHAR)) AS last_arm "
+            f"FROM {table.relation}{filtered} GROUP BY {unit} HAVING COUNT(*) > 1 "
+            f"ORDER BY 3 DESC, 2 DESC LIMIT 1").iloc[0]
+        if worst["arms"] > 1:
+            between = "" if worst["arms"] == 2 else f"{int(worst['arms'])} arms, "
+            where_seen = f"across arms ({between}{worst['first_arm']}, {worst['last_arm']})"
+        else:
+            where_seen = f"{int(worst['times'])} times in arm {worst['first_arm']!r}"
+        raise DataError(f"{table.label}: column {spec.unit_column!r}: unit id {worst['uid']!r} appears {where_seen}; "
+                        f"{int(counts['repeated'])} repeated id(s) in all; each unit must be exposed to one arm once")
+
+
+def _segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
+    """Segment label of each grouped row: segment values joined by " / "; NULL shows as (missing)."""
+    if n_columns == 0:
+        return pd.Series(ALL_USERS, index=grouped.index, dtype=object)
+    parts = [grouped[f"seg{i}"].map(lambda v: MISSING_SEGMENT if pd.isna(v) else str(v)).astype(object)
+             for i in range(n_columns)]
+    return parts[0].str.cat(parts[1:], sep=SEGMENT_SEPARATOR) if n_columns > 1 else parts[0]
