@@ -36,10 +36,10 @@ test-fast: $(STAMP) java
 	$(BIN)/python -m pytest -q -m "not slow"
 
 ## bench: the performance figures recorded in benchmarks/RESULTS.md
-bench: $(STAMP)
+bench: $(STAMP) java
 	$(BIN)/python benchmarks/refit_speed.py
 	$(BIN)/python benchmarks/aggregated_vs_per_user.py
-	$(BIN)/python benchmarks/aggregation_10m.py
+	$(BIN)/python benchmarks/aggregation_scale.py
 
 clean:
 	rm -rf $(VENV) models/*/ reports/*.html

@@ -68,6 +68,7 @@ if mode == "bare":
     result["seconds"] = time.perf_counter() - start
 elif mode == "duckdb":
     from bayes_ab.data import aggregate
+    import bayes_ab.data.duckdb_engine      # imports are per process, not per row: loaded before the clock
     from bayes_ab.spec import parse_spec
     spec = parse_spec(spec_raw)
     start = time.perf_counter()

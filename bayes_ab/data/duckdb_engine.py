@@ -53,6 +53,7 @@ class DuckDBEngine:
             raise DataError("a Spark DataFrame is aggregated by the Spark engine (engine='spark'), not DuckDB")
         con = self._connection or duckdb.connect()
         owned = self._connection is None
+        con.execute("SET enable_progress_bar = false")      # a library does not draw on the console
         view = f"bayes_ab_input_{uuid.uuid4().hex[:8]}"
         if isinstance(source, pd.DataFrame):
             label = "DataFrame"

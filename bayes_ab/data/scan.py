@@ -112,6 +112,10 @@ class ScanPlan:
             column = typed_column(spec.users_column, table.kind(spec.users_column), None, "users")
             checks = numeric_checks(column, None, "users", whole=True, minimum=0, what="counts") + checks
             users = f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
+        elif spec.unit_column:
+            unit = quote_ident(spec.unit_column)
+            checks.append(Check("unit_missing", f"({unit} IS NULL)", "(unit id) has missing values",
+                                spec.unit_column, None, f"COUNT(*) - COUNT({unit})"))
         sums = {"users": users}
         for q in queries.values():
             sums.update(q.sums)
@@ -255,28 +259,27 @@ class ScanPlan:
             raise DataError(f"{label}: arm {absent[0]!r} declared in the spec has no rows in column {spec.arm_column!r}")
 
     def _check_unique_units(self, table: Table, where: str | None) -> None:
+        """Each unit id on one row: one parallel GROUP BY over the ids (missing ids are a detector)."""
         spec = self.spec
         unit, arm = quote_ident(spec.unit_column), quote_ident(spec.arm_column)
-        filtered = f" WHERE {where}" if where else ""
-        counts = table.run(f"SELECT COUNT(*) - COUNT({unit}) AS missing, COUNT({unit}) - COUNT(DISTINCT {unit}) "
-                           f"AS repeated FROM {table.relation}{filtered}").iloc[0]
-        if counts["missing"]:
-            raise DataError(f"{table.label}: column {spec.unit_column!r} (unit id) has {int(counts['missing'])} "
-                            "missing values")
-        if not counts["repeated"]:
+        filtered = f" AND {where}" if where else ""
+        repeated = table.run(f"SELECT COUNT(*) AS repeated FROM (SELECT {unit} FROM {table.relation} "
+                             f"WHERE {unit} IS NOT NULL{filtered} GROUP BY {unit} HAVING COUNT(*) > 1) AS ids")
+        repeated = int(repeated["repeated"].iloc[0])
+        if not repeated:
             return
         worst = table.run(
             f"SELECT CAST({unit} AS VARCHAR) AS uid, COUNT(*) AS times, COUNT(DISTINCT {arm}) AS arms, "
             f"MIN(CAST({arm} AS VARCHAR)) AS first_arm, MAX(CAST({arm} AS VARCHAR)) AS last_arm "
-            f"FROM {table.relation}{filtered} GROUP BY {unit} HAVING COUNT(*) > 1 "
-            f"ORDER BY 3 DESC, 2 DESC LIMIT 1").iloc[0]
+            f"FROM {table.relation} WHERE {unit} IS NOT NULL{filtered} GROUP BY {unit} HAVING COUNT(*) > 1 "
+            f"ORDER BY 3 DESC, 2 DESC, 1 LIMIT 1").iloc[0]
         if worst["arms"] > 1:
             between = "" if worst["arms"] == 2 else f"{int(worst['arms'])} arms, "
             where_seen = f"across arms ({between}{worst['first_arm']}, {worst['last_arm']})"
         else:
             where_seen = f"{int(worst['times'])} times in arm {worst['first_arm']!r}"
         raise DataError(f"{table.label}: column {spec.unit_column!r}: unit id {worst['uid']!r} appears {where_seen}; "
-                        f"{int(counts['repeated'])} repeated id(s) in all; each unit must be exposed to one arm once")
+                        f"{repeated} repeated id(s) in all; each unit must be exposed to one arm once")
 
 
 def _segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
