@@ -42,11 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayes-ab", description="Bayesian A/B test analysis.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("analyze", help="fit every metric of an experiment and print its effects")
-    run.add_argument("spec", help="experiment spec (YAML)")
-    run.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
-    run.add_argument("--aggregated", action="store_true",
-                     help="rows are aggregates: the spec's users_column holds users, metric columns hold sums")
-    _engine_arguments(run)
+    _input_arguments(run, "rows are aggregates: the spec's users_column holds users, metric columns hold sums")
     run.add_argument("--models-dir", default="models", help="where posteriors are written (default: models)")
     run.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     run.add_argument("--report", action="store_true", help="also write a self-contained HTML report")
@@ -56,10 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_analyze)
 
     page = commands.add_parser("report", help="analyse and write the self-contained HTML report to --reports-dir")
-    page.add_argument("spec", help="experiment spec (YAML)")
-    page.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
-    page.add_argument("--aggregated", action="store_true", help="rows are aggregates (see analyze)")
-    _engine_arguments(page)
+    _input_arguments(page)
     page.add_argument("--models-dir", default="models",
                       help="posteriors are written here; its ledger and error rates are shown (default: models)")
     page.add_argument("--reports-dir", default="reports", help="where the report is written (default: reports)")
@@ -69,10 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     page.set_defaults(run=_analyze, report=True)
 
     look = commands.add_parser("checkin", help="analyse a running experiment and record the look in its ledger")
-    look.add_argument("spec", help="experiment spec (YAML)")
-    look.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
-    look.add_argument("--aggregated", action="store_true", help="rows are aggregates (see analyze)")
-    _engine_arguments(look)
+    _input_arguments(look)
     look.add_argument("--rescan", action="store_true",
                       help="with the spec's day_column: aggregate every day again instead of reusing stored days")
     look.add_argument("--as-of", help="time of the look, ISO 8601 (default: now, UTC)")
@@ -140,7 +130,12 @@ def _checkin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+def _input_arguments(parser: argparse.ArgumentParser,
+                     aggregated_help: str = "rows are aggregates (see analyze)") -> None:
+    """The spec, the data and where they are aggregated: shared by analyze, report and checkin."""
+    parser.add_argument("spec", help="experiment spec (YAML)")
+    parser.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
+    parser.add_argument("--aggregated", action="store_true", help=aggregated_help)
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="duckdb",
                         help="where the data are aggregated: duckdb (embedded, default) or spark")
     parser.add_argument("--spark-master", help="Spark master URL with --engine spark (default: "

@@ -1,4 +1,5 @@
-"""Per-user rows holding every metric family, for comparing engines and incremental aggregation.
+"""Per-user rows holding every metric family, for comparing engines and incremental aggregation,
+and the comparison itself.
 
 Mean and covariate values are multiples of 1/4 and small, so every partial sum is exact in
 floating point: engines and summation orders must then agree to the last bit.
@@ -10,6 +11,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from conftest import make_spec
 
@@ -60,3 +62,10 @@ def write_days(frame: pd.DataFrame, folder) -> list[str]:
         rows.to_parquet(folder / f"{day.isoformat()}.parquet", index=False)
         labels.append(day.isoformat())
     return labels
+
+
+def assert_same(first: dict[str, xr.Dataset], second: dict[str, xr.Dataset]) -> None:
+    """The two sets of statistics are identical: same metrics, values, coordinates and attributes."""
+    assert first.keys() == second.keys()
+    for name in first:
+        xr.testing.assert_identical(first[name], second[name])

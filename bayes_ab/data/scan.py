@@ -39,11 +39,6 @@ class Partials:
     cells: pd.DataFrame
     details: dict[str, pd.DataFrame]
 
-    @property
-    def days(self) -> list[str]:
-        """The day labels present (empty when not grouped by day)."""
-        return sorted(self.cells["day"].unique()) if "day" in self.cells else []
-
     def day(self, label: str) -> "Partials":
         """The partials of one day."""
         return Partials(self.cells[self.cells["day"] == label].reset_index(drop=True),

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import xarray as xr
 
 from bayes_ab.data import aggregate
 from bayes_ab.data.incremental import PartialStore, aggregate_incrementally
 from bayes_ab.errors import DataError
 
 from conftest import make_spec
-from family_rows import FAMILY_METRICS, family_rows, family_spec, write_days
-
-
-def assert_same(first: dict[str, xr.Dataset], second: dict[str, xr.Dataset]) -> None:
-    assert first.keys() == second.keys()
-    for name in first:
-        xr.testing.assert_identical(first[name], second[name])
+from family_rows import assert_same, FAMILY_METRICS, family_rows, family_spec, write_days
 
 
 def test_each_check_in_scans_only_the_new_day_and_equals_a_full_rescan(tmp_path):

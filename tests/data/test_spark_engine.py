@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 import yaml
 
 from bayes_ab.cli import main
@@ -15,13 +14,7 @@ from bayes_ab.data.spark_engine import column_kind, to_spark_sql
 from bayes_ab.errors import DataError
 
 from conftest import make_spec
-from family_rows import FAMILY_METRICS, family_rows, family_spec
-
-
-def assert_same(first: dict[str, xr.Dataset], second: dict[str, xr.Dataset]) -> None:
-    assert first.keys() == second.keys()
-    for name in first:
-        xr.testing.assert_identical(first[name], second[name])
+from family_rows import assert_same, FAMILY_METRICS, family_rows, family_spec
 
 
 @pytest.fixture(scope="module")
