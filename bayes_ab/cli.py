@@ -120,7 +120,7 @@ def _checkin(args: argparse.Namespace) -> int:
         outlook = _outlook(spec, done.analysis, done.recommendation, args)
         if outlook:
             print(outlook)
-        print("\n" + _stored_error_rates(spec.name, args.models_dir))
+        print("\n" + _stored_error_rates(spec.name, args.models_dir, spec.plan is not None))
     record = done.record
     print(f"\nrecorded look {record.look} as of {record.as_of} in {Path(args.models_dir) / spec.name}")
     if args.report:
@@ -208,26 +208,29 @@ def _parse_baseline_arguments(spec, values: list[str]) -> dict:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from bayes_ab.stopping import simulate
+    from bayes_ab.stopping import compare_rules
 
     spec = load_spec(args.spec)
     if args.experiments is not None and args.experiments < 1:
         raise SpecError(f"--experiments must be at least 1, got {args.experiments}")
-    for rule in ("default", "naive"):
-        figures = simulate(spec, rule=rule, experiments=args.experiments, seed=args.seed, workers=args.workers)
-        print(figures.text())
-        print(f"written: {figures.save(args.models_dir)}\n")
+    compared = compare_rules(spec, experiments=args.experiments, seed=args.seed, workers=args.workers)
+    print(compared.text() + "\n")
+    for figures in compared.rules:
+        print(figures.text() + "\n")
+    print("written: " + ", ".join(str(p) for p in compared.save(args.models_dir)))
     return 0
 
 
-def _stored_error_rates(spec_name: str, models_dir: str | Path) -> str:
+def _stored_error_rates(spec_name: str, models_dir: str | Path, has_plan: bool | None = None) -> str:
     """The simulated error rates of the stopping rules, when `bayes-ab simulate` has stored them."""
     from bayes_ab.stopping import stored_operating_characteristics
 
     lines = [figures.text() for figures in stored_operating_characteristics(spec_name, models_dir)]
     if not lines:
-        return ("Stopping rule error rates: not simulated yet (add a plan: to the spec and run "
-                "`bayes-ab simulate SPEC`).")
+        missing = {True: "run `bayes-ab simulate SPEC`",
+                   False: "add a plan: to the spec and run `bayes-ab simulate SPEC`",
+                   None: "run `bayes-ab simulate SPEC` on a spec with a plan:"}[has_plan]
+        return f"Stopping rule error rates: not simulated yet ({missing})."
     return "\n".join(lines)
 
 
@@ -250,7 +253,7 @@ def _analyze(args: argparse.Namespace) -> int:
         outlook = _outlook(spec, result, recommendation, args)
         if outlook:
             print(outlook)
-        print("\n" + _stored_error_rates(spec.name, args.models_dir))
+        print("\n" + _stored_error_rates(spec.name, args.models_dir, spec.plan is not None))
     written = result.save(args.models_dir, recommendation)
     print("\nwritten: " + ", ".join(str(p) for p in written))
     if args.report:

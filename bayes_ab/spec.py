@@ -54,38 +54,57 @@ GUARDRAIL_MARGIN = 0.02
 
 @dataclass(frozen=True)
 class Stage:
-    """One ramp stage: share of traffic in treatment and the exposure needed before leaving it."""
+    """One ramp stage: the share of all users who get the treatment, and the exposure needed to leave it.
+
+    ``percent`` is treatment exposure, as ramps are usually spoken of: at a 1% stage one user in a
+    hundred gets the treatment, and control gets users in the planned ratio (the arms' weights), so a
+    50/50 test at its 50% stage uses all traffic -- the maximum-power stage. ``min_days`` and
+    ``min_users`` (users in the analysis, all arms and stages together) must be reached before the rule
+    may leave the stage.
+    """
 
     percent: float
     min_days: int
     min_users: int
 
 
-DEFAULT_RAMP = (Stage(1, 1, 1_000), Stage(5, 2, 5_000), Stage(25, 3, 20_000), Stage(50, 7, 50_000),
+DEFAULT_RAMP = (Stage(1, 1, 100), Stage(5, 1, 1_000), Stage(25, 1, 5_000), Stage(50, 7, 50_000),
                 Stage(100, 0, 0))
+"""1% -> 5% -> 25% for a day each (risk stages: they only look for severe harm), then at least a week
+at the maximum-power stage (50%), where ship, roll back or stop is decided: a week covers the weekly
+cycle of user behaviour."""
 
 
 @dataclass(frozen=True)
 class DecisionThresholds:
-    """Thresholds of the default decision rule (see ``bayes_ab.decision`` for the reasoning).
+    """Thresholds of the default decision rule (``bayes_ab.decision.rules`` gives the reasoning and the
+    simulations that chose them).
 
     ``caring``: expected relative loss below which a choice is not worth worrying about (0.1%).
-    ``guardrails_safe``: P(all guardrails within margin) needed to advance (0.95).
-    ``harm``: P(a guardrail worse than its margin), or P(primary worse than control), that triggers
-    a rollback (0.9). ``rope``: P(primary lift inside its ROPE) to stop for no effect (0.95).
+    ``guardrails_safe``: P(all guardrails within their margins) needed to ship (0.95): non-inferiority.
+    ``harm``: at the maximum-power stage, P(a primary is worse than control) or P(a guardrail is worse
+    than its margin) that rolls back (0.995: daily looks must not turn noise into "harm").
+    ``severe_margin`` and ``severe_harm``: at every stage, P(a primary or guardrail is worse than control
+    by more than ``severe_margin`` relative) >= ``severe_harm`` rolls back (10%, 0.95).
+    ``rope``: P(every primary lift inside its ROPE) to stop for no effect (0.95).
     ``srm_p``: sample-ratio-mismatch p-value below which data are distrusted (0.001).
     ``segment_harm``: P(a segment is harmed) that is reported with a targeted rollout (0.9).
-    ``ship_beat``: P(every primary beats control) needed to ship to 100% (0.95); earlier stages
-    advance on small expected loss alone. ``1 - ship_beat`` bounds the false-ship rate of an A/A test.
+    ``ship_beat``: P(every primary beats control) needed to ship (0.99, chosen by simulation so that
+    daily looks at the maximum-power stage keep the false-ship rate at or under 5%).
+    ``max_power_stage``: the stage (percent) from which the rule decides; below it, stages only guard
+    against severe harm. ``None``: the largest stage below 100.
     """
 
     caring: float = 0.001
     guardrails_safe: float = 0.95
-    harm: float = 0.9
+    harm: float = 0.995
+    severe_margin: float = 0.1
+    severe_harm: float = 0.95
     rope: float = 0.95
     srm_p: float = 0.001
     segment_harm: float = 0.9
-    ship_beat: float = 0.95
+    ship_beat: float = 0.99
+    max_power_stage: float | None = None
 
 
 @dataclass(frozen=True)
@@ -169,8 +188,9 @@ class PlanSettings:
 
     ``daily_users``: users entering per day at 100% of traffic (a stage gets its share);
     ``days``: the last look; ``look_every``: days between looks; ``effect``: planned relative
-    improvement of every primary metric; ``baseline``: per primary metric; ``experiments``:
-    simulated experiments per scenario.
+    improvement of every primary metric; ``baseline``: per primary metric (required) and per guardrail
+    (optional: guardrails with a baseline are simulated too, and a guardrail-breach scenario is run);
+    ``experiments``: simulated experiments per scenario.
     """
 
     daily_users: int
@@ -209,6 +229,29 @@ class ExperimentSpec:
     def arm_names(self) -> tuple[str, ...]:
         """Arm names with the control first, as the data and models order them."""
         return (self.control.name,) + tuple(a.name for a in self.arms if not a.is_control)
+
+    @property
+    def treatment_share(self) -> float:
+        """The planned share of the experiment's users in treatment arms (all arms but control)."""
+        total = sum(a.weight for a in self.arms)
+        return sum(a.weight for a in self.arms if not a.is_control) / total
+
+    def traffic_share(self, percent: float) -> float:
+        """Share of all users in the experiment (any arm) at the ramp stage ``percent``.
+
+        A stage's percent is treatment exposure and control keeps the planned ratio, so the experiment
+        takes ``percent / treatment share`` of traffic, all of it from the maximum-power stage on.
+        """
+        return min(1.0, percent / 100 / self.treatment_share)
+
+    @property
+    def max_power_stage(self) -> float:
+        """The stage (percent) from which the rule decides: ``decision.max_power_stage``, else the
+        largest stage below 100 (100 for a one-stage ramp)."""
+        if self.decision.max_power_stage is not None:
+            return self.decision.max_power_stage
+        below = [s.percent for s in self.ramp if s.percent < 100]
+        return below[-1] if below else 100.0
 
     def stage_index(self, percent: float) -> int:
         """Position of the ramp stage at ``percent``; :class:`SpecError` when the ramp has no such stage."""
@@ -264,6 +307,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         r.fail("segments", "must be a column name or a list of column names")
     if len(set(segments)) != len(segments):
         r.fail("segments", "lists a column twice")
+    ramp = _parse_ramp(r.child("ramp", required=False))
+    _check_ramp_split(r, ramp, arms)
     interval = r.number("interval", 0.9)
     if not 0.5 <= interval < 1:
         r.fail("interval", f"must be in [0.5, 1), got {interval}")
@@ -278,8 +323,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         day_column=r.string("day_column", None),
         interval=interval,
         sampler=_parse_sampler(r.child("sampler", required=False)),
-        ramp=_parse_ramp(r.child("ramp", required=False)),
-        decision=_parse_thresholds(r.child("decision", required=False)),
+        ramp=ramp,
+        decision=_parse_thresholds(r.child("decision", required=False), ramp),
         plan=_parse_plan(r.child("plan", required=False), metrics) if r.get("plan") is not None else None,
         source=source,
     )
@@ -395,16 +440,33 @@ def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def _parse_thresholds(r: "_Reader") -> DecisionThresholds:
+def _parse_thresholds(r: "_Reader", ramp: tuple[Stage, ...]) -> DecisionThresholds:
     default = DecisionThresholds()
-    names = ("caring", "guardrails_safe", "harm", "rope", "srm_p", "segment_harm", "ship_beat")
-    r.reject_unknown(set(names))
-    values = {}
+    names = ("caring", "guardrails_safe", "harm", "severe_margin", "severe_harm", "rope", "srm_p", "segment_harm",
+             "ship_beat")
+    r.reject_unknown(set(names) | {"max_power_stage"})
+    values: dict[str, Any] = {}
     for name in names:
         values[name] = r.number(name, getattr(default, name))
         if not 0 < values[name] < 1:
             r.fail(name, f"must be in (0, 1), got {values[name]}")
-    return DecisionThresholds(**values)
+    stage = r.get("max_power_stage")
+    if stage is not None:
+        stage = r.number("max_power_stage", 0)
+        if stage not in [s.percent for s in ramp]:
+            r.fail("max_power_stage", f"must be one of the ramp's stages "
+                                      f"({', '.join(f'{s.percent:g}' for s in ramp)}), got {stage:g}")
+    return DecisionThresholds(**values, max_power_stage=stage)
+
+
+def _check_ramp_split(r: "_Reader", ramp: tuple[Stage, ...], arms: tuple[Arm, ...]) -> None:
+    """A stage below 100% must fit the planned split: treatment exposure at most the treatment share."""
+    share = sum(a.weight for a in arms if not a.is_control) / sum(a.weight for a in arms)
+    for index, stage in enumerate(ramp):
+        if stage.percent < 100 and stage.percent > share * 100 + 1e-9:
+            r.fail(f"ramp[{index}].percent", f"{stage.percent:g}% treatment exposure does not fit the planned "
+                                             f"split (treatment arms get {share:.0%} of the experiment's users); "
+                                             f"stages below 100 must be at most {share * 100:g}")
 
 
 def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
@@ -413,10 +475,12 @@ def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
     if effect <= 0:
         r.fail("effect", f"must be a positive relative improvement (0.05 = 5%), got {effect}")
     baselines = r.child("baseline")
-    baselines.reject_unknown({m.name for m in metrics if m.role == "primary"})
+    baselines.reject_unknown({m.name for m in metrics if m.role in ("primary", "guardrail")})
     parsed = {}
-    for metric in (m for m in metrics if m.role == "primary"):
+    for metric in (m for m in metrics if m.role in ("primary", "guardrail")):
         if baselines.get(metric.name) is None:
+            if metric.role == "guardrail":
+                continue
             baselines.fail(metric.name, "is required: the control-arm baseline of every primary metric")
         parsed[metric.name] = parse_baseline(baselines.get(metric.name), metric.family,
                                              f"{r.source}: {baselines.path}.{metric.name}")

@@ -35,9 +35,11 @@ def test_checkout_more_buyers_smaller_baskets_rolls_back_on_revenue():
     truth = {arm: t["purchase"] * t["order_value"] for arm, t in generator.TRUTH.items()}
     true_lift = truth["one_page_checkout"] / truth["control"] - 1
     assert revenue.rel_low <= true_lift <= revenue.rel_high
-    rec = recommend(result, stage=25, days=7)
-    assert rec.action == "rollback" and "revenue_per_user" in rec.headline
-    assert rec.deciding_check.name.startswith("primary revenue_per_user: P(beat control)")
+    # a -6.5% change is no severe harm: the 25% risk stage advances; the maximum-power stage rolls back
+    assert recommend(result, stage=25, days=1).action == "advance"
+    rec = recommend(result, stage=50, days=1)
+    assert rec.action == "rollback" and "revenue_per_user" in rec.headline, rec.text()
+    assert rec.deciding_check.name.startswith("harm: primary revenue_per_user")
 
 
 def test_onboarding_recovers_d7_retention_mid_test_and_advances():
@@ -49,9 +51,16 @@ def test_onboarding_recovers_d7_retention_mid_test_and_advances():
         assert d7.loc[arm, "low"] <= truth <= d7.loc[arm, "high"], arm
     rec = recommend(result, stage=25, days=7)
     assert (rec.action, rec.to_stage) == ("advance", 50)
-    guardrails = [r for r in rec.reasons if r.name.startswith("guardrail ")]
-    assert {r.name.split(":")[0] for r in guardrails} == {"guardrail crash_rate", "guardrail support_tickets"}
-    assert all(r.passed for r in guardrails)
+    severe = [r for r in rec.reasons if r.name.startswith("severe harm: ")]
+    assert {r.name.split(" P(")[0] for r in severe} == {"severe harm: retention_d7", "severe harm: crash_rate",
+                                                         "severe harm: support_tickets"}
+    assert all(r.passed for r in severe)
+    # at the maximum-power stage the guardrails are judged against their 25% margins; D7 retention is up
+    # but the 40,000 users are short of the stage's 50,000 minimum
+    rec = recommend(result, stage=50, days=7)
+    assert rec.action == "hold" and "10,000 more users" in rec.headline, rec.text()
+    guardrails = [r for r in rec.reasons if r.name.startswith("harm: guardrail")]
+    assert len(guardrails) == 2 and all(r.passed for r in guardrails)
 
 
 def test_group_stories_rolls_back_on_the_mute_rate_guardrail():
@@ -61,9 +70,7 @@ def test_group_stories_rolls_back_on_the_mute_rate_guardrail():
     assert dms.rel_low <= generator.LIFT["dms"] <= dms.rel_high
     mute = result.effects["mute_rate"].overall("group_stories")
     assert mute.rel_low <= generator.LIFT["muted"] <= mute.rel_high
+    # +72% mutes is severe harm: rolled back at the 25% risk stage, before the maximum-power stage
     rec = recommend(result, stage=25, days=7)
-    assert rec.action == "rollback"
-    mute_check = next(r for r in rec.reasons if r.name.startswith("guardrail mute_rate"))
-    assert not mute_check.passed
-    cannibalization = next(r for r in rec.reasons if r.name.startswith("guardrail public_story_posts"))
-    assert cannibalization.passed or cannibalization.value == "not evaluated"
+    assert rec.action == "rollback", rec.text()
+    assert rec.deciding_check.name.startswith("severe harm: mute_rate") and not rec.deciding_check.passed

@@ -76,3 +76,28 @@ def test_unsafe_yaml_is_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(SpecError, match="not found"):
         load_spec(tmp_path / "nope.yaml")
+
+
+def test_ramp_percent_is_treatment_exposure():
+    """A stage's percent is the share of users who get the treatment; control keeps the planned ratio."""
+    from conftest import make_spec
+
+    spec = make_spec()                                   # 50/50: the 50% stage takes all traffic
+    assert [spec.traffic_share(p) for p in (1, 25, 50, 100)] == [0.02, 0.5, 1.0, 1.0]
+    assert spec.max_power_stage == 50
+    three = make_spec(arms=("control", "a", "b"), ramp=[{"percent": 10}, {"percent": 60}, {"percent": 100}])
+    assert three.traffic_share(10) == pytest.approx(0.15) and three.max_power_stage == 60
+    with pytest.raises(SpecError, match=r"ramp\[1\].percent: 75% treatment exposure does not fit the planned split"):
+        make_spec(ramp=[{"percent": 10}, {"percent": 75}, {"percent": 100}])
+
+
+def test_plan_baselines_are_for_primaries_and_guardrails():
+    from conftest import make_spec
+
+    metrics = [{"name": "conv", "family": "conversion", "column": "c"},
+               {"name": "crash", "family": "conversion", "column": "k", "role": "guardrail"},
+               {"name": "clicks", "family": "conversion", "column": "x", "role": "secondary"}]
+    spec = make_spec(metrics=metrics, plan={"daily_users": 1000, "baseline": {"conv": 0.1, "crash": 0.01}})
+    assert set(spec.plan.baseline) == {"conv", "crash"}
+    with pytest.raises(SpecError, match="plan.baseline.clicks: unknown field"):
+        make_spec(metrics=metrics, plan={"daily_users": 1000, "baseline": {"conv": 0.1, "clicks": 0.2}})

@@ -1,49 +1,64 @@
 """The default decision rule: posteriors + guardrails + ramp plan + data quality -> Recommendation.
 
+The ramp has two phases (after Xu, Duan and Huang, "SQR: Balancing Speed, Quality and Risk in Online
+Experiments", KDD 2018). Stages below the *maximum-power stage* (``decision.max_power_stage``, by default
+the largest stage below 100: 50% treatment exposure, which uses all traffic in a 50/50 test) exist to
+catch severe harm early, on few users; they move on as soon as their minimum exposure is met without it,
+and ask no evidence of benefit. At the maximum-power stage the rule decides: ship when every primary
+probably helps and every guardrail is within its margin (Schultzberg, Ankargren and Franberg,
+"Risk-aware product decisions in A/B tests with multiple metrics", 2024: superiority on success metrics,
+non-inferiority on guardrails), roll back on real evidence of harm, stop when nothing moves.
+
 Order of evaluation (every check is recorded in the trace, in this order):
 
-1. Data-quality gates, blocking: sample-ratio mismatch overall and per segment (chi-square,
-   p < ``srm_p``), MCMC diagnostics of every metric (R-hat, ESS, divergences). A sample-ratio
-   mismatch means ``hold`` at once: nothing in the data can be trusted. A failed fit blocks any
-   advance, ship or stop; the rollback checks below still run on the metrics whose fits passed,
-   since evidence of harm from a sound fit should not wait for an unrelated one.
-2. Guardrails: P(harm beyond margin) per guardrail and P(all within margin) jointly. If P(any
-   guardrail harmed) >= ``harm`` -> ``rollback``, at any look: safety does not wait.
-3. Minimum exposure of the current stage (days and users); not reached -> ``hold``.
-4. Primary harm: P(primary beats control) <= 1 - ``harm`` and the expected gain forgone by rolling
-   back (``loss_keep_rel``) below ``caring`` -> ``rollback``. Judged only once the stage's exposure
-   is met, and only when rolling back gives up little: with a few hundred users a daily look crosses
-   a 10% boundary by chance far too often (simulated: without these two conditions a third of A/A
-   tests and 15% of tests of a real +5% improvement were rolled back).
-5. Futility: every primary's lift is inside its ROPE with P >= ``rope`` and both expected losses
-   (ship and keep) are below ``caring`` -> ``stop_no_effect`` (nothing to gain either way).
-6. Advance: what is at stake is weighted by the share of users the next stage exposes. Every
-   primary's expected relative loss of shipping x share < ``caring`` (loss x 5% < 0.1% to go from
-   1% to 5%; loss < 0.1% to go to 100%), and P(any guardrail beyond its margin) x share <=
-   1 - ``guardrails_safe`` (any value below the rollback threshold to go to 5%; <= 5% to go to
-   100%) -> ``advance``. Without the weighting a 1% stage never gathers enough data to leave. Going to
-   100% (``ship``) also needs P(beat control) >= ``ship_beat`` for every primary: small stages only
-   need "little at stake", shipping needs "probably helps"; otherwise ``hold`` before 100%.
-7. Otherwise ``hold``, with what is missing.
+1. Data-quality gates: sample-ratio mismatch overall and per segment (chi-square, p < ``srm_p`` =
+   0.001) means ``hold`` at once: nothing in the data can be trusted. A metric whose fit failed its
+   MCMC diagnostics is "not evaluated" and blocks any advance, ship or stop; harm found in the sound fits
+   still rolls back, since evidence of harm should not wait for an unrelated fit.
+2. Severe harm, at every stage and every look: P(a primary or guardrail is worse than control by more
+   than ``severe_margin`` = 10% relative) >= ``severe_harm`` = 0.95 -> ``rollback``. At a 1% stage a
+   change that breaks something shows it in a day; 95% (not 99.5%) because the margin already demands
+   a large effect and the stage exposes few users.
+3. Harm, at the maximum-power stage and every look (a rollback does not wait for the stage's minimum
+   days): P(a primary is worse than control) >= ``harm`` = 0.995 while rolling back forgoes an expected
+   gain below ``caring``; or P(a guardrail is worse than its ``margin``) >= ``harm`` -> ``rollback``.
+4. Minimum exposure of the current stage (days and users) not reached -> ``hold``.
+5. Below the maximum-power stage: ``advance`` (the risk stage has done its job).
+6. Futility: every primary's lift is inside its ROPE with P >= ``rope`` = 0.95 and both expected losses
+   are below ``caring`` = 0.1% relative -> ``stop_no_effect``.
+7. Ship: every primary's P(beat control) >= ``ship_beat`` = 0.99, the worst primary's expected
+   relative loss of shipping < ``caring``, and P(every guardrail within its margin) >=
+   ``guardrails_safe`` = 0.95 -> ``ship`` (``advance`` if a stage below 100 follows).
+8. Otherwise ``hold``, with what is missing and roughly how many more users would settle it.
 
-Why these defaults: a 0.1% relative expected loss is below what product teams act on; 95% joint
-guardrail safety keeps the chance of shipping a guardrail regression (beyond its margin) near 5%;
-rollbacks need 90% because a rollback at a small stage costs little.
+Why these numbers. ``harm`` and ``ship_beat`` were chosen by simulating the push-notification plan
+(20,000 users/day, 11.5% base, +5% planned, 0.73% opt-out guardrail with a 10% margin, default ramp,
+daily looks for 28 days, 1,000 experiments per scenario; ``benchmarks/decision_rules.py``). Daily looks
+repeat each check up to 25 times, so one-look levels do not hold: with ``harm`` 0.99 a change that does
+nothing is rolled back 8.5% of the time, with 0.995 4.3%, with 0.999 2.3% -- while the median day a true
+-5% change is rolled back moves from 6 to 8. 0.995 is the highest-power point with false rollbacks at or
+under 5%, and it rolls a -5% change back a day before the mSPRT reference (86,600 against 132,200
+treated user-days). ``ship_beat`` 0.99 ships a true +5% in 95% of experiments by day 10 (median, as the
+mSPRT) with a false-ship rate of 3.2% (+/- 0.6%); 0.95 would compound over the daily looks well past 5%.
+``caring`` 0.1% relative is below what product teams act on; ``guardrails_safe`` 0.95 bounds the chance
+of shipping a guardrail regression beyond its margin near 5% per look.
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from bayes_ab.decision.checks import RuleCheck
-from bayes_ab.decision.guardrails import harm_draws, joint_within_margin
+from bayes_ab.decision.evidence import MetricEvidence, evidence_from_fit, joint_within_margin
 from bayes_ab.decision.srm import srm_checks
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
+from bayes_ab.spec import ExperimentSpec, Metric
 
 ACTIONS = ("advance", "hold", "rollback", "ship", "stop_no_effect")
 TERMINAL_ACTIONS = ("ship", "rollback", "stop_no_effect")       # the actions that end an experiment
@@ -97,56 +112,110 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
         Days of exposure at the current stage.
     """
     spec, t = analysis.spec, analysis.spec.decision
-    index = spec.stage_index(stage)
-    current = spec.ramp[index]
-    following = spec.ramp[min(index + 1, len(spec.ramp) - 1)]
     primaries = [m for m in spec.metrics if m.role == "primary"]
-    guardrails = [m for m in spec.metrics if m.role == "guardrail"]
     if not primaries:
         raise SpecError(f"{spec.source}: metrics: a decision needs at least one metric with role 'primary'")
+    spec.stage_index(stage)
     first = analysis.effects[primaries[0].name]
     arm = min(first.treatments, key=lambda a: first.overall(a).loss_ship_rel)
-    trace: list[RuleCheck] = []
-
-    def done(action: str, to: float, headline: str, segments: tuple[str, ...] = ()) -> Recommendation:
-        return Recommendation(action, arm, stage, to, headline, tuple(trace), segments)
-
-    # 1. data-quality gates
-    trace += srm_checks(next(iter(analysis.stats.values())), spec, t.srm_p)
+    stats = next(iter(analysis.stats.values()))
+    gates = srm_checks(stats, spec, t.srm_p)
     for name, fit in analysis.fits.items():
         d = fit.diagnostics
-        trace.append(RuleCheck(f"MCMC diagnostics ({name})", d.summary().split(" - ")[0],
+        gates.append(RuleCheck(f"MCMC diagnostics ({name})", d.summary().split(" - ")[0],
                                f"R-hat <= {d.max_rhat_allowed}, ESS >= {d.min_ess_required:.0f}, 0 divergences",
                                d.passed, "; ".join(d.problems), blocking=True))
+    judged = [m for m in spec.metrics if m.role in ("primary", "guardrail")]
+    evidence = {m.name: evidence_from_fit(analysis.fits[m.name], arm, t.severe_margin)
+                for m in judged if analysis.fits[m.name].diagnostics.passed}
+    unsound = [m for m in judged if m.name not in evidence]
+    harmed = _harmed_segments(analysis, primaries, arm, t.segment_harm)
+    return decide(spec, stage, days, int(stats["n"].sum()), arm, evidence, gates, unsound, harmed,
+                  tuple(str(s) for s in stats["segment"].values))
+
+
+def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str,
+           evidence: Mapping[str, MetricEvidence], gates: Sequence[RuleCheck] = (), unsound: Sequence[Metric] = (),
+           harmed_segments: Sequence[str] = (), segments: Sequence[str] = ()) -> Recommendation:
+    """The default rule on numbers alone: gates, severe harm, exposure, then the stage's phase.
+
+    Parameters
+    ----------
+    spec
+        Metrics (roles, margins, ROPEs), ramp and thresholds.
+    stage, days
+        Current ramp stage (percent) and days of exposure at it.
+    users
+        Users in the analysis (all arms), for the stage's minimum exposure.
+    arm
+        The treatment arm the recommendation is about.
+    evidence
+        Per metric judged (every primary; the guardrails to weigh), from fits that can be trusted.
+    gates
+        Blocking data-quality checks already evaluated (sample ratio, MCMC diagnostics).
+    unsound
+        Primaries and guardrails whose fits failed their diagnostics: "not evaluated", blocking any
+        advance, ship or stop (harm found in the sound ones still rolls back).
+    harmed_segments, segments
+        Segments where a primary is confidently harmed, and all segments (for a targeted rollout).
+    """
+    t = spec.decision
+    index = spec.stage_index(stage)
+    current, following = spec.ramp[index], spec.ramp[min(index + 1, len(spec.ramp) - 1)]
+    primaries = [m for m in spec.metrics if m.role == "primary"]
+    guardrails = [m for m in spec.metrics if m.role == "guardrail" and (m.name in evidence or m in unsound)]
+    trace: list[RuleCheck] = list(gates)
+
+    def done(action: str, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:
+        return Recommendation(action, arm, stage, to, headline, tuple(trace), targeted)
+
+    # 1. data-quality gates
     failed = [c for c in trace if c.blocking and not c.passed]
     if any(c.name.startswith("sample ratio") for c in failed):
         return done("hold", stage, f"Hold at {stage:g}%: cannot recommend on bad data ({failed[0].name} failed).")
-    sound = {name for name, fit in analysis.fits.items() if fit.diagnostics.passed}
 
-    # 2. guardrails (only those with sound fits can trigger a rollback)
-    guardrail_fits = [analysis.fits[m.name] for m in guardrails if m.name in sound]
-    for fit in guardrail_fits:
-        p = float(np.mean(harm_draws(fit, arm)))
-        trace.append(RuleCheck(f"guardrail {fit.metric.name}: P(harm beyond {fit.metric.margin:.1%})",
-                               fmt.probability(p), f"< {t.harm:.0%} to avoid rollback", p < t.harm))
-    for metric in (m for m in guardrails if m.name not in sound):
-        trace.append(RuleCheck(f"guardrail {metric.name}: P(harm beyond {metric.margin:.1%})", "not evaluated",
-                               "a fit that passed its diagnostics", False,
-                               "its fit failed the diagnostics above; harm cannot be ruled out", blocking=True))
-    safe = joint_within_margin(guardrail_fits, arm)
-    joint = "guardrails jointly" if len(guardrail_fits) == len(guardrails) else "sound guardrails jointly"
-    trace.append(RuleCheck(f"{joint}: P(any harm beyond margin)", fmt.probability(1 - safe),
-                           f"< {t.harm:.0%} to avoid rollback", 1 - safe < t.harm))
-    if 1 - safe >= t.harm:
-        return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - safe)} probability that a guardrail "
-                                   f"is harmed beyond its margin.")
+    # 2. severe harm, at every stage, on every primary and guardrail whose fit can be trusted
+    for metric in primaries + guardrails:
+        e = evidence.get(metric.name)
+        if e is None:
+            if metric not in unsound:
+                raise ValueError(f"decide: no evidence for metric {metric.name!r}")
+            check = RuleCheck(f"{metric.role} {metric.name}: evidence", "not evaluated",
+                              "a fit that passed its diagnostics", False,
+                              "its fit failed the diagnostics above; harm cannot be ruled out", blocking=True)
+            trace.append(check)
+            failed.append(check)
+            continue
+        trace.append(RuleCheck(f"severe harm: {metric.name} P(worse by > {fmt.threshold(t.severe_margin)})",
+                               fmt.probability(e.p_severe), f"< {fmt.threshold(t.severe_harm)} to avoid rollback",
+                               e.p_severe < t.severe_harm))
+        if e.p_severe >= t.severe_harm:
+            return done("rollback", 0, f"Roll back {arm}: {fmt.probability(e.p_severe)} probability that it makes "
+                                       f"{metric.name} worse by more than {fmt.threshold(t.severe_margin)}.")
 
-    if failed:
-        return done("hold", stage, f"Hold at {stage:g}%: no harm found in the sound fits, but cannot advance on "
-                                   f"bad data ({', '.join(c.name for c in failed)} failed).")
+    deciding = stage >= spec.max_power_stage
+    # 3. harm at the maximum-power stage, at every look (a rollback does not wait for the stage's minimum
+    #    exposure): real evidence that a primary is worse, or a guardrail beyond its margin
+    if deciding:
+        for metric in (m for m in primaries if m.name in evidence):
+            e = evidence[metric.name]
+            harmed = 1 - e.p_beat >= t.harm and e.loss_keep_rel < t.caring
+            trace.append(RuleCheck(f"harm: primary {metric.name} P(worse than control), gain forgone by rolling back",
+                                   f"{fmt.probability(1 - e.p_beat)}, {e.loss_keep_rel:.3%}",
+                                   f"< {fmt.threshold(t.harm)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback", not harmed))
+            if harmed:
+                return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
+                                           f"makes {metric.name} worse.")
+        for metric in (m for m in guardrails if m.name in evidence):
+            e = evidence[metric.name]
+            trace.append(RuleCheck(f"harm: guardrail {metric.name} P(worse by > {metric.margin:.1%})",
+                                   fmt.probability(e.p_beyond_margin), f"< {fmt.threshold(t.harm)} to avoid rollback",
+                                   e.p_beyond_margin < t.harm))
+            if e.p_beyond_margin >= t.harm:
+                return done("rollback", 0, f"Roll back {arm}: {fmt.probability(e.p_beyond_margin)} probability that "
+                                           f"{metric.name} is worse than its {metric.margin:.1%} margin.")
 
-    # 3. minimum exposure
-    users = int(next(iter(analysis.stats.values()))["n"].sum())
+    # 4. minimum exposure of the current stage
     enough = days >= current.min_days and users >= current.min_users
     trace.append(RuleCheck(f"exposure at {stage:g}%", f"{days:g} days, {users:,} users",
                            f">= {current.min_days} days and {current.min_users:,} users", enough))
@@ -158,78 +227,78 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
             missing.append(f"{current.min_users - users:,} more users")
         return done("hold", stage, f"Hold at {stage:g}%: minimum exposure not reached ({' and '.join(missing)}).")
 
-    # 4. primary harm, judged once the stage's minimum exposure is met
-    for metric in (m for m in primaries if m.name in sound):
-        row = analysis.effects[metric.name].overall(arm)
-        forgone = row.loss_keep_rel
-        harmed = row.p_beat_control <= 1 - t.harm and forgone < t.caring
-        trace.append(RuleCheck(f"primary {metric.name}: P(beat control), expected gain forgone by rolling back",
-                               f"{fmt.probability(row.p_beat_control)}, {row.loss_keep_rel:.3%}",
-                               f"> {1 - t.harm:.0%} or gain forgone >= {t.caring:.2%} "
-                               f"to avoid rollback", not harmed))
-        if harmed:
-            return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - row.p_beat_control)} probability "
-                                       f"that it makes {metric.name} worse.")
+    if failed:
+        return done("hold", stage, f"Hold at {stage:g}%: no harm found in the sound fits, but cannot advance on "
+                                   f"bad data ({', '.join(c.name for c in failed)} failed).")
 
-    # 5. futility
-    rows = {m.name: analysis.effects[m.name].overall(arm) for m in primaries}
-    flat = all(r.p_rope >= t.rope and r.loss_ship_rel < t.caring and r.loss_keep_rel < t.caring
-               for r in rows.values())
+    if harmed_segments:
+        trace.append(RuleCheck("segments confidently harmed", ", ".join(harmed_segments),
+                               f"P(harm) < {t.segment_harm:.0%} in every segment", False,
+                               "consider a targeted rollout to the other segments"))
+    targeted = tuple(s for s in segments if s not in harmed_segments) if harmed_segments else ()
+    note = f" (targeted: exclude {', '.join(harmed_segments)})" if harmed_segments else ""
+
+    # 5. a risk stage has done its job once its exposure is met without severe harm
+    if not deciding:
+        trace.append(RuleCheck(f"risk stage {stage:g}%: no severe harm at minimum exposure", "none found",
+                               f"below the maximum-power stage ({spec.max_power_stage:g}%)", True))
+        return done("advance", following.percent, f"Advance to {following.percent:g}%{note}: no severe harm at "
+                                                  f"{stage:g}% after {days:g} day(s) and {users:,} users.", targeted)
+
+    # 6. futility
+    rows = {m.name: evidence[m.name] for m in primaries}
+    flat = all(e.p_rope >= t.rope and e.loss_ship_rel < t.caring and e.loss_keep_rel < t.caring
+               for e in rows.values())
     trace.append(RuleCheck("futility: P(lift inside ROPE), both losses",
-                           ", ".join(f"{n} {fmt.probability(r.p_rope)}" for n, r in rows.items()),
-                           f">= {t.rope:.0%} and losses < {t.caring:.2%}", not flat))
+                           ", ".join(f"{n} {fmt.probability(e.p_rope)}" for n, e in rows.items()),
+                           f">= {fmt.threshold(t.rope)} and losses < {fmt.threshold(t.caring)}", not flat))
     if flat:
         return done("stop_no_effect", 0, f"Stop: {arm} makes no practical difference to "
                                          f"{', '.join(rows)} (lift confidently inside the ROPE).")
 
-    # 6. advance / ship
-    worst = max(rows.values(), key=lambda r: r.loss_ship_rel)
-    share = following.percent / 100
-    small_loss = worst.loss_ship_rel * share < t.caring
-    trace.append(RuleCheck(f"expected relative loss at {following.percent:g}% exposure (worst primary)",
-                           f"{worst.loss_ship_rel:.3%} x {share:g} = {worst.loss_ship_rel * share:.3%}",
-                           f"< {t.caring:.2%}", small_loss))
-    breach = (1 - safe) * share            # expected share of all users exposed to a guardrail breach
-    guarded = breach <= 1 - t.guardrails_safe
-    trace.append(RuleCheck(f"guardrails jointly: P(any beyond margin) at {following.percent:g}% exposure",
-                           f"{fmt.probability(1 - safe)} x {share:g} = {breach:.1%}",
-                           f"<= {1 - t.guardrails_safe:.0%}", guarded))
-    targeted = _harmed_segments(analysis, primaries, arm, t.segment_harm)
-    if targeted:
-        trace.append(RuleCheck("segments confidently harmed", ", ".join(targeted),
-                               f"P(harm) < {t.segment_harm:.0%} in every segment", False,
-                               "consider a targeted rollout to the other segments"))
-    shipping = following.percent == 100 or stage == 100
-    if shipping:
-        least = min(rows.values(), key=lambda r: r.p_beat_control)
-        convinced = least.p_beat_control >= t.ship_beat
-        trace.append(RuleCheck("to ship: P(beat control) (least convinced primary)",
-                               fmt.probability(least.p_beat_control), f">= {t.ship_beat:.0%}", convinced))
-        if not convinced and small_loss and guarded:
-            return done("hold", stage, f"Hold at {stage:g}%: no harm seen, but only "
-                                       f"{fmt.probability(least.p_beat_control)} probability that {arm} helps; "
-                                       f"shipping needs {t.ship_beat:.0%}.")
-    if small_loss and guarded:
-        action = "ship" if shipping else "advance"
-        note = f" (targeted: exclude {', '.join(targeted)})" if targeted else ""
+    # 7. ship: every primary probably helps at little expected loss, every guardrail within its margin
+    least = min(rows.items(), key=lambda item: item[1].p_beat)
+    convinced = least[1].p_beat >= t.ship_beat
+    trace.append(RuleCheck("to ship: P(beat control) (least convinced primary)",
+                           f"{least[0]} {fmt.probability(least[1].p_beat)}", f">= {fmt.threshold(t.ship_beat)}", convinced))
+    worst = max(rows.items(), key=lambda item: item[1].loss_ship_rel)
+    small_loss = worst[1].loss_ship_rel < t.caring
+    trace.append(RuleCheck("to ship: expected relative loss (worst primary)", f"{worst[0]} {worst[1].loss_ship_rel:.3%}",
+                           f"< {fmt.threshold(t.caring)}", small_loss))
+    safe = joint_within_margin([evidence[m.name] for m in guardrails])
+    guarded = safe >= t.guardrails_safe
+    trace.append(RuleCheck("to ship: P(every guardrail within its margin)", fmt.probability(safe),
+                           f">= {fmt.threshold(t.guardrails_safe)}", guarded))
+    if convinced and small_loss and guarded:
+        action = "ship" if following.percent == 100 else "advance"
         verb = "Ship to 100%" if action == "ship" else f"Advance to {following.percent:g}%"
-        stake = f"{worst.loss_ship_rel:.3%}" + ("" if share == 1 else f" x {share:g}")
-        return done(action, following.percent, f"{verb}{note}: expected loss {stake} < {t.caring:.2%}, "
-                                               f"guardrails safe with {fmt.probability(safe)}.",
-                    tuple(s for s in _segments(analysis) if s not in targeted) if targeted else ())
+        return done(action, following.percent, f"{verb}{note}: {fmt.probability(least[1].p_beat)} probability that "
+                                               f"{arm} helps {least[0]}, expected loss {worst[1].loss_ship_rel:.3%}, "
+                                               f"guardrails within margins with {fmt.probability(safe)}.", targeted)
 
-    # 7. hold
-    if small_loss:
-        need = (f"P(a guardrail beyond its margin) {fmt.probability(1 - safe)} is too high for "
-                f"{following.percent:g}% exposure (needs <= {(1 - t.guardrails_safe) / share:.0%})")
-    else:
-        # the expected loss shrinks roughly like 1 / sqrt(users) while the effect's sign is uncertain
-        allowed = t.caring / share
-        more = int(users * ((worst.loss_ship_rel / allowed) ** 2 - 1))
-        need = (f"expected loss if shipped {worst.loss_ship_rel:.3%} > {allowed:.2%} allowed for "
-                f"{following.percent:g}% exposure; roughly {more:,} more users (loss ~ 1/sqrt(users)) would "
-                f"bring it under if the lift is not negative")
-    return done("hold", stage, f"Hold at {stage:g}%: {need}.")
+    # 8. hold, with what is missing
+    needs = []
+    if not convinced:
+        needs.append(f"only {fmt.probability(least[1].p_beat)} probability that {arm} helps {least[0]} "
+                     f"(shipping needs {fmt.threshold(t.ship_beat)}){_more_users(users, least[1].p_beat, t.ship_beat)}")
+    if not small_loss:
+        more = int(users * ((worst[1].loss_ship_rel / t.caring) ** 2 - 1))
+        needs.append(f"expected loss if shipped {worst[1].loss_ship_rel:.3%} > {fmt.threshold(t.caring)}"
+                     + (f"; roughly {more:,} more users (loss ~ 1/sqrt(users)) would bring it under if the lift is "
+                        f"not negative" if worst[1].p_beat >= 0.5 else f" (the lift is more likely negative)"))
+    if not guarded:
+        needs.append(f"guardrails within their margins with only {fmt.probability(safe)} "
+                     f"(needs {fmt.threshold(t.guardrails_safe)})")
+    return done("hold", stage, f"Hold at {stage:g}%: {'; '.join(needs)}.")
+
+
+def _more_users(users: int, p_beat: float, needed: float) -> str:
+    """Roughly how many more users would take P(beat) to ``needed`` if the observed lift held: the
+    z-score of a fixed lift grows like sqrt(users)."""
+    z_now, z_needed = st.norm.ppf(min(max(p_beat, 1e-9), 1 - 1e-9)), st.norm.ppf(needed)
+    if z_now <= 0:
+        return ""
+    return f"; roughly {int(users * ((z_needed / z_now) ** 2 - 1)):,} more users if the lift holds"
 
 
 def _segments(analysis) -> list[str]:

@@ -22,16 +22,18 @@ def srm_p_value(users: np.ndarray, weights: np.ndarray) -> float:
 def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> list[RuleCheck]:
     """Overall and per-segment SRM checks; a failure is blocking."""
     weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in stats["arm"].values])
-    planned = " / ".join(f"{w:.0%}" for w in weights / weights.sum())
     scopes = [("overall", stats["n"].sum("segment").values)]
     if stats.sizes["segment"] > 1:
         scopes += [(str(s), stats["n"].sel(segment=s).values) for s in stats["segment"].values]
-    checks = []
-    for scope, users in scopes:
-        p = srm_p_value(users, weights)
-        shares = " / ".join(f"{u / users.sum():.1%}" for u in users) if users.sum() else "no users"
-        checks.append(RuleCheck(
-            name=f"sample ratio ({scope})", value=f"p = {p:.2g}", threshold=f"p >= {threshold:g}",
-            passed=p >= threshold, blocking=True,
-            detail=f"users {', '.join(f'{int(u):,}' for u in users)} = {shares}, planned {planned}"))
-    return checks
+    return [srm_check(scope, users, weights, threshold) for scope, users in scopes]
+
+
+def srm_check(scope: str, users: np.ndarray, weights: np.ndarray, threshold: float) -> RuleCheck:
+    """The blocking SRM check of one scope (``overall`` or a segment): users per arm against ``weights``."""
+    weights = np.asarray(weights, dtype=float)
+    planned = " / ".join(f"{w:.0%}" for w in weights / weights.sum())
+    p = srm_p_value(users, weights)
+    shares = " / ".join(f"{u / users.sum():.1%}" for u in users) if users.sum() else "no users"
+    return RuleCheck(name=f"sample ratio ({scope})", value=f"p = {p:.2g}", threshold=f"p >= {threshold:g}",
+                     passed=p >= threshold, blocking=True,
+                     detail=f"users {', '.join(f'{int(u):,}' for u in users)} = {shares}, planned {planned}")

@@ -141,9 +141,19 @@ def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, interval:
     """Lift fields of :class:`ArmEffect` from draws of the absolute and relative difference."""
     abs_low, abs_high = hdi(diff, interval)
     rel_low, rel_high = hdi(rel, interval)
+    return dict(abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
+                rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
+                **lift_probabilities(diff, rel, sign, rope))
+
+
+def lift_probabilities(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float) -> dict[str, float]:
+    """P(beat control), expected losses and P(inside the ROPE) from draws of arm - control (``diff``)
+    and arm / control - 1 (``rel``); ``sign`` is +1 when an increase is good, -1 otherwise.
+
+    The one definition of the numbers decisions turn on: the effects table and the decision rule's
+    fast path in simulations both call it, so they cannot drift apart.
+    """
     return dict(
-        abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
-        rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
         p_beat_control=float(np.mean(sign * diff > 0)),
         loss_ship_abs=float(np.mean(np.maximum(0.0, -sign * diff))),
         loss_ship_rel=float(np.nanmean(np.maximum(0.0, -sign * rel))),

@@ -24,3 +24,8 @@ def relative(x: float) -> str:
         return "n/a"
     pct = 100 * x
     return f"{pct:+.2f}%" if abs(pct) < 1 else f"{pct:+.1f}%"
+
+
+def threshold(p: float) -> str:
+    """A configured probability or share exactly as set: ``0.995 -> '99.5%'``, ``0.95 -> '95%'``."""
+    return f"{round(100 * p, 6):g}%"

@@ -69,8 +69,17 @@ def sample_conversion(stats: xr.Dataset, metric: Metric, sampler: SamplerSetting
                       prior_a: float = 1.0, prior_b: float = 1.0) -> az.InferenceData:
     """Independent draws from every arm x segment Beta posterior, shaped like an MCMC fit."""
     rng = np.random.default_rng(sampler.seed)
-    a, b = beta_posterior(stats["successes"].values, stats["n"].values, prior_a, prior_b)
-    return _posterior(stats, sampler, rng.beta(a, b, size=(sampler.chains, sampler.draws) + a.shape))
+    draws = rate_draws(rng, stats["successes"].values, stats["n"].values, (sampler.chains, sampler.draws),
+                       prior_a, prior_b)
+    return _posterior(stats, sampler, draws)
+
+
+def rate_draws(rng: np.random.Generator, successes: np.ndarray, trials: np.ndarray, size: tuple[int, ...],
+               prior_a: float = 1.0, prior_b: float = 1.0) -> np.ndarray:
+    """Draws of Beta posteriors of rates, shape ``size + successes.shape`` (array-first: the simulations
+    call it on plain arrays, :func:`sample_conversion` on statistics)."""
+    a, b = beta_posterior(successes, trials, prior_a, prior_b)
+    return rng.beta(a, b, size=size + np.shape(a))
 
 
 def sample_count(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
@@ -87,11 +96,15 @@ def sample_retention(stats: xr.Dataset, metric: Metric,
                      sampler: SamplerSettings = SamplerSettings()) -> az.InferenceData:
     """Beta posterior of every day's churn hazard; retention is the product of survived days."""
     rng = np.random.default_rng(sampler.seed)
-    lost, at_risk = stats["lost"].values, stats["at_risk"].values
-    hazard = rng.beta(1.0 + lost, 1.0 + at_risk - lost, size=(sampler.chains, sampler.draws) + lost.shape)
-    survival = np.cumprod(1.0 - hazard, axis=-1)
+    survival = survival_draws(rng, stats["lost"].values, stats["at_risk"].values, (sampler.chains, sampler.draws))
     return _posterior(stats, sampler, survival[..., metric.horizon - 1],
                       {"survival": (("chain", "draw", "arm", "segment", "day"), survival)})
+
+
+def survival_draws(rng: np.random.Generator, lost: np.ndarray, at_risk: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Draws of the survival curve (last axis: day) from Beta(1 + lost, 1 + survivors) daily hazards."""
+    hazard = rng.beta(1.0 + lost, 1.0 + at_risk - lost, size=size + np.shape(lost))
+    return np.cumprod(1.0 - hazard, axis=-1)
 
 
 def sample_mean(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()) -> az.InferenceData:
@@ -101,7 +114,15 @@ def sample_mean(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sa
     n = c["n"]
     theta = c["scy"].sum() / c["scc"].sum() if c["scc"].sum() > 0 else 0.0
     residual = c["syy"] - 2 * theta * c["scy"] + theta ** 2 * c["scc"]
-    dof = np.maximum(n - 1 - (theta != 0), 1)
-    se = np.sqrt(residual / dof / np.where(n > 0, n, np.nan))
-    t = rng.standard_t(dof, size=(sampler.chains, sampler.draws) + n.shape)
-    return _posterior(stats, sampler, c["ybar"] - theta * c["cbar"] + se * t)
+    draws = mean_draws(rng, n, c["ybar"] - theta * c["cbar"], residual, n - 1 - (theta != 0),
+                       (sampler.chains, sampler.draws))
+    return _posterior(stats, sampler, draws)
+
+
+def mean_draws(rng: np.random.Generator, n: np.ndarray, mean: np.ndarray, squares: np.ndarray, dof: np.ndarray,
+               size: tuple[int, ...]) -> np.ndarray:
+    """Flat-prior Student-t posterior draws of means: centre ``mean``, scale sqrt(``squares`` / dof / n),
+    where ``squares`` is the (residual) sum of squared deviations and ``dof`` its degrees of freedom."""
+    dof = np.maximum(dof, 1)
+    se = np.sqrt(squares / dof / np.where(n > 0, n, np.nan))
+    return mean + se * rng.standard_t(dof, size=size + np.shape(n))

@@ -20,9 +20,11 @@ import pandas as pd
 from bayes_ab.decision import TERMINAL_ACTIONS
 from bayes_ab.errors import SpecError
 from bayes_ab.planning.fixed_horizon import FixedHorizon, fixed_horizon_sample_size
-from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, Stage, parse_baseline
-from bayes_ab.stopping import OperatingCharacteristics, simulate
+from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, parse_baseline
+from bayes_ab.stopping import OperatingCharacteristics, RuleComparison, compare_rules
 from bayes_ab.stopping.operating import check_plan
+
+REFERENCE_RULES = ("sequential", "fixed_horizon")
 
 SCENARIOS = ("planned effect", "no effect")
 
@@ -35,7 +37,8 @@ class ExperimentPlan:
     plan: PlanSettings
     simulated: OperatingCharacteristics
     fixed_horizon: tuple[FixedHorizon, ...]
-    ramp: tuple[Stage, ...]
+    earliest_ship: int
+    compared: RuleComparison | None = None
 
     def assurance(self, day: float, scenario: str = "planned effect", outcomes=TERMINAL_ACTIONS) -> float:
         """Probability that the rule has ended in one of ``outcomes`` by ``day`` (any decision by default)."""
@@ -82,13 +85,16 @@ class ExperimentPlan:
                     f"undecided as {p.days}")
             lines.append(f"  {name}: decided by {by_day}")
             lines.append(f"    days to decision: {when}")
-        floor = earliest_ship_day(self.ramp, p.daily_users)
-        lines.append(f"  the ramp's minimum exposure alone allows shipping from day {floor} at this traffic "
-                     f"({' -> '.join(f'{s.percent:g}%' for s in self.ramp)})")
+        lines.append(f"  the ramp's minimum exposure alone allows shipping from day {self.earliest_ship} at this traffic")
         null = sim.scenario("no effect")
         lines.append(f"  false-ship rate {sim.false_ship:.1%} (+/- {null.standard_error('ship'):.1%}); "
                      f"power (ship under the planned effect by day {p.days}) {sim.power:.1%}")
+        warning = sim.false_ship_warning()
+        if warning:
+            lines.append(f"  WARNING: {warning}")
         lines += ["  reference: " + f.text() for f in self.fixed_horizon]
+        if self.compared is not None:
+            lines += [""] + self.compared.text().splitlines()
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -110,7 +116,7 @@ def plan_settings(
 ) -> PlanSettings:
     """The spec's ``plan:`` with the given settings replaced (or a new plan when the spec has none).
 
-    ``baseline`` maps primary metric names to a :class:`Baseline` or to what a spec file would hold
+    ``baseline`` maps primary (and guardrail) metric names to a :class:`Baseline` or to what a spec file would hold
     (a rate; ``{mean, dispersion}`` for counts; ``{mean, sd}`` for means).
     """
     base = spec.plan
@@ -120,8 +126,9 @@ def plan_settings(
     parsed = dict(base.baseline) if base else {}
     for name, raw in (baseline or {}).items():
         metric = spec.metric(name)
-        if metric.role != "primary":
-            raise SpecError(f"baseline for {name!r}: only primary metrics are planned for (it is a {metric.role})")
+        if metric.role not in ("primary", "guardrail"):
+            raise SpecError(f"baseline for {name!r}: only primary metrics and guardrails are simulated "
+                            f"(it is a {metric.role})")
         parsed[name] = raw if isinstance(raw, Baseline) else parse_baseline(raw, metric.family, f"baseline {name!r}")
     settings = base or PlanSettings(daily_users=0, baseline={})
     changes = {k: v for k, v in dict(daily_users=daily_users, effect=effect, days=days, look_every=look_every,
@@ -140,6 +147,7 @@ def plan_experiment(
     workers: int = 1,
     alpha: float = 0.05,
     power: float = 0.8,
+    references: bool = True,
 ) -> ExperimentPlan:
     """Simulate the decision rule under ``plan`` (the spec's by default) and compute the reference.
 
@@ -153,13 +161,17 @@ def plan_experiment(
     rule, seed, workers
         As for :func:`bayes_ab.stopping.simulate`.
     alpha, power
-        Of the fixed-horizon reference test.
+        Of the fixed-horizon reference sample size.
+    references
+        Also run the reference rules (sequential mSPRT on the same ramp, fixed horizon) on the same
+        simulated experiments and print them beside the rule.
     """
     plan = plan or spec.plan
     if plan is None:
         raise SpecError(f"{spec.source}: plan: is required (daily_users, baseline, effect, ...); "
                         "see bayes_ab.planning.plan_settings")
-    simulated = simulate(spec, plan, rule=rule, seed=seed, workers=workers)
+    compared = compare_rules(spec, plan, rules=(rule,) + tuple(r for r in REFERENCE_RULES if r != rule) if references
+                             else (rule,), seed=seed, workers=workers)
     weights = {a.name: a.weight for a in spec.arms}
     total = sum(weights.values())
     control = weights[spec.control.name]
@@ -168,17 +180,17 @@ def plan_experiment(
                                             power=power, daily_users=plan.daily_users,
                                             control_share=control / total)
                   for m in spec.metrics if m.role == "primary")
-    return ExperimentPlan(spec.name, plan, simulated, fixed, spec.ramp)
+    return ExperimentPlan(spec.name, plan, compared.rules[0], fixed, earliest_ship_day(spec, plan.daily_users),
+                          compared if references else None)
 
 
-def earliest_ship_day(ramp: tuple[Stage, ...], daily_users: int) -> int:
+def earliest_ship_day(spec: ExperimentSpec, daily_users: int) -> int:
     """The first day the rule can ship if every look is favourable: each stage before the last must
     reach its minimum days and the cumulative minimum users (a one-stage ramp: its own minimum)."""
-    stages = ramp[:-1] or ramp
+    stages = spec.ramp[:-1] or spec.ramp
     day, users = 0, 0.0
     for stage in stages:
-        per_day = daily_users * stage.percent / 100
+        per_day = daily_users * spec.traffic_share(stage.percent)
         needed = max(stage.min_days, math.ceil(max(stage.min_users - users, 0) / per_day), 1)
         day, users = day + needed, users + needed * per_day
     return day
-

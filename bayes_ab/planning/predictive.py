@@ -1,6 +1,6 @@
 """Mid-test: how likely is the rule to leave ``hold`` within the next days, given what has been seen.
 
-Posterior predictive simulation: draw the true per-arm means of every primary metric from the current
+Posterior predictive simulation: draw the true per-arm means of every primary metric and guardrail from the current
 posterior (overall, segments weighted by traffic), simulate the coming days at the current stage on
 top of the statistics observed so far, and apply the decision rule at every look until it says
 something other than ``hold``. The share of draws that have done so by day ``N`` is the predictive
@@ -26,8 +26,9 @@ from bayes_ab.analysis import Analysis
 from bayes_ab.decision import ACTIONS
 from bayes_ab.errors import SpecError
 from bayes_ab.spec import Baseline, Metric
-from bayes_ab.stopping.generate import Accumulator, accumulator_with_factors
-from bayes_ab.stopping.operating import spec_rule_decision, run_experiment
+from bayes_ab.stopping.generate import Truth, truth
+from bayes_ab.stopping.operating import run_world
+from bayes_ab.stopping.rules import rule
 
 LEAVING_HOLD = tuple(a for a in ACTIONS if a != "hold")
 
@@ -121,13 +122,16 @@ def decision_outlook(
     if not primaries:
         raise SpecError(f"{spec.source}: metrics: an outlook needs at least one metric with role 'primary'")
     rng = np.random.default_rng(seed)
-    truths = {m.name: _arm_mean_draws(analysis, m) for m in primaries}
+    judged = [m for m in spec.metrics if m.role in ("primary", "guardrail")]
+    means = {m.name: _arm_mean_draws(analysis, m) for m in judged}
+    start = {m.name: analysis.stats[m.name] for m in judged}
+    default_rule = rule("default")
     outcomes, decision_days = [], []
     for _ in range(draws):
-        accumulators = [_continuation(analysis, m, truths[m.name], rng) for m in primaries]
-        outcome, day, _ = run_experiment(spec, accumulators, spec.ramp, spec_rule_decision, daily_users=daily_users,
-                                         days=days, look_every=look_every, rng=rng,
-                                         stage_index=stage_index, days_at_stage=days_at_stage,
+        truths = {m.name: _continuation(analysis, m, means[m.name], rng) for m in judged}
+        (outcome, day, *_), = run_world(spec, truths, [default_rule], daily_users=daily_users, days=days,
+                                         look_every=look_every, effect=0.0, world_rng=rng, rule_rngs=[rng],
+                                         start=start, stage_index=stage_index, days_at_stage=days_at_stage,
                                          ends=LEAVING_HOLD)
         outcomes.append("hold" if outcome == "undecided" else outcome)
         decision_days.append(day)
@@ -139,15 +143,13 @@ def _arm_mean_draws(analysis: Analysis, metric: Metric) -> np.ndarray:
     return analysis.fits[metric.name].overall_mean.stack(sample=("chain", "draw")).transpose("sample", "arm").values
 
 
-def _continuation(analysis: Analysis, metric: Metric, truth: np.ndarray, rng: np.random.Generator) -> Accumulator:
-    """An accumulator that starts from the observed statistics, with true means from one posterior draw."""
-    draw = truth[rng.integers(len(truth))]
-    stats = analysis.stats[metric.name]
+def _continuation(analysis: Analysis, metric: Metric, means: np.ndarray, rng: np.random.Generator) -> Truth:
+    """The truth of one continuation: every arm's mean from one posterior draw."""
+    draw = means[rng.integers(len(means))]
     control = float(draw[0])
     if control == 0:
         raise SpecError(f"metric {metric.name!r}: the control mean is 0 in the posterior; relative lifts are undefined")
-    baseline = Baseline(control, _spread(metric, stats))
-    return accumulator_with_factors(metric, baseline, draw / control, tuple(map(str, stats["arm"].values)), stats)
+    return truth(metric, Baseline(control, _spread(metric, analysis.stats[metric.name])), draw / control)
 
 
 def _spread(metric: Metric, stats: xr.Dataset) -> float | None:

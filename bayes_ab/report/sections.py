@@ -12,11 +12,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bayes_ab.analysis import Analysis
 from bayes_ab.checkins.history import History
 from bayes_ab.decision import Recommendation
-from bayes_ab.decision.guardrails import harm_draws, relative_lift_draws
+from bayes_ab.decision.evidence import harm_draws, relative_lift_draws
 from bayes_ab.decision.srm import srm_checks
 from bayes_ab.effects import format as fmt
 from bayes_ab.effects import sentence
@@ -88,9 +89,10 @@ class ReportContent:
     trace: tuple[Any, ...]
     trajectory_plot: str | None
     trajectory_rows: tuple[dict, ...]
-    error_rates: tuple[str, ...]
+    error_rates: tuple[dict, ...]
     interval: float
     notes: tuple[str, ...] = field(default=())
+    has_plan: bool = False
 
 
 def build_content(result: Analysis, recommendation: Recommendation | None, history: History | None,
@@ -130,8 +132,17 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
         diagnostics=diagnostics, blocking=blocking, exposure_plot=exposure_plot, exposure_note=exposure_note,
         metrics=metrics, guardrails=guardrails, guardrail_plot=guardrail_plot, harm_threshold=spec.decision.harm,
         trace=recommendation.reasons if recommendation else (), trajectory_plot=trajectory_plot,
-        trajectory_rows=trajectory_rows, error_rates=tuple(o.text() for o in operating), interval=spec.interval,
+        trajectory_rows=trajectory_rows, error_rates=_error_rates(operating), interval=spec.interval,
+        has_plan=spec.plan is not None,
     )
+
+
+def _error_rates(operating: tuple[OperatingCharacteristics, ...]) -> tuple[dict, ...]:
+    """One row per scenario and rule of the stored simulation (outcome shares, median days, exposure)."""
+    if not operating:
+        return ()
+    rows = pd.concat([o.to_pandas() for o in operating], ignore_index=True)
+    return tuple(rows.assign(experiments=rows["experiments"].astype(int)).to_dict("records"))
 
 
 def _versions() -> str:

@@ -1,7 +1,9 @@
-"""Stopping rules under repeated looks: simulated false-ship rate, power and stopping times."""
+"""Stopping rules under repeated looks: simulated error rates, stopping times and exposure, rules compared."""
 
-from bayes_ab.stopping.operating import (OperatingCharacteristics, ScenarioResult, load_operating_characteristics,
-                                           simulate, stored_operating_characteristics)
+from bayes_ab.stopping.operating import (SCENARIOS, OperatingCharacteristics, RuleComparison, ScenarioResult,
+                                         compare_rules, load_operating_characteristics, simulate,
+                                         stored_operating_characteristics)
+from bayes_ab.stopping.rules import RULES
 
-__all__ = ["OperatingCharacteristics", "ScenarioResult", "load_operating_characteristics", "simulate",
-           "stored_operating_characteristics"]
+__all__ = ["RULES", "SCENARIOS", "OperatingCharacteristics", "RuleComparison", "ScenarioResult", "compare_rules",
+           "load_operating_characteristics", "simulate", "stored_operating_characteristics"]

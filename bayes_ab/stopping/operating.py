@@ -1,13 +1,23 @@
-"""Operating characteristics of a stopping rule, by simulating whole experiments look by look.
+"""Operating characteristics of stopping rules, by simulating whole experiments look by look.
 
-Each simulated experiment starts at the first ramp stage; every ``look_every`` days the rule sees the
-cumulative statistics of the primary metrics and says what to do. ``advance`` moves traffic to the
-next stage, ``ship``, ``rollback`` and ``stop_no_effect`` end the experiment, ``hold`` continues; an
-experiment still running at the horizon is ``undecided``. Run under no effect (the false-ship rate)
-and under the planned effect (power), this shows what looking at the data every day costs.
+Each simulated experiment is one world of users (see :mod:`bayes_ab.stopping.generate`); every rule
+compared runs on the same worlds (common random numbers), starting at its first ramp stage. Every
+``look_every`` days a rule sees the cumulative statistics of the primary metrics and of the guardrails
+the plan gives a baseline for: ``advance`` moves traffic to the next stage; ``ship``, ``rollback`` and
+``stop_no_effect`` end the experiment; ``hold`` continues; an experiment still running at the horizon
+is ``undecided``.
 
-Posteriors come from the conjugate closed forms (unpooled, one segment) so that thousands of
-experiments finish in minutes; guardrails are not simulated (they are assumed unaffected).
+Scenarios (true relative effects in each metric's good direction):
+
+- ``no effect``: nothing changes (the false-ship and false-rollback rates);
+- ``planned effect``: every primary improves by the plan's effect (power, time to ship);
+- ``harmful``: every primary worsens by the plan's effect (rollback rate and the treatment user-days
+  exposed to the harm before the run ended);
+- ``guardrail breach``: primaries improve by the plan's effect while the first simulated guardrail
+  worsens by twice its margin (run only when a guardrail has a baseline).
+
+Posteriors come from the conjugate closed forms (unpooled, one segment), so thousands of experiments
+finish in minutes.
 """
 
 from __future__ import annotations
@@ -15,34 +25,38 @@ from __future__ import annotations
 import html
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Collection
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from bayes_ab.analysis import Analysis, analyze_stats
-from bayes_ab.decision import TERMINAL_ACTIONS, recommend
+from bayes_ab.decision import TERMINAL_ACTIONS
 from bayes_ab.display import HtmlRepr
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
-from bayes_ab.stopping.generate import Accumulator, accumulator
-from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, SamplerSettings, Stage, parse_baseline
+from bayes_ab.spec import Baseline, ExperimentSpec, Metric, PlanSettings, parse_baseline
+from bayes_ab.stopping.generate import Truth, accumulator, factors_for, truth
+from bayes_ab.stopping.rules import RULES, Look, RuleName, SimulatedRule, rule
 
 OUTCOMES = TERMINAL_ACTIONS + ("undecided",)
-RULES = ("default", "naive")
-NAIVE_THRESHOLD = 0.95
-FAST_POSTERIOR = SamplerSettings(draws=1000, chains=2, backend="conjugate")
+SCENARIOS = ("no effect", "planned effect", "harmful", "guardrail breach")
+BREACH_MARGINS = 2.0          # the guardrail-breach scenario worsens a guardrail by twice its margin
+FALSE_SHIP_TARGET = 0.05      # the false-ship rate under daily looks the default thresholds are chosen for
 
 
 @dataclass(frozen=True)
 class ScenarioResult(HtmlRepr):
-    """Outcomes of ``experiments`` simulated experiments with true relative ``lift``.
+    """Outcomes of ``experiments`` simulated experiments with true relative ``lift`` of the primaries
+    (and ``guardrail_lift`` of the first simulated guardrail; negative is worse).
 
-    ``rates`` maps each outcome to its share; ``stop_days`` holds the day each decided experiment
-    stopped; ``final_stage`` counts experiments by the last stage they ran at.
+    ``rates`` maps each outcome to its share; ``stop_days`` and ``stop_outcomes`` hold the day and the
+    action of every decided experiment; ``final_stage`` counts experiments by the last stage they ran at;
+    ``max_power_days`` the first day each experiment ran at the maximum-power stage (0: never);
+    ``exposure`` the treatment user-days of each experiment before it ended (or the horizon).
     """
 
     name: str
@@ -52,6 +66,9 @@ class ScenarioResult(HtmlRepr):
     stop_days: tuple[int, ...]
     stop_outcomes: tuple[str, ...]
     final_stage: dict[str, int]
+    guardrail_lift: float = 0.0
+    max_power_days: tuple[int, ...] = ()
+    exposure: tuple[float, ...] = ()
 
     def decided_by(self, day: float, outcomes: Collection[str] = TERMINAL_ACTIONS) -> float:
         """Share of all experiments that ended in one of ``outcomes`` on or before ``day``."""
@@ -62,16 +79,28 @@ class ScenarioResult(HtmlRepr):
         p = self.rates[outcome]
         return float(np.sqrt(max(p * (1 - p), 1e-12) / self.experiments))
 
-    def stop_quantiles(self) -> tuple[float, float, float]:
-        """10th, 50th and 90th percentile of the stopping day among decided experiments (NaN if none)."""
-        if not self.stop_days:
+    def stop_quantiles(self, outcomes: Collection[str] = TERMINAL_ACTIONS) -> tuple[float, float, float]:
+        """10th, 50th and 90th percentile of the stopping day among experiments that ended in one of
+        ``outcomes`` (NaN if none)."""
+        days = [d for o, d in zip(self.stop_outcomes, self.stop_days) if o in outcomes]
+        if not days:
             return (float("nan"),) * 3
-        return tuple(float(q) for q in np.percentile(self.stop_days, [10, 50, 90]))
+        return tuple(float(q) for q in np.percentile(days, [10, 50, 90]))
+
+    def median_max_power_day(self) -> float:
+        """Median over all experiments of the first day at the maximum-power stage (never: infinity)."""
+        if not self.max_power_days:
+            return float("nan")
+        return float(np.median([d if d > 0 else np.inf for d in self.max_power_days]))
+
+    def median_exposure(self) -> float:
+        """Median treatment user-days before the experiment ended."""
+        return float(np.median(self.exposure)) if self.exposure else float("nan")
 
 
 @dataclass(frozen=True)
 class OperatingCharacteristics:
-    """The simulated behaviour of one rule under no effect and under the planned effect."""
+    """The simulated behaviour of one rule in every scenario."""
 
     experiment: str
     rule: str
@@ -79,7 +108,7 @@ class OperatingCharacteristics:
     scenarios: tuple[ScenarioResult, ...]
 
     def scenario(self, name: str) -> ScenarioResult:
-        """The scenario called ``name`` (``no effect`` or ``planned effect``)."""
+        """The scenario called ``name`` (one of :data:`SCENARIOS` that was run)."""
         return next(s for s in self.scenarios if s.name == name)
 
     @property
@@ -93,30 +122,47 @@ class OperatingCharacteristics:
         return self.scenario("planned effect").rates["ship"]
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per scenario: outcome rates with standard errors and stopping-day quantiles."""
+        """One row per scenario: outcome rates with standard errors, decision days, exposure."""
         rows = []
         for s in self.scenarios:
             p10, p50, p90 = s.stop_quantiles()
-            rows.append({"scenario": s.name, "true_lift": s.lift, "experiments": s.experiments,
-                         **{o: s.rates[o] for o in OUTCOMES},
+            rows.append({"rule": self.rule, "scenario": s.name, "true_lift": s.lift, "guardrail_lift": s.guardrail_lift,
+                         "experiments": s.experiments, **{o: s.rates[o] for o in OUTCOMES},
                          **{f"{o}_se": s.standard_error(o) for o in ("ship", "rollback")},
-                         "stop_day_p10": p10, "stop_day_median": p50, "stop_day_p90": p90})
+                         "stop_day_p10": p10, "stop_day_median": p50, "stop_day_p90": p90,
+                         "ship_day_median": s.stop_quantiles(("ship",))[1],
+                         "rollback_day_median": s.stop_quantiles(("rollback",))[1],
+                         "max_power_day_median": s.median_max_power_day(),
+                         "treatment_user_days_median": s.median_exposure()})
         return pd.DataFrame(rows)
 
     def text(self) -> str:
         """The figures a reader of the analysis needs beside the stopping rule."""
         p = self.plan
         lines = [f"Stopping rule '{self.rule}' simulated: {p.experiments} experiments per scenario, "
-                 f"{p.daily_users:,} users/day at 100%, a look every {p.look_every} day(s) up to day {p.days}"]
+                 f"{p.daily_users:,} users/day at full traffic, a look every {p.look_every} day(s) up to day {p.days}"]
         for s in self.scenarios:
             p10, p50, p90 = s.stop_quantiles()
             rates = ", ".join(f"{o} {s.rates[o]:.1%}" for o in OUTCOMES)
-            days = "no decisions" if np.isnan(p50) else f"stopping day median {p50:g} (10-90%: {p10:g}-{p90:g})"
-            lines.append(f"  {s.name} (true lift {fmt.relative(s.lift)}): {rates}; {days}")
+            days = "no decisions" if np.isnan(p50) else f"decision day median {p50:g} (10-90%: {p10:g}-{p90:g})"
+            truth_text = f"true lift {fmt.relative(s.lift)}" + (
+                f", guardrail {fmt.relative(s.guardrail_lift)}" if s.guardrail_lift else "")
+            lines.append(f"  {s.name} ({truth_text}): {rates}; {days}")
         null = self.scenario("no effect")
         lines.append(f"  false-ship rate {self.false_ship:.1%} (+/- {null.standard_error('ship'):.1%}), "
                      f"power {self.power:.1%}")
-        return "\n".join(lines)
+        warning = self.false_ship_warning()
+        return "\n".join(lines + ([f"  WARNING: {warning}"] if warning else []))
+
+    def false_ship_warning(self) -> str | None:
+        """A sentence when the default rule ships changes that do nothing more often than the 5% target
+        by more than two Monte Carlo standard errors (daily looks compound the one-look level)."""
+        null = self.scenario("no effect")
+        if self.rule != "default" or self.false_ship - 2 * null.standard_error("ship") <= FALSE_SHIP_TARGET:
+            return None
+        return (f"this plan ships a change that does nothing {self.false_ship:.1%} of the time, above the "
+                f"{FALSE_SHIP_TARGET:.0%} target: raise decision.ship_beat (0.995, 0.999), lengthen the ramp's "
+                "minimum days at the deciding stage, or look less often")
 
     def _repr_html_(self) -> str:
         return (f"<p>{html.escape(self.text().splitlines()[0])}</p>"
@@ -124,7 +170,7 @@ class OperatingCharacteristics:
 
     def to_json(self) -> str:
         """Serialised form (see :func:`load_operating_characteristics`)."""
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(asdict(self), indent=2, default=float)
 
     def save(self, models_dir: str | Path = "models") -> Path:
         """Write to ``<models_dir>/<experiment>/operating_<rule>.json`` (atomically)."""
@@ -133,13 +179,55 @@ class OperatingCharacteristics:
         return write_atomically(folder / f"operating_{self.rule}.json", lambda tmp: tmp.write_text(self.to_json()))
 
 
+@dataclass(frozen=True)
+class RuleComparison(HtmlRepr):
+    """Several rules simulated on the same experiments (common random numbers), default rule first."""
+
+    rules: tuple[OperatingCharacteristics, ...]
+
+    def rule(self, name: str) -> OperatingCharacteristics:
+        """The figures of the rule called ``name``."""
+        return next(r for r in self.rules if r.rule == name)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per scenario and rule."""
+        table = pd.concat([r.to_pandas() for r in self.rules], ignore_index=True)
+        order = {name: i for i, name in enumerate(SCENARIOS)}
+        return table.sort_values("scenario", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+    def text(self) -> str:
+        """A side-by-side table: outcome rates, median days and exposure per scenario and rule."""
+        p = self.rules[0].plan
+        table = self.to_pandas()
+
+        def days(value: float) -> str:
+            return "-" if not np.isfinite(value) else f"{value:g}"
+
+        shown = pd.DataFrame({
+            "scenario": table["scenario"], "rule": table["rule"],
+            **{o: [f"{v:.1%}" for v in table[o]] for o in OUTCOMES},
+            "ship day": [days(v) for v in table["ship_day_median"]],
+            "rollback day": [days(v) for v in table["rollback_day_median"]],
+            "at max power": [days(v) for v in table["max_power_day_median"]],
+            "treated user-days": [f"{v:,.0f}" for v in table["treatment_user_days_median"]],
+        })
+        head = (f"Stopping rules compared on the same {p.experiments} simulated experiments per scenario: "
+                f"{p.daily_users:,} users/day at full traffic, a look every {p.look_every} day(s) up to day {p.days}, "
+                f"planned effect {p.effect:+.1%}; days and user-days are medians")
+        return head + "\n" + "\n".join("  " + line for line in shown.to_string(index=False).splitlines())
+
+    def save(self, models_dir: str | Path = "models") -> list[Path]:
+        """Write every rule's figures (see :meth:`OperatingCharacteristics.save`)."""
+        return [r.save(models_dir) for r in self.rules]
+
+
 def load_operating_characteristics(path: str | Path) -> OperatingCharacteristics:
     """Read what :meth:`OperatingCharacteristics.save` wrote."""
     raw = json.loads(Path(path).read_text())
     plan = raw["plan"]
     plan = PlanSettings(**{**plan, "baseline": {k: Baseline(**v) for k, v in plan["baseline"].items()}})
-    scenarios = tuple(ScenarioResult(**{**s, "stop_days": tuple(s["stop_days"]),
-                                        "stop_outcomes": tuple(s["stop_outcomes"])})
+    scenarios = tuple(ScenarioResult(**{**s, **{k: tuple(s.get(k, ())) for k in
+                                                ("stop_days", "stop_outcomes", "max_power_days", "exposure")}})
                       for s in raw["scenarios"])
     return OperatingCharacteristics(raw["experiment"], raw["rule"], plan, scenarios)
 
@@ -148,55 +236,78 @@ def stored_operating_characteristics(experiment: str, models_dir: str | Path = "
                                      ) -> tuple[OperatingCharacteristics, ...]:
     """The error rates ``bayes-ab simulate`` stored for ``experiment`` (default rule first; may be empty)."""
     folder = Path(models_dir) / experiment
-    return tuple(load_operating_characteristics(folder / f"operating_{rule}.json")
-                 for rule in RULES if (folder / f"operating_{rule}.json").exists())
+    return tuple(load_operating_characteristics(folder / f"operating_{name}.json")
+                 for name in RULES if (folder / f"operating_{name}.json").exists())
 
 
-def simulate(
+def simulate(spec: ExperimentSpec, plan: PlanSettings | None = None, *, rule: RuleName = "default",
+             experiments: int | None = None, seed: int = 0, workers: int = 1) -> OperatingCharacteristics:
+    """Simulate one rule; see :func:`compare_rules` (the same experiments, whichever rules run)."""
+    return compare_rules(spec, plan, rules=(rule,), experiments=experiments, seed=seed, workers=workers).rules[0]
+
+
+def compare_rules(
     spec: ExperimentSpec,
     plan: PlanSettings | None = None,
     *,
-    rule: str = "default",
+    rules: Sequence[RuleName] = RULES,
     experiments: int | None = None,
     seed: int = 0,
     workers: int = 1,
-) -> OperatingCharacteristics:
-    """Simulate ``experiments`` experiments under no effect and under ``plan.effect`` with ``rule``.
+) -> RuleComparison:
+    """Simulate ``experiments`` experiments per scenario and run every rule in ``rules`` on each.
 
     Parameters
     ----------
     spec
-        Experiment spec: arms, primary metrics, ramp plan and decision thresholds.
+        Experiment spec: arms, primary metrics and guardrails, ramp plan and decision thresholds.
     plan
         Traffic, horizon, looks, effect and baselines; ``spec.plan`` by default.
-    rule
-        ``default``: the spec's decision rule with its ramp. ``naive``: ship as soon as every
-        primary has P(beat control) > 95% at a look, at the last stage's traffic before 100%.
+    rules
+        Names from :data:`bayes_ab.stopping.rules.RULES`.
     experiments
         Per scenario; ``plan.experiments`` by default.
     seed
-        Experiment ``i`` of a scenario always uses the same random stream, whatever ``workers``.
+        Experiment ``i`` of a scenario is the same world whatever the rules, ``workers`` or other
+        scenarios; each rule's posterior draws have their own stream.
     workers
         Processes to spread the experiments over.
     """
     plan = plan or spec.plan
     if plan is None:
         raise SpecError(f"{spec.source}: plan: is required to simulate (daily_users, baseline, effect, ...)")
-    if rule not in RULES:
-        raise SpecError(f"rule {rule!r} is not one of {', '.join(RULES)}")
+    unknown = [r for r in rules if r not in RULES]
+    if unknown or not rules:
+        raise SpecError(f"rule {unknown[0] if unknown else ''!r} is not one of {', '.join(RULES)}")
     plan = replace(plan, experiments=experiments or plan.experiments)
     check_plan(spec, plan)
-    scenarios = []
-    for index, (name, lift) in enumerate((("no effect", 0.0), ("planned effect", plan.effect))):
-        jobs = [(spec, plan, rule, lift, np.random.SeedSequence([seed, index, i]))
+    results: dict[str, list[ScenarioResult]] = {name: [] for name in rules}
+    for scenario, (lift, guardrail_lift) in scenarios(spec, plan).items():
+        index = SCENARIOS.index(scenario)
+        jobs = [(spec, plan, tuple(rules), lift, guardrail_lift, np.random.SeedSequence([seed, index, i]))
                 for i in range(plan.experiments)]
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
-                results = list(pool.map(_run_one, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
+                runs = list(pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
         else:
-            results = [_run_one(job) for job in jobs]
-        scenarios.append(_summarise(name, lift, results))
-    return OperatingCharacteristics(spec.name, rule, plan, tuple(scenarios))
+            runs = [_run_job(job) for job in jobs]
+        for position, name in enumerate(rules):
+            results[name].append(_summarise(scenario, lift, guardrail_lift, [run[position] for run in runs]))
+    return RuleComparison(tuple(OperatingCharacteristics(spec.name, name, plan, tuple(results[name])) for name in rules))
+
+
+def simulated_metrics(spec: ExperimentSpec, plan: PlanSettings) -> list[Metric]:
+    """The metrics a simulation draws: every primary, and every guardrail with a baseline in the plan."""
+    return [m for m in spec.metrics if m.role == "primary" or (m.role == "guardrail" and m.name in plan.baseline)]
+
+
+def scenarios(spec: ExperimentSpec, plan: PlanSettings) -> dict[str, tuple[float, float]]:
+    """Scenario name -> (true lift of the primaries, true lift of the first simulated guardrail)."""
+    runs = {"no effect": (0.0, 0.0), "planned effect": (plan.effect, 0.0), "harmful": (-plan.effect, 0.0)}
+    guardrails = [m for m in simulated_metrics(spec, plan) if m.role == "guardrail"]
+    if guardrails:
+        runs["guardrail breach"] = (plan.effect, -BREACH_MARGINS * guardrails[0].margin)
+    return runs
 
 
 def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
@@ -209,6 +320,9 @@ def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
     if not np.isfinite(plan.effect) or plan.effect <= 0:
         raise SpecError(f"{where}.effect: must be a positive relative improvement (0.05 = 5%), got {plan.effect!r}; "
                         "an effect of zero cannot be planned for")
+    if plan.effect >= 1:
+        raise SpecError(f"{where}.effect: a relative effect of {plan.effect:.0%} cannot be simulated as harm too; "
+                        "it must be below 1")
     if plan.look_every > plan.days:
         raise SpecError(f"{where}.look_every: {plan.look_every} days between looks exceeds the {plan.days}-day horizon")
     primaries = [m for m in spec.metrics if m.role == "primary"]
@@ -217,95 +331,119 @@ def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
     missing = [m.name for m in primaries if m.name not in plan.baseline]
     if missing:
         raise SpecError(f"{where}.baseline: no baseline for primary metric(s) {', '.join(missing)}")
-    for metric in primaries:
+    for metric in simulated_metrics(spec, plan):
         b = plan.baseline[metric.name]
         raw = b.value if metric.family in ("conversion", "retention") else \
             {"mean": b.value, **({} if b.spread is None else {"dispersion" if metric.family == "count" else "sd": b.spread})}
         parse_baseline(raw, metric.family, f"{where}.baseline.{metric.name}")
-        if metric.family in ("conversion", "retention") and metric.direction == "increase" and b.value * (1 + plan.effect) >= 1:
-            raise SpecError(f"{where}.baseline.{metric.name}: a {plan.effect:.0%} improvement of the rate "
-                            f"{b.value} exceeds 1")
+        worst = max(plan.effect, BREACH_MARGINS * metric.margin if metric.role == "guardrail" else 0.0)
+        if metric.family in ("conversion", "retention") and b.value * (1 + worst) >= 1:
+            raise SpecError(f"{where}.baseline.{metric.name}: a {worst:.0%} change of the rate {b.value} exceeds 1")
 
 
-def _summarise(name: str, lift: float, results: list[tuple[str, int, float]]) -> ScenarioResult:
-    outcomes = [r[0] for r in results]
-    stages: dict[str, int] = {}
-    for _, _, stage in results:
-        stages[f"{stage:g}%"] = stages.get(f"{stage:g}%", 0) + 1
-    decided = [(outcome, day) for outcome, day, _ in results if outcome in TERMINAL_ACTIONS]
-    return ScenarioResult(name, lift, len(results), {o: outcomes.count(o) / len(results) for o in OUTCOMES},
-                          tuple(day for _, day in decided), tuple(outcome for outcome, _ in decided), stages)
+@dataclass
+class _Run:
+    """One rule's progress through one simulated experiment."""
+
+    rule: SimulatedRule
+    ramp: tuple
+    accumulators: dict
+    rng: np.random.Generator
+    stage_index: int = 0
+    started: float = 0.0
+    treated: int = 0
+    exposure: float = 0.0
+    max_power_day: int = 0
+    ended: tuple | None = field(default=None)
 
 
-def _run_one(job) -> tuple[str, int, float]:
-    """One simulated experiment -> (outcome, day it ended, last stage)."""
-    spec, plan, rule, lift, seed_sequence = job
-    rng = np.random.default_rng(seed_sequence)
-    primaries = [m for m in spec.metrics if m.role == "primary"]
-    accumulators = [accumulator(m, plan.baseline[m.name], lift, spec.arm_names) for m in primaries]
-    ramp = spec.ramp if rule == "default" else (_naive_stage(spec.ramp),)
-    decide = spec_rule_decision if rule == "default" else _naive_decision
-    return run_experiment(spec, accumulators, ramp, decide, daily_users=plan.daily_users, days=plan.days,
-                          look_every=plan.look_every, rng=rng)
-
-
-def run_experiment(
+def run_world(
     spec: ExperimentSpec,
-    accumulators: list[Accumulator],
-    ramp: tuple[Stage, ...],
-    decide: Callable[[Analysis, float, float], str],
+    truths: Mapping[str, Truth],
+    rules: Sequence[SimulatedRule],
     *,
     daily_users: int,
     days: int,
     look_every: int,
-    rng: np.random.Generator,
+    effect: float,
+    world_rng: np.random.Generator,
+    rule_rngs: Sequence[np.random.Generator],
+    start: Mapping[str, xr.Dataset] | None = None,
     stage_index: int = 0,
     days_at_stage: float = 0.0,
     ends: Collection[str] = TERMINAL_ACTIONS,
-) -> tuple[str, int, float]:
-    """Simulate ``days`` more days of one experiment, looking every ``look_every`` days.
+) -> list[tuple[str, int, float, int, float]]:
+    """Simulate ``days`` days of one world and run every rule on it.
 
-    Each day the current stage's share of ``daily_users`` is split over the arms by their weights and
-    added to the accumulators; at a look ``decide(analysis, stage, days at stage)`` gives an action.
-    An action in ``ends`` ends the run; ``advance`` moves to the next stage of ``ramp``.
+    Each day the users who would enter at full traffic are drawn in random order, with arms by the
+    planned weights and values from ``truths``; a rule at a stage takes the first ``traffic share``
+    of them. At a look the rule's action moves it (``advance``) or ends its run (an action in ``ends``).
 
     Returns
     -------
-    (outcome, day, stage)
-        The ending action (``undecided`` if none), the simulated day it came on and the stage then.
+    list of (outcome, day, stage, first day at the maximum-power stage, treatment user-days)
+        One per rule: the ending action (``undecided`` if none) and the day it came.
     """
-    sim_spec = replace(spec, metrics=tuple(a.metric for a in accumulators))
     weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in spec.arm_names])
     weights = weights / weights.sum()
-    started = -days_at_stage
+    runs = []
+    for r, rng in zip(rules, rule_rngs):
+        accumulators = {name: accumulator(t.metric, spec.arm_names, None if start is None else start[name])
+                        for name, t in truths.items()}
+        runs.append(_Run(r, r.ramp(spec), accumulators, rng, stage_index if r.ramp(spec) == spec.ramp else 0,
+                         -days_at_stage))
     for day in range(1, days + 1):
-        users = rng.multinomial(int(round(daily_users * ramp[stage_index].percent / 100)), weights)
-        for acc in accumulators:
-            acc.add_day(rng, users)
-        if day % look_every:
-            continue
-        stats = {acc.metric.name: acc.stats() for acc in accumulators}
-        analysis = analyze_stats(sim_spec, stats, sampler=replace(FAST_POSTERIOR, seed=int(rng.integers(1 << 31))))
-        action = decide(analysis, ramp[stage_index].percent, day - started)
-        if action in ends:
-            return action, day, ramp[stage_index].percent
-        if action == "advance":
-            stage_index, started = min(stage_index + 1, len(ramp) - 1), day
-    return "undecided", days, ramp[stage_index].percent
+        active = [run for run in runs if run.ended is None]
+        if not active:
+            break
+        arms = world_rng.choice(len(weights), size=daily_users, p=weights)
+        values = {name: t.draw(world_rng, arms) for name, t in truths.items()}
+        for run in active:
+            stage = run.ramp[run.stage_index].percent
+            if not run.max_power_day and stage >= spec.max_power_stage:
+                run.max_power_day = day
+            seen = int(round(daily_users * spec.traffic_share(stage)))
+            for name, acc in run.accumulators.items():
+                acc.add(arms[:seen], values[name][:seen])
+            run.treated += int(np.count_nonzero(arms[:seen]))
+            run.exposure += run.treated
+            if day % look_every:
+                continue
+            look = Look(spec, stage, day - run.started, day, days, effect, run.accumulators, run.rng)
+            action = run.rule.decide(look)
+            if action in ends:
+                run.ended = (action, day, stage)
+            elif action == "advance":
+                run.stage_index, run.started = min(run.stage_index + 1, len(run.ramp) - 1), day
+    return [(*(run.ended or ("undecided", days, run.ramp[run.stage_index].percent)), run.max_power_day, run.exposure)
+            for run in runs]
 
 
-def _naive_stage(ramp: tuple[Stage, ...]) -> Stage:
-    below = [s for s in ramp if s.percent < 100]
-    return replace(below[-1] if below else ramp[-1], min_days=0, min_users=0)
+def _run_job(job) -> list[tuple[str, int, float, int, float]]:
+    """One simulated experiment, every rule -> [(outcome, day, stage, max-power day, exposure)]."""
+    spec, plan, names, lift, guardrail_lift, seed_sequence = job
+    world_rng = np.random.default_rng(seed_sequence)
+    streams = seed_sequence.spawn(len(RULES))       # one stream per rule, whichever rules run
+    rule_rngs = [np.random.default_rng(streams[RULES.index(n)]) for n in names]
+    truths = {}
+    first_guardrail = True
+    for metric in simulated_metrics(spec, plan):
+        effect = lift
+        if metric.role == "guardrail":
+            effect, first_guardrail = (guardrail_lift if first_guardrail else 0.0), False
+        truths[metric.name] = truth(metric, plan.baseline[metric.name],
+                                    factors_for(metric, effect, len(spec.arm_names)))
+    return run_world(spec, truths, [rule(n) for n in names], daily_users=plan.daily_users, days=plan.days,
+                     look_every=plan.look_every, effect=plan.effect, world_rng=world_rng, rule_rngs=rule_rngs)
 
 
-def spec_rule_decision(analysis: Analysis, stage: float, days: float) -> str:
-    """The action of the spec's decision rule (:func:`bayes_ab.decision.recommend`)."""
-    return recommend(analysis, stage, days).action
-
-
-def _naive_decision(analysis: Analysis, stage: float, days: float) -> str:
-    arm_ok = all(max(e.overall(arm).p_beat_control for arm in e.treatments) > NAIVE_THRESHOLD
-                 for e in analysis.effects.values())
-    return "ship" if arm_ok else "hold"
-
+def _summarise(name: str, lift: float, guardrail_lift: float,
+               results: list[tuple[str, int, float, int, float]]) -> ScenarioResult:
+    outcomes = [r[0] for r in results]
+    stages: dict[str, int] = {}
+    for _, _, stage, _, _ in results:
+        stages[f"{stage:g}%"] = stages.get(f"{stage:g}%", 0) + 1
+    decided = [(outcome, day) for outcome, day, *_ in results if outcome in TERMINAL_ACTIONS]
+    return ScenarioResult(name, lift, len(results), {o: outcomes.count(o) / len(results) for o in OUTCOMES},
+                          tuple(day for _, day in decided), tuple(outcome for outcome, _ in decided), stages,
+                          guardrail_lift, tuple(r[3] for r in results), tuple(float(r[4]) for r in results))

@@ -41,45 +41,62 @@ def experiment(n=200_000, lift=0.05, guardrail_lift=0.0, split=(0.5, 0.5), segme
     return analyze(spec(primary_direction), pd.DataFrame(rows), aggregated=True, sampler=EXACT)
 
 
-def test_advance_and_ship():
-    result = experiment()
-    advance = recommend(result, stage=5, days=3)
-    assert (advance.action, advance.from_stage, advance.to_stage) == ("advance", 5, 25)
-    assert advance.deciding_check.name.startswith("guardrails jointly: P(any beyond margin) at 25% exposure")
-    ship = recommend(result, stage=50, days=10)
-    assert (ship.action, ship.to_stage) == ("ship", 100)
+def with_decision(result: Analysis, **decision) -> Analysis:
+    """The same analysis under a spec with other decision settings."""
+    changed = make_spec([
+        {"name": "primary", "family": "conversion", "column": "primary", "direction": result.spec.metrics[0].direction},
+        {"name": "guardrail", "family": "conversion", "column": "guardrail", "direction": "decrease",
+         "role": "guardrail", "margin": 0.1}], segments=("segment",), decision=decision)
+    return Analysis(changed, result.stats, result.fits, result.effects)
+
+
+def test_risk_stages_advance_at_minimum_exposure_without_evidence_of_benefit():
+    """Below the maximum-power stage only severe harm matters: no effect, or a mild -5%, still advances."""
+    for lift in (0.0, -0.05):
+        advance = recommend(experiment(n=4_000, lift=lift), stage=1, days=1)
+        assert (advance.action, advance.from_stage, advance.to_stage) == ("advance", 1, 5), advance.text()
+        assert advance.deciding_check.name == "risk stage 1%: no severe harm at minimum exposure"
+    assert recommend(experiment(lift=-0.05), stage=25, days=1).action == "advance"
 
 
 def test_hold_until_minimum_exposure():
-    rec = recommend(experiment(), stage=25, days=1)
-    assert rec.action == "hold" and "2 more day(s)" in rec.headline
-    assert rec.deciding_check.name == "exposure at 25%" and not rec.deciding_check.passed
+    rec = recommend(experiment(), stage=50, days=3)
+    assert rec.action == "hold" and "4 more day(s)" in rec.headline
+    assert rec.deciding_check.name == "exposure at 50%" and not rec.deciding_check.passed
+    assert recommend(experiment(n=40), stage=1, days=1).action == "hold"        # 80 users < 100
+
+
+def test_ship_at_the_maximum_power_stage():
+    ship = recommend(experiment(), stage=50, days=7)
+    assert (ship.action, ship.to_stage) == ("ship", 100), ship.text()
+    assert ship.deciding_check.name == "to ship: P(every guardrail within its margin)"
 
 
 def test_hold_while_uncertain_says_how_much_more_is_needed():
-    rec = recommend(experiment(n=100_000, lift=0.0), stage=25, days=3)
-    assert rec.action == "hold" and "more users" in rec.headline
-    loss = next(r for r in rec.reasons if r.name.startswith("expected relative loss at 50% exposure"))
-    assert not loss.passed
+    rec = recommend(experiment(n=100_000, lift=0.01), stage=50, days=7)
+    assert rec.action == "hold" and "more users if the lift holds" in rec.headline, rec.headline
+    beat = next(r for r in rec.reasons if r.name.startswith("to ship: P(beat control)"))
+    assert not beat.passed
 
 
-def test_small_stages_advance_on_little_at_stake():
-    """The same uncertain data that cannot ship can advance from 1% to 5%: the loss is weighted by exposure."""
-    result = experiment(n=20_000, lift=0.03)
-    first = recommend(result, stage=1, days=2)
-    assert first.action == "advance"
-    assert recommend(result, stage=50, days=10).action != "ship"
+def test_severe_harm_rolls_back_at_any_stage_even_before_minimum_exposure():
+    rec = recommend(experiment(lift=-0.3), stage=1, days=0)
+    assert rec.action == "rollback" and rec.deciding_check.name.startswith("severe harm: primary")
+    rec = recommend(experiment(guardrail_lift=0.4), stage=5, days=0)
+    assert rec.action == "rollback" and rec.deciding_check.name.startswith("severe harm: guardrail")
 
 
-def test_rollback_on_guardrail_harm():
-    rec = recommend(experiment(guardrail_lift=0.4), stage=5, days=3)
-    assert rec.action == "rollback" and rec.to_stage == 0
-    assert rec.deciding_check.name == "guardrails jointly: P(any harm beyond margin)"
+def test_harm_at_the_maximum_power_stage_rolls_back_at_every_look():
+    rec = recommend(experiment(lift=-0.05), stage=50, days=1)
+    assert rec.action == "rollback" and rec.deciding_check.name.startswith("harm: primary primary"), rec.text()
+    # beyond its 10% margin, below a 50% severe-harm margin: the guardrail harm check decides
+    rec = recommend(with_decision(experiment(guardrail_lift=0.3, n=2_000_000), severe_margin=0.5), stage=50, days=1)
+    assert rec.action == "rollback" and rec.deciding_check.name.startswith("harm: guardrail guardrail"), rec.text()
 
 
-def test_rollback_on_primary_harm():
-    rec = recommend(experiment(lift=-0.05), stage=5, days=3)
-    assert rec.action == "rollback" and rec.deciding_check.name.startswith("primary primary: P(beat control)")
+def test_a_guardrail_not_shown_within_its_margin_blocks_shipping():
+    rec = recommend(experiment(guardrail_lift=0.1), stage=50, days=7)
+    assert rec.action == "hold" and "guardrails within their margins" in rec.headline, rec.text()
 
 
 def test_stop_for_no_effect():
@@ -89,13 +106,21 @@ def test_stop_for_no_effect():
 
 def test_every_action_is_reachable():
     seen = {recommend(experiment(), 5, 3).action, recommend(experiment(), 50, 10).action,
-            recommend(experiment(), 25, 1).action, recommend(experiment(lift=-0.05), 5, 3).action,
+            recommend(experiment(), 50, 1).action, recommend(experiment(lift=-0.05), 50, 3).action,
             recommend(experiment(n=4_000_000, lift=0.0), 50, 10).action}
     assert seen == set(ACTIONS)
 
 
+def test_the_maximum_power_stage_is_configurable():
+    """With decision.max_power_stage 25 the rule decides at 25%; a success there advances (50% is not 100%)."""
+    rec = recommend(with_decision(experiment(), max_power_stage=25), stage=25, days=1)
+    assert rec.action == "advance" and rec.to_stage == 50 and rec.deciding_check.name.startswith("to ship")
+    with pytest.raises(SpecError, match=r"decision.max_power_stage: must be one of the ramp's stages"):
+        make_spec(decision={"max_power_stage": 30})
+
+
 def test_sample_ratio_mismatch_blocks_whatever_the_effects():
-    rec = recommend(experiment(split=(0.52, 0.48)), stage=50, days=10)
+    rec = recommend(experiment(split=(0.52, 0.48), lift=-0.3), stage=50, days=10)
     assert rec.action == "hold" and "bad data" in rec.headline
     failed = [r for r in rec.reasons if not r.passed]
     assert failed and all(r.blocking for r in failed) and failed[0].name.startswith("sample ratio")
@@ -114,8 +139,9 @@ def test_a_sound_guardrail_fit_can_still_roll_back_when_another_fit_failed():
     result = experiment(guardrail_lift=0.4)
     bad = Diagnostics(max_rhat=1.05, min_ess_bulk=120, min_ess_tail=300, divergences=3, chains=4, draws=1000)
     fits = {name: replace(fit, diagnostics=bad) if name == "primary" else fit for name, fit in result.fits.items()}
-    rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=5, days=3)
-    assert rec.action == "rollback"
+    for stage in (5, 50):
+        rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=stage, days=3)
+        assert rec.action == "rollback", rec.text()
     fits = {name: replace(fit, diagnostics=bad) if name != "primary" else fit for name, fit in result.fits.items()}
     rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=5, days=3)
     assert rec.action == "hold"
@@ -126,9 +152,9 @@ def test_a_sound_guardrail_fit_can_still_roll_back_when_another_fit_failed():
 
 
 def test_decrease_is_good_primary():
-    better = recommend(experiment(lift=-0.05, primary_direction="decrease"), stage=5, days=3)
-    worse = recommend(experiment(lift=0.05, primary_direction="decrease"), stage=5, days=3)
-    assert better.action == "advance" and worse.action == "rollback"
+    better = recommend(experiment(lift=-0.05, primary_direction="decrease"), stage=50, days=7)
+    worse = recommend(experiment(lift=0.05, primary_direction="decrease"), stage=50, days=7)
+    assert better.action == "ship" and worse.action == "rollback"
 
 
 def test_confidently_harmed_segment_gets_a_targeted_rollout():
@@ -136,6 +162,17 @@ def test_confidently_harmed_segment_gets_a_targeted_rollout():
     flagged = [r for r in rec.reasons if r.name == "segments confidently harmed"]
     assert flagged and flagged[0].value == "c"
     assert rec.action == "advance" and "exclude c" in rec.headline and rec.targeted_segments == ("a", "b")
+
+
+def test_the_rule_reads_the_same_numbers_as_the_effects_table():
+    """decide() sees evidence computed from the fit's draws: P(beat) and losses equal the table's."""
+    from bayes_ab.decision.evidence import evidence_from_fit
+
+    result = experiment(n=20_000, lift=0.02)
+    row = result.effects["primary"].overall("treatment")
+    e = evidence_from_fit(result.fits["primary"], "treatment", 0.1)
+    assert (e.p_beat, e.loss_ship_rel, e.loss_keep_rel, e.p_rope) == pytest.approx(
+        (row.p_beat_control, row.loss_ship_rel, row.loss_keep_rel, row.p_rope), abs=1e-12)
 
 
 def test_unknown_stage_is_refused():
@@ -161,6 +198,7 @@ def test_a_a_false_ship_rate_is_below_the_configured_risk():
                          sampler=SamplerSettings(draws=2000, chains=2, seed=int(rng.integers(1e9)),
                                                  backend="conjugate"))
         ships += recommend(result, stage=50, days=10).action == "ship"
+    # one look: the ship check alone bounds the false-ship rate by 1 - ship_beat
     rate = ships / runs
     risk = 1 - spec().decision.ship_beat
     # below the configured risk, allowing two Monte Carlo standard errors of the 300-run estimate

@@ -66,11 +66,15 @@ def test_plan_figures_are_consistent():
 
 
 def test_earliest_ship_day_counts_every_stage_exposure():
-    spec = make_spec()     # default ramp 1% (1 day, 1k) -> 5% (2 days, 5k) -> 25% (3, 20k) -> 50% (7, 50k) -> 100%
-    # 10k/day: 1% needs 10 days for 1,000 users; 5% then needs 8 more days (4,000 users at 500/day);
-    # 25% 6 days (15,000 at 2,500/day); 50% 7 days
-    assert earliest_ship_day(spec.ramp, 10_000) == 10 + 8 + 6 + 7
-    assert earliest_ship_day(spec.ramp, 10_000_000) == 1 + 2 + 3 + 7
+    spec = make_spec(ramp=[{"percent": 1, "min_days": 1, "min_users": 1000}, {"percent": 5, "min_days": 2, "min_users": 5000},
+                           {"percent": 25, "min_days": 3, "min_users": 20_000}, {"percent": 50, "min_days": 7, "min_users": 50_000},
+                           {"percent": 100}])
+    # a stage's percent is treatment exposure; with a 50/50 split the experiment takes twice that share of
+    # traffic. 5k/day: 1% (100/day) needs 10 days for 1,000 users; 5% (500/day) 8 more days for 4,000;
+    # 25% (2,500/day) 6 days for 15,000; 50% (all 5,000/day) 7 days
+    assert earliest_ship_day(spec, 5_000) == 10 + 8 + 6 + 7
+    assert earliest_ship_day(spec, 10_000_000) == 1 + 2 + 3 + 7
+    assert earliest_ship_day(make_spec(), 20_000) == 1 + 1 + 1 + 7      # the default ramp at the push demo's traffic
 
 
 def test_bad_input_gets_a_clear_error():
@@ -83,7 +87,7 @@ def test_bad_input_gets_a_clear_error():
         plan_settings(spec, daily_users=0, baseline={"conv": 0.1})
     with pytest.raises(SpecError, match="plan.effect: .*got 0.0; an effect of zero cannot be planned for"):
         plan_settings(spec, daily_users=1000, baseline={"conv": 0.1}, effect=0.0)
-    with pytest.raises(SpecError, match="improvement of the rate 0.9 exceeds 1"):
+    with pytest.raises(SpecError, match="20% change of the rate 0.9 exceeds 1"):
         plan_settings(spec, daily_users=1000, baseline={"conv": 0.9}, effect=0.2)
     with pytest.raises(SpecError, match="no plan: section"):
         plan_settings(spec, baseline={"conv": 0.1})
@@ -123,8 +127,8 @@ def test_assurance_agrees_with_a_direct_simulation_on_generated_users():
         for _ in range(runs):
             rows, stage, started, outcome = [], 0, 0, "undecided"
             for day in range(1, days + 1):
-                n = rng.binomial(int(daily * spec.ramp[stage].percent / 100), 0.5)
-                total = int(daily * spec.ramp[stage].percent / 100)
+                total = int(round(daily * spec.traffic_share(spec.ramp[stage].percent)))
+                n = rng.binomial(total, 0.5)
                 arm = np.repeat(["control", "treatment"], [total - n, n])
                 conv = rng.random(total) < np.where(arm == "control", 0.05, 0.05 * (1 + lift))
                 rows.append(pd.DataFrame({"arm": arm, "conv": conv.astype(int)}))

@@ -1,0 +1,221 @@
+"""The stopping rules a simulation compares, each reading the same simulated looks.
+
+- ``default``: the spec's decision rule, :func:`bayes_ab.decision.decide` itself (what planning
+  promises: the real rule, not an imitation), with the spec's ramp, on closed-form posteriors
+  resampled by each metric's effect prior (:func:`with_effect_prior`).
+- ``naive``: ship as soon as every primary has P(beat control) > 95%, at the maximum-power stage from
+  day one; it never rolls back. What peeking at a Bayesian dashboard every day amounts to.
+- ``sequential``: the always-valid mixture sequential probability ratio test (mSPRT; Johari, Koomen,
+  Pekelis and Walsh, "Always Valid Inference", Operations Research 2022) that commercial platforms run
+  so that daily looks keep the false-positive rate, on the spec's ramp: at any look it rolls back when a
+  primary or guardrail is significantly worse; a risk stage advances at its minimum exposure; at the
+  maximum-power stage, once its minimum exposure is met, it ships when every primary is significantly
+  better and no guardrail significantly worse. Two-sided alpha 0.10 (at most 5% on each side, the level of
+  the default rule's false-ship target), normal mixing distribution with standard deviation equal to
+  the planned relative effect, on the relative lift by the delta method.
+- ``fixed_horizon``: the classical test, at the maximum-power stage from day one and looked at once, on
+  the horizon day: one-sided z-tests at 5%; ship when every primary is significantly better and no
+  guardrail significantly worse, roll back when any is significantly worse, otherwise stop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping, Protocol
+
+import numpy as np
+from scipy import stats as st
+
+from bayes_ab.decision import decide
+from bayes_ab.decision.evidence import evidence_from_draws
+from bayes_ab.decision.srm import srm_check
+from bayes_ab.spec import ExperimentSpec, Metric, Stage
+from bayes_ab.stopping.generate import Accumulator
+
+RuleName = Literal["default", "naive", "sequential", "fixed_horizon"]
+RULES: tuple[RuleName, ...] = ("default", "naive", "sequential", "fixed_horizon")
+NAIVE_THRESHOLD = 0.95
+SEQUENTIAL_ALPHA = 0.10
+FIXED_HORIZON_ALPHA = 0.05
+POSTERIOR_DRAWS = 2000
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a rule sees at one look of one simulated experiment."""
+
+    spec: ExperimentSpec
+    stage: float
+    days_at_stage: float
+    day: int
+    horizon: int
+    effect: float
+    accumulators: Mapping[str, Accumulator]
+    rng: np.random.Generator
+
+    @property
+    def users(self) -> int:
+        """Users in the experiment so far (all arms)."""
+        return int(next(iter(self.accumulators.values())).users().sum())
+
+
+class SimulatedRule(Protocol):
+    """A stopping rule as the simulation runs it: its ramp and its action at a look."""
+
+    name: RuleName
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        """The stages it moves through."""
+
+    def decide(self, look: Look) -> str:
+        """``advance``, ``hold``, ``ship``, ``rollback`` or ``stop_no_effect``."""
+
+
+def rule(name: RuleName) -> SimulatedRule:
+    """The rule called ``name`` (one of :data:`RULES`)."""
+    return {"default": DefaultRule, "naive": NaiveRule, "sequential": SequentialRule,
+            "fixed_horizon": FixedHorizonRule}[name]()
+
+
+def max_power_only(spec: ExperimentSpec) -> tuple[Stage, ...]:
+    """A one-stage ramp: the maximum-power stage from day one, with no minimum exposure."""
+    return (Stage(spec.max_power_stage, 0, 0),)
+
+
+class DefaultRule:
+    name: RuleName = "default"
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        return spec.ramp
+
+    def decide(self, look: Look) -> str:
+        spec = look.spec
+        primaries = [m for m in spec.metrics if m.role == "primary"]
+        draws = {name: with_effect_prior(acc, spec.metric(name), acc.posterior(look.rng, POSTERIOR_DRAWS), look.rng)
+                 for name, acc in look.accumulators.items()}
+        severe = spec.decision.severe_margin
+        first = draws[primaries[0].name]
+        # the arm the recommendation is about: least expected loss on the first primary (as recommend())
+        arm = min(range(1, first.shape[1]),
+                  key=lambda k: evidence_from_draws(primaries[0], first[:, 0], first[:, k], severe).loss_ship_rel)
+        evidence = {name: evidence_from_draws(spec.metric(name), d[:, 0], d[:, arm], severe) for name, d in draws.items()}
+        users = next(iter(look.accumulators.values())).users()
+        weights = np.array([next(a.weight for a in spec.arms if a.name == name) for name in spec.arm_names])
+        gates = [srm_check("overall", users, weights, spec.decision.srm_p)]
+        return decide(spec, look.stage, look.days_at_stage, int(users.sum()), spec.arm_names[arm], evidence,
+                      gates).action
+
+
+def with_effect_prior(acc: Accumulator, metric: Metric, draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Closed-form (flat-prior) draws resampled by the metric's treatment-effect prior.
+
+    The models put ``Normal(0, prior.effect_sd)`` on each treatment's effect on the link scale (the
+    sceptical 0.1 of guardrails included); the closed forms have no such prior, and with a few users at
+    a 1% stage their flat prior makes tiny counts look like large harm. Weighting each draw by the prior
+    density of its effects and resampling (importance resampling: the flat-prior posterior is the
+    proposal) gives draws of the posterior under the model's prior, as the real analysis has it.
+    """
+    linked = acc.link(draws)
+    effects = linked[:, 1:] - linked[:, :1]
+    log_weight = -0.5 * np.nansum((effects / metric.prior.effect_sd) ** 2, axis=1)
+    log_weight = np.where(np.isfinite(log_weight), log_weight, -np.inf)
+    if not np.isfinite(log_weight).any():
+        return draws
+    weight = np.exp(log_weight - log_weight.max())
+    return draws[rng.choice(len(draws), size=len(draws), p=weight / weight.sum())]
+
+
+class NaiveRule:
+    name: RuleName = "naive"
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        return max_power_only(spec)
+
+    def decide(self, look: Look) -> str:
+        for name, acc in look.accumulators.items():
+            metric = look.spec.metric(name)
+            if metric.role != "primary":
+                continue
+            d = acc.posterior(look.rng, POSTERIOR_DRAWS)
+            sign = 1.0 if metric.increase_is_good else -1.0
+            if max(np.mean(sign * (d[:, k] - d[:, 0]) > 0) for k in range(1, d.shape[1])) <= NAIVE_THRESHOLD:
+                return "hold"
+        return "ship"
+
+
+def relative_lift_z(acc: Accumulator, increase_is_good: bool) -> tuple[float, float]:
+    """The best treatment's relative lift over control in the good direction and its delta-method
+    variance (``nan`` when a mean is not positive)."""
+    mean, variance = acc.estimate()
+    if mean[0] <= 0 or np.any(mean <= 0):
+        return math.nan, math.nan
+    sign = 1.0 if increase_is_good else -1.0
+    lifts = sign * (mean[1:] / mean[0] - 1.0)
+    k = 1 + int(np.argmax(lifts))
+    ratio = mean[k] / mean[0]
+    return float(lifts[k - 1]), float(ratio ** 2 * (variance[k] / mean[k] ** 2 + variance[0] / mean[0] ** 2))
+
+
+def msprt_log_likelihood_ratio(lift: float, variance: float, tau: float) -> float:
+    """log of the mSPRT mixture likelihood ratio for an estimate ``lift`` ~ N(theta, ``variance``) against
+    theta = 0, mixing theta ~ N(0, ``tau``^2); always valid: P(it ever exceeds log(1/alpha) | theta = 0)
+    <= alpha."""
+    if not (np.isfinite(lift) and variance > 0):
+        return -math.inf
+    total = variance + tau ** 2
+    return 0.5 * math.log(variance / total) + lift ** 2 * tau ** 2 / (2 * variance * total)
+
+
+def _verdicts(look: Look, significant) -> tuple[bool, bool]:
+    """(every primary significantly better, any primary or guardrail significantly worse)."""
+    better, worse = True, False
+    for name, acc in look.accumulators.items():
+        metric = look.spec.metric(name)
+        lift, variance = relative_lift_z(acc, metric.increase_is_good)
+        hit = significant(lift, variance)
+        worse = worse or (hit and lift < 0)
+        if metric.role == "primary":
+            better = better and hit and lift > 0
+    return better, worse
+
+
+class SequentialRule:
+    name: RuleName = "sequential"
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        return spec.ramp
+
+    def decide(self, look: Look) -> str:
+        spec = look.spec
+        index = spec.stage_index(look.stage)
+        current = spec.ramp[index]
+        bound = math.log(1 / SEQUENTIAL_ALPHA)
+        better, worse = _verdicts(look, lambda lift, v: msprt_log_likelihood_ratio(lift, v, look.effect) >= bound)
+        if worse:
+            return "rollback"
+        if look.days_at_stage < current.min_days or look.users < current.min_users:
+            return "hold"
+        following = spec.ramp[min(index + 1, len(spec.ramp) - 1)]
+        if look.stage < spec.max_power_stage:
+            return "advance"
+        if better:
+            return "ship" if following.percent == 100 else "advance"
+        return "hold"
+
+
+class FixedHorizonRule:
+    name: RuleName = "fixed_horizon"
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        return max_power_only(spec)
+
+    def decide(self, look: Look) -> str:
+        if look.day < look.horizon:
+            return "hold"
+        critical = st.norm.isf(FIXED_HORIZON_ALPHA)
+        better, worse = _verdicts(look, lambda lift, v: v > 0 and abs(lift) / math.sqrt(v) > critical)
+        if worse:
+            return "rollback"
+        return "ship" if better else "stop_no_effect"
+
