@@ -59,3 +59,33 @@ def true_overall_rates(truths: Sequence[SegmentTruth], metric: str) -> dict[str,
     shares = shares / shares.sum()
     arms = list(truths[0].rates[metric])
     return {a: float(sum(s * t.rates[metric][a] for s, t in zip(shares, truths))) for a in arms}
+
+
+@dataclass(frozen=True)
+class HeavyTailedCounts:
+    """Counts per user from two kinds of users, with an exactly known mean.
+
+    Most users draw a negative-binomial count (mean ``regular_mean``, shape ``dispersion``); a share
+    ``active_share`` of very active users draw a Poisson count whose rate is Lomax (Pareto II) with tail
+    index ``tail_shape`` and mean ``active_mean`` -- a power-law tail like real trading or game-play data,
+    with a finite variance when ``tail_shape > 2``. ``factor`` multiplies every user's rate (a treatment
+    effect of ``factor - 1``, relative).
+    """
+
+    regular_mean: float
+    dispersion: float
+    active_share: float
+    active_mean: float
+    tail_shape: float = 2.5
+
+    def mean(self, factor: float = 1.0) -> float:
+        """The true mean count per user."""
+        return factor * ((1 - self.active_share) * self.regular_mean + self.active_share * self.active_mean)
+
+    def draw(self, rng: np.random.Generator, n: int, factor: float | np.ndarray = 1.0) -> np.ndarray:
+        """``n`` users' counts (``factor``: one number, or one per user)."""
+        active = rng.random(n) < self.active_share
+        scale = self.active_mean * (self.tail_shape - 1)             # Lomax mean = scale / (shape - 1)
+        rate = np.where(active, scale * rng.pareto(self.tail_shape, n),
+                        rng.gamma(self.dispersion, self.regular_mean / self.dispersion, n))
+        return rng.poisson(factor * rate)

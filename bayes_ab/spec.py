@@ -17,7 +17,7 @@ import yaml
 from bayes_ab.errors import SpecError
 
 FAMILIES = ("conversion", "count", "retention", "mean")
-COUNT_MODELS = ("auto", "negative_binomial", "poisson")
+COUNT_MODELS = ("auto", "negative_binomial", "poisson", "robust")
 DIRECTIONS = ("increase", "decrease")
 ROLES = ("primary", "guardrail", "secondary")
 BACKENDS = ("nutpie", "pymc", "conjugate")

@@ -35,11 +35,13 @@ Why these numbers. ``harm`` and ``ship_beat`` were chosen by simulating the push
 (20,000 users/day, 11.5% base, +5% planned, 0.73% opt-out guardrail with a 10% margin, default ramp,
 daily looks for 28 days, 1,000 experiments per scenario; ``benchmarks/decision_rules.py``). Daily looks
 repeat each check up to 25 times, so one-look levels do not hold: with ``harm`` 0.99 a change that does
-nothing is rolled back 8.5% of the time, with 0.995 4.3%, with 0.999 2.3% -- while the median day a true
--5% change is rolled back moves from 6 to 8. 0.995 is the highest-power point with false rollbacks at or
-under 5%, and it rolls a -5% change back a day before the mSPRT reference (86,600 against 132,200
-treated user-days). ``ship_beat`` 0.99 ships a true +5% in 95% of experiments by day 10 (median, as the
-mSPRT) with a false-ship rate of 3.2% (+/- 0.6%); 0.95 would compound over the daily looks well past 5%.
+nothing is rolled back 7.6% of the time, with 0.995 4.3%, 0.9975 3.1%, 0.999 2.2% -- while the median day
+a true -5% change is rolled back moves from 6 (0.99, 0.995) to 7 and 8. 0.995 is the fastest point with
+false rollbacks under 5%, and it rolls a -5% change back a day before the mSPRT reference (86,600 against
+132,200 treated user-days). ``ship_beat`` 0.99 ships a true +5% in 95% of experiments by day 10 (median,
+as the mSPRT) with a false-ship rate of 3.2% (+/- 0.6%); 0.975 ships a change that does nothing 6.8% of
+the time. Other plans look more or less often: ``bayes-ab plan`` and ``simulate`` show a plan's own
+rates and warn when the false-ship rate passes 5%.
 ``caring`` 0.1% relative is below what product teams act on; ``guardrails_safe`` 0.95 bounds the chance
 of shipping a guardrail regression beyond its margin near 5% per look.
 """

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
+from bayes_ab.models.conjugate import describe_closed_form
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.families import FAMILIES
 from bayes_ab.models.result import Fit
@@ -101,8 +102,11 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     for segment in stats["segment"].values:
         rows += _rows(mean.sel(segment=segment), metric, interval, str(segment), False,
                       stats["n"].sel(segment=segment), family.observed_mean(stats.sel(segment=[segment]), metric))
+    note = family.describe(stats, metric)
+    if fit.backend == "conjugate":
+        note += f" [{describe_closed_form(stats, metric)}]"
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
-                         fit.diagnostics, fit.backend, fit.sampler, family.describe(stats, metric))
+                         fit.diagnostics, fit.backend, fit.sampler, note)
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,

@@ -1,8 +1,8 @@
 """Conjugate closed forms for the unpooled case, one per family.
 
 - conversion: ``Beta(1 + successes, 1 + failures)`` per arm x segment (flat prior);
-- count: ``Gamma(0.5 + sum, n)`` for a Poisson mean (Jeffreys prior; ignores overdispersion, so it
-  is only honest where the Poisson model is);
+- count: ``Gamma(0.5 + sum, n)`` for a Poisson mean (Jeffreys prior) where the counts are Poisson,
+  otherwise the robust likelihood's Student-t around each cell's mean with its observed variance;
 - retention: ``Beta(1 + lost, 1 + at_risk - lost)`` per day's hazard, retention = prod(1 - hazard);
 - mean: Student-t posterior of each cell mean under the flat prior (with a covariate: around the
   CUPED-adjusted mean with the pooled slope).
@@ -19,6 +19,7 @@ from scipy import integrate, special, stats as st
 
 import arviz as az
 
+from bayes_ab.models import count
 from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.models.mean import centred_sums
 from bayes_ab.spec import Metric, SamplerSettings
@@ -84,12 +85,32 @@ def rate_draws(rng: np.random.Generator, successes: np.ndarray, trials: np.ndarr
 
 def sample_count(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
                  prior_shape: float = 0.5) -> az.InferenceData:
-    """Gamma-Poisson posterior of each cell's mean count (Jeffreys prior ``Gamma(0.5, 0)``)."""
+    """Unpooled posterior of each cell's mean count, matching the likelihood the count model chose:
+    Gamma-Poisson (Jeffreys prior ``Gamma(0.5, 0)``) where the counts are Poisson; otherwise the robust
+    likelihood's own closed form, a flat-prior Student-t around each cell's mean with its observed
+    variance (the negative binomial has no conjugate form, and a Gamma-Poisson posterior would ignore
+    overdispersion)."""
     rng = np.random.default_rng(sampler.seed)
+    size = (sampler.chains, sampler.draws)
+    if count.variant(stats, metric) != "poisson":
+        n = stats["n"].values.astype(float)
+        mean, se = count.cell_moments(stats)
+        return _posterior(stats, sampler, mean_draws(rng, n, mean, se ** 2 * n * np.maximum(n - 1, 1), n - 1, size))
     shape, rate = prior_shape + stats["sum"].values, stats["n"].values.astype(float)
-    draws = rng.gamma(shape, 1.0 / np.where(rate > 0, rate, np.nan),
-                      size=(sampler.chains, sampler.draws) + shape.shape)
+    draws = rng.gamma(shape, 1.0 / np.where(rate > 0, rate, np.nan), size=size + shape.shape)
     return _posterior(stats, sampler, draws)
+
+
+def describe_closed_form(stats: xr.Dataset, metric: Metric) -> str:
+    """Which closed form the ``conjugate`` backend used for this metric, for the model note."""
+    if metric.family == "count":
+        form = ("Gamma-Poisson (Jeffreys prior)" if count.variant(stats, metric) == "poisson" else
+                "Student-t around each cell's mean with its observed variance (the robust likelihood, "
+                "no distribution assumed)")
+    else:
+        form = {"conversion": "Beta-Binomial, flat prior", "retention": "Beta hazard per day, flat prior",
+                "mean": "Student-t, flat prior"}[metric.family]
+    return f"conjugate backend: unpooled closed form, {form}"
 
 
 def sample_retention(stats: xr.Dataset, metric: Metric,

@@ -19,7 +19,7 @@ TRUTH = {"control": {"purchase": 0.050, "order_value": 80.0},
 SIGMA = 0.8   # log-normal spread of order values
 
 
-def generate(n_users: int = 250_000, seed: int = 3) -> pd.DataFrame:
+def generate(n_users: int = 200_000, seed: int = 3) -> pd.DataFrame:
     """One row per user: arm, purchased (0/1) and revenue (0 for non-buyers)."""
     rng = np.random.default_rng(seed)
     arms = np.array(list(TRUTH))

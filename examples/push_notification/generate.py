@@ -11,9 +11,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from truth import ARMS, TRUTHS  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from truth import ARMS, TRADES, TRADES_FACTOR, TRUTHS  # noqa: E402
 
 from bayes_ab.simulation import simulate_users  # noqa: E402
+
+
+def generate(n_users: int = 200_000, seed: int = 7) -> pd.DataFrame:
+    """Users with their arm, segment, trade conversion, opt-out and trades, from the known truth."""
+    frame = simulate_users(TRUTHS, ARMS, n_users, seed)
+    rng = np.random.default_rng(seed + 1)
+    frame["trades"] = TRADES.draw(rng, len(frame), frame["arm"].map(TRADES_FACTOR).to_numpy())
+    return frame
 
 
 def main() -> None:
@@ -22,7 +32,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    frame = simulate_users(TRUTHS, ARMS, args.users, args.seed)
+    frame = generate(args.users, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(args.out, index=False)
     print(f"wrote {len(frame):,} users to {args.out}")

@@ -1,10 +1,12 @@
 """Known true effects of the push-notification example, by segment (tenure x region).
 
 A trading app sends a push notification at market open. Trade conversion (did the user trade
-that day) rises most for new users; notification opt-outs (decrease is good) rise a little.
+that day) rises most for new users; notification opt-outs (decrease is good) rise a little. Trades per
+user are heavy-tailed: most users trade a few times a month, 4% are active traders with a power-law
+tail (some trade thousands of times); the push raises everyone's trading rate by 5%.
 """
 
-from bayes_ab.simulation import SegmentTruth
+from bayes_ab.simulation import HeavyTailedCounts, SegmentTruth
 
 ARMS = {"control": 0.5, "push": 0.5}
 
@@ -29,3 +31,8 @@ TRUTHS = [
     _segment("tenured", "EU", 0.25, 0.130, 0.02, 0.005, 0.10),
     _segment("tenured", "APAC", 0.15, 0.110, 0.04, 0.006, 0.15),
 ]
+
+
+TRADES = HeavyTailedCounts(regular_mean=0.6, dispersion=0.5, active_share=0.04, active_mean=20.0, tail_shape=2.5)
+TRADES_FACTOR = {"control": 1.0, "push": 1.05}
+"""True mean trades per user: ``TRADES.mean(TRADES_FACTOR[arm])`` (1.376 and 1.445, +5%)."""

@@ -38,13 +38,11 @@ def chromium() -> str | None:
 def demo_report(tmp_path_factory) -> Path:
     """The demo experiment's report after two check-ins (so every section has content)."""
     sys.path.insert(0, str(EXAMPLES / "push_notification"))
-    from truth import ARMS, TRUTHS     # the demo's own known truth
-
-    from bayes_ab.simulation import simulate_users
+    from generate import generate      # the demo's own generator, from its known truth
 
     out = tmp_path_factory.mktemp("browser")
     spec = load_spec(EXAMPLES / "push_notification" / "spec.yaml")
-    users = simulate_users(TRUTHS, ARMS, 60_000, 7)
+    users = generate(60_000, 7)
     checkin(spec, users.iloc[:30_000], stage=5, days=2, as_of="2026-03-01T09:00:00Z", models_dir=out / "models",
             sampler=FAST)
     last = checkin(spec, users, stage=25, days=4, as_of="2026-03-05T09:00:00Z", models_dir=out / "models",
