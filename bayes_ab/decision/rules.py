@@ -171,6 +171,11 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     def done(action: str, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:
         return Recommendation(action, arm, stage, to, headline, tuple(trace), targeted)
 
+    def harm(name: str, p: float, threshold: float, what: str) -> Recommendation | None:
+        """Record P(harm) against its threshold; the rollback when it is reached."""
+        trace.append(RuleCheck(name, fmt.probability(p), f"< {fmt.threshold(threshold)} to avoid rollback", p < threshold))
+        return done("rollback", 0, f"Roll back {arm}: {fmt.probability(p)} probability that {what}.") if p >= threshold else None
+
     # 1. data-quality gates
     failed = [c for c in trace if c.blocking and not c.passed]
     if any(c.name.startswith("sample ratio") for c in failed):
@@ -188,12 +193,10 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
             trace.append(check)
             failed.append(check)
             continue
-        trace.append(RuleCheck(f"severe harm: {metric.name} P(worse by > {fmt.threshold(t.severe_margin)})",
-                               fmt.probability(e.p_severe), f"< {fmt.threshold(t.severe_harm)} to avoid rollback",
-                               e.p_severe < t.severe_harm))
-        if e.p_severe >= t.severe_harm:
-            return done("rollback", 0, f"Roll back {arm}: {fmt.probability(e.p_severe)} probability that it makes "
-                                       f"{metric.name} worse by more than {fmt.threshold(t.severe_margin)}.")
+        rollback = harm(f"severe harm: {metric.name} P(worse by > {fmt.threshold(t.severe_margin)})", e.p_severe,
+                        t.severe_harm, f"it makes {metric.name} worse by more than {fmt.threshold(t.severe_margin)}")
+        if rollback:
+            return rollback
 
     deciding = stage >= spec.max_power_stage
     # 3. harm at the maximum-power stage, at every look (a rollback does not wait for the stage's minimum
@@ -209,13 +212,11 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
                 return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
                                            f"makes {metric.name} worse.")
         for metric in (m for m in guardrails if m.name in evidence):
-            e = evidence[metric.name]
-            trace.append(RuleCheck(f"harm: guardrail {metric.name} P(worse by > {metric.margin:.1%})",
-                                   fmt.probability(e.p_beyond_margin), f"< {fmt.threshold(t.harm)} to avoid rollback",
-                                   e.p_beyond_margin < t.harm))
-            if e.p_beyond_margin >= t.harm:
-                return done("rollback", 0, f"Roll back {arm}: {fmt.probability(e.p_beyond_margin)} probability that "
-                                           f"{metric.name} is worse than its {metric.margin:.1%} margin.")
+            rollback = harm(f"harm: guardrail {metric.name} P(worse by > {metric.margin:.1%})",
+                            evidence[metric.name].p_beyond_margin, t.harm,
+                            f"{metric.name} is worse than its {metric.margin:.1%} margin")
+            if rollback:
+                return rollback
 
     # 4. minimum exposure of the current stage
     enough = days >= current.min_days and users >= current.min_users
