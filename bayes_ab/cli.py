@@ -115,6 +115,7 @@ def _checkin(args: argparse.Namespace) -> int:
     if done.aggregation is not None:
         print(done.aggregation.text() + "\n")
     print(render_text(done.analysis))
+    outlook = None
     if done.recommendation is not None:
         print("\n" + done.recommendation.text())
         outlook = _outlook(spec, done.analysis, done.recommendation, args)
@@ -126,7 +127,7 @@ def _checkin(args: argparse.Namespace) -> int:
     if args.report:
         from bayes_ab.report import write_report
 
-        print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir)}")
+        print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir, outlook)}")
     return 0
 
 
@@ -246,7 +247,7 @@ def _analyze(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     result = analyze(spec, args.data, aggregated=args.aggregated, engine=_engine(args))
     print(render_text(result))
-    recommendation = None
+    recommendation, outlook = None, None
     if args.stage is not None:
         recommendation = recommend(result, args.stage, args.days)
         print("\n" + recommendation.text())
@@ -259,7 +260,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if args.report:
         from bayes_ab.report import write_report
 
-        print(f"report: {write_report(result, Path(args.reports_dir), recommendation, args.models_dir)}")
+        print(f"report: {write_report(result, Path(args.reports_dir), recommendation, args.models_dir, outlook)}")
     return 0
 
 

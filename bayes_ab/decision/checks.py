@@ -9,7 +9,12 @@ from bayes_ab.display import HtmlRepr
 
 @dataclass(frozen=True)
 class RuleCheck(HtmlRepr):
-    """One evaluated check. ``blocking`` checks that fail stop any advance."""
+    """One evaluated check. ``blocking`` checks that fail stop any advance.
+
+    ``value`` and ``threshold`` are for people; a check that compares a probability with a limit also
+    carries both as numbers (``probability``, ``limit``), so trajectories are drawn from numbers, never
+    from text parsed back.
+    """
 
     name: str
     value: str
@@ -17,6 +22,8 @@ class RuleCheck(HtmlRepr):
     passed: bool
     detail: str = ""
     blocking: bool = False
+    probability: float | None = None
+    limit: float | None = None
 
     def line(self) -> str:
         """``[pass] name: value (threshold) - detail`` for the console."""

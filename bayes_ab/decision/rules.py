@@ -173,7 +173,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
 
     def harm(name: str, p: float, threshold: float, what: str) -> Recommendation | None:
         """Record P(harm) against its threshold; the rollback when it is reached."""
-        trace.append(RuleCheck(name, fmt.probability(p), f"< {fmt.threshold(threshold)} to avoid rollback", p < threshold))
+        trace.append(RuleCheck(name, fmt.probability(p), f"< {fmt.threshold(threshold)} to avoid rollback", p < threshold,
+                               probability=p, limit=threshold))
         return done("rollback", 0, f"Roll back {arm}: {fmt.probability(p)} probability that {what}.") if p >= threshold else None
 
     # 1. data-quality gates
@@ -207,7 +208,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
             harmed = 1 - e.p_beat >= t.harm and e.loss_keep_rel < t.caring
             trace.append(RuleCheck(f"harm: primary {metric.name} P(worse than control), gain forgone by rolling back",
                                    f"{fmt.probability(1 - e.p_beat)}, {e.loss_keep_rel:.3%}",
-                                   f"< {fmt.threshold(t.harm)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback", not harmed))
+                                   f"< {fmt.threshold(t.harm)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback",
+                                   not harmed, probability=1 - e.p_beat, limit=t.harm))
             if harmed:
                 return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
                                            f"makes {metric.name} worse.")
@@ -263,7 +265,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     least = min(rows.items(), key=lambda item: item[1].p_beat)
     convinced = least[1].p_beat >= t.ship_beat
     trace.append(RuleCheck("to ship: P(beat control) (least convinced primary)",
-                           f"{least[0]} {fmt.probability(least[1].p_beat)}", f">= {fmt.threshold(t.ship_beat)}", convinced))
+                           f"{least[0]} {fmt.probability(least[1].p_beat)}", f">= {fmt.threshold(t.ship_beat)}", convinced,
+                           probability=least[1].p_beat, limit=t.ship_beat))
     worst = max(rows.items(), key=lambda item: item[1].loss_ship_rel)
     small_loss = worst[1].loss_ship_rel < t.caring
     trace.append(RuleCheck("to ship: expected relative loss (worst primary)", f"{worst[0]} {worst[1].loss_ship_rel:.3%}",
@@ -271,7 +274,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     safe = joint_within_margin([evidence[m.name] for m in guardrails])
     guarded = safe >= t.guardrails_safe
     trace.append(RuleCheck("to ship: P(every guardrail within its margin)", fmt.probability(safe),
-                           f">= {fmt.threshold(t.guardrails_safe)}", guarded))
+                           f">= {fmt.threshold(t.guardrails_safe)}", guarded, probability=safe, limit=t.guardrails_safe))
     if convinced and small_loss and guarded:
         action = "ship" if following.percent == 100 else "advance"
         verb = "Ship to 100%" if action == "ship" else f"Advance to {following.percent:g}%"

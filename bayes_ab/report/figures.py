@@ -139,6 +139,51 @@ def trajectory(looks: Sequence[int], series: dict[str, tuple[np.ndarray, np.ndar
     return _png(fig)
 
 
+def decision_checks(looks: Sequence[int], series: dict[str, tuple[list[int], list[float], float]],
+                    changes: Sequence[tuple[int, str]]) -> str:
+    """Every probability a look's decision compared with a limit, over the looks: one line per check with
+    its limit dashed in the same colour, and a vertical line where the recommended action changed.
+    ``series`` maps a check's name to (look numbers, probabilities, limit)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4 + 0.18 * len(series)))
+    for k, (name, (x, p, limit)) in enumerate(series.items()):
+        color = OKABE_ITO[k % 8]
+        ax.plot(x, p, color=color, marker=MARKERS[k % 6], linestyle=LINES[k % 4], label=name)
+        ax.axhline(limit, color=color, linestyle=":", linewidth=1)
+    for look, action in changes:
+        ax.axvline(look, color="#555555", linestyle="--", linewidth=1)
+        ax.annotate(action.replace("_", " "), (look, 1.0), textcoords="offset points", xytext=(3, -10), fontsize=8,
+                    color="#333333")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("probability (dotted: its threshold)")
+    ax.set_xlabel("look")
+    ax.set_xticks(list(looks))
+    _style(ax)
+    ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.18), ncol=1)
+    return _png(fig)
+
+
+def best_arm(metrics: dict[str, dict[str, float]]) -> str:
+    """P(best) of every arm, one group of bars per metric (experiments with three or more arms)."""
+    names = list(metrics)
+    arms = list(next(iter(metrics.values())))
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.0 + 0.45 * len(names) * len(arms)))
+    height = 0.8 / len(arms)
+    for k, arm in enumerate(arms):
+        y = np.arange(len(names)) + k * height
+        ax.barh(y, [metrics[n][arm] for n in names], height=height, color=OKABE_ITO[k % 8], label=arm,
+                hatch=["", "//", "..", "xx", "\\\\", "++"][k % 6], edgecolor="white")
+    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2)
+    ax.set_yticklabels(names)
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("P(best arm)")
+    ax.invert_yaxis()
+    _style(ax)
+    ax.legend(frameon=False, fontsize=8)
+    return _png(fig)
+
+
 def exposure(looks: Sequence[int], users: Sequence[int], stages: Sequence[float | None]) -> str:
     """Cumulative users at each look, annotated with the ramp stage."""
     fig, ax = plt.subplots(figsize=(WIDTH, 2.6))

@@ -26,6 +26,7 @@ def render_report(
     recommendation: Recommendation | None = None,
     history: History | None = None,
     operating: tuple[OperatingCharacteristics, ...] = (),
+    outlook: str | None = None,
 ) -> str:
     """The report as an HTML string; every name that comes from data is escaped by the template.
 
@@ -37,14 +38,16 @@ def render_report(
         The decision (trace and headline), when one was made.
     history, operating
         The experiment's recorded looks and simulated stopping-rule error rates, when they exist.
+    outlook
+        The predictive outlook beside a ``hold`` (what would change the decision), when computed.
     """
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    content = build_content(result, recommendation, history, operating, generated)
+    content = build_content(result, recommendation, history, operating, generated, outlook)
     return _ENV.get_template("report.html.j2").render(c=content)
 
 
 def write_report(result: Analysis, reports_dir: Path, recommendation: Recommendation | None = None,
-                 models_dir: str | Path | None = None) -> Path:
+                 models_dir: str | Path | None = None, outlook: str | None = None) -> Path:
     """Write ``reports_dir/<experiment>.html`` atomically and return its path.
 
     With ``models_dir``, the experiment's ledger (check-in trajectory) and stored error rates are
@@ -55,7 +58,7 @@ def write_report(result: Analysis, reports_dir: Path, recommendation: Recommenda
         history, operating = stored_context(result.spec.name, models_dir)
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
-    html = render_report(result, recommendation, history, operating)
+    html = render_report(result, recommendation, history, operating, outlook)
     path = reports_dir / f"{result.spec.name}.html"
     return write_atomically(path, lambda tmp: tmp.write_text(html, encoding="utf-8"))
 

@@ -93,10 +93,16 @@ class ReportContent:
     interval: float
     notes: tuple[str, ...] = field(default=())
     has_plan: bool = False
+    card: tuple[dict, ...] = ()
+    card_arm: str | None = None
+    what_would_change: str = ""
+    decision_plot: str | None = None
+    best_plot: str | None = None
 
 
 def build_content(result: Analysis, recommendation: Recommendation | None, history: History | None,
-                  operating: tuple[OperatingCharacteristics, ...], generated: str) -> ReportContent:
+                  operating: tuple[OperatingCharacteristics, ...], generated: str,
+                  outlook: str | None = None) -> ReportContent:
     """Collect the report's sections from an analysis and what is stored beside it."""
     spec = result.spec
     first = next(iter(result.stats.values()))
@@ -125,6 +131,7 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
     metrics = tuple(_metric_section(result, name) for name in result.effects)
     guardrails, guardrail_plot = _guardrails(result)
     exposure_plot, exposure_note, trajectory_plot, trajectory_rows, period = _checkins(history, spec)
+    card_arm = recommendation.arm if recommendation else (result.effects[next(iter(result.effects))].treatments[0])
     return ReportContent(
         experiment=spec.name, arms=spec.arm_names, control=spec.control.name, headline=headline, action=action,
         sentences=sentences, period=period, traffic=traffic, users=total, segments=first.sizes["segment"],
@@ -133,8 +140,69 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
         metrics=metrics, guardrails=guardrails, guardrail_plot=guardrail_plot, harm_threshold=spec.decision.harm,
         trace=recommendation.reasons if recommendation else (), trajectory_plot=trajectory_plot,
         trajectory_rows=trajectory_rows, error_rates=_error_rates(operating), interval=spec.interval,
-        has_plan=spec.plan is not None,
+        has_plan=spec.plan is not None, card=_card(result, card_arm), card_arm=card_arm,
+        what_would_change=_what_would_change(recommendation, outlook), decision_plot=_decision_plot(history),
+        best_plot=_best_plot(result),
     )
+
+
+def _card(result: Analysis, arm: str) -> tuple[dict, ...]:
+    """The review card's lines: every primary and guardrail with P(helps), P(harms) and the lift interval."""
+    rows = []
+    for role in ("primary", "guardrail"):
+        for effects in (e for e in result.effects.values() if e.metric.role == role):
+            row = effects.overall(arm)
+            rows.append({"metric": effects.metric.name, "role": role, "p_helps": row.p_beat_control,
+                         "p_harms": 1 - row.p_beat_control, "lift": row.rel_lift, "low": row.rel_low,
+                         "high": row.rel_high, "interval": effects.interval,
+                         "passed": effects.diagnostics.passed})
+    return tuple(rows)
+
+
+def _what_would_change(recommendation: Recommendation | None, outlook: str | None) -> str:
+    """One sentence on what would change the decision: the outlook when holding, else the deciding check."""
+    if recommendation is None:
+        return "Give the current stage and its days to get a recommendation."
+    blocked = [c for c in recommendation.reasons if c.blocking and not c.passed]
+    if blocked:
+        return "No decision until these pass: " + "; ".join(f"{c.name} ({c.value})" for c in blocked) + "."
+    if outlook:
+        return outlook
+    check = recommendation.deciding_check
+    if check is None:
+        return ""
+    if not check.passed:
+        return f"{check.name} is {check.value}; it needs {check.threshold}."
+    return f"Decided by: {check.name}: {check.value} (needs {check.threshold})."
+
+
+def _decision_plot(history: History | None) -> str | None:
+    """Every probability any look's decision compared with a limit, per look, and where the action changed."""
+    if history is None or not history.looks:
+        return None
+    series: dict[str, tuple[list[int], list[float], float]] = {}
+    actions = []
+    for look in history.looks:
+        rec = look.payload.get("recommendation") or {}
+        actions.append((look.look, rec.get("action")))
+        for reason in rec.get("reasons", []):
+            if reason.get("probability") is None:
+                continue
+            x, y, _ = series.setdefault(reason["name"], ([], [], reason["limit"]))
+            x.append(look.look)
+            y.append(reason["probability"])
+    if not series:
+        return None
+    changes = [(n, a) for (n, a), (_, before) in zip(actions, [(None, None)] + actions[:-1]) if a and a != before]
+    return figures.decision_checks([look.look for look in history.looks], series, changes)
+
+
+def _best_plot(result: Analysis) -> str | None:
+    """P(best) per arm and metric, for experiments with three or more arms."""
+    if len(result.spec.arms) < 3:
+        return None
+    return figures.best_arm({name: {r.arm: r.p_best for r in e.rows if r.is_overall}
+                             for name, e in result.effects.items()})
 
 
 def _error_rates(operating: tuple[OperatingCharacteristics, ...]) -> tuple[dict, ...]:

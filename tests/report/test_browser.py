@@ -72,7 +72,7 @@ def test_demo_report_renders_in_chromium_without_errors_or_requests(demo_report)
         assert images and all(ok for _, ok in images), images
         alts = " | ".join(alt for alt, _ in images)
         for expected in ("relative lift", "forest plot", "probability of harm", "P(beat control) and expected loss",
-                         "users so far", "prior and posterior"):
+                         "users so far", "prior and posterior", "probabilities the decision turned on"):
             assert expected in alts, (expected, alts)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shot = SCREENSHOTS / "push_notification.png"
@@ -80,3 +80,45 @@ def test_demo_report_renders_in_chromium_without_errors_or_requests(demo_report)
         browser.close()
     assert errors == [] and requests == []
     assert shot.stat().st_size > 50_000
+
+
+def test_demo_report_prints_with_the_review_card_on_page_one(demo_report):
+    """Printed (headless Chromium's print-to-PDF, A4): the review card is on page one, and nothing on that
+    page reaches past the right margin; page one is kept as an image beside the screenshot."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary on this machine (install Debian's 'chromium' package; .ci/run does)")
+    import numpy as np
+    import pypdfium2
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    pdf_path = SCREENSHOTS / "push_notification.pdf"
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=binary, args=FLAGS)
+        # the printable width of an A4 page with the report's 12 mm side margins, in CSS pixels
+        page = browser.new_page(viewport={"width": round((210 - 24) / 25.4 * 96), "height": 1000})
+        page.goto(demo_report.as_uri(), wait_until="load")
+        page.emulate_media(media="print")
+        overflowing = page.evaluate("""() => {
+            const width = document.documentElement.clientWidth;
+            return Array.from(document.querySelectorAll('body *'))
+                .filter(e => e.getBoundingClientRect().right > width + 1)
+                .map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + Math.round(e.getBoundingClientRect().right))
+                .slice(0, 8);
+        }""")
+        page.pdf(path=str(pdf_path), prefer_css_page_size=True, print_background=True)
+        browser.close()
+    assert overflowing == [], overflowing
+    document = pypdfium2.PdfDocument(str(pdf_path))
+    first = document[0]
+    text = first.get_textpage().get_text_range()
+    for expected in ("Review card", "probability it helps", "trade_conversion", "notification_opt_out",
+                     "What would change it"):
+        assert expected in text, (expected, text[:600])
+    image = first.render(scale=1.5).to_pil()
+    image.save(SCREENSHOTS / "push_notification_page1.png")
+    ink = np.flatnonzero((np.asarray(image.convert("L")) < 245).any(axis=0))
+    margin = image.width * 12 / 210
+    assert ink.size and ink.max() < image.width - margin * 0.9, (ink.max(), image.width)
+    assert len(document) > 1

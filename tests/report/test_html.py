@@ -127,3 +127,45 @@ def test_result_objects_render_escaped_html_in_jupyter(make):
                "effects": result.effects["converted"], "analysis": result, "recommendation": recommendation}
     html = objects[make]._repr_html_()
     assert html.strip().startswith("<") and "<script" not in html.lower()
+
+
+def test_review_card_header_and_the_arm_a_multi_arm_recommendation_is_about():
+    """The card comes first (decision, one line per primary and guardrail, what would change it), the
+    header names the control once, and with three arms the report names the arm and charts P(best)."""
+    rng = np.random.default_rng(4)
+    n = 6000
+    frame = pd.DataFrame({"arm": rng.choice(["control", "b", "c"], n), "converted": rng.random(n) < 0.2,
+                          "opted_out": rng.random(n) < 0.02})
+    spec = make_spec(arms=("control", "b", "c"), metrics=[
+        {"name": "converted", "family": "conversion", "column": "converted", "role": "primary"},
+        {"name": "opted_out", "family": "conversion", "column": "opted_out", "role": "guardrail",
+         "direction": "decrease"}])
+    result = analyze(spec, frame, sampler=CONJUGATE)
+    rec = recommend(result, 50, 7)
+    html = render_report(result, rec, outlook="about 3 more day(s) give an 80% chance of a decision")
+    assert "Arms: control (control), b, c" in html and "(control control)" not in html
+    card = html[html.index('id="review-card"'):html.index("</div>", html.index('id="review-card"'))]
+    assert html.index('id="review-card"') < html.index('<section id="headline">')
+    assert rec.action.replace("_", " ").upper() in card and f"about arm <strong>{rec.arm}</strong>" in card
+    assert "converted" in card and "opted_out" in card and "probability it harms" in card
+    assert "about 3 more day(s)" in card
+    assert 'alt="P(best) of every arm per metric"' in html
+    two_arms = evil_analysis()
+    two = render_report(two_arms, recommend(two_arms, 1, 0))
+    assert "about arm" not in two and "P(best) of every arm" not in two
+    assert "What would change it:</strong> exposure at 1% is 0 days" in two      # held for exposure: it says what is short
+
+
+def test_stopping_rule_figures_are_a_table_and_the_missing_piece_is_named(tmp_path):
+    from bayes_ab.stopping import compare_rules
+
+    spec = make_spec(metrics=[{"name": "converted", "family": "conversion", "column": "converted"}],
+                     plan={"daily_users": 20_000, "days": 6, "baseline": {"converted": 0.2}, "experiments": 6})
+    result = analyze(spec, pd.DataFrame({"arm": ["control", "treatment"] * 500, "converted": [0, 1] * 500}),
+                     sampler=CONJUGATE)
+    assert "the spec has a plan; run <code>bayes-ab simulate SPEC</code>" in render_report(result)
+    rates = compare_rules(spec, rules=("default", "sequential"))
+    html = render_report(result, operating=rates.rules)
+    table = html[html.index("Stopping rule's simulated error rates"):]
+    assert "<pre>" not in table.split("</section>")[0]
+    assert table.count("<td class=\"l\">sequential</td>") == 3
