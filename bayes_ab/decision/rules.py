@@ -291,7 +291,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
         more = int(users * ((worst[1].loss_ship_rel / t.caring) ** 2 - 1))
         needs.append(f"expected loss if shipped {worst[1].loss_ship_rel:.3%} > {fmt.threshold(t.caring)}"
                      + (f"; roughly {more:,} more users (loss ~ 1/sqrt(users)) would bring it under if the lift is "
-                        f"not negative" if worst[1].p_beat >= 0.5 else f" (the lift is more likely negative)"))
+                        f"not negative" if worst[1].p_beat >= 0.5 else " (the lift is more likely negative)"))
     if not guarded:
         needs.append(f"guardrails within their margins with only {fmt.probability(safe)} "
                      f"(needs {fmt.threshold(t.guardrails_safe)})")

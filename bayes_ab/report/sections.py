@@ -12,7 +12,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from bayes_ab.analysis import Analysis
 from bayes_ab.checkins.history import History
@@ -27,7 +26,7 @@ from bayes_ab.models import Fit, fit
 from bayes_ab.models.families import FAMILIES
 from bayes_ab.report import figures
 from bayes_ab.spec import SamplerSettings
-from bayes_ab.stopping import OperatingCharacteristics
+from bayes_ab.stopping import OperatingCharacteristics, RuleComparison
 
 FLAT_PRIOR = SamplerSettings(draws=2000, chains=2, backend="conjugate", seed=20)
 COUNT_BARS = 30
@@ -209,7 +208,7 @@ def _error_rates(operating: tuple[OperatingCharacteristics, ...]) -> tuple[dict,
     """One row per scenario and rule of the stored simulation (outcome shares, median days, exposure)."""
     if not operating:
         return ()
-    rows = pd.concat([o.to_pandas() for o in operating], ignore_index=True)
+    rows = RuleComparison(operating).to_pandas()            # by scenario, the rules side by side
     return tuple(rows.assign(experiments=rows["experiments"].astype(int)).to_dict("records"))
 
 

@@ -259,3 +259,13 @@ def test_coverage_on_heavy_tailed_counts():
         covered += low <= 0.05 <= high
     rate, se = covered / runs, np.sqrt(0.9 * 0.1 / runs)
     assert abs(rate - 0.90) <= 2 * se, rate
+
+
+def test_bad_counts_are_refused():
+    frame = pd.DataFrame({"arm": ["control", "treatment"] * 3, "trades": [1, 2, -1, 0, 3, 1]})
+    spec = make_spec([{"name": "trades", "family": "count", "column": "trades"}])
+    with pytest.raises(DataError, match=r"'trades'.*negative counts"):
+        aggregate(spec, frame)
+    frame["trades"] = [1, 2, 1.5, 0, 3, 1]
+    with pytest.raises(DataError, match=r"'trades'.*non-integer counts"):
+        aggregate(spec, frame)
