@@ -231,6 +231,13 @@ class ExperimentSpec:
         return (self.control.name,) + tuple(a.name for a in self.arms if not a.is_control)
 
     @property
+    def arm_weights(self) -> tuple[float, ...]:
+        """The planned split, in :attr:`arm_names` order (control first), summing to 1."""
+        weights = {a.name: a.weight for a in self.arms}
+        total = sum(weights.values())
+        return tuple(weights[name] / total for name in self.arm_names)
+
+    @property
     def treatment_share(self) -> float:
         """The planned share of the experiment's users in treatment arms (all arms but control)."""
         total = sum(a.weight for a in self.arms)

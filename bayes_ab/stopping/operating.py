@@ -384,14 +384,13 @@ def run_world(
     list of (outcome, day, stage, first day at the maximum-power stage, treatment user-days)
         One per rule: the ending action (``undecided`` if none) and the day it came.
     """
-    weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in spec.arm_names])
-    weights = weights / weights.sum()
+    weights = np.array(spec.arm_weights)
     runs = []
     for r, rng in zip(rules, rule_rngs):
         accumulators = {name: accumulator(t.metric, spec.arm_names, None if start is None else start[name])
                         for name, t in truths.items()}
-        runs.append(_Run(r, r.ramp(spec), accumulators, rng, stage_index if r.ramp(spec) == spec.ramp else 0,
-                         -days_at_stage))
+        ramp = r.ramp(spec)
+        runs.append(_Run(r, ramp, accumulators, rng, stage_index if ramp == spec.ramp else 0, -days_at_stage))
     for day in range(1, days + 1):
         active = [run for run in runs if run.ended is None]
         if not active:

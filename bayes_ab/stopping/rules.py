@@ -101,8 +101,7 @@ class DefaultRule:
                   key=lambda k: evidence_from_draws(primaries[0], first[:, 0], first[:, k], severe).loss_ship_rel)
         evidence = {name: evidence_from_draws(spec.metric(name), d[:, 0], d[:, arm], severe) for name, d in draws.items()}
         users = next(iter(look.accumulators.values())).users()
-        weights = np.array([next(a.weight for a in spec.arms if a.name == name) for name in spec.arm_names])
-        gates = [srm_check("overall", users, weights, spec.decision.srm_p)]
+        gates = [srm_check("overall", users, np.array(spec.arm_weights), spec.decision.srm_p)]
         return decide(spec, look.stage, look.days_at_stage, int(users.sum()), spec.arm_names[arm], evidence,
                       gates).action
 
