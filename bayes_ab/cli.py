@@ -11,18 +11,16 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from bayes_ab.analysis import Analysis, analyze
 from bayes_ab.data.engine import ENGINE_NAMES
 from bayes_ab.data.spark_engine import DEFAULT_MASTER, MASTER_VARIABLE, SparkEngine
 from bayes_ab.effects import MetricEffects, sentence
-from bayes_ab.effects.retention import retention_milestones
 from bayes_ab.effects import format as fmt
 from bayes_ab.decision import recommend
 from bayes_ab.errors import BayesAbError, SpecError
-from bayes_ab.models.families import FAMILIES
+from bayes_ab.families import family_for
 from bayes_ab.spec import load_spec
 
 
@@ -196,15 +194,16 @@ def _parse_baseline_arguments(spec, values: list[str]) -> dict:
             numbers = [float(x) for x in number_text.split(",")]
         except ValueError:
             raise SpecError(f"--baseline {value!r}: {number_text!r} is not a number or a comma-separated pair") from None
-        if metric.family in ("conversion", "retention"):
+        fields = family_for(metric).baseline_fields
+        if not fields:
             if len(numbers) != 1:
                 raise SpecError(f"--baseline {value!r}: {metric.family} metric {name!r} takes one rate")
             parsed[name] = numbers[0]
         else:
-            spread = "dispersion" if metric.family == "count" else "sd"
-            if len(numbers) > 2:
-                raise SpecError(f"--baseline {value!r}: give MEAN,{spread.upper()} for {metric.family} metric {name!r}")
-            parsed[name] = {"mean": numbers[0], **({spread: numbers[1]} if len(numbers) == 2 else {})}
+            if len(numbers) > len(fields):
+                raise SpecError(f"--baseline {value!r}: give {','.join(f.upper() for f in fields)} for "
+                                f"{metric.family} metric {name!r}")
+            parsed[name] = dict(zip(fields, numbers))
     return parsed
 
 
@@ -274,23 +273,10 @@ def render_text(result: Analysis) -> str:
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
                   "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
-        if effects.metric.family == "retention":
-            milestones = retention_milestones(result.fits[effects.metric.name], interval=effects.interval)
-            lines += ["  retention milestones (overall):"]
-            lines += ["    " + line for line in _milestone_table(milestones).splitlines()]
+        lines += ["  " + line for line in
+                  family_for(effects.metric).text_lines(result.fits[effects.metric.name], effects.interval)]
         lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
     return "\n".join(lines)
-
-
-def _milestone_table(milestones: pd.DataFrame) -> str:
-    shown = pd.DataFrame({
-        "day": "D" + milestones["day"].astype(str), "arm": milestones["arm"],
-        "retention": [f"{v:.1%} [{lo:.1%}, {hi:.1%}]" for v, lo, hi in
-                      zip(milestones["retention"], milestones["low"], milestones["high"])],
-        "rel. lift": [("" if np.isnan(v) else fmt.relative(v)) for v in milestones["rel_lift"]],
-        "P(beat ctrl)": [("" if np.isnan(v) else fmt.probability(v)) for v in milestones["p_beat_control"]],
-    })
-    return shown.to_string(index=False)
 
 
 def _metric_header(effects: MetricEffects) -> str:
@@ -307,7 +293,7 @@ def _sampler_text(effects: MetricEffects) -> str:
 
 
 def _table(effects: MetricEffects) -> str:
-    family = FAMILIES[effects.metric.family]
+    family = family_for(effects.metric)
     rows = []
     for r in effects.rows:
         lift = "" if r.is_control else f"{fmt.relative(r.rel_lift)} [{fmt.relative(r.rel_low)}, {fmt.relative(r.rel_high)}]"

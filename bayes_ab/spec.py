@@ -15,12 +15,17 @@ from typing import Any, Mapping
 import yaml
 
 from bayes_ab.errors import SpecError
+from bayes_ab.families import registry
+from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, Baseline, Direction, EffectPrior, Metric,
+                             Role)
+from bayes_ab.sampling import Backend, SamplerSettings
 
-FAMILIES = ("conversion", "count", "retention", "mean")
-COUNT_MODELS = ("auto", "negative_binomial", "poisson", "robust")
-DIRECTIONS = ("increase", "decrease")
-ROLES = ("primary", "guardrail", "secondary")
-BACKENDS = ("nutpie", "pymc", "conjugate")
+__all__ = ["Arm", "Baseline", "DecisionThresholds", "Direction", "EffectPrior", "ExperimentSpec", "Metric",
+           "PlanSettings", "Role", "SamplerSettings", "Stage", "load_spec", "parse_baseline", "parse_spec"]
+
+DIRECTIONS = tuple(Direction)
+ROLES = tuple(Role)
+BACKENDS = tuple(Backend)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]*$")
 
 
@@ -31,25 +36,6 @@ class Arm:
     name: str
     weight: float
     is_control: bool = False
-
-
-@dataclass(frozen=True)
-class EffectPrior:
-    """Prior of the treatment effect on the link scale (logit for conversion).
-
-    ``effect_sd`` is the scale of the overall effect; ``heterogeneity_sd`` the half-normal
-    scale of how much segments differ from it (smaller means stronger pooling).
-    """
-
-    effect_sd: float = 0.5
-    heterogeneity_sd: float = 0.2
-
-
-GUARDRAIL_EFFECT_SD = 0.1
-"""Default sceptical prior scale of a guardrail's treatment effect (link scale): +/-0.1 on the logit
-or log scale is about +/-10% relative at one sd, so a guardrail alarm needs real evidence."""
-GUARDRAIL_MARGIN = 0.02
-"""Default non-inferiority margin of a guardrail: 2% relative worsening is tolerated."""
 
 
 @dataclass(frozen=True)
@@ -105,81 +91,6 @@ class DecisionThresholds:
     segment_harm: float = 0.9
     ship_beat: float = 0.99
     max_power_stage: float | None = None
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric: what to model (family), from which column, and which way is good.
-
-    Family-specific fields: ``count_model`` (count: ``auto`` picks Poisson or negative binomial
-    from the data's overdispersion); ``observed_column``, ``horizon`` and ``max_day`` (retention:
-    the column with days each user has been observable, the headline day N of "DN retention", and
-    the last day of the retention curve); ``covariate`` (mean: a pre-period column for CUPED);
-    ``cap`` (count and mean: per-user values above it are counted as ``cap``, the usual guard
-    against a few extreme users deciding a test).
-    """
-
-    name: str
-    family: str
-    column: str
-    direction: str = "increase"
-    role: str = "primary"
-    rope: float = 0.01
-    prior: EffectPrior = field(default_factory=EffectPrior)
-    count_model: str = "auto"
-    observed_column: str | None = None
-    horizon: int = 7
-    max_day: int = 30
-    covariate: str | None = None
-    cap: float | None = None
-    margin: float = GUARDRAIL_MARGIN
-
-    @property
-    def columns(self) -> dict[str, str]:
-        """Input columns this metric reads, with what each is for."""
-        wanted = {self.column: f"metric {self.name!r}"}
-        if self.observed_column:
-            wanted[self.observed_column] = f"days observed of metric {self.name!r}"
-        if self.covariate:
-            wanted[self.covariate] = f"covariate of metric {self.name!r}"
-        return wanted
-
-    @property
-    def increase_is_good(self) -> bool:
-        """True when a higher metric value is the better outcome."""
-        return self.direction == "increase"
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """Posterior sampling settings.
-
-    ``backend``: ``nutpie`` (default; hierarchical model compiled once per structure), ``pymc``
-    (the same model through ``pm.sample``), or ``conjugate`` (exact unpooled Beta posteriors with a
-    flat prior, no MCMC). A fit with divergent transitions is repeated once with
-    ``target_accept = retry_target_accept`` (smaller steps); ``None`` disables the retry.
-    """
-
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    target_accept: float = 0.9
-    retry_target_accept: float | None = 0.99
-    seed: int = 20261122
-    backend: str = "nutpie"
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """Control-arm behaviour of one primary metric, for simulating experiments.
-
-    ``value``: the conversion rate, D-horizon retention, mean count or mean. ``spread``: the
-    negative-binomial dispersion (shape; ``None`` = Poisson) of a count, or the standard deviation
-    of a mean metric; unused for conversion and retention.
-    """
-
-    value: float
-    spread: float | None = None
 
 
 @dataclass(frozen=True)
@@ -363,19 +274,30 @@ def _parse_arms(r: "_Reader") -> tuple[Arm, ...]:
 
 
 def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
+    families = registry()
     items = r.items()
     if not items:
         r.fail("", "at least one metric is required")
+    common = {"name", "family", "column", "direction", "role", "rope", "prior", "margin"}
+    family_keys = {key: name for name, f in families.items() for key in f.params_type.keys()}
     metrics = []
     for item in items:
-        item.reject_unknown({"name", "family", "column", "direction", "role", "rope", "prior", "margin",
-                             "count_model", "observed_column", "horizon", "max_day", "covariate", "cap"})
-        family = item.choice("family", FAMILIES)
-        role = item.choice("role", ROLES, "primary")
+        family_name = item.choice("family", tuple(families))
+        family = families[family_name]
+        own = set(family.params_type.keys())
+        for key in map(str, item._mapping()):
+            if key not in common and key not in own:
+                if key in family_keys:
+                    item.fail(key, f"does not apply to family {family_name!r}")
+                item.fail(key, f"unknown field (expected one of {', '.join(sorted(common | own))})")
+        if not family.uses_column and item.get("column") is not None:
+            item.fail("column", f"does not apply to family {family_name!r} "
+                                f"(it reads {', '.join(sorted(own))})")
+        role = Role(item.choice("role", ROLES, Role.PRIMARY))
         margin = item.number("margin", GUARDRAIL_MARGIN)
         if not 0 <= margin < 1:
             item.fail("margin", f"is a relative worsening and must be in [0, 1), got {margin}")
-        extra = _family_fields(item, family)
+        params = family.parse_params(item)
         rope = item.number("rope", 0.01)
         if not 0 <= rope < 1:
             item.fail("rope", f"is a relative lift and must be in [0, 1), got {rope}")
@@ -383,51 +305,28 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         prior_reader.reject_unknown({"effect_sd", "heterogeneity_sd"})
         prior = EffectPrior(
             effect_sd=prior_reader.positive(
-                "effect_sd", GUARDRAIL_EFFECT_SD if role == "guardrail" else EffectPrior.effect_sd),
+                "effect_sd", GUARDRAIL_EFFECT_SD if role == Role.GUARDRAIL else EffectPrior.effect_sd),
             heterogeneity_sd=prior_reader.positive("heterogeneity_sd", EffectPrior.heterogeneity_sd),
         )
+        column = None
+        if family.uses_column:
+            column = item.string("column", None) or item.fail("column", "is required")
         metrics.append(Metric(
             name=item.name("name"),
-            family=family,
-            column=item.string("column", None) or item.fail("column", "is required"),
-            direction=item.choice("direction", DIRECTIONS, "increase"),
+            family=family_name,
+            column=column,
+            direction=Direction(item.choice("direction", DIRECTIONS, Direction.INCREASE)),
             role=role,
             rope=rope,
             margin=margin,
             prior=prior,
-            **extra,
+            params=params,
         ))
     names = [m.name for m in metrics]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         r.fail("", f"metric names must be unique, repeated: {', '.join(dupes)}")
     return tuple(metrics)
-
-
-def _family_fields(item: "_Reader", family: str) -> dict[str, Any]:
-    """Validate the fields that only some families take; refuse them elsewhere."""
-    own = {"count": {"count_model", "cap"}, "retention": {"observed_column", "horizon", "max_day"},
-           "mean": {"covariate", "cap"}}.get(family, set())
-    for key in ("count_model", "observed_column", "horizon", "max_day", "covariate", "cap"):
-        if key not in own and item.get(key) is not None:
-            item.fail(key, f"does not apply to family {family!r}")
-    fields: dict[str, Any] = {}
-    if family == "count":
-        fields["count_model"] = item.choice("count_model", COUNT_MODELS, "auto")
-    if family == "retention":
-        fields["observed_column"] = item.string("observed_column", None) or item.fail(
-            "observed_column", "is required for retention (days each user has been observable)")
-        fields["horizon"] = item.count("horizon", 7)
-        fields["max_day"] = item.count("max_day", max(30, fields["horizon"]))
-        if fields["max_day"] < fields["horizon"]:
-            item.fail("max_day", f"must be at least horizon ({fields['horizon']}), got {fields['max_day']}")
-    if family == "mean":
-        fields["covariate"] = item.string("covariate", None)
-    if family in ("count", "mean") and item.get("cap") is not None:
-        fields["cap"] = item.positive("cap", 1.0)
-        if family == "count" and not float(fields["cap"]).is_integer():
-            item.fail("cap", f"must be a whole number for counts, got {fields['cap']}")
-    return fields
 
 
 def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:
@@ -489,7 +388,7 @@ def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
             if metric.role == "guardrail":
                 continue
             baselines.fail(metric.name, "is required: the control-arm baseline of every primary metric")
-        parsed[metric.name] = parse_baseline(baselines.get(metric.name), metric.family,
+        parsed[metric.name] = parse_baseline(baselines.get(metric.name), metric,
                                              f"{r.source}: {baselines.path}.{metric.name}")
     return PlanSettings(
         daily_users=r.count("daily_users", None), baseline=parsed, effect=effect,
@@ -497,42 +396,10 @@ def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
     )
 
 
-def parse_baseline(raw: Any, family: str, where: str) -> Baseline:
-    """A baseline for ``family``: a rate in (0, 1) for conversion and retention, ``{mean, dispersion}``
-    for counts (dispersion optional: Poisson), ``{mean, sd}`` for means. ``where`` prefixes errors.
-    """
-    def fail(message: str):
-        raise SpecError(f"{where}: {message}")
-
-    def finite(value: Any, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            fail(f"{name} must be a finite number, got {value!r}")
-        return float(value)
-
-    if family in ("conversion", "retention"):
-        rate = finite(raw, "the baseline rate")
-        if not 0 < rate < 1:
-            fail(f"the baseline rate must be in (0, 1), got {rate}")
-        return Baseline(rate)
-    spread_name = "dispersion" if family == "count" else "sd"
-    if not isinstance(raw, Mapping) or "mean" not in raw:
-        fail(f"must be a mapping with 'mean' and '{spread_name}', got {raw!r}")
-    unknown = sorted(set(raw) - {"mean", spread_name})
-    if unknown:
-        fail(f"unknown field {unknown[0]!r} (expected mean, {spread_name})")
-    mean = finite(raw["mean"], "mean")
-    spread = raw.get(spread_name)
-    if family == "count":
-        if mean <= 0:
-            fail(f"mean must be positive for a count, got {mean}")
-        if spread is not None and finite(spread, "dispersion") <= 0:
-            fail(f"dispersion must be positive, got {spread}")
-        return Baseline(mean, None if spread is None else float(spread))
-    if spread is None or finite(spread, "sd") <= 0:
-        fail(f"sd is required and must be positive, got {spread!r}")
-    if mean == 0:
-        fail("mean must not be 0 (relative lifts are measured against it)")
-    return Baseline(mean, float(spread))
+def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:
+    """A planning baseline of ``metric`` in its family's form (a rate, or ``{mean, dispersion}`` and the
+    like: see the family's ``parse_baseline``); ``where`` prefixes errors."""
+    return registry()[metric.family].parse_baseline(raw, where)
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:
@@ -553,7 +420,7 @@ def _parse_sampler(r: "_Reader") -> SamplerSettings:
         target_accept=target_accept,
         retry_target_accept=retry,
         seed=r.count("seed", default.seed, minimum=0),
-        backend=r.choice("backend", BACKENDS, default.backend),
+        backend=Backend(r.choice("backend", BACKENDS, default.backend)),
     )
 
 

@@ -25,12 +25,13 @@ sys.path.insert(0, str(ROOT))
 from bayes_ab.data import count_stats  # noqa: E402
 from bayes_ab.effects.compute import hdi  # noqa: E402
 from bayes_ab.models import fit  # noqa: E402
-from bayes_ab.models.conjugate import sample_count  # noqa: E402
+from bayes_ab.families.count import CountModel, CountParams, sample_count  # noqa: E402
 from bayes_ab.simulation import HeavyTailedCounts  # noqa: E402
 from bayes_ab.spec import Metric, SamplerSettings  # noqa: E402
 
 ROBUST = Metric(name="count", family="count", column="count")
-NEGATIVE_BINOMIAL = Metric(name="count", family="count", column="count", count_model="negative_binomial")
+NEGATIVE_BINOMIAL = Metric(name="count", family="count", column="count",
+                           params=CountParams(CountModel.NEGATIVE_BINOMIAL))
 MCMC = SamplerSettings(draws=500, tune=500, chains=2, seed=1, retry_target_accept=None)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bayes_ab.analysis import analyze
 from bayes_ab.decision import recommend
-from bayes_ab.effects.retention import retention_milestones
+from bayes_ab.families.retention import retention_milestones
 from bayes_ab.spec import load_spec
 from conftest import EXAMPLES
 

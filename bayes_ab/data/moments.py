@@ -12,7 +12,8 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from bayes_ab.data.stats import ALL_USERS, mean_stats
+from bayes_ab.data.stats import ALL_USERS
+from bayes_ab.families.mean import mean_stats
 from bayes_ab.errors import DataError
 
 

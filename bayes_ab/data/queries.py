@@ -1,9 +1,9 @@
-"""What each metric family computes in SQL: data checks, per-cell sums, and per-key detail.
+"""The SQL vocabulary of a metric's aggregation: data checks, typed columns, and the per-metric query.
 
-Every family contributes, for its metric, checks and sums folded into the one grouped query over
-``arm x segment`` and, where its statistics need a finer key (the count value, the day of
-exit), one detail query grouped by ``arm x segment x key``. ``build`` turns the query results into
-the family's statistics Dataset (:mod:`bayes_ab.data.stats`).
+Every family (its module in :mod:`bayes_ab.families`) contributes, for its metric, checks and sums folded
+into the one grouped query over ``arm x segment`` and, where its statistics need a finer key (the count
+value, the day of exit), one detail query grouped by ``arm x segment x key``. ``build`` turns the query
+results into the family's statistics Dataset.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import xarray as xr
 
 from bayes_ab.data.engine import BOOLEAN, FLOAT, INTEGER, NUMERIC_KINDS, STRING
 from bayes_ab.data.sql import quote_ident
-from bayes_ab.data.stats import conversion_stats, count_stats, mean_stats, retention_stats
 from bayes_ab.errors import DataError
-from bayes_ab.spec import Metric
+from bayes_ab.metric import Metric
 
 
 @dataclass(frozen=True)
@@ -127,132 +126,17 @@ def numeric_checks(column: Column, metric: str | None, alias: str, *, allow_miss
     return checks
 
 
-def metric_query(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-    """The :class:`MetricQuery` of ``metric``; ``alias`` prefixes its SQL column names and
-    ``kinds`` gives the kind of every source column."""
-    if aggregated and metric.family != "conversion":
-        raise DataError(f"metric {metric.name!r}: aggregated input is supported for conversion metrics; "
-                        f"pass {metric.family} statistics through bayes_ab.data.stats instead")
-    builders = {"conversion": _conversion, "count": _count, "retention": _retention, "mean": _mean}
-    return builders[metric.family](metric, alias, aggregated, kinds)
-
-
-def _column(metric: Metric, name: str, kinds: dict[str, str], what: str) -> Column:
+def metric_column(metric: Metric, name: str, kinds: dict[str, str], what: str) -> Column:
+    """The typed :class:`Column` ``name`` that ``metric`` reads ``what`` from."""
     return typed_column(name, kinds[name], metric.name, what)
 
 
-def _cells(table: pd.DataFrame, column: str, shape: tuple[int, int]) -> np.ndarray:
+def cells(table: pd.DataFrame, column: str, shape: tuple[int, int]) -> np.ndarray:
+    """One per-cell result column of the grouped query as an (arms, segments) array."""
     return table[column].to_numpy(dtype=float).reshape(shape)
 
 
-def _conversion(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-    column = _column(metric, metric.column, kinds, "conversions")
-    if aggregated:
-        checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
-        successes = f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
-    else:
-        checks = [Check(f"{alias}_missing", column.missing(), "has missing values (NULL/NaN)",
-                        metric.column, metric.name, column.missing_detector())]
-        v = column.number()
-        problem = "is not binary (conversion needs 0/1 or true/false)"
-        if column.kind == INTEGER:
-            checks.append(Check(f"{alias}_nonbinary", f"({column.sql} NOT IN (0, 1))", problem, metric.column,
-                                metric.name, f"CASE WHEN MIN({column.sql}) < 0 OR MAX({column.sql}) > 1 THEN 1 ELSE 0 END"))
-            successes = f"SUM({column.sql})"
-        elif column.kind == BOOLEAN:
-            successes = f"SUM(CAST({column.sql} AS INTEGER))"
-        else:
-            checks.append(Check.counted(f"{alias}_nonbinary", f"(NOT {column.missing()} AND ({v} IS NULL OR {v} NOT IN (0, 1)))",
-                                        problem, metric.column, metric.name))
-            successes = f"COUNT(*) FILTER (WHERE {v} = 1)"
-    sums = {f"{alias}_successes": successes}
-
-    def build(arms, segments, cells, detail):
-        shape = (len(arms), len(segments))
-        return conversion_stats(arms, segments, _cells(cells, "users", shape),
-                                _cells(cells, f"{alias}_successes", shape), metric.name)
-
-    return MetricQuery(checks, sums, build)
-
-
-def capped(metric: Metric, column: Column) -> str:
-    """The metric's value as DOUBLE, limited to its ``cap`` when one is set."""
+def capped(column: Column, cap: float | None) -> str:
+    """The column's value as DOUBLE, limited to ``cap`` when one is set."""
     v = column.number()
-    return v if metric.cap is None else f"LEAST({v}, {float(metric.cap)!r})"
-
-
-def _count(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-    column = _column(metric, metric.column, kinds, "counts")
-    checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
-    if column.kind == INTEGER and metric.cap is None:
-        key = f"CAST({column.sql} AS BIGINT)"
-    else:
-        key = f"CAST({capped(metric, column)} AS BIGINT)"
-
-    def build(arms, segments, cells, detail):
-        values = np.sort(detail["key"].unique()).astype("int64")
-        index = pd.MultiIndex.from_product([arms, segments, values], names=["arm", "segment", "key"])
-        hist = detail.set_index(["arm", "segment", "key"])[f"{alias}_users"].reindex(index, fill_value=0)
-        return count_stats(arms, segments, values,
-                           hist.to_numpy(dtype=float).reshape(len(arms), len(segments), len(values)),
-                           metric.name)
-
-    return MetricQuery(checks, {}, build, detail_key=key,
-                       detail_sums={f"{alias}_users": "COUNT(*)"})
-
-
-def _retention(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-    churn_column = _column(metric, metric.column, kinds, "churn days")
-    seen_column = _column(metric, metric.observed_column, kinds, "days observed")
-    churn, seen = churn_column.number(), seen_column.number()
-    checks = numeric_checks(churn_column, metric.name, alias + "c", allow_missing=True, whole=True,
-                            minimum=1, what="churn days")
-    checks += numeric_checks(seen_column, metric.name, alias + "o", whole=True, minimum=0,
-                             what="days observed")
-    checks.append(Check.counted(
-        f"{alias}_beyond", f"({churn} > {seen})",
-        f"has churn days beyond the observation window (column {metric.observed_column!r})",
-        metric.column, metric.name))
-    max_day = metric.max_day
-
-    def build(arms, segments, cells, detail):
-        shape = (len(arms), len(segments), max_day + 1)
-        exits = np.zeros(shape)
-        lost = np.zeros(shape)
-        a = {name: i for i, name in enumerate(arms)}
-        s = {name: j for j, name in enumerate(segments)}
-        for row in detail.itertuples(index=False):
-            idx = (a[row.arm], s[row.segment], int(row.key))
-            exits[idx] += getattr(row, f"{alias}_users")
-            lost[idx] += getattr(row, f"{alias}_lost")
-        # at risk on day d: users whose exit day (churn, censoring or max_day) is >= d
-        at_risk = np.cumsum(exits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
-        return retention_stats(arms, segments, at_risk, lost[:, :, 1:], metric.name,
-                               users=exits.sum(axis=2))
-
-    return MetricQuery(
-        checks, {}, build,
-        detail_key=f"CAST(LEAST(COALESCE({churn}, {seen}), {seen}, {max_day}) AS BIGINT)",
-        detail_sums={f"{alias}_users": "COUNT(*)",
-                     f"{alias}_lost": f"COUNT(*) FILTER (WHERE {churn} IS NOT NULL AND {churn} <= {max_day})"},
-    )
-
-
-def _mean(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-    column = _column(metric, metric.column, kinds, "values")
-    y = capped(metric, column)
-    checks = numeric_checks(column, metric.name, alias)
-    sums = {f"{alias}_sum": f"SUM({y})", f"{alias}_sumsq": f"SUM({y} * {y})"}
-    if metric.covariate:
-        covariate = _column(metric, metric.covariate, kinds, "covariate values")
-        x = covariate.number()
-        checks += numeric_checks(covariate, metric.name, alias + "x")
-        sums.update({f"{alias}_sum_x": f"SUM({x})", f"{alias}_sum_x2": f"SUM({x} * {x})",
-                     f"{alias}_sum_xy": f"SUM({x} * {y})"})
-
-    def build(arms, segments, cells, detail):
-        shape = (len(arms), len(segments))
-        stats = {name[len(alias) + 1:]: _cells(cells, name, shape) for name in sums}
-        return mean_stats(arms, segments, _cells(cells, "users", shape), stats, metric.name)
-
-    return MetricQuery(checks, sums, build)
+    return v if cap is None else f"LEAST({v}, {float(cap)!r})"

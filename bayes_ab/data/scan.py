@@ -18,11 +18,12 @@ import pandas as pd
 import xarray as xr
 
 from bayes_ab.data.engine import DATE, INTEGER, STRING, Table
-from bayes_ab.data.queries import Check, Column, MetricQuery, metric_query, numeric_checks, typed_column
+from bayes_ab.data.queries import Check, Column, MetricQuery, numeric_checks, typed_column
 from bayes_ab.data.sql import quote_ident, quote_literal
 from bayes_ab.data.stats import ALL_USERS
 from bayes_ab.errors import DataError
-from bayes_ab.spec import ExperimentSpec
+from bayes_ab.families import family_for, registry
+from bayes_ab.spec import ExperimentSpec, Metric
 
 MISSING_SEGMENT = "(missing)"
 SEGMENT_SEPARATOR = " / "
@@ -100,7 +101,7 @@ class ScanPlan:
                 raise DataError(f"{table.label}: column {spec.day_column!r} (day) holds {day.kind} values; "
                                 "use a DATE, an integer day number or a text label (e.g. CAST(ts AS DATE))")
 
-        queries = {m.name: metric_query(m, f"m{i}", aggregated, table.columns) for i, m in enumerate(spec.metrics)}
+        queries = {m.name: _metric_query(m, f"m{i}", aggregated, table.columns) for i, m in enumerate(spec.metrics)}
         checks = [c for q in queries.values() for c in q.checks]
         users = "COUNT(*)"
         if aggregated:
@@ -284,3 +285,13 @@ def _segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
     parts = [grouped[f"seg{i}"].map(lambda v: MISSING_SEGMENT if pd.isna(v) else str(v)).astype(object)
              for i in range(n_columns)]
     return parts[0].str.cat(parts[1:], sep=SEGMENT_SEPARATOR) if n_columns > 1 else parts[0]
+
+
+def _metric_query(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    """The metric's family's SQL pieces; aggregated input only for the families that can carry it."""
+    family = family_for(metric)
+    if aggregated and not family.aggregated_input:
+        supported = ", ".join(name for name, f in registry().items() if f.aggregated_input)
+        raise DataError(f"metric {metric.name!r}: aggregated input is supported for {supported} metrics; "
+                        f"pass {metric.family} statistics through its statistics constructor instead")
+    return family.query(metric, alias, aggregated, kinds)

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -62,15 +63,25 @@ from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.spec import ExperimentSpec, Metric
 
-ACTIONS = ("advance", "hold", "rollback", "ship", "stop_no_effect")
-TERMINAL_ACTIONS = ("ship", "rollback", "stop_no_effect")       # the actions that end an experiment
+class Action(StrEnum):
+    """What the rule recommends at a look."""
+
+    ADVANCE = "advance"
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+    SHIP = "ship"
+    STOP_NO_EFFECT = "stop_no_effect"
+
+
+ACTIONS = tuple(Action)
+TERMINAL_ACTIONS = (Action.SHIP, Action.ROLLBACK, Action.STOP_NO_EFFECT)       # the actions that end an experiment
 
 
 @dataclass(frozen=True)
 class Recommendation:
     """What to do with the rollout now, and the rule trace that decided it."""
 
-    action: str
+    action: Action
     arm: str
     from_stage: float
     to_stage: float
@@ -168,19 +179,19 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     guardrails = [m for m in spec.metrics if m.role == "guardrail" and (m.name in evidence or m in unsound)]
     trace: list[RuleCheck] = list(gates)
 
-    def done(action: str, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:
+    def done(action: Action, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:
         return Recommendation(action, arm, stage, to, headline, tuple(trace), targeted)
 
     def harm(name: str, p: float, threshold: float, what: str) -> Recommendation | None:
         """Record P(harm) against its threshold; the rollback when it is reached."""
         trace.append(RuleCheck(name, fmt.probability(p), f"< {fmt.threshold(threshold)} to avoid rollback", p < threshold,
                                probability=p, limit=threshold))
-        return done("rollback", 0, f"Roll back {arm}: {fmt.probability(p)} probability that {what}.") if p >= threshold else None
+        return done(Action.ROLLBACK, 0, f"Roll back {arm}: {fmt.probability(p)} probability that {what}.") if p >= threshold else None
 
     # 1. data-quality gates
     failed = [c for c in trace if c.blocking and not c.passed]
     if any(c.name.startswith("sample ratio") for c in failed):
-        return done("hold", stage, f"Hold at {stage:g}%: cannot recommend on bad data ({failed[0].name} failed).")
+        return done(Action.HOLD, stage, f"Hold at {stage:g}%: cannot recommend on bad data ({failed[0].name} failed).")
 
     # 2. severe harm, at every stage, on every primary and guardrail whose fit can be trusted
     for metric in primaries + guardrails:
@@ -211,7 +222,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
                                    f"< {fmt.threshold(t.harm)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback",
                                    not harmed, probability=1 - e.p_beat, limit=t.harm))
             if harmed:
-                return done("rollback", 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
+                return done(Action.ROLLBACK, 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
                                            f"makes {metric.name} worse.")
         for metric in (m for m in guardrails if m.name in evidence):
             rollback = harm(f"harm: guardrail {metric.name} P(worse by > {metric.margin:.1%})",
@@ -230,10 +241,10 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
             missing.append(f"{current.min_days - days:g} more day(s)")
         if users < current.min_users:
             missing.append(f"{current.min_users - users:,} more users")
-        return done("hold", stage, f"Hold at {stage:g}%: minimum exposure not reached ({' and '.join(missing)}).")
+        return done(Action.HOLD, stage, f"Hold at {stage:g}%: minimum exposure not reached ({' and '.join(missing)}).")
 
     if failed:
-        return done("hold", stage, f"Hold at {stage:g}%: no harm found in the sound fits, but cannot advance on "
+        return done(Action.HOLD, stage, f"Hold at {stage:g}%: no harm found in the sound fits, but cannot advance on "
                                    f"bad data ({', '.join(c.name for c in failed)} failed).")
 
     if harmed_segments:
@@ -247,7 +258,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     if not deciding:
         trace.append(RuleCheck(f"risk stage {stage:g}%: no severe harm at minimum exposure", "none found",
                                f"below the maximum-power stage ({spec.max_power_stage:g}%)", True))
-        return done("advance", following.percent, f"Advance to {following.percent:g}%{note}: no severe harm at "
+        return done(Action.ADVANCE, following.percent, f"Advance to {following.percent:g}%{note}: no severe harm at "
                                                   f"{stage:g}% after {days:g} day(s) and {users:,} users.", targeted)
 
     # 6. futility
@@ -258,7 +269,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
                            ", ".join(f"{n} {fmt.probability(e.p_rope)}" for n, e in rows.items()),
                            f">= {fmt.threshold(t.rope)} and losses < {fmt.threshold(t.caring)}", not flat))
     if flat:
-        return done("stop_no_effect", 0, f"Stop: {arm} makes no practical difference to "
+        return done(Action.STOP_NO_EFFECT, 0, f"Stop: {arm} makes no practical difference to "
                                          f"{', '.join(rows)} (lift confidently inside the ROPE).")
 
     # 7. ship: every primary probably helps at little expected loss, every guardrail within its margin
@@ -276,8 +287,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     trace.append(RuleCheck("to ship: P(every guardrail within its margin)", fmt.probability(safe),
                            f">= {fmt.threshold(t.guardrails_safe)}", guarded, probability=safe, limit=t.guardrails_safe))
     if convinced and small_loss and guarded:
-        action = "ship" if following.percent == 100 else "advance"
-        verb = "Ship to 100%" if action == "ship" else f"Advance to {following.percent:g}%"
+        action = Action.SHIP if following.percent == 100 else Action.ADVANCE
+        verb = "Ship to 100%" if action == Action.SHIP else f"Advance to {following.percent:g}%"
         return done(action, following.percent, f"{verb}{note}: {fmt.probability(least[1].p_beat)} probability that "
                                                f"{arm} helps {least[0]}, expected loss {worst[1].loss_ship_rel:.3%}, "
                                                f"guardrails within margins with {fmt.probability(safe)}.", targeted)
@@ -295,7 +306,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     if not guarded:
         needs.append(f"guardrails within their margins with only {fmt.probability(safe)} "
                      f"(needs {fmt.threshold(t.guardrails_safe)})")
-    return done("hold", stage, f"Hold at {stage:g}%: {'; '.join(needs)}.")
+    return done(Action.HOLD, stage, f"Hold at {stage:g}%: {'; '.join(needs)}.")
 
 
 def _more_users(users: int, p_beat: float, needed: float) -> str:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
-from bayes_ab.models.conjugate import describe_closed_form
+from bayes_ab.families import family_for
+from bayes_ab.intervals import hdi
 from bayes_ab.models.diagnostics import Diagnostics
-from bayes_ab.models.families import FAMILIES
 from bayes_ab.models.result import Fit
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -96,7 +95,7 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     metric, stats = fit.metric, fit.stats
     mean = fit.mean.transpose("chain", "draw", "arm", "segment")
     overall = fit.overall_mean
-    family = FAMILIES[metric.family]
+    family = family_for(metric)
     rows = _rows(overall, metric, interval, OVERALL, True, stats["n"].sum("segment"),
                  family.observed_mean(stats, metric))
     for segment in stats["segment"].values:
@@ -104,7 +103,7 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
                       stats["n"].sel(segment=segment), family.observed_mean(stats.sel(segment=[segment]), metric))
     note = family.describe(stats, metric)
     if fit.backend == "conjugate":
-        note += f" [{describe_closed_form(stats, metric)}]"
+        note += f" [conjugate backend: unpooled closed form, {family.closed_form(stats, metric)}]"
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
                          fit.diagnostics, fit.backend, fit.sampler, note)
 
@@ -170,12 +169,3 @@ def lift_probabilities(diff: np.ndarray, rel: np.ndarray, sign: float, rope: flo
 _NO_LIFT = dict.fromkeys(("abs_lift", "abs_low", "abs_high", "rel_lift", "rel_low", "rel_high",
                           "p_beat_control", "loss_ship_abs", "loss_ship_rel", "loss_keep_abs",
                           "loss_keep_rel", "p_rope"), float("nan"))
-
-
-def hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
-    """Highest-density interval of the finite values (NaN when fewer than two)."""
-    finite = values[np.isfinite(values)]
-    if finite.size < 2:
-        return float("nan"), float("nan")
-    low, high = az.hdi(finite, hdi_prob=prob)
-    return float(low), float(high)

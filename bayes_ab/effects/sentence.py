@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bayes_ab.effects import format as fmt
 from bayes_ab.effects.compute import MetricEffects
-from bayes_ab.models.families import FAMILIES
+from bayes_ab.families import family_for
 
 
 def sentence(effects: MetricEffects, arm: str) -> str:
@@ -14,7 +14,7 @@ def sentence(effects: MetricEffects, arm: str) -> str:
     metric = effects.metric
     row = effects.overall(arm)
     verb = "increases" if metric.increase_is_good else "decreases"
-    loss = FAMILIES[metric.family].format_absolute(row.loss_ship_abs)
+    loss = family_for(metric).format_absolute(row.loss_ship_abs)
     text = (
         f"There is a {fmt.probability(row.p_beat_control)} probability that {arm} {verb} "
         f"{metric.name.replace('_', ' ')}; most likely {fmt.relative(row.rel_lift)} "

@@ -1,11 +1,6 @@
-"""Conjugate closed forms for the unpooled case, one per family.
-
-- conversion: ``Beta(1 + successes, 1 + failures)`` per arm x segment (flat prior);
-- count: ``Gamma(0.5 + sum, n)`` for a Poisson mean (Jeffreys prior) where the counts are Poisson,
-  otherwise the robust likelihood's Student-t around each cell's mean with its observed variance;
-- retention: ``Beta(1 + lost, 1 + at_risk - lost)`` per day's hazard, retention = prod(1 - hazard);
-- mean: Student-t posterior of each cell mean under the flat prior (with a covariate: around the
-  CUPED-adjusted mean with the pooled slope).
+"""Closed-form posteriors the families' unpooled references are built from (each family's module says
+which it uses): Beta posteriors of rates with the exact P(p_t > p_c), flat-prior Student-t draws of means,
+and the wrapper that shapes draws like an MCMC fit.
 
 These are the fast path when no pooling is wanted (one segment, quick looks) and the references the
 hierarchical models are tested against.
@@ -19,10 +14,8 @@ from scipy import integrate, special, stats as st
 
 import arviz as az
 
-from bayes_ab.models import count
 from bayes_ab.models.hierarchy import coords_for
-from bayes_ab.models.mean import centred_sums
-from bayes_ab.spec import Metric, SamplerSettings
+from bayes_ab.sampling import SamplerSettings
 
 
 def beta_posterior(successes: float, trials: float, prior_a: float = 1.0,
@@ -54,9 +47,12 @@ def prob_beta_greater_numeric(a_t: float, b_t: float, a_c: float, b_c: float) ->
     return float(np.clip(value, 0.0, 1.0))
 
 
-def _posterior(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndarray,
+def posterior_dataset(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndarray,
                extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None) -> az.InferenceData:
-    """Wrap draws of ``mean`` (chain, draw, arm, segment) like an MCMC fit; ``effect`` is arm - control."""
+    """Wrap draws of ``mean`` (chain, draw, arm, segment) like an MCMC fit; ``effect`` is arm - control.
+
+    Every family's closed form returns this shape, so effects and decisions read a conjugate posterior
+    exactly as they read an MCMC one."""
     effect = mean[:, :, 1:, :] - mean[:, :, :1, :]
     variables = {"mean": (("chain", "draw", "arm", "segment"), mean),
                  "effect": (("chain", "draw", "treatment", "segment"), effect)}
@@ -66,78 +62,12 @@ def _posterior(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndarray,
     return az.InferenceData(posterior=xr.Dataset(variables, coords=coords))
 
 
-def sample_conversion(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
-                      prior_a: float = 1.0, prior_b: float = 1.0) -> az.InferenceData:
-    """Independent draws from every arm x segment Beta posterior, shaped like an MCMC fit."""
-    rng = np.random.default_rng(sampler.seed)
-    draws = rate_draws(rng, stats["successes"].values, stats["n"].values, (sampler.chains, sampler.draws),
-                       prior_a, prior_b)
-    return _posterior(stats, sampler, draws)
-
-
 def rate_draws(rng: np.random.Generator, successes: np.ndarray, trials: np.ndarray, size: tuple[int, ...],
                prior_a: float = 1.0, prior_b: float = 1.0) -> np.ndarray:
     """Draws of Beta posteriors of rates, shape ``size + successes.shape`` (array-first: the simulations
     call it on plain arrays, :func:`sample_conversion` on statistics)."""
     a, b = beta_posterior(successes, trials, prior_a, prior_b)
     return rng.beta(a, b, size=size + np.shape(a))
-
-
-def sample_count(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
-                 prior_shape: float = 0.5) -> az.InferenceData:
-    """Unpooled posterior of each cell's mean count, matching the likelihood the count model chose:
-    Gamma-Poisson (Jeffreys prior ``Gamma(0.5, 0)``) where the counts are Poisson; otherwise the robust
-    likelihood's own closed form, a flat-prior Student-t around each cell's mean with its observed
-    variance (the negative binomial has no conjugate form, and a Gamma-Poisson posterior would ignore
-    overdispersion)."""
-    rng = np.random.default_rng(sampler.seed)
-    size = (sampler.chains, sampler.draws)
-    if count.variant(stats, metric) != "poisson":
-        n = stats["n"].values.astype(float)
-        mean, se = count.cell_moments(stats)
-        return _posterior(stats, sampler, mean_draws(rng, n, mean, se ** 2 * n * np.maximum(n - 1, 1), n - 1, size))
-    shape, rate = prior_shape + stats["sum"].values, stats["n"].values.astype(float)
-    draws = rng.gamma(shape, 1.0 / np.where(rate > 0, rate, np.nan), size=size + shape.shape)
-    return _posterior(stats, sampler, draws)
-
-
-def describe_closed_form(stats: xr.Dataset, metric: Metric) -> str:
-    """Which closed form the ``conjugate`` backend used for this metric, for the model note."""
-    if metric.family == "count":
-        form = ("Gamma-Poisson (Jeffreys prior)" if count.variant(stats, metric) == "poisson" else
-                "Student-t around each cell's mean with its observed variance (the robust likelihood, "
-                "no distribution assumed)")
-    else:
-        form = {"conversion": "Beta-Binomial, flat prior", "retention": "Beta hazard per day, flat prior",
-                "mean": "Student-t, flat prior"}[metric.family]
-    return f"conjugate backend: unpooled closed form, {form}"
-
-
-def sample_retention(stats: xr.Dataset, metric: Metric,
-                     sampler: SamplerSettings = SamplerSettings()) -> az.InferenceData:
-    """Beta posterior of every day's churn hazard; retention is the product of survived days."""
-    rng = np.random.default_rng(sampler.seed)
-    survival = survival_draws(rng, stats["lost"].values, stats["at_risk"].values, (sampler.chains, sampler.draws))
-    return _posterior(stats, sampler, survival[..., metric.horizon - 1],
-                      {"survival": (("chain", "draw", "arm", "segment", "day"), survival)})
-
-
-def survival_draws(rng: np.random.Generator, lost: np.ndarray, at_risk: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
-    """Draws of the survival curve (last axis: day) from Beta(1 + lost, 1 + survivors) daily hazards."""
-    hazard = rng.beta(1.0 + lost, 1.0 + at_risk - lost, size=size + np.shape(lost))
-    return np.cumprod(1.0 - hazard, axis=-1)
-
-
-def sample_mean(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()) -> az.InferenceData:
-    """Flat-prior Student-t posterior of each cell mean (CUPED-adjusted with the pooled slope)."""
-    rng = np.random.default_rng(sampler.seed)
-    c = centred_sums(stats)
-    n = c["n"]
-    theta = c["scy"].sum() / c["scc"].sum() if c["scc"].sum() > 0 else 0.0
-    residual = c["syy"] - 2 * theta * c["scy"] + theta ** 2 * c["scc"]
-    draws = mean_draws(rng, n, c["ybar"] - theta * c["cbar"], residual, n - 1 - (theta != 0),
-                       (sampler.chains, sampler.draws))
-    return _posterior(stats, sampler, draws)
 
 
 def mean_draws(rng: np.random.Generator, n: np.ndarray, mean: np.ndarray, squares: np.ndarray, dof: np.ndarray,

@@ -21,7 +21,7 @@ import xarray as xr
 
 from bayes_ab.errors import ModelError
 from bayes_ab.models.diagnostics import diagnose, independent_draws
-from bayes_ab.models.families import Family, family_of
+from bayes_ab.families import Family, family_of
 from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.models.result import Fit, attach_stats
 from bayes_ab.spec import Metric, SamplerSettings

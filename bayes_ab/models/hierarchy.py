@@ -17,7 +17,7 @@ import pymc as pm
 import xarray as xr
 import pytensor.tensor as pt
 
-from bayes_ab.spec import EffectPrior
+from bayes_ab.metric import EffectPrior
 
 
 def segment_effects(prior: EffectPrior, n_treatments: int, n_segments: int) -> pt.TensorVariable:

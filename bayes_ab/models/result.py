@@ -9,6 +9,7 @@ import arviz as az
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
+from bayes_ab.families import family_of
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -31,10 +32,10 @@ class Fit(HtmlRepr):
 
     @property
     def overall_mean(self) -> xr.DataArray:
-        """Draws of each arm's overall mean, segments weighted by their traffic (all arms together);
-        dims ``chain, draw, arm``."""
-        users = self.stats["n"].sum("arm").astype(float)
-        return (self.mean * (users / users.sum())).sum("segment").transpose("chain", "draw", "arm")
+        """Draws of each arm's overall mean, segments weighted as the family weighs them (by their traffic,
+        all arms together; a ratio by its denominator); dims ``chain, draw, arm``."""
+        weights = family_of(self.stats).segment_weights(self.stats)
+        return (self.mean * weights).sum("segment").transpose("chain", "draw", "arm")
 
     def text(self) -> str:
         """What was fitted, how, and whether it can be trusted."""

@@ -129,7 +129,7 @@ def plan_settings(
         if metric.role not in ("primary", "guardrail"):
             raise SpecError(f"baseline for {name!r}: only primary metrics and guardrails are simulated "
                             f"(it is a {metric.role})")
-        parsed[name] = raw if isinstance(raw, Baseline) else parse_baseline(raw, metric.family, f"baseline {name!r}")
+        parsed[name] = raw if isinstance(raw, Baseline) else parse_baseline(raw, metric, f"baseline {name!r}")
     settings = base or PlanSettings(daily_users=0, baseline={})
     changes = {k: v for k, v in dict(daily_users=daily_users, effect=effect, days=days, look_every=look_every,
                                      experiments=experiments).items() if v is not None}

@@ -1,12 +1,14 @@
 """The classical fixed-horizon sample size for the same effect: the reference an analyst expects to see.
 
 A two-sided z-test at level ``alpha`` with power ``power`` against a relative change ``effect`` of
-the control mean, with ``ratio`` treatment users per control user:
+the control mean, with ``ratio`` treatment users per control user. The family gives the per-user variance
+(``Family.unit_variance`` / ``fixed_horizon_sds``):
 
-- conversion and retention (D-horizon rate): the two-proportion test with the pooled variance
+- rates (conversion, D-horizon retention): the two-proportion test with the pooled variance
   under the null and the unpooled one under the alternative (Fleiss, without continuity correction);
 - counts: the per-user variance of a negative binomial, ``mu + mu^2 / dispersion`` (Poisson: ``mu``);
-- means: the baseline standard deviation in both arms.
+- means: the baseline standard deviation in both arms;
+- ratios: the delta-method variance of the per-user linearised ratio.
 
 The test is looked at once, at the end, so it does not answer "when can we stop" -- the simulated
 assurance of the Bayesian rule does; this figure is for comparison.
@@ -21,6 +23,7 @@ from scipy import stats
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
+from bayes_ab.families import family_for
 from bayes_ab.spec import Baseline, Metric
 
 
@@ -88,15 +91,7 @@ def fixed_horizon_sample_size(
     treatment = control * (1 + sign * effect)
     diff = treatment - control
     z_alpha, z_power = stats.norm.isf(alpha / 2), stats.norm.isf(1 - power)
-    if metric.family in ("conversion", "retention"):
-        if not 0 < treatment < 1:
-            raise SpecError(f"metric {metric.name!r}: a {effect:+.1%} change of the rate {control} leaves (0, 1)")
-        pooled = (control + ratio * treatment) / (1 + ratio)
-        sd_null = math.sqrt(pooled * (1 - pooled) * (1 + 1 / ratio))
-        sd_alt = math.sqrt(control * (1 - control) + treatment * (1 - treatment) / ratio)
-    else:
-        var_c, var_t = _variance(metric, baseline, control), _variance(metric, baseline, treatment)
-        sd_null = sd_alt = math.sqrt(var_c + var_t / ratio)
+    sd_null, sd_alt = family_for(metric).fixed_horizon_sds(metric, baseline, control, treatment, ratio)
     control_users = math.ceil(((z_alpha * sd_null + z_power * sd_alt) / diff) ** 2)
     treatment_users = math.ceil(ratio * control_users)
     days = math.nan
@@ -105,10 +100,3 @@ def fixed_horizon_sample_size(
         days = control_users / (daily_users * share)
     return FixedHorizon(metric.name, metric.family, effect, alpha, power, control_users, treatment_users, days)
 
-
-def _variance(metric: Metric, baseline: Baseline, mean: float) -> float:
-    if metric.family == "count":
-        if mean <= 0:
-            raise SpecError(f"metric {metric.name!r}: the change leaves a non-positive mean count ({mean})")
-        return mean + (0.0 if baseline.spread is None else mean ** 2 / baseline.spread)
-    return float(baseline.spread) ** 2

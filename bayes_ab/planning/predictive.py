@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from bayes_ab.analysis import Analysis
 from bayes_ab.decision import ACTIONS
 from bayes_ab.errors import SpecError
+from bayes_ab.families import family_for
 from bayes_ab.spec import Baseline, Metric
 from bayes_ab.stopping.generate import Truth, truth
 from bayes_ab.stopping.operating import run_world
@@ -149,17 +149,5 @@ def _continuation(analysis: Analysis, metric: Metric, means: np.ndarray, rng: np
     control = float(draw[0])
     if control == 0:
         raise SpecError(f"metric {metric.name!r}: the control mean is 0 in the posterior; relative lifts are undefined")
-    return truth(metric, Baseline(control, _spread(metric, analysis.stats[metric.name])), draw / control)
+    return truth(metric, Baseline(control, family_for(metric).spread(metric, analysis.stats[metric.name])), draw / control)
 
-
-def _spread(metric: Metric, stats: xr.Dataset) -> float | None:
-    """The control arm's dispersion (counts, by moments; ``None`` = Poisson) or standard deviation (means)."""
-    if metric.family in ("conversion", "retention"):
-        return None
-    control = stats.isel(arm=0).sum("segment")
-    n = float(control["n"])
-    mean = float(control["sum"]) / n
-    variance = max(float(control["sumsq"]) / n - mean ** 2, 0.0) * n / max(n - 1, 1)
-    if metric.family == "count":
-        return mean ** 2 / (variance - mean) if variance > mean and mean > 0 else None
-    return math.sqrt(variance) if variance > 0 else abs(mean) * 1e-6

@@ -20,16 +20,14 @@ from bayes_ab.decision.evidence import harm_draws, relative_lift_draws
 from bayes_ab.decision.srm import srm_checks
 from bayes_ab.effects import format as fmt
 from bayes_ab.effects import sentence
-from bayes_ab.effects.compute import hdi
-from bayes_ab.effects.retention import retention_curve
+from bayes_ab.intervals import hdi
 from bayes_ab.models import Fit, fit
-from bayes_ab.models.families import FAMILIES
+from bayes_ab.families import family_for
 from bayes_ab.report import figures
 from bayes_ab.spec import SamplerSettings
 from bayes_ab.stopping import OperatingCharacteristics, RuleComparison
 
 FLAT_PRIOR = SamplerSettings(draws=2000, chains=2, backend="conjugate", seed=20)
-COUNT_BARS = 30
 
 
 @dataclass(frozen=True)
@@ -226,7 +224,7 @@ def _versions() -> str:
 def _metric_section(result: Analysis, name: str) -> MetricSection:
     effects, model = result.effects[name], result.fits[name]
     metric = effects.metric
-    family = FAMILIES[metric.family]
+    family = family_for(metric)
     flat = fit(result.stats[name], metric, FLAT_PRIOR)
     treatments = effects.treatments
     lift_plot = figures.lift_density({arm: relative_lift_draws(model, arm) for arm in treatments}, metric.rope,
@@ -241,7 +239,7 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
     forest_plot = figures.forest(forest_rows, f"{name}: relative lift by segment ({effects.interval:.0%} intervals)")
     shrinkage = tuple({"segment": r["label"], "unpooled": r["unpooled"], "pooled": r["pooled"],
                        "moved": _moved(r["unpooled"], r["pooled"])} for r in forest_rows)
-    family_plot, family_note = _family_plot(model, effects.interval)
+    family_plot, family_note = family.figure(model, effects.interval)
     prior_plot, prior_note = _prior(model)
     flat_effects = {arm: _summary(relative_lift_draws(flat, arm), effects.interval) for arm in treatments}
     sign = 1.0 if metric.increase_is_good else -1.0
@@ -278,32 +276,6 @@ def _moved(unpooled: tuple[float, float, float], pooled: tuple[float, float, flo
     narrower = 1 - width_after / width_before if width_before > 0 else 0.0
     return f"{fmt.relative(shift)} shift, interval {narrower:.0%} narrower" if narrower >= 0 else \
         f"{fmt.relative(shift)} shift, interval {-narrower:.0%} wider"
-
-
-def _family_plot(model: Fit, interval: float) -> tuple[str | None, str]:
-    family = model.metric.family
-    if family == "retention":
-        curve = retention_curve(model, interval)
-        curves = {str(arm): (part["day"].values, part["retention"].values, part["low"].values, part["high"].values)
-                  for arm, part in curve.groupby("arm", sort=False)}
-        return figures.retention_curves(curves), (f"Posterior retention by day since exposure (overall, "
-                                                  f"{interval:.0%} bands); users not yet old enough to be "
-                                                  "observed on a day are censored, not counted as lost.")
-    if family == "count":
-        users = model.stats["users"].sum("segment")
-        values = model.stats["value"].values
-        cap = int(min(values.max(), max(COUNT_BARS - 1, 1)))
-        shown = np.arange(cap + 1)
-        shares = {}
-        for arm in users["arm"].values:
-            row = users.sel(arm=arm).values.astype(float)
-            binned = np.array([row[values == v].sum() for v in shown[:-1]] + [row[values >= cap].sum()])
-            shares[str(arm)] = binned / row.sum()
-        largest = int(values[(users.sum("arm").values > 0)].max())
-        return figures.count_distribution(shown, shares, cap), (
-            f"Observed share of users per count value (values of {cap} or more in the last bar; the largest "
-            f"is {largest:,}). The model is negative binomial on this exact histogram.")
-    return None, ""
 
 
 def _prior(model: Fit) -> tuple[str | None, str]:

@@ -38,7 +38,8 @@ from bayes_ab.display import HtmlRepr
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
-from bayes_ab.spec import Baseline, ExperimentSpec, Metric, PlanSettings, parse_baseline
+from bayes_ab.families import family_for
+from bayes_ab.spec import Baseline, ExperimentSpec, Metric, PlanSettings
 from bayes_ab.stopping.generate import Truth, accumulator, factors_for, truth
 from bayes_ab.stopping.rules import RULES, Look, RuleName, SimulatedRule, rule
 
@@ -333,12 +334,10 @@ def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
         raise SpecError(f"{where}.baseline: no baseline for primary metric(s) {', '.join(missing)}")
     for metric in simulated_metrics(spec, plan):
         b = plan.baseline[metric.name]
-        raw = b.value if metric.family in ("conversion", "retention") else \
-            {"mean": b.value, **({} if b.spread is None else {"dispersion" if metric.family == "count" else "sd": b.spread})}
-        parse_baseline(raw, metric.family, f"{where}.baseline.{metric.name}")
+        family = family_for(metric)
+        family.parse_baseline(family.baseline_raw(b), f"{where}.baseline.{metric.name}")
         worst = max(plan.effect, BREACH_MARGINS * metric.margin if metric.role == "guardrail" else 0.0)
-        if metric.family in ("conversion", "retention") and b.value * (1 + worst) >= 1:
-            raise SpecError(f"{where}.baseline.{metric.name}: a {worst:.0%} change of the rate {b.value} exceeds 1")
+        family.check_change(metric, b, worst, f"{where}.baseline.{metric.name}")
 
 
 @dataclass

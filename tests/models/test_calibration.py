@@ -16,7 +16,8 @@ import pytest
 from scipy import stats as st
 
 from bayes_ab.data import aggregate
-from bayes_ab.models import conversion, fit, retention
+from bayes_ab.families import conversion, retention
+from bayes_ab.models import fit
 from bayes_ab.spec import SamplerSettings
 
 from conftest import make_spec

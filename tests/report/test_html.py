@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bayes_ab.analysis import analyze, analyze_stats
-from bayes_ab.data.stats import count_stats, retention_stats
+from bayes_ab.data import count_stats, retention_stats
 from bayes_ab.decision import recommend
 from bayes_ab.report import render_report, write_report
 from bayes_ab.spec import SamplerSettings

@@ -6,9 +6,9 @@ import pytest
 
 from bayes_ab.analysis import analyze
 from bayes_ab.data import aggregate
-from bayes_ab.effects.retention import retention_milestones
+from bayes_ab.families.retention import retention_milestones
 from bayes_ab.errors import DataError
-from bayes_ab.models.retention import kaplan_meier
+from bayes_ab.families.retention import kaplan_meier
 from bayes_ab.spec import SamplerSettings
 
 from conftest import make_spec

@@ -11,8 +11,8 @@ from bayes_ab.data import aggregate, count_stats
 from bayes_ab.errors import DataError
 from bayes_ab.models import fit
 from bayes_ab.effects.compute import hdi
-from bayes_ab.models.count import BASELINE_LOG_SD, LOG_ALPHA_SD, dispersion_test, negative_binomial_check, variant
-from bayes_ab.models.conjugate import sample_count
+from bayes_ab.families.count import (BASELINE_LOG_SD, LOG_ALPHA_SD, CountParams, dispersion_test,
+                                     negative_binomial_check, sample_count, variant)
 from bayes_ab.simulation import HeavyTailedCounts
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -21,8 +21,8 @@ from conftest import COOKIE_CATS, make_spec
 SETTINGS = SamplerSettings(draws=1000, tune=1000, chains=2, seed=4)
 
 
-def count_metric(**kw):
-    return Metric(name="trades", family="count", column="trades", **kw)
+def count_metric(count_model="auto"):
+    return Metric(name="trades", family="count", column="trades", params=CountParams(count_model))
 
 
 def histogram_stats(samples: dict[str, np.ndarray]):

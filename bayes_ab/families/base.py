@@ -1,0 +1,270 @@
+"""What a metric family is: one declaration holding everything the engine needs to know about it.
+
+A family (conversion, count, retention, mean, ratio) declares, in one module:
+
+- **spec**: its parameters (a frozen dataclass, e.g. ``CountParams``) read from the metric's YAML fields,
+  and how its planning baseline is written (``baseline_fields``);
+- **data**: the aggregates it asks the engine for, folded into the one grouped query (:meth:`Family.query`,
+  the way a metric declares its aggregate columns), and the statistics Dataset built from them;
+- **model**: the hierarchical PyMC model on those statistics and its unpooled closed-form reference;
+- **simulation**: the truth that draws simulated users and the accumulator that keeps their statistics;
+- **planning**: the per-user variance behind the fixed-horizon sample size, and the spread of the control
+  arm a continuation is simulated with;
+- **presentation**: its unit, its report figure and any extra console lines.
+
+Everything outside ``bayes_ab.families`` iterates the registry (:func:`bayes_ab.families.registry`) and
+never names a family, so a new family is its module plus one registry line.
+
+Every family's model exposes the same named quantities, so effects and decisions are family-agnostic:
+``mean`` (arm x segment, the metric on its natural scale) and ``effect`` (treatment x segment, on the link
+scale, where the effect prior lives).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+
+import numpy as np
+import xarray as xr
+
+from bayes_ab.errors import SpecError
+from bayes_ab.metric import Baseline, FamilyParams, Metric
+from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:      # only for annotations: importing these at run time would import a family half-way
+    import arviz as az
+    import pymc as pm
+
+    from bayes_ab.data.queries import MetricQuery
+
+
+class Truth(Protocol):
+    """The true behaviour of one metric in every arm, for simulated experiments."""
+
+    metric: Metric
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        """One value per user (a row per user for families with several columns); ``arms`` holds each
+        user's arm index (0 = control)."""
+
+
+class Accumulator(Protocol):
+    """Cumulative statistics of one metric over the simulated users a rule has seen."""
+
+    metric: Metric
+
+    def add(self, arms: np.ndarray, values: np.ndarray) -> None:
+        """Add users: their arm indices and their values (as :meth:`Truth.draw` gives them)."""
+
+    def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """Closed-form posterior draws of every arm's mean, shape (draws, arms)."""
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per arm: the classical estimate of the mean and the variance of that estimate."""
+
+    def link(self, means: np.ndarray) -> np.ndarray:
+        """Means on the scale of the family model's treatment effect (its prior is on that scale)."""
+
+    def users(self) -> np.ndarray:
+        """Users seen per arm."""
+
+    def stats(self) -> xr.Dataset:
+        """The cumulative sufficient statistics (one segment)."""
+
+
+class Family(ABC):
+    """One metric family. Subclasses are stateless declarations; the registry holds one instance each."""
+
+    name: ClassVar[str]
+    params_type: ClassVar[type[FamilyParams]] = FamilyParams
+    uses_column: ClassVar[bool] = True
+    """False when the family reads its columns from its parameters (ratio: numerator, denominator)."""
+    unit: ClassVar[str] = "per user"
+    unit_scale: ClassVar[float] = 1.0
+    baseline_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields of a planning baseline mapping (``mean`` first); empty: the baseline is one rate."""
+    aggregated_input: ClassVar[bool] = False
+    """Whether pre-aggregated rows (``--aggregated``) can carry this family's statistics."""
+
+    # -- spec --------------------------------------------------------------------------------
+
+    def params(self, metric: Metric) -> FamilyParams:
+        """The metric's parameters: its own, or the family's defaults when it has none."""
+        return metric.params if metric.params is not None else self.params_type()
+
+    def parse_params(self, read: "ParamReader") -> FamilyParams:
+        """The family's parameters from the metric's YAML fields (the default: none)."""
+        return self.params_type()
+
+    @abstractmethod
+    def parse_baseline(self, raw: Any, where: str) -> Baseline:
+        """A planning baseline from its spec form; :class:`SpecError` prefixed with ``where``."""
+
+    def baseline_raw(self, baseline: Baseline) -> Any:
+        """The spec form of ``baseline`` (inverse of :meth:`parse_baseline`)."""
+        if not self.baseline_fields:
+            return baseline.value
+        raw = {self.baseline_fields[0]: baseline.value}
+        if baseline.spread is not None:
+            raw[self.baseline_fields[1]] = baseline.spread
+        return raw
+
+    def check_change(self, metric: Metric, baseline: Baseline, change: float, where: str) -> None:
+        """Refuse a simulated relative ``change`` of ``baseline`` the family cannot represent (default: any
+        change of a mean is representable)."""
+
+    # -- data --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> "MetricQuery":
+        """The SQL checks, per-cell aggregates and statistics builder of ``metric``; ``alias`` prefixes its
+        SQL column names and ``kinds`` gives every source column's kind."""
+
+    def segment_weights(self, stats: xr.Dataset) -> xr.DataArray:
+        """Weights of the segments in the overall estimate: their share of users (all arms together)."""
+        users = stats["n"].sum("arm").astype(float)
+        return users / users.sum()
+
+    # -- model -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
+        """Arrays the model reads through ``pm.Data``, by name."""
+
+    @abstractmethod
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
+        """The PyMC model of ``metric`` on ``stats``."""
+
+    @abstractmethod
+    def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:
+        """Raw per-arm value over the segments in ``stats``, without any model."""
+
+    def variant(self, stats: xr.Dataset, metric: Metric) -> str:
+        """Which likelihood the data call for (part of the compiled structure)."""
+        return self.name
+
+    @abstractmethod
+    def describe(self, stats: xr.Dataset, metric: Metric) -> str:
+        """One line: which likelihood was used and why."""
+
+    @abstractmethod
+    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> "az.InferenceData":
+        """Independent draws of the unpooled closed-form posterior, shaped like an MCMC fit."""
+
+    @abstractmethod
+    def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
+        """Which closed form :meth:`sample_conjugate` uses on these statistics."""
+
+    # -- simulation --------------------------------------------------------------------------
+
+    @abstractmethod
+    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> Truth:
+        """The truth whose arm ``k`` has mean ``baseline.value * factors[k]`` (control first)."""
+
+    @abstractmethod
+    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> Accumulator:
+        """An accumulator, empty or holding ``start`` (one-segment statistics already observed)."""
+
+    # -- planning ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def unit_variance(self, metric: Metric, baseline: Baseline, mean: float) -> float:
+        """Variance of one user's value when the arm's mean is ``mean`` (fixed-horizon sample sizes)."""
+
+    def fixed_horizon_sds(self, metric: Metric, baseline: Baseline, control: float, treatment: float,
+                          ratio: float) -> tuple[float, float]:
+        """Standard deviations of the difference of means (per control user) under the null and the
+        alternative; without a pooled null variance, both are the unpooled one."""
+        sd = math.sqrt(self.unit_variance(metric, baseline, control)
+                       + self.unit_variance(metric, baseline, treatment) / ratio)
+        return sd, sd
+
+    def spread(self, metric: Metric, stats: xr.Dataset) -> float | None:
+        """The control arm's spread (the baseline's ``spread``) estimated from ``stats``."""
+        return None
+
+    # -- presentation ------------------------------------------------------------------------
+
+    def figure(self, fit, interval: float) -> tuple[str | None, str]:
+        """The family's report figure (a data URI) of a fit (:class:`bayes_ab.models.result.Fit`) and its
+        caption; none by default."""
+        return None, ""
+
+    def text_lines(self, fit, interval: float) -> list[str]:
+        """Extra lines of the console summary (e.g. retention milestones); none by default."""
+        return []
+
+    def format_absolute(self, value: float, signed: bool = False) -> str:
+        """An absolute difference in the family's display unit, e.g. ``+0.42 percentage points``."""
+        scaled = value * self.unit_scale
+        digits = 2 if abs(scaled) >= 0.1 or scaled == 0 else 1 - int(np.floor(np.log10(abs(scaled))))
+        return f"{scaled:{'+' if signed else ''}.{digits}f} {self.unit}"
+
+
+class RateFamily(Family):
+    """A family whose metric is a rate in (0, 1) (conversion, retention): the baseline is the rate, the null
+    variance of a fixed-horizon test is pooled, and a change must keep the rate inside (0, 1)."""
+
+    unit = "percentage points"
+    unit_scale = 100.0
+
+    def parse_baseline(self, raw: Any, where: str) -> Baseline:
+        rate = finite(raw, "the baseline rate", where)
+        if not 0 < rate < 1:
+            raise SpecError(f"{where}: the baseline rate must be in (0, 1), got {rate}")
+        return Baseline(rate)
+
+    def check_change(self, metric: Metric, baseline: Baseline, change: float, where: str) -> None:
+        if baseline.value * (1 + change) >= 1:
+            raise SpecError(f"{where}: a {change:.0%} change of the rate {baseline.value} exceeds 1")
+
+    def unit_variance(self, metric: Metric, baseline: Baseline, mean: float) -> float:
+        return mean * (1 - mean)
+
+    def fixed_horizon_sds(self, metric: Metric, baseline: Baseline, control: float, treatment: float,
+                          ratio: float) -> tuple[float, float]:
+        if not 0 < treatment < 1:
+            raise SpecError(f"metric {metric.name!r}: a {treatment / control - 1:+.1%} change of the rate "
+                            f"{control} leaves (0, 1)")
+        pooled = (control + ratio * treatment) / (1 + ratio)
+        return (math.sqrt(pooled * (1 - pooled) * (1 + 1 / ratio)),
+                math.sqrt(control * (1 - control) + treatment * (1 - treatment) / ratio))
+
+
+def finite(value: Any, name: str, where: str) -> float:
+    """``value`` as a float; :class:`SpecError` when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(f"{where}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def mean_baseline(raw: Any, where: str, spread_name: str) -> tuple[float, Any]:
+    """The ``mean`` and raw spread of a ``{mean, <spread_name>}`` baseline mapping, checked for shape."""
+    if not isinstance(raw, Mapping) or "mean" not in raw:
+        raise SpecError(f"{where}: must be a mapping with 'mean' and '{spread_name}', got {raw!r}")
+    unknown = sorted(set(raw) - {"mean", spread_name})
+    if unknown:
+        raise SpecError(f"{where}: unknown field {unknown[0]!r} (expected mean, {spread_name})")
+    return finite(raw["mean"], "mean", where), raw.get(spread_name)
+
+
+class ParamReader(Protocol):
+    """Typed reads of one metric's YAML fields with field-path errors (the spec's reader)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def fail(self, key: str, message: str) -> Any: ...
+    def string(self, key: str, default: str | None) -> str | None: ...
+    def number(self, key: str, default: float) -> float: ...
+    def positive(self, key: str, default: float) -> float: ...
+    def count(self, key: str, default: int, minimum: int = 1) -> int: ...
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str: ...
+
+
+def moments_spread(stats: xr.Dataset) -> tuple[float, float]:
+    """The control arm's mean and sample variance from per-cell ``n``, ``sum``, ``sumsq`` (all segments)."""
+    control = stats.isel(arm=0).sum("segment")
+    n = float(control["n"])
+    mean = float(control["sum"]) / n
+    return mean, max(float(control["sumsq"]) / n - mean ** 2, 0.0) * n / max(n - 1, 1)

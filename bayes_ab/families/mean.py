@@ -1,0 +1,265 @@
+"""Hierarchical model of a continuous per-user mean, exact normal likelihood on (n, sum, sum of squares).
+
+``y ~ Normal(mu[arm, s] + theta * (x - x_bar), sigma[arm, s])`` with ``mu[arm, s] = baseline[s] +
+effect[arm, s]`` (identity link). Without a covariate ``theta = 0``. With a pre-period covariate
+x (CUPED) the regression adjustment is part of the model: ``theta`` is estimated jointly from the
+within-cell sums of x, x^2 and x*y, so its uncertainty is carried into the effect.
+
+The likelihood only needs, per cell, n, the mean of y, and the within-cell centred sums
+``Syy``, ``Sxx``, ``Sxy`` (numerically stable). Priors are on the data's scale: ``scale`` is the
+pooled within-cell standard deviation of y, and the treatment-effect prior is in units of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from bayes_ab.data.queries import MetricQuery, capped, cells, metric_column, numeric_checks
+from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
+from bayes_ab.errors import DataError, SpecError
+from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
+from bayes_ab.families.sums import Sums, SumsFamily
+from bayes_ab.models.conjugate import mean_draws, posterior_dataset
+from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
+from bayes_ab.metric import Baseline, FamilyParams, Metric
+from bayes_ab.sampling import SamplerSettings
+
+
+@dataclass(frozen=True)
+class MeanParams(FamilyParams):
+    """``covariate``: a pre-period column for CUPED. ``cap``: per-user values above it count as ``cap``."""
+
+    covariate: str | None = None
+    cap: float | None = None
+
+    def columns(self, metric: str) -> dict[str, str]:
+        return {self.covariate: f"covariate of metric {metric!r}"} if self.covariate else {}
+
+BASELINE_SD = 10.0      # in units of the pooled sd, around the pooled mean
+LOG_SIGMA_SD = 1.0
+THETA_SD = 5.0          # standardised slope
+
+
+def params_of(metric: Metric) -> MeanParams:
+    """The metric's mean parameters (the defaults when the metric has none)."""
+    return metric.params if metric.params is not None else MeanParams()
+
+
+def centred_sums(stats: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per cell: n, mean of y, within-cell centred Syy and, with a covariate centred on its overall
+    mean, the cell mean of x and the within-cell centred Sxx and Sxy (zeros without one)."""
+    n = stats["n"].values.astype(float)
+    safe = np.where(n > 0, n, 1.0)
+    sy, syy = stats["sum"].values, stats["sumsq"].values
+    out = {"n": n, "ybar": sy / safe, "syy": np.maximum(syy - sy ** 2 / safe, 0.0)}
+    if "sum_x" in stats:
+        x_bar = stats["sum_x"].values.sum() / n.sum()
+        sc = stats["sum_x"].values - n * x_bar
+        scc = stats["sum_x2"].values - 2 * x_bar * stats["sum_x"].values + n * x_bar ** 2
+        scy = stats["sum_xy"].values - x_bar * sy
+        out.update(cbar=sc / safe, scc=np.maximum(scc - sc ** 2 / safe, 0.0), scy=scy - sc * sy / safe)
+    else:
+        zeros = np.zeros_like(n)
+        out.update(cbar=zeros, scc=zeros, scy=zeros)
+    return out
+
+
+def covariate_fit(stats: xr.Dataset) -> tuple[float, float]:
+    """Pooled within-cell correlation of y and x, and the implied variance reduction ``rho^2``."""
+    c = centred_sums(stats)
+    if "sum_x" not in stats or c["scc"].sum() <= 0 or c["syy"].sum() <= 0:
+        return 0.0, 0.0
+    rho = c["scy"].sum() / np.sqrt(c["scc"].sum() * c["syy"].sum())
+    return float(rho), float(rho ** 2)
+
+
+def variant(stats: xr.Dataset, metric: Metric) -> str:
+    """``cuped`` when the statistics carry a covariate, else ``plain``."""
+    return "cuped" if "sum_x" in stats else "plain"
+
+
+def describe(stats: xr.Dataset, metric: Metric) -> str:
+    """Likelihood and, with CUPED, the variance reduction."""
+    capped = "" if params_of(metric).cap is None else f"; values capped at {params_of(metric).cap:g}"
+    if variant(stats, metric) == "plain":
+        return "normal likelihood on per-cell n, mean and variance (no covariate)" + capped
+    rho, reduction = covariate_fit(stats)
+    return (f"normal likelihood with CUPED on covariate {params_of(metric).covariate!r}: within-cell correlation "
+            f"{rho:.2f}, variance reduced by {reduction:.0%} (interval width x{np.sqrt(1 - reduction):.2f})"
+            + capped)
+
+
+def mean_model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per-cell centred sums plus the pooled location and scale that set the priors."""
+    c = centred_sums(stats)
+    n = c["n"]
+    dof = max(n.sum() - np.count_nonzero(n), 1.0)
+    scale = np.sqrt(c["syy"].sum() / dof)
+    x_scale = np.sqrt(c["scc"].sum() / dof) if c["scc"].sum() > 0 else 1.0
+    return {**c, "center": np.array((c["ybar"] * n).sum() / n.sum()),
+            "scale": np.array(scale if scale > 0 else 1.0), "x_scale": np.array(x_scale)}
+
+
+
+
+MEAN_SUMS = ("sum", "sumsq")
+COVARIATE_SUMS = ("sum_x", "sum_x2", "sum_xy")
+
+
+def mean_stats(
+    arms: Sequence[str],
+    segments: Sequence[str],
+    n: np.ndarray,
+    sums: dict[str, np.ndarray],
+    metric: str,
+) -> xr.Dataset:
+    """Statistics of a continuous metric: ``n``, ``sum``, ``sumsq`` per arm x segment, and with a
+    pre-period covariate x also ``sum_x``, ``sum_x2``, ``sum_xy`` (for CUPED).
+    """
+    counts = as_counts(n, "users", metric, arms, segments)
+    names = MEAN_SUMS + (COVARIATE_SUMS if "sum_x" in sums else ())
+    missing = [k for k in names if k not in sums]
+    if missing:
+        raise DataError(f"metric {metric!r}: missing statistic(s) {', '.join(missing)}")
+    data = {"n": (("arm", "segment"), counts)}
+    for name in names:
+        values = np.asarray(sums[name], dtype=float)
+        if values.shape != counts.shape or not np.isfinite(values).all():
+            raise DataError(f"metric {metric!r}: {name} must be finite with shape (arms, segments)")
+        data[name] = (("arm", "segment"), values)
+    ds = xr.Dataset(data, coords={"arm": list(arms), "segment": list(segments)},
+                    attrs={"family": Mean.name, "metric": metric})
+    variance = ds["sumsq"] - ds["sum"] ** 2 / ds["n"].where(ds["n"] > 0)
+    if bool((variance < -1e-6 * (1 + abs(ds["sumsq"]))).any()):
+        raise DataError(f"metric {metric!r}: sumsq is smaller than sum^2 / n (not a sum of squares)")
+    check_arms_have_users(ds)
+    return ds
+
+
+def sample_mean(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
+    """Flat-prior Student-t posterior of each cell mean (CUPED-adjusted with the pooled slope)."""
+    rng = np.random.default_rng(sampler.seed)
+    c = centred_sums(stats)
+    n = c["n"]
+    theta = c["scy"].sum() / c["scc"].sum() if c["scc"].sum() > 0 else 0.0
+    residual = c["syy"] - 2 * theta * c["scy"] + theta ** 2 * c["scc"]
+    draws = mean_draws(rng, n, c["ybar"] - theta * c["cbar"], residual, n - 1 - (theta != 0),
+                       (sampler.chains, sampler.draws))
+    return posterior_dataset(stats, sampler, draws)
+
+
+class Mean(SumsFamily):
+    """A number per user (revenue, time spent); the metric is its mean, optionally CUPED-adjusted."""
+
+    name = "mean"
+    params_type = MeanParams
+    baseline_fields = ("mean", "sd")
+
+    def parse_params(self, read: ParamReader) -> MeanParams:
+        cap = read.positive("cap", 1.0) if read.get("cap") is not None else None
+        return MeanParams(read.string("covariate", None), cap)
+
+    def parse_baseline(self, raw: Any, where: str) -> Baseline:
+        """``{mean, sd}``: the control arm's mean and per-user standard deviation (both required)."""
+        mean, spread = mean_baseline(raw, where, "sd")
+        if spread is None or finite(spread, "sd", where) <= 0:
+            raise SpecError(f"{where}: sd is required and must be positive, got {spread!r}")
+        if mean == 0:
+            raise SpecError(f"{where}: mean must not be 0 (relative lifts are measured against it)")
+        return Baseline(mean, float(spread))
+
+    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+        column = metric_column(metric, metric.column, kinds, "values")
+        y = capped(column, params_of(metric).cap)
+        checks = numeric_checks(column, metric.name, alias)
+        sums = {f"{alias}_sum": f"SUM({y})", f"{alias}_sumsq": f"SUM({y} * {y})"}
+        if params_of(metric).covariate:
+            covariate = metric_column(metric, params_of(metric).covariate, kinds, "covariate values")
+            x = covariate.number()
+            checks += numeric_checks(covariate, metric.name, alias + "x")
+            sums.update({f"{alias}_sum_x": f"SUM({x})", f"{alias}_sum_x2": f"SUM({x} * {x})",
+                         f"{alias}_sum_xy": f"SUM({x} * {y})"})
+
+        def build(arms, segments, table, detail):
+            shape = (len(arms), len(segments))
+            stats = {name[len(alias) + 1:]: cells(table, name, shape) for name in sums}
+            return mean_stats(arms, segments, cells(table, "users", shape), stats, metric.name)
+
+        return MetricQuery(checks, sums, build)
+
+    def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
+        return mean_model_data(stats)
+
+    # the module's functions of (statistics, metric) serve as the family's methods
+    variant = staticmethod(variant)
+    describe = staticmethod(describe)
+
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+        coords = coords_for(stats)
+        arms, segments = coords["arm"], coords["segment"]
+        data = mean_model_data(stats)
+        cells_dims = ("arm", "segment")
+        with pm.Model(coords=coords) as model:
+            d = {name: pm.Data(name, values, dims=cells_dims if np.ndim(values) == 2 else None)
+                 for name, values in data.items()}
+            baseline_z = pm.Normal("baseline_z", mu=0.0, sigma=BASELINE_SD, dims="segment")
+            effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
+            mu = pm.Deterministic("mean", d["center"] + d["scale"] * with_control(baseline_z, effect),
+                                  dims=cells_dims)
+            log_sigma = pm.Normal("log_sigma_z", mu=0.0, sigma=LOG_SIGMA_SD, dims=cells_dims)
+            sigma = d["scale"] * pt.exp(log_sigma)
+            if variant(stats, metric) == "cuped":
+                theta = pm.Normal("theta_z", mu=0.0, sigma=THETA_SD) * d["scale"] / d["x_scale"]
+            else:
+                theta = 0.0
+            squares = (d["syy"] - 2 * theta * d["scy"] + theta ** 2 * d["scc"]
+                       + d["n"] * (d["ybar"] - mu - theta * d["cbar"]) ** 2)
+            pm.Potential("obs", (-d["n"] * (pt.log(sigma) + 0.5 * np.log(2 * np.pi))
+                                 - squares / (2 * sigma ** 2)).sum())
+        return model
+
+    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
+        return sample_mean(stats, metric, sampler)
+
+    def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
+        return "Student-t, flat prior"
+
+    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> "_NormalTruth":
+        return _NormalTruth(metric, baseline, factors)
+
+    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> "_Means":
+        return _Means(metric, arms, start)
+
+    def unit_variance(self, metric: Metric, baseline: Baseline, mean: float) -> float:
+        return float(baseline.spread) ** 2
+
+    def spread(self, metric: Metric, stats: xr.Dataset) -> float | None:
+        """The control arm's standard deviation (a tiny positive one when every value is equal)."""
+        mean, variance = moments_spread(stats)
+        return math.sqrt(variance) if variance > 0 else abs(mean) * 1e-6
+
+
+class _NormalTruth:
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
+        self.metric, self.means, self.sd = metric, baseline.value * factors, float(baseline.spread)
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        return rng.normal(self.means[arms], self.sd)
+
+
+class _Means(Sums):
+    def link(self, means: np.ndarray) -> np.ndarray:
+        n, _, squares = self.moments()          # the mean model's effect is in pooled standard deviations
+        scale = np.sqrt(squares.sum() / max(n.sum() - len(n), 1))
+        return means / (scale if scale > 0 else 1.0)
+
+    def stats(self) -> xr.Dataset:
+        return mean_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
+                          {"sum": self.sum[:, None], "sumsq": self.sumsq[:, None]}, self.metric.name)

@@ -1,0 +1,376 @@
+"""Hierarchical discrete-time survival model of retention, on life tables with censoring.
+
+``lost[arm, s, d] ~ Binomial(at_risk[arm, s, d], h[arm, s, d])`` with
+``logit h[arm, s, d] = day[d] + segment[s] + effect[arm, s]`` (proportional odds of churning;
+segment offsets sum to zero). Users exposed too recently to be observed on day d are not in ``at_risk`` on
+that day, so a mid-test analysis is unbiased. Retention to day D is ``prod_{d <= D} (1 - h)``;
+``mean`` is retention at the metric's ``horizon`` and ``survival`` the whole curve.
+A negative ``effect`` lowers the churn hazard, i.e. improves retention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from bayes_ab.data.queries import Check, MetricQuery, metric_column, numeric_checks
+from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
+from bayes_ab.errors import DataError
+from bayes_ab.families.base import ParamReader, RateFamily
+from bayes_ab.families.sums import initial
+from bayes_ab.intervals import hdi
+from bayes_ab.models.conjugate import posterior_dataset
+from bayes_ab.models.hierarchy import coords_for, segment_effects
+from bayes_ab.metric import Baseline, FamilyParams, Metric
+from bayes_ab.sampling import SamplerSettings
+
+
+@dataclass(frozen=True)
+class RetentionParams(FamilyParams):
+    """``observed_column``: days each user has been observable; ``horizon``: the headline day N of "DN
+    retention"; ``max_day``: the last day of the retention curve."""
+
+    observed_column: str | None = None
+    horizon: int = 7
+    max_day: int = 30
+
+    def columns(self, metric: str) -> dict[str, str]:
+        return {self.observed_column: f"days observed of metric {metric!r}"} if self.observed_column else {}
+
+DAY_MU, DAY_SD = -2.0, 2.5
+SEGMENT_SD = 1.5
+
+
+def params_of(metric: Metric) -> RetentionParams:
+    """The metric's retention parameters (the defaults when the metric has none)."""
+    return metric.params if metric.params is not None else RetentionParams()
+
+
+def variant(stats: xr.Dataset, metric: Metric) -> str:
+    """Retention has one likelihood; the horizon is part of the structure."""
+    return f"horizon {params_of(metric).horizon}"
+
+
+def describe(stats: xr.Dataset, metric: Metric) -> str:
+    """Curve length and how many users are still censored before the horizon."""
+    users = float(stats["n"].sum())
+    observed = float(stats["at_risk"].sel(day=params_of(metric).horizon).sum() + stats["lost"].sel(
+        day=slice(1, params_of(metric).horizon)).sum())
+    censored = max(users - observed, 0.0) / users if users else 0.0
+    return (f"discrete-time survival to day {stats.sizes['day']}; headline D{params_of(metric).horizon} retention; "
+            f"{censored:.0%} of users censored (not yet observable) before day {params_of(metric).horizon}")
+
+
+def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
+    """Users at risk and lost per arm x segment x day."""
+    return {"at_risk": stats["at_risk"].values.astype("int64"), "lost": stats["lost"].values.astype("int64")}
+
+
+def kaplan_meier(at_risk: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Kaplan-Meier retention curve from a life table (last axis is the day)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hazard = np.where(at_risk > 0, lost / np.where(at_risk > 0, at_risk, 1), 0.0)
+    return np.cumprod(1.0 - hazard, axis=-1)
+
+
+def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
+    """Kaplan-Meier retention at the horizon per arm, pooling the segments in ``stats``."""
+    day = params_of(metric).horizon
+    curve = kaplan_meier(stats["at_risk"].sum("segment").values, stats["lost"].sum("segment").values)
+    return xr.DataArray(curve[:, day - 1], dims="arm", coords={"arm": stats["arm"].values})
+
+
+def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
+    """Build the PyMC model for one retention metric's life table."""
+    coords = {**coords_for(stats), "day": [int(d) for d in stats["day"].values]}
+    arms, segments = coords["arm"], coords["segment"]
+    dims = ("arm", "segment", "day")
+    data = model_data(stats)
+    with pm.Model(coords=coords) as model:
+        at_risk = pm.Data("at_risk", data["at_risk"], dims=dims)
+        lost = pm.Data("lost", data["lost"], dims=dims)
+        day = pm.Normal("day_logit", mu=DAY_MU, sigma=DAY_SD, dims="day")
+        # zero-sum segment offsets: identified against the day baselines without a reference segment
+        segment = (pm.ZeroSumNormal("segment_logit", sigma=SEGMENT_SD, dims="segment")
+                   if len(segments) > 1 else pt.zeros(1))
+        effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
+        arm_segment = pt.concatenate([pt.zeros((1, len(segments))), effect], axis=0) + segment[None, :]
+        logit_h = day[None, None, :] + arm_segment[:, :, None]
+        pm.Binomial("obs", n=at_risk, logit_p=logit_h, observed=lost, dims=dims)
+        survival = pm.Deterministic("survival", pt.cumprod(1 - pm.math.sigmoid(logit_h), axis=2), dims=dims)
+        pm.Deterministic("mean", survival[:, :, params_of(metric).horizon - 1], dims=("arm", "segment"))
+    return model
+
+
+MILESTONES = (1, 7, 30)
+
+
+def retention_milestones(fit, days: tuple[int, ...] = MILESTONES, interval: float = 0.9) -> pd.DataFrame:
+    """Overall (traffic-weighted) retention on each day in ``days`` per arm of a retention fit
+    (:class:`bayes_ab.models.result.Fit`), with HDI, relative lift against control and P(beat control).
+    Days beyond the fitted curve are left out.
+    """
+    survival = fit.idata.posterior["survival"]
+    weights = fit.stats["n"].sum("arm") / fit.stats["n"].sum()
+    overall = (survival * weights).sum("segment").transpose("chain", "draw", "arm", "day")
+    draws = overall.values.reshape(-1, overall.sizes["arm"], overall.sizes["day"])
+    arms = [str(a) for a in overall["arm"].values]
+    day_index = {int(d): i for i, d in enumerate(overall["day"].values)}
+    rows = []
+    for day in (d for d in days if d in day_index):
+        values = draws[:, :, day_index[day]]
+        for k, arm in enumerate(arms):
+            low, high = hdi(values[:, k], interval)
+            rel = values[:, k] / values[:, 0] - 1
+            rows.append({
+                "day": day, "arm": arm, "retention": float(np.median(values[:, k])),
+                "low": low, "high": high,
+                "rel_lift": np.nan if k == 0 else float(np.median(rel)),
+                "p_beat_control": np.nan if k == 0 else float(np.mean(values[:, k] > values[:, 0])),
+            })
+    return pd.DataFrame(rows)
+
+
+def retention_curve(fit, interval: float = 0.9) -> pd.DataFrame:
+    """The whole overall retention curve per arm and day, with HDI bands (for plots)."""
+    last = int(fit.idata.posterior["day"].values.max())
+    return retention_milestones(fit, tuple(range(1, last + 1)), interval)
+
+
+def retention_stats(
+    arms: Sequence[str],
+    segments: Sequence[str],
+    at_risk: np.ndarray,
+    lost: np.ndarray,
+    metric: str,
+    users: np.ndarray | None = None,
+) -> xr.Dataset:
+    """Life table of a retention metric: per arm x segment x day, users at risk and users lost.
+
+    Day ``d`` (1, 2, ...) counts users still retained at the start of day ``d`` and observable on it
+    (``at_risk``) and those of them first not retained on day ``d`` (``lost``). Users exposed too
+    recently to be observed on day ``d`` are censored: they leave the risk set without counting as
+    lost. ``users`` (exposed users per arm x segment) defaults to ``at_risk`` on day 1.
+    """
+    risk = np.asarray(at_risk, dtype=float)
+    gone = np.asarray(lost, dtype=float)
+    if risk.ndim != 3 or risk.shape != gone.shape or risk.shape[:2] != (len(arms), len(segments)):
+        raise DataError(f"metric {metric!r}: at_risk and lost must both have shape (arms, segments, days)")
+    days = np.arange(1, risk.shape[2] + 1)
+    for d in range(risk.shape[2]):
+        as_counts(risk[:, :, d], f"at risk on day {d + 1}", metric, arms, segments)
+        as_counts(gone[:, :, d], f"lost on day {d + 1}", metric, arms, segments)
+    over = gone > risk
+    if over.any():
+        i, j, d = np.argwhere(over)[0]
+        raise DataError(f"metric {metric!r}: lost ({int(gone[i, j, d])}) exceed users at risk "
+                        f"({int(risk[i, j, d])}) on day {d + 1} for arm {arms[i]!r}, segment {segments[j]!r}")
+    later = risk[:, :, 1:] > risk[:, :, :-1] - gone[:, :, :-1]
+    if later.any():
+        i, j, d = np.argwhere(later)[0]
+        raise DataError(f"metric {metric!r}: users at risk on day {d + 2} exceed those still retained "
+                        f"after day {d + 1} for arm {arms[i]!r}, segment {segments[j]!r}")
+    n = risk[:, :, 0] if users is None else as_counts(users, "users", metric, arms, segments)
+    ds = xr.Dataset(
+        {
+            "n": (("arm", "segment"), np.asarray(n).astype("int64")),
+            "at_risk": (("arm", "segment", "day"), risk.astype("int64")),
+            "lost": (("arm", "segment", "day"), gone.astype("int64")),
+        },
+        coords={"arm": list(arms), "segment": list(segments), "day": days},
+        attrs={"family": Retention.name, "metric": metric},
+    )
+    check_arms_have_users(ds)
+    return ds
+
+
+def survival_draws(rng: np.random.Generator, lost: np.ndarray, at_risk: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Draws of the survival curve (last axis: day) from Beta(1 + lost, 1 + survivors) daily hazards."""
+    hazard = rng.beta(1.0 + lost, 1.0 + at_risk - lost, size=size + np.shape(lost))
+    return np.cumprod(1.0 - hazard, axis=-1)
+
+
+def sample_retention(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
+    """Beta posterior of every day's churn hazard; retention is the product of survived days."""
+    rng = np.random.default_rng(sampler.seed)
+    survival = survival_draws(rng, stats["lost"].values, stats["at_risk"].values, (sampler.chains, sampler.draws))
+    return posterior_dataset(stats, sampler, survival[..., params_of(metric).horizon - 1],
+                             {"survival": (("chain", "draw", "arm", "segment", "day"), survival)})
+
+
+class Retention(RateFamily):
+    """Is the user still active N days after exposure? Churn day per user, censored by days observed."""
+
+    name = "retention"
+    params_type = RetentionParams
+
+    def parse_params(self, read: ParamReader) -> RetentionParams:
+        observed = read.string("observed_column", None) or read.fail(
+            "observed_column", "is required for retention (days each user has been observable)")
+        horizon = read.count("horizon", 7)
+        max_day = read.count("max_day", max(30, horizon))
+        if max_day < horizon:
+            read.fail("max_day", f"must be at least horizon ({horizon}), got {max_day}")
+        return RetentionParams(observed, horizon, max_day)
+
+    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+        p = params_of(metric)
+        if not p.observed_column:
+            raise DataError(f"metric {metric.name!r}: retention needs observed_column (days each user has "
+                            "been observable)")
+        churn_column = metric_column(metric, metric.column, kinds, "churn days")
+        seen_column = metric_column(metric, p.observed_column, kinds, "days observed")
+        churn, seen = churn_column.number(), seen_column.number()
+        checks = numeric_checks(churn_column, metric.name, alias + "c", allow_missing=True, whole=True,
+                                minimum=1, what="churn days")
+        checks += numeric_checks(seen_column, metric.name, alias + "o", whole=True, minimum=0,
+                                 what="days observed")
+        checks.append(Check.counted(
+            f"{alias}_beyond", f"({churn} > {seen})",
+            f"has churn days beyond the observation window (column {p.observed_column!r})",
+            metric.column, metric.name))
+        max_day = p.max_day
+
+        def build(arms, segments, table, detail):
+            shape = (len(arms), len(segments), max_day + 1)
+            exits = np.zeros(shape)
+            lost = np.zeros(shape)
+            a = {name: i for i, name in enumerate(arms)}
+            s = {name: j for j, name in enumerate(segments)}
+            for row in detail.itertuples(index=False):
+                idx = (a[row.arm], s[row.segment], int(row.key))
+                exits[idx] += getattr(row, f"{alias}_users")
+                lost[idx] += getattr(row, f"{alias}_lost")
+            # at risk on day d: users whose exit day (churn, censoring or max_day) is >= d
+            at_risk = np.cumsum(exits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
+            return retention_stats(arms, segments, at_risk, lost[:, :, 1:], metric.name,
+                                   users=exits.sum(axis=2))
+
+        return MetricQuery(
+            checks, {}, build,
+            detail_key=f"CAST(LEAST(COALESCE({churn}, {seen}), {seen}, {max_day}) AS BIGINT)",
+            detail_sums={f"{alias}_users": "COUNT(*)",
+                         f"{alias}_lost": f"COUNT(*) FILTER (WHERE {churn} IS NOT NULL AND {churn} <= {max_day})"},
+        )
+
+    # the module's functions of (statistics, metric) serve as the family's methods
+    model_data = staticmethod(model_data)
+    build_model = staticmethod(build_model)
+    observed_mean = staticmethod(observed_mean)
+    variant = staticmethod(variant)
+    describe = staticmethod(describe)
+
+    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
+        return sample_retention(stats, metric, sampler)
+
+    def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
+        return "Beta hazard per day, flat prior"
+
+    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> "_ChurnTruth":
+        return _ChurnTruth(metric, baseline, factors)
+
+    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> "_LifeTables":
+        return _LifeTables(metric, arms, start)
+
+    def figure(self, fit, interval: float) -> tuple[str | None, str]:
+        """The posterior retention curve per arm with its bands."""
+        from bayes_ab.report import figures     # matplotlib only when a report is drawn
+
+        curve = retention_curve(fit, interval)
+        curves = {str(arm): (part["day"].values, part["retention"].values, part["low"].values, part["high"].values)
+                  for arm, part in curve.groupby("arm", sort=False)}
+        return figures.retention_curves(curves), (f"Posterior retention by day since exposure (overall, "
+                                                  f"{interval:.0%} bands); users not yet old enough to be "
+                                                  "observed on a day are censored, not counted as lost.")
+
+    def text_lines(self, fit, interval: float) -> list[str]:
+        """The retention milestones (D1, D7, D30) per arm."""
+        from bayes_ab.effects import format as fmt
+
+        milestones = retention_milestones(fit, interval=interval)
+        shown = pd.DataFrame({
+            "day": "D" + milestones["day"].astype(str), "arm": milestones["arm"],
+            "retention": [f"{v:.1%} [{lo:.1%}, {hi:.1%}]" for v, lo, hi in
+                          zip(milestones["retention"], milestones["low"], milestones["high"])],
+            "rel. lift": [("" if np.isnan(v) else fmt.relative(v)) for v in milestones["rel_lift"]],
+            "P(beat ctrl)": [("" if np.isnan(v) else fmt.probability(v)) for v in milestones["p_beat_control"]],
+        })
+        return ["retention milestones (overall):"] + ["  " + line for line in shown.to_string(index=False).splitlines()]
+
+
+class _ChurnTruth:
+    """A geometric churn day per user: the constant daily hazard that gives the baseline D-horizon
+    retention (at each look every user is observed up to the look, censored after)."""
+
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
+        self.metric = metric
+        # the improvement is on D-horizon retention; the constant daily hazard that gives it
+        retention = np.clip(baseline.value * factors, 1e-9, 1 - 1e-9)
+        self.hazards = 1.0 - retention ** (1.0 / params_of(metric).horizon)
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        return rng.geometric(self.hazards[arms])
+
+
+class _LifeTables:
+    def __init__(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None):
+        self.metric, self.arms = metric, arms
+        # users observed before the simulation keep the life table they had (they are not followed further)
+        self.start = start
+        self.cohorts: list[list[np.ndarray]] = [[] for _ in arms]     # per arm: churn days, one array per day
+        self.n = initial(start, "n", len(arms))
+
+    def add(self, arms: np.ndarray, values: np.ndarray) -> None:
+        for k in range(len(self.arms)):
+            self.cohorts[k].append(values[arms == k])
+        self.n += np.bincount(arms, minlength=len(self.arms))
+
+    def users(self) -> np.ndarray:
+        return self.n
+
+    def _life_table(self, days: int) -> tuple[np.ndarray, np.ndarray]:
+        """Users at risk and lost on each of the first ``days`` days, per arm, as of the latest day."""
+        at_risk = np.zeros((len(self.arms), days))
+        lost = np.zeros_like(at_risk)
+        for k, cohorts in enumerate(self.cohorts):
+            for start, churn in enumerate(cohorts, start=1):
+                observed = min(len(cohorts) - start, days)            # whole days seen so far
+                # users at risk on day d survived d-1 days; lost on day d if they churned on day d
+                counts = np.bincount(np.minimum(churn, observed + 1), minlength=observed + 2)
+                survivors = churn.size - np.concatenate([[0], np.cumsum(counts[1:observed + 1])])
+                at_risk[k, :observed] += survivors[:observed]
+                lost[k, :observed] += counts[1:observed + 1]
+        if self.start is not None:
+            seen = min(self.start.sizes["day"], days)
+            at_risk[:, :seen] += self.start["at_risk"].values[:, :seen]
+            lost[:, :seen] += self.start["lost"].values[:, :seen]
+        return at_risk, lost
+
+    def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        at_risk, lost = self._life_table(params_of(self.metric).horizon)
+        return survival_draws(rng, lost, at_risk, (draws,))[..., -1]
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        """Kaplan-Meier D-horizon retention and Greenwood's variance (days nobody reached count as no loss)."""
+        at_risk, lost = self._life_table(params_of(self.metric).horizon)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hazard = np.where(at_risk > 0, lost / at_risk, 0.0)
+            greenwood = np.where(at_risk > lost, lost / (at_risk * (at_risk - lost)), 0.0)
+        survival = np.prod(1.0 - hazard, axis=1)
+        return survival, survival ** 2 * greenwood.sum(axis=1)
+
+    def link(self, means: np.ndarray) -> np.ndarray:
+        # the model's effect is on the logit of the daily churn hazard; for small hazards that is the
+        # complementary log-log of retention (a lower hazard, a higher retention)
+        return np.log(-np.log(np.clip(means, 1e-12, 1 - 1e-12)))
+
+    def stats(self) -> xr.Dataset:
+        at_risk, lost = self._life_table(params_of(self.metric).max_day)
+        return retention_stats(self.arms, [ALL_USERS], at_risk[:, None, :], lost[:, None, :], self.metric.name,
+                               users=self.n[:, None])

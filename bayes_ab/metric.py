@@ -1,0 +1,105 @@
+"""A metric and what it is judged by: family, column, direction, role, effect prior, planning baseline.
+
+The lowest layer of the spec: the family modules (:mod:`bayes_ab.families`) build on these types, and the
+spec (:mod:`bayes_ab.spec`) validates YAML into them through the family registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class FamilyParams:
+    """A family's own spec fields (none by default). Field names are the YAML keys."""
+
+    def columns(self, metric: str) -> dict[str, str]:
+        """Input columns these parameters name, with what each is for (besides the metric's ``column``)."""
+        return {}
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The YAML keys these parameters are read from."""
+        return tuple(f.name for f in fields(cls))
+
+
+class Direction(StrEnum):
+    """Which way a metric is good."""
+
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+class Role(StrEnum):
+    """What a metric is for: deciding (primary), guarding (guardrail) or informing (secondary)."""
+
+    PRIMARY = "primary"
+    GUARDRAIL = "guardrail"
+    SECONDARY = "secondary"
+
+
+@dataclass(frozen=True)
+class EffectPrior:
+    """Prior of the treatment effect on the link scale (logit for conversion).
+
+    ``effect_sd`` is the scale of the overall effect; ``heterogeneity_sd`` the half-normal
+    scale of how much segments differ from it (smaller means stronger pooling).
+    """
+
+    effect_sd: float = 0.5
+    heterogeneity_sd: float = 0.2
+
+
+GUARDRAIL_EFFECT_SD = 0.1
+"""Default sceptical prior scale of a guardrail's treatment effect (link scale): +/-0.1 on the logit
+or log scale is about +/-10% relative at one sd, so a guardrail alarm needs real evidence."""
+GUARDRAIL_MARGIN = 0.02
+"""Default non-inferiority margin of a guardrail: 2% relative worsening is tolerated."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric: what to model (family), from which column, and which way is good.
+
+    ``family`` names an entry of the family registry (:mod:`bayes_ab.families`); ``params`` holds that
+    family's own fields (e.g. ``CountParams(count_model, cap)``); ``None`` means the family's defaults
+    (``Family.params`` resolves it).
+    ``column`` is the per-user value, except for families that name their columns in ``params``.
+    """
+
+    name: str
+    family: str
+    column: str | None = None
+    direction: Direction = Direction.INCREASE
+    role: Role = Role.PRIMARY
+    rope: float = 0.01
+    prior: EffectPrior = field(default_factory=EffectPrior)
+    margin: float = GUARDRAIL_MARGIN
+    params: FamilyParams | None = None
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Input columns this metric reads, with what each is for."""
+        wanted = {self.column: f"metric {self.name!r}"} if self.column else {}
+        if self.params is not None:
+            wanted.update(self.params.columns(self.name))
+        return wanted
+
+    @property
+    def increase_is_good(self) -> bool:
+        """True when a higher metric value is the better outcome."""
+        return self.direction == "increase"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Control-arm behaviour of one primary metric, for simulating experiments.
+
+    ``value``: the metric's control value (a conversion rate, D-horizon retention, mean count, mean or
+    ratio). ``spread``: the family's second parameter where it has one (a count's negative-binomial
+    dispersion, ``None`` = Poisson; a mean's standard deviation; see each family's ``parse_baseline``).
+    """
+
+    value: float
+    spread: float | None = None
