@@ -20,7 +20,7 @@ from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab.effects import format as fmt
 from bayes_ab.decision import recommend
 from bayes_ab.errors import BayesAbError, SpecError
-from bayes_ab.families import family_for
+from bayes_ab.families import family_for, registry
 from bayes_ab.spec import load_spec
 
 
@@ -75,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     ahead = commands.add_parser("plan", help="how many users and days the decision rule needs (by simulation)")
     ahead.add_argument("spec", help="experiment spec (YAML); its plan: section supplies defaults")
     ahead.add_argument("--baseline", action="append", default=[], metavar="METRIC=VALUE",
-                       help="control baseline of a primary metric: a rate (conversion, retention), MEAN[,DISPERSION] "
-                            "(counts) or MEAN,SD (means); repeat per metric; METRIC= may be left out with one primary")
+                       help=f"control baseline of a primary metric, by family: {_baseline_forms()} (a trailing "
+                            "value may be left out where the family has a default); repeat per metric; METRIC= "
+                            "may be left out with one primary")
     ahead.add_argument("--daily-traffic", type=int, help="users per day at 100%% of traffic")
     ahead.add_argument("--effect", type=float, help="minimum relative improvement worth detecting (0.05 = 5%%)")
     ahead.add_argument("--days", type=int, help="horizon in days (default: the plan's, else 28)")
@@ -176,6 +177,12 @@ def _plan(args: argparse.Namespace) -> int:
                          look_every=args.look_every, experiments=args.experiments)
     print(plan_experiment(spec, plan, seed=args.seed, workers=args.workers, alpha=args.alpha, power=args.power).text())
     return 0
+
+
+def _baseline_forms() -> str:
+    """How ``--baseline`` is written for each registered family, e.g. ``conversion RATE; mean MEAN,SD``."""
+    return "; ".join(f"{name} {','.join(f.upper() for f in family.baseline_fields) or 'RATE'}"
+                     for name, family in registry().items())
 
 
 def _parse_baseline_arguments(spec, values: list[str]) -> dict:
