@@ -76,6 +76,23 @@ def as_counts(values: np.ndarray, what: str, metric: str, arms: Sequence[str],
     return array.astype("int64")
 
 
+def cell_sums(n: np.ndarray, sums: dict[str, np.ndarray], names: Sequence[str], metric: str,
+              arms: Sequence[str], segments: Sequence[str]) -> dict[str, tuple[tuple[str, str], np.ndarray]]:
+    """Users and the named per-cell sums as Dataset variables, checked: every name present, finite, of
+    shape (arms, segments); users whole and non-negative."""
+    counts = as_counts(n, "users", metric, arms, segments)
+    missing = [k for k in names if k not in sums]
+    if missing:
+        raise DataError(f"metric {metric!r}: missing statistic(s) {', '.join(missing)}")
+    data = {"n": (("arm", "segment"), counts)}
+    for name in names:
+        values = np.asarray(sums[name], dtype=float)
+        if values.shape != counts.shape or not np.isfinite(values).all():
+            raise DataError(f"metric {metric!r}: {name} must be finite with shape (arms, segments)")
+        data[name] = (("arm", "segment"), values)
+    return data
+
+
 def first_cell(mask: xr.DataArray) -> tuple[str, str]:
     """Arm and segment labels of the first true cell of ``mask``."""
     i, j = np.argwhere(mask.values)[0]

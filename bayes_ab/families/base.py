@@ -159,13 +159,18 @@ class Family(ABC):
 
     # -- simulation --------------------------------------------------------------------------
 
-    @abstractmethod
+    truth_type: ClassVar[type]
+    """The :class:`Truth` of simulated users, built as ``truth_type(metric, baseline, factors)``."""
+    accumulator_type: ClassVar[type]
+    """The :class:`Accumulator` of simulated statistics, built as ``accumulator_type(metric, arms, start)``."""
+
     def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> Truth:
         """The truth whose arm ``k`` has mean ``baseline.value * factors[k]`` (control first)."""
+        return self.truth_type(metric, baseline, factors)
 
-    @abstractmethod
     def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> Accumulator:
         """An accumulator, empty or holding ``start`` (one-segment statistics already observed)."""
+        return self.accumulator_type(metric, arms, start)
 
     # -- planning ----------------------------------------------------------------------------
 

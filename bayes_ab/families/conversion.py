@@ -67,6 +67,53 @@ def conversion_stats(
     return ds
 
 
+def sample_conversion(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
+                      prior_a: float = 1.0, prior_b: float = 1.0):
+    """Independent draws from every arm x segment Beta posterior, shaped like an MCMC fit."""
+    rng = np.random.default_rng(sampler.seed)
+    draws = rate_draws(rng, stats["successes"].values, stats["n"].values, (sampler.chains, sampler.draws),
+                       prior_a, prior_b)
+    return posterior_dataset(stats, sampler, draws)
+
+
+class _RateTruth:
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
+        self.metric = metric
+        self.rates = np.clip(baseline.value * factors, 0.0, 1.0)
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        return (rng.random(arms.size) < self.rates[arms]).astype(np.int8)
+
+
+class _Conversions:
+    def __init__(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None):
+        self.metric, self.arms = metric, arms
+        self.n = initial(start, "n", len(arms))
+        self.successes = initial(start, "successes", len(arms))
+
+    def add(self, arms: np.ndarray, values: np.ndarray) -> None:
+        self.n += np.bincount(arms, minlength=len(self.arms))
+        self.successes += np.bincount(arms, weights=values, minlength=len(self.arms))
+
+    def users(self) -> np.ndarray:
+        return self.n
+
+    def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        return rate_draws(rng, self.successes, self.n, (draws,))
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        rate = self.successes / np.maximum(self.n, 1)
+        return rate, rate * (1 - rate) / np.maximum(self.n, 1)
+
+    def link(self, means: np.ndarray) -> np.ndarray:
+        p = np.clip(means, 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p))
+
+    def stats(self) -> xr.Dataset:
+        return conversion_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
+                                self.successes[:, None].astype(np.int64), self.metric.name)
+
+
 class Conversion(RateFamily):
     """Binary per-user outcome; the metric is the conversion rate."""
 
@@ -127,61 +174,9 @@ class Conversion(RateFamily):
             pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
         return model
 
-    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
-        return sample_conversion(stats, metric, sampler)
-
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Beta-Binomial, flat prior"
 
-    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> "_RateTruth":
-        return _RateTruth(metric, baseline, factors)
-
-    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> "_Conversions":
-        return _Conversions(metric, arms, start)
-
-
-def sample_conversion(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
-                      prior_a: float = 1.0, prior_b: float = 1.0):
-    """Independent draws from every arm x segment Beta posterior, shaped like an MCMC fit."""
-    rng = np.random.default_rng(sampler.seed)
-    draws = rate_draws(rng, stats["successes"].values, stats["n"].values, (sampler.chains, sampler.draws),
-                       prior_a, prior_b)
-    return posterior_dataset(stats, sampler, draws)
-
-
-class _RateTruth:
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
-        self.metric = metric
-        self.rates = np.clip(baseline.value * factors, 0.0, 1.0)
-
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        return (rng.random(arms.size) < self.rates[arms]).astype(np.int8)
-
-
-class _Conversions:
-    def __init__(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None):
-        self.metric, self.arms = metric, arms
-        self.n = initial(start, "n", len(arms))
-        self.successes = initial(start, "successes", len(arms))
-
-    def add(self, arms: np.ndarray, values: np.ndarray) -> None:
-        self.n += np.bincount(arms, minlength=len(self.arms))
-        self.successes += np.bincount(arms, weights=values, minlength=len(self.arms))
-
-    def users(self) -> np.ndarray:
-        return self.n
-
-    def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
-        return rate_draws(rng, self.successes, self.n, (draws,))
-
-    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
-        rate = self.successes / np.maximum(self.n, 1)
-        return rate, rate * (1 - rate) / np.maximum(self.n, 1)
-
-    def link(self, means: np.ndarray) -> np.ndarray:
-        p = np.clip(means, 1e-12, 1 - 1e-12)
-        return np.log(p / (1 - p))
-
-    def stats(self) -> xr.Dataset:
-        return conversion_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
-                                self.successes[:, None].astype(np.int64), self.metric.name)
+    sample_conjugate = staticmethod(sample_conversion)
+    truth_type = _RateTruth
+    accumulator_type = _Conversions

@@ -304,6 +304,30 @@ COUNT_BARS = 30
 """Bars of the report's count histogram (larger values share the last)."""
 
 
+class _CountTruth:
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
+        self.metric, self.means, self.shape = metric, baseline.value * factors, baseline.spread
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        mean = self.means[arms]
+        if self.shape is None:
+            return rng.poisson(mean)
+        return rng.negative_binomial(self.shape, self.shape / (self.shape + mean))
+
+
+class _Counts(Sums):
+    """Simulated counts, kept as n, sum and sum of squares and analysed with the Student-t posterior of the
+    mean (the Gamma-Poisson form ignores overdispersion and is overconfident)."""
+
+    def link(self, means: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(means, 1e-12))
+
+    def stats(self) -> xr.Dataset:
+        # the histogram is not kept; the mean family's statistics carry what the closed form reads
+        return mean_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
+                          {"sum": self.sum[:, None], "sumsq": self.sumsq[:, None]}, self.metric.name)
+
+
 class Count(SumsFamily):
     """Non-negative whole numbers per user (trades, sessions, game rounds); the metric is the mean count."""
 
@@ -384,20 +408,11 @@ class Count(SumsFamily):
             pm.Potential("obs", (users * pm.logp(dist, values[None, None, :])).sum())
         return model
 
-    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
-        return sample_count(stats, metric, sampler)
-
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         if variant(stats, metric) == "poisson":
             return "Gamma-Poisson (Jeffreys prior)"
         return ("Student-t around each cell's mean with its observed variance (the robust likelihood, "
                 "no distribution assumed)")
-
-    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> "_CountTruth":
-        return _CountTruth(metric, baseline, factors)
-
-    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> "_Counts":
-        return _Counts(metric, arms, start)
 
     def unit_variance(self, metric: Metric, baseline: Baseline, mean: float) -> float:
         """Poisson or negative-binomial variance at ``mean``."""
@@ -428,26 +443,6 @@ class Count(SumsFamily):
             f"Observed share of users per count value (values of {cap} or more in the last bar; the largest "
             f"is {largest:,}). The model is negative binomial on this exact histogram.")
 
-
-class _CountTruth:
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
-        self.metric, self.means, self.shape = metric, baseline.value * factors, baseline.spread
-
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        mean = self.means[arms]
-        if self.shape is None:
-            return rng.poisson(mean)
-        return rng.negative_binomial(self.shape, self.shape / (self.shape + mean))
-
-
-class _Counts(Sums):
-    """Simulated counts, kept as n, sum and sum of squares and analysed with the Student-t posterior of the
-    mean (the Gamma-Poisson form ignores overdispersion and is overconfident)."""
-
-    def link(self, means: np.ndarray) -> np.ndarray:
-        return np.log(np.maximum(means, 1e-12))
-
-    def stats(self) -> xr.Dataset:
-        # the histogram is not kept; the mean family's statistics carry what the closed form reads
-        return mean_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
-                          {"sum": self.sum[:, None], "sumsq": self.sumsq[:, None]}, self.metric.name)
+    sample_conjugate = staticmethod(sample_count)
+    truth_type = _CountTruth
+    accumulator_type = _Counts

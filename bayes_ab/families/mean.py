@@ -22,7 +22,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from bayes_ab.data.queries import MetricQuery, capped, cells, metric_column, numeric_checks
-from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
+from bayes_ab.data.stats import ALL_USERS, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
 from bayes_ab.families.sums import Sums, SumsFamily
@@ -123,17 +123,7 @@ def mean_stats(
     """Statistics of a continuous metric: ``n``, ``sum``, ``sumsq`` per arm x segment, and with a
     pre-period covariate x also ``sum_x``, ``sum_x2``, ``sum_xy`` (for CUPED).
     """
-    counts = as_counts(n, "users", metric, arms, segments)
-    names = MEAN_SUMS + (COVARIATE_SUMS if "sum_x" in sums else ())
-    missing = [k for k in names if k not in sums]
-    if missing:
-        raise DataError(f"metric {metric!r}: missing statistic(s) {', '.join(missing)}")
-    data = {"n": (("arm", "segment"), counts)}
-    for name in names:
-        values = np.asarray(sums[name], dtype=float)
-        if values.shape != counts.shape or not np.isfinite(values).all():
-            raise DataError(f"metric {metric!r}: {name} must be finite with shape (arms, segments)")
-        data[name] = (("arm", "segment"), values)
+    data = cell_sums(n, sums, MEAN_SUMS + (COVARIATE_SUMS if "sum_x" in sums else ()), metric, arms, segments)
     ds = xr.Dataset(data, coords={"arm": list(arms), "segment": list(segments)},
                     attrs={"family": Mean.name, "metric": metric})
     variance = ds["sumsq"] - ds["sum"] ** 2 / ds["n"].where(ds["n"] > 0)
@@ -153,6 +143,25 @@ def sample_mean(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sa
     draws = mean_draws(rng, n, c["ybar"] - theta * c["cbar"], residual, n - 1 - (theta != 0),
                        (sampler.chains, sampler.draws))
     return posterior_dataset(stats, sampler, draws)
+
+
+class _NormalTruth:
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
+        self.metric, self.means, self.sd = metric, baseline.value * factors, float(baseline.spread)
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        return rng.normal(self.means[arms], self.sd)
+
+
+class _Means(Sums):
+    def link(self, means: np.ndarray) -> np.ndarray:
+        n, _, squares = self.moments()          # the mean model's effect is in pooled standard deviations
+        scale = np.sqrt(squares.sum() / max(n.sum() - len(n), 1))
+        return means / (scale if scale > 0 else 1.0)
+
+    def stats(self) -> xr.Dataset:
+        return mean_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
+                          {"sum": self.sum[:, None], "sumsq": self.sumsq[:, None]}, self.metric.name)
 
 
 class Mean(SumsFamily):
@@ -225,17 +234,8 @@ class Mean(SumsFamily):
                                  - squares / (2 * sigma ** 2)).sum())
         return model
 
-    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
-        return sample_mean(stats, metric, sampler)
-
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Student-t, flat prior"
-
-    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> "_NormalTruth":
-        return _NormalTruth(metric, baseline, factors)
-
-    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> "_Means":
-        return _Means(metric, arms, start)
 
     def unit_variance(self, metric: Metric, baseline: Baseline, mean: float) -> float:
         return float(baseline.spread) ** 2
@@ -245,21 +245,6 @@ class Mean(SumsFamily):
         mean, variance = moments_spread(stats)
         return math.sqrt(variance) if variance > 0 else abs(mean) * 1e-6
 
-
-class _NormalTruth:
-    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
-        self.metric, self.means, self.sd = metric, baseline.value * factors, float(baseline.spread)
-
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        return rng.normal(self.means[arms], self.sd)
-
-
-class _Means(Sums):
-    def link(self, means: np.ndarray) -> np.ndarray:
-        n, _, squares = self.moments()          # the mean model's effect is in pooled standard deviations
-        scale = np.sqrt(squares.sum() / max(n.sum() - len(n), 1))
-        return means / (scale if scale > 0 else 1.0)
-
-    def stats(self) -> xr.Dataset:
-        return mean_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
-                          {"sum": self.sum[:, None], "sumsq": self.sumsq[:, None]}, self.metric.name)
+    sample_conjugate = staticmethod(sample_mean)
+    truth_type = _NormalTruth
+    accumulator_type = _Means

@@ -204,106 +204,6 @@ def sample_retention(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings
                              {"survival": (("chain", "draw", "arm", "segment", "day"), survival)})
 
 
-class Retention(RateFamily):
-    """Is the user still active N days after exposure? Churn day per user, censored by days observed."""
-
-    name = "retention"
-    params_type = RetentionParams
-
-    def parse_params(self, read: ParamReader) -> RetentionParams:
-        observed = read.string("observed_column", None) or read.fail(
-            "observed_column", "is required for retention (days each user has been observable)")
-        horizon = read.count("horizon", 7)
-        max_day = read.count("max_day", max(30, horizon))
-        if max_day < horizon:
-            read.fail("max_day", f"must be at least horizon ({horizon}), got {max_day}")
-        return RetentionParams(observed, horizon, max_day)
-
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-        p = params_of(metric)
-        if not p.observed_column:
-            raise DataError(f"metric {metric.name!r}: retention needs observed_column (days each user has "
-                            "been observable)")
-        churn_column = metric_column(metric, metric.column, kinds, "churn days")
-        seen_column = metric_column(metric, p.observed_column, kinds, "days observed")
-        churn, seen = churn_column.number(), seen_column.number()
-        checks = numeric_checks(churn_column, metric.name, alias + "c", allow_missing=True, whole=True,
-                                minimum=1, what="churn days")
-        checks += numeric_checks(seen_column, metric.name, alias + "o", whole=True, minimum=0,
-                                 what="days observed")
-        checks.append(Check.counted(
-            f"{alias}_beyond", f"({churn} > {seen})",
-            f"has churn days beyond the observation window (column {p.observed_column!r})",
-            metric.column, metric.name))
-        max_day = p.max_day
-
-        def build(arms, segments, table, detail):
-            shape = (len(arms), len(segments), max_day + 1)
-            exits = np.zeros(shape)
-            lost = np.zeros(shape)
-            a = {name: i for i, name in enumerate(arms)}
-            s = {name: j for j, name in enumerate(segments)}
-            for row in detail.itertuples(index=False):
-                idx = (a[row.arm], s[row.segment], int(row.key))
-                exits[idx] += getattr(row, f"{alias}_users")
-                lost[idx] += getattr(row, f"{alias}_lost")
-            # at risk on day d: users whose exit day (churn, censoring or max_day) is >= d
-            at_risk = np.cumsum(exits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
-            return retention_stats(arms, segments, at_risk, lost[:, :, 1:], metric.name,
-                                   users=exits.sum(axis=2))
-
-        return MetricQuery(
-            checks, {}, build,
-            detail_key=f"CAST(LEAST(COALESCE({churn}, {seen}), {seen}, {max_day}) AS BIGINT)",
-            detail_sums={f"{alias}_users": "COUNT(*)",
-                         f"{alias}_lost": f"COUNT(*) FILTER (WHERE {churn} IS NOT NULL AND {churn} <= {max_day})"},
-        )
-
-    # the module's functions of (statistics, metric) serve as the family's methods
-    model_data = staticmethod(model_data)
-    build_model = staticmethod(build_model)
-    observed_mean = staticmethod(observed_mean)
-    variant = staticmethod(variant)
-    describe = staticmethod(describe)
-
-    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
-        return sample_retention(stats, metric, sampler)
-
-    def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
-        return "Beta hazard per day, flat prior"
-
-    def truth(self, metric: Metric, baseline: Baseline, factors: np.ndarray) -> "_ChurnTruth":
-        return _ChurnTruth(metric, baseline, factors)
-
-    def accumulator(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None) -> "_LifeTables":
-        return _LifeTables(metric, arms, start)
-
-    def figure(self, fit, interval: float) -> tuple[str | None, str]:
-        """The posterior retention curve per arm with its bands."""
-        from bayes_ab.report import figures     # matplotlib only when a report is drawn
-
-        curve = retention_curve(fit, interval)
-        curves = {str(arm): (part["day"].values, part["retention"].values, part["low"].values, part["high"].values)
-                  for arm, part in curve.groupby("arm", sort=False)}
-        return figures.retention_curves(curves), (f"Posterior retention by day since exposure (overall, "
-                                                  f"{interval:.0%} bands); users not yet old enough to be "
-                                                  "observed on a day are censored, not counted as lost.")
-
-    def text_lines(self, fit, interval: float) -> list[str]:
-        """The retention milestones (D1, D7, D30) per arm."""
-        from bayes_ab.effects import format as fmt
-
-        milestones = retention_milestones(fit, interval=interval)
-        shown = pd.DataFrame({
-            "day": "D" + milestones["day"].astype(str), "arm": milestones["arm"],
-            "retention": [f"{v:.1%} [{lo:.1%}, {hi:.1%}]" for v, lo, hi in
-                          zip(milestones["retention"], milestones["low"], milestones["high"])],
-            "rel. lift": [("" if np.isnan(v) else fmt.relative(v)) for v in milestones["rel_lift"]],
-            "P(beat ctrl)": [("" if np.isnan(v) else fmt.probability(v)) for v in milestones["p_beat_control"]],
-        })
-        return ["retention milestones (overall):"] + ["  " + line for line in shown.to_string(index=False).splitlines()]
-
-
 class _ChurnTruth:
     """A geometric churn day per user: the constant daily hazard that gives the baseline D-horizon
     retention (at each look every user is observed up to the look, censored after)."""
@@ -374,3 +274,98 @@ class _LifeTables:
         at_risk, lost = self._life_table(params_of(self.metric).max_day)
         return retention_stats(self.arms, [ALL_USERS], at_risk[:, None, :], lost[:, None, :], self.metric.name,
                                users=self.n[:, None])
+
+
+class Retention(RateFamily):
+    """Is the user still active N days after exposure? Churn day per user, censored by days observed."""
+
+    name = "retention"
+    params_type = RetentionParams
+
+    def parse_params(self, read: ParamReader) -> RetentionParams:
+        observed = read.string("observed_column", None) or read.fail(
+            "observed_column", "is required for retention (days each user has been observable)")
+        horizon = read.count("horizon", 7)
+        max_day = read.count("max_day", max(30, horizon))
+        if max_day < horizon:
+            read.fail("max_day", f"must be at least horizon ({horizon}), got {max_day}")
+        return RetentionParams(observed, horizon, max_day)
+
+    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+        p = params_of(metric)
+        if not p.observed_column:
+            raise DataError(f"metric {metric.name!r}: retention needs observed_column (days each user has "
+                            "been observable)")
+        churn_column = metric_column(metric, metric.column, kinds, "churn days")
+        seen_column = metric_column(metric, p.observed_column, kinds, "days observed")
+        churn, seen = churn_column.number(), seen_column.number()
+        checks = numeric_checks(churn_column, metric.name, alias + "c", allow_missing=True, whole=True,
+                                minimum=1, what="churn days")
+        checks += numeric_checks(seen_column, metric.name, alias + "o", whole=True, minimum=0,
+                                 what="days observed")
+        checks.append(Check.counted(
+            f"{alias}_beyond", f"({churn} > {seen})",
+            f"has churn days beyond the observation window (column {p.observed_column!r})",
+            metric.column, metric.name))
+        max_day = p.max_day
+
+        def build(arms, segments, table, detail):
+            shape = (len(arms), len(segments), max_day + 1)
+            exits = np.zeros(shape)
+            lost = np.zeros(shape)
+            a = {name: i for i, name in enumerate(arms)}
+            s = {name: j for j, name in enumerate(segments)}
+            for row in detail.itertuples(index=False):
+                idx = (a[row.arm], s[row.segment], int(row.key))
+                exits[idx] += getattr(row, f"{alias}_users")
+                lost[idx] += getattr(row, f"{alias}_lost")
+            # at risk on day d: users whose exit day (churn, censoring or max_day) is >= d
+            at_risk = np.cumsum(exits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
+            return retention_stats(arms, segments, at_risk, lost[:, :, 1:], metric.name,
+                                   users=exits.sum(axis=2))
+
+        return MetricQuery(
+            checks, {}, build,
+            detail_key=f"CAST(LEAST(COALESCE({churn}, {seen}), {seen}, {max_day}) AS BIGINT)",
+            detail_sums={f"{alias}_users": "COUNT(*)",
+                         f"{alias}_lost": f"COUNT(*) FILTER (WHERE {churn} IS NOT NULL AND {churn} <= {max_day})"},
+        )
+
+    # the module's functions of (statistics, metric) serve as the family's methods
+    model_data = staticmethod(model_data)
+    build_model = staticmethod(build_model)
+    observed_mean = staticmethod(observed_mean)
+    variant = staticmethod(variant)
+    describe = staticmethod(describe)
+
+    def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
+        return "Beta hazard per day, flat prior"
+
+    def figure(self, fit, interval: float) -> tuple[str | None, str]:
+        """The posterior retention curve per arm with its bands."""
+        from bayes_ab.report import figures     # matplotlib only when a report is drawn
+
+        curve = retention_curve(fit, interval)
+        curves = {str(arm): (part["day"].values, part["retention"].values, part["low"].values, part["high"].values)
+                  for arm, part in curve.groupby("arm", sort=False)}
+        return figures.retention_curves(curves), (f"Posterior retention by day since exposure (overall, "
+                                                  f"{interval:.0%} bands); users not yet old enough to be "
+                                                  "observed on a day are censored, not counted as lost.")
+
+    def text_lines(self, fit, interval: float) -> list[str]:
+        """The retention milestones (D1, D7, D30) per arm."""
+        from bayes_ab.effects import format as fmt
+
+        milestones = retention_milestones(fit, interval=interval)
+        shown = pd.DataFrame({
+            "day": "D" + milestones["day"].astype(str), "arm": milestones["arm"],
+            "retention": [f"{v:.1%} [{lo:.1%}, {hi:.1%}]" for v, lo, hi in
+                          zip(milestones["retention"], milestones["low"], milestones["high"])],
+            "rel. lift": [("" if np.isnan(v) else fmt.relative(v)) for v in milestones["rel_lift"]],
+            "P(beat ctrl)": [("" if np.isnan(v) else fmt.probability(v)) for v in milestones["p_beat_control"]],
+        })
+        return ["retention milestones (overall):"] + ["  " + line for line in shown.to_string(index=False).splitlines()]
+
+    sample_conjugate = staticmethod(sample_retention)
+    truth_type = _ChurnTruth
+    accumulator_type = _LifeTables
