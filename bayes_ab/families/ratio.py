@@ -1,0 +1,379 @@
+"""Ratio: sum(numerator) / sum(denominator) over users, randomised by user (DMs per story view, revenue per
+session, clicks per impression).
+
+The unit of randomisation is the user but the metric is a ratio of two per-user sums that move together (a
+user with more story views sends more DMs), so neither the mean nor the count family answers it: a mean of
+per-user ratios weighs a one-view user like a thousand-view user, and treating views as independent units
+ignores that they come in per-user bundles. The delta method (Deng, Knoblich and Lu, "Applying the Delta
+Method in Metric Analytics", KDD 2018) gives the variance of the ratio of sums from per-user sums only.
+
+Statistics per arm x segment: users ``n`` and the sums ``sum_num`` (Y), ``sum_den`` (X), ``sum_num2``,
+``sum_den2``, ``sum_num_den`` -- all additive, so aggregation stays one grouped query, and
+``zero_den``, the users with a zero denominator (reported, see below). With ``r = Ybar / Xbar``::
+
+    Var(r) ~= (s_Y^2 - 2 r s_XY + r^2 s_X^2) / (n Xbar^2)
+
+Model: ``log r[arm, s] = baseline[s] + effect[arm, s]`` with the treatment effects pooled across segments by
+the same priors as every family (``effect_mu``, ``effect_sd``), and each cell's observed log-ratio normal
+around it with the delta-method variance ``(se / r)^2``. Because every cell is Gaussian on that scale, the
+segment effects and baselines are integrated out exactly and drawn from their conditionals (see
+:meth:`Ratio.build_model`): large experiments measure ratios precisely, and there the shared non-centred
+parametrisation diverges when segments respond alike. The overall ratio weighs segments by their share of
+the denominator, so that with one arm it is the ratio of sums over all users. Closed form (one segment, no
+pooling): a flat-prior Student-t around each cell's ratio with the delta-method scale.
+
+Data rules: denominators must be non-negative (views, sessions and impressions are); numerators may be
+negative (refunds), but every arm x segment cell with users must have a positive ratio, as the model works
+on the log scale (a cell whose numerator sums to zero -- no DMs at all in a small segment -- is refused,
+naming it: merge the segment). Users with a zero denominator stay in the analysis -- they are randomised users, and whatever
+numerator they have counts in the sum -- and their number is reported. A cell with users but a zero total
+denominator has no ratio and is refused, naming the arm and segment.
+
+Planning baseline: ``{ratio, denominator}``, the control ratio and the mean denominator per user. Simulated
+users have a geometric denominator with that mean and a Poisson numerator with mean ``ratio x denominator``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pytensor.tensor.slinalg import cholesky, solve_triangular
+import xarray as xr
+
+from bayes_ab.data.queries import MetricQuery, cells, metric_column, numeric_checks
+from bayes_ab.data.stats import ALL_USERS, as_counts, cell_sums, check_arms_have_users
+from bayes_ab.errors import DataError, SpecError
+from bayes_ab.families.base import Family, ParamReader, finite
+from bayes_ab.families.sums import initial
+from bayes_ab.metric import Baseline, FamilyParams, Metric
+from bayes_ab.models.conjugate import mean_draws, posterior_dataset
+from bayes_ab.models.hierarchy import coords_for, with_control
+from bayes_ab.sampling import SamplerSettings
+
+SUMS = ("sum_num", "sum_den", "sum_num2", "sum_den2", "sum_num_den")
+
+
+@dataclass(frozen=True)
+class RatioParams(FamilyParams):
+    """``numerator`` and ``denominator``: the per-user columns whose sums make the ratio."""
+
+    numerator: str | None = None
+    denominator: str | None = None
+
+    def columns(self, metric: str) -> dict[str, str]:
+        wanted = {}
+        if self.numerator:
+            wanted[self.numerator] = f"numerator of metric {metric!r}"
+        if self.denominator:
+            wanted[self.denominator] = f"denominator of metric {metric!r}"
+        return wanted
+
+
+def ratio_stats(
+    arms: Sequence[str],
+    segments: Sequence[str],
+    n: np.ndarray,
+    sums: dict[str, np.ndarray],
+    metric: str,
+    zero_den: np.ndarray | None = None,
+) -> xr.Dataset:
+    """Statistics of a ratio metric: per arm x segment, users ``n`` and the sums in :data:`SUMS`.
+
+    ``zero_den`` (users with a zero denominator) is optional; it is reported, not modelled.
+
+    Raises
+    ------
+    DataError
+        A sum missing, not finite or of the wrong shape; a negative denominator sum; sums of squares that
+        cannot be; a cell with users but no denominator, or with a ratio that is not positive.
+    """
+    data = cell_sums(n, sums, SUMS, metric, arms, segments)
+    counts = data["n"][1]
+    zeros = np.zeros(counts.shape) if zero_den is None else zero_den
+    data["zero_den"] = (("arm", "segment"), as_counts(zeros, "users with a zero denominator", metric, arms, segments))
+    ds = xr.Dataset(data, coords={"arm": list(arms), "segment": list(segments)},
+                    attrs={"family": Ratio.name, "metric": metric})
+    safe = np.maximum(counts, 1)
+    for total, squares in (("sum_num", "sum_num2"), ("sum_den", "sum_den2")):
+        spread = ds[squares].values - ds[total].values ** 2 / safe
+        if (spread < -1e-6 * (1 + np.abs(ds[squares].values))).any():
+            raise DataError(f"metric {metric!r}: {squares} is smaller than {total}^2 / n (not a sum of squares)")
+    _refuse(ds["sum_den"] < 0, ds, metric, "has a negative denominator sum")
+    _refuse((ds["n"] > 0) & (ds["sum_den"] == 0), ds, metric,
+            "has users but a zero total denominator: the ratio is undefined")
+    _refuse((ds["n"] > 0) & (ds["sum_num"] <= 0), ds, metric,
+            "has a total numerator <= 0: the model is on the log-ratio scale and needs a positive ratio in "
+            "every cell with users (merge small segments)")
+    check_arms_have_users(ds)
+    return ds
+
+
+def _refuse(mask: xr.DataArray, ds: xr.Dataset, metric: str, problem: str) -> None:
+    if bool(mask.any()):
+        i, j = np.argwhere(mask.values)[0]
+        raise DataError(f"metric {metric!r}: arm {str(ds['arm'].values[i])!r}, segment "
+                        f"{str(ds['segment'].values[j])!r} {problem}")
+
+
+def delta_moments(n: np.ndarray, sum_num: np.ndarray, sum_den: np.ndarray, sum_num2: np.ndarray,
+                  sum_den2: np.ndarray, sum_num_den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's ratio of sums and its delta-method standard error (array-first: statistics and
+    simulations call it on plain arrays).
+
+    The per-user sample (co)variances use ``n - 1``. The standard error is floored at ``|pooled ratio| / n``
+    (the resolution of a ratio from n users), so that a degenerate cell -- every user alike -- keeps a finite
+    precision; cells without users get the pooled ratio and an effectively infinite standard error.
+    """
+    n = np.asarray(n, dtype=float)
+    safe = np.maximum(n, 1.0)
+    pooled = float(np.sum(sum_num) / np.sum(sum_den)) if np.sum(sum_den) > 0 else 1.0
+    x_bar, y_bar = sum_den / safe, sum_num / safe
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(sum_den > 0, sum_num / np.where(sum_den > 0, sum_den, 1.0), pooled)
+    dof = np.maximum(n - 1, 1.0)
+    var_y = np.maximum(sum_num2 - n * y_bar ** 2, 0.0) / dof
+    var_x = np.maximum(sum_den2 - n * x_bar ** 2, 0.0) / dof
+    cov = (sum_num_den - n * x_bar * y_bar) / dof
+    linear = np.maximum(var_y - 2 * ratio * cov + ratio ** 2 * var_x, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(linear / (safe * np.where(x_bar > 0, x_bar, np.inf) ** 2))
+    se = np.maximum(np.nan_to_num(se, nan=0.0), abs(pooled) / safe)
+    return ratio, np.where(n > 0, se, 1e6 * max(abs(pooled), 1.0))
+
+
+def cell_ratios(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`delta_moments` of every arm x segment cell of ``stats``."""
+    return delta_moments(*(stats[name].values.astype(float) for name in ("n",) + SUMS))
+
+
+def sample_ratio(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
+    """Unpooled closed form: a flat-prior Student-t (n - 1 degrees of freedom) around each cell's ratio with
+    its delta-method standard error, shaped like an MCMC fit."""
+    rng = np.random.default_rng(sampler.seed)
+    n = stats["n"].values.astype(float)
+    ratio, se = cell_ratios(stats)
+    squares = se ** 2 * n * np.maximum(n - 1, 1)
+    return posterior_dataset(stats, sampler, mean_draws(rng, n, ratio, squares, n - 1,
+                                                        (sampler.chains, sampler.draws)))
+
+
+def params_of(metric: Metric) -> RatioParams:
+    """The metric's ratio parameters (the defaults when the metric has none)."""
+    return metric.params if metric.params is not None else RatioParams()
+
+
+class _RatioTruth:
+    """Per user: a geometric denominator with the baseline's mean, and a Poisson numerator with mean
+    ``ratio x denominator`` (so numerator and denominator are correlated, as views and DMs are)."""
+
+    def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
+        self.metric, self.ratios, self.denominator = metric, baseline.value * factors, float(baseline.spread)
+
+    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+        den = rng.geometric(1.0 / (1.0 + self.denominator), size=arms.size) - 1.0
+        return np.column_stack([rng.poisson(self.ratios[arms] * den), den])
+
+
+class _RatioSums:
+    """The ratio statistics of the simulated users, per arm."""
+
+    def __init__(self, metric: Metric, arms: tuple[str, ...], start: xr.Dataset | None):
+        self.metric, self.arms = metric, arms
+        self.n = initial(start, "n", len(arms))
+        self.sums = {name: initial(start, name, len(arms)) for name in SUMS}
+        self.zero_den = initial(start, "zero_den", len(arms))
+
+    def add(self, arms: np.ndarray, values: np.ndarray) -> None:
+        y, x = values[:, 0].astype(float), values[:, 1].astype(float)
+        k = len(self.arms)
+        self.n += np.bincount(arms, minlength=k)
+        for name, v in zip(SUMS, (y, x, y * y, x * x, y * x)):
+            self.sums[name] += np.bincount(arms, weights=v, minlength=k)
+        self.zero_den += np.bincount(arms, weights=(x == 0).astype(float), minlength=k)
+
+    def users(self) -> np.ndarray:
+        return self.n
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        return delta_moments(self.n, *(self.sums[name] for name in SUMS))
+
+    def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        ratio, se = self._moments()
+        n = np.maximum(self.n, 1)
+        return mean_draws(rng, n, ratio, se ** 2 * n * np.maximum(n - 1, 1), n - 1, (draws,))
+
+    def estimate(self) -> tuple[np.ndarray, np.ndarray]:
+        ratio, se = self._moments()
+        return ratio, se ** 2
+
+    def link(self, means: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(means, 1e-12))
+
+    def stats(self) -> xr.Dataset:
+        return ratio_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
+                           {name: v[:, None] for name, v in self.sums.items()}, self.metric.name,
+                           self.zero_den[:, None])
+
+
+class Ratio(Family):
+    """sum(numerator) / sum(denominator) over users, randomised by user; the delta method per cell."""
+
+    name = "ratio"
+    params_type = RatioParams
+    uses_column = False
+    unit = "per unit of the denominator"
+    baseline_fields = ("ratio", "denominator")
+
+    def parse_params(self, read: ParamReader) -> RatioParams:
+        numerator = read.string("numerator", None) or read.fail(
+            "numerator", "is required for a ratio metric (the per-user column summed above the line)")
+        denominator = read.string("denominator", None) or read.fail(
+            "denominator", "is required for a ratio metric (the per-user column summed below the line)")
+        if numerator == denominator:
+            read.fail("denominator", f"must differ from the numerator ({numerator!r})")
+        return RatioParams(numerator, denominator)
+
+    def parse_baseline(self, raw: Any, where: str) -> Baseline:
+        """``{ratio, denominator}``: the control ratio and the mean denominator per user (both positive)."""
+        if not isinstance(raw, dict) or set(raw) != {"ratio", "denominator"}:
+            raise SpecError(f"{where}: must be a mapping with 'ratio' and 'denominator' (mean per user), "
+                            f"got {raw!r}")
+        ratio, denominator = finite(raw["ratio"], "ratio", where), finite(raw["denominator"], "denominator", where)
+        if ratio <= 0 or denominator <= 0:
+            raise SpecError(f"{where}: ratio and denominator must be positive, got {ratio} and {denominator}")
+        return Baseline(ratio, denominator)
+
+    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+        p = params_of(metric)
+        top = metric_column(metric, p.numerator, kinds, "numerator values")
+        bottom = metric_column(metric, p.denominator, kinds, "denominator values")
+        y, x = top.number(), bottom.number()
+        checks = (numeric_checks(top, metric.name, alias + "n")
+                  + numeric_checks(bottom, metric.name, alias + "d", minimum=0, what="denominators"))
+        sums = {f"{alias}_sum_num": f"SUM({y})", f"{alias}_sum_den": f"SUM({x})",
+                f"{alias}_sum_num2": f"SUM({y} * {y})", f"{alias}_sum_den2": f"SUM({x} * {x})",
+                f"{alias}_sum_num_den": f"SUM({y} * {x})", f"{alias}_zero_den": f"COUNT(*) FILTER (WHERE {x} = 0)"}
+
+        def build(arms, segments, table, detail):
+            shape = (len(arms), len(segments))
+            got = {name: cells(table, f"{alias}_{name}", shape) for name in SUMS}
+            return ratio_stats(arms, segments, cells(table, "users", shape), got, metric.name,
+                               cells(table, f"{alias}_zero_den", shape))
+
+        return MetricQuery(checks, sums, build)
+
+    def segment_weights(self, stats: xr.Dataset) -> xr.DataArray:
+        """Each segment's share of the denominator: the overall ratio is then the ratio of sums."""
+        den = stats["sum_den"].sum("arm")
+        return den / den.sum()
+
+    def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
+        """Each cell's log-ratio and its delta-method variance ``(se / ratio)^2``; a cell without users gets
+        the pooled log-ratio and a variance so large that it carries no information."""
+        ratio, se = cell_ratios(stats)
+        users = stats["n"].values > 0
+        pooled = math.log(float(stats["sum_num"].sum() / stats["sum_den"].sum()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.where(users, np.log(np.where(users, ratio, 1.0)), pooled)
+            log_var = np.where(users, (se / np.where(users, ratio, 1.0)) ** 2, 1e12)
+        return {"log_ratio": log_ratio, "log_var": log_var}
+
+    def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:
+        """Ratio of sums per arm over the segments in ``stats``."""
+        den = stats["sum_den"].sum("segment")
+        return stats["sum_num"].sum("segment") / den.where(den > 0)
+
+    def variant(self, stats: xr.Dataset, metric: Metric) -> str:
+        return "delta"
+
+    def describe(self, stats: xr.Dataset, metric: Metric) -> str:
+        """The likelihood, the per-user correlation of numerator and denominator, and zero denominators."""
+        p = params_of(metric)
+        total = stats.sum(["arm", "segment"])
+        n = float(total["n"])
+        cov = float(total["sum_num_den"]) / n - float(total["sum_num"]) * float(total["sum_den"]) / n ** 2
+        var_y = float(total["sum_num2"]) / n - (float(total["sum_num"]) / n) ** 2
+        var_x = float(total["sum_den2"]) / n - (float(total["sum_den"]) / n) ** 2
+        rho = cov / math.sqrt(var_x * var_y) if var_x > 0 and var_y > 0 else float("nan")
+        zero = int(total["zero_den"])
+        return (f"delta-method normal likelihood of each cell's ratio sum({p.numerator}) / sum({p.denominator}), "
+                f"log link; per-user correlation of numerator and denominator {rho:.2f}; "
+                f"{zero:,} user(s) ({zero / n:.1%}) with a zero denominator, kept in the sums")
+
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+        """The segment hierarchy with everything but the pooling scale integrated out exactly.
+
+        On the log scale every cell is Gaussian, ``y[a, s] ~ Normal(b[s] + e[a, s], v[a, s])`` with the
+        delta-method variance ``v``, a flat prior on each segment's control log-ratio ``b[s]``, and the
+        effects ``e[t, s] ~ Normal(effect_mu[t], effect_sd[t]^2)``, ``effect_mu ~ Normal(0, effect_sd
+        prior)`` as in every family. Given ``effect_sd``, the likelihood is Gaussian in ``effect_mu``, ``b``
+        and ``e``, so the sampler sees only ``effect_sd`` (with its exact marginal likelihood) and standard
+        normals that place ``effect_mu``, ``b`` and ``e`` by their closed-form conditionals. The posterior
+        is the hierarchy's, without the funnels between the scale and the effects that precise ratios
+        (large experiments) and few segments otherwise cause.
+        """
+        coords = coords_for(stats)
+        arms, segments = coords["arm"], coords["segment"]
+        treatments = len(arms) - 1
+        data = self.model_data(stats)
+        cells = ("arm", "segment")
+        with pm.Model(coords=coords) as model:
+            y = pm.Data("log_ratio", data["log_ratio"], dims=cells)
+            v = pm.Data("log_var", data["log_var"], dims=cells)
+            if len(segments) > 1:
+                sd = pm.HalfNormal("effect_sd", sigma=metric.prior.heterogeneity_sd, dims="treatment")[:, None]
+            else:
+                sd = pt.zeros((treatments, 1))
+            total = pt.concatenate([v[:1], v[1:] + sd ** 2], axis=0)    # variance of y[a, s] around b[s]
+            w = 1.0 / total
+            weight = w.sum(axis=0)                                      # W[s]
+            y_bar = (w * y).sum(axis=0) / weight
+            # log-likelihood given effect_mu: K - Q0 / 2 + mu'c - mu'A mu / 2 (b and e integrated out)
+            wt = w[1:]
+            c = (wt * (y[1:] - y_bar[None, :])).sum(axis=1)
+            a_matrix = pt.diag(wt.sum(axis=1)) - pt.dot(wt / weight[None, :], wt.T)
+            q0 = ((w * y ** 2).sum(axis=0) - weight * y_bar ** 2).sum()
+            k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * len(segments) * np.log(2 * np.pi)
+                 - 0.5 * pt.log(weight).sum())
+            tau2 = metric.prior.effect_sd ** 2
+            precision = a_matrix + pt.eye(treatments) / tau2
+            chol = cholesky(precision)
+            mu_mean = solve_triangular(chol.T, solve_triangular(chol, c, lower=True), lower=False)
+            pm.Potential("obs", k - 0.5 * q0 - 0.5 * treatments * np.log(tau2) - pt.log(pt.diag(chol)).sum()
+                         + 0.5 * pt.dot(c, mu_mean))
+            mu_z = pm.Normal("effect_mu_z", 0.0, 1.0, dims="treatment")
+            mu = pm.Deterministic("effect_mu", mu_mean + solve_triangular(chol.T, mu_z, lower=False),
+                                  dims="treatment")
+            shift = mu[:, None] + pt.zeros((treatments, len(segments)))
+            centre = y_bar - (wt * shift).sum(axis=0) / weight
+            baseline = centre + pm.Normal("baseline_z", 0.0, 1.0, dims="segment") / pt.sqrt(weight)
+            # e[t, s] given b[s]: prior Normal(mu, sd^2) times likelihood Normal(y - b, v); e = mu at sd = 0
+            gain = sd ** 2 / (sd ** 2 + v[1:])
+            effect_mean = shift + gain * (y[1:] - baseline[None, :] - shift)
+            effect_scale = sd * pt.sqrt(v[1:] / (sd ** 2 + v[1:]))
+            z = pm.Normal("effect_z", 0.0, 1.0, dims=("treatment", "segment"))
+            effect = pm.Deterministic("effect", effect_mean + effect_scale * z, dims=("treatment", "segment"))
+            pm.Deterministic("mean", pt.exp(with_control(baseline, effect)), dims=cells)
+        return model
+
+    def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
+        return "Student-t around each cell's ratio with its delta-method standard error, flat prior"
+
+    def unit_variance(self, metric: Metric, baseline: Baseline, mean: float) -> float:
+        """Per-user variance of the linearised ratio ``(Y - r X) / Xbar`` under the simulated users' model
+        (Poisson numerator given the denominator): ``r / Xbar``."""
+        return mean / float(baseline.spread)
+
+    def spread(self, metric: Metric, stats: xr.Dataset) -> float | None:
+        """The control arm's mean denominator per user."""
+        control = stats.isel(arm=0).sum("segment")
+        return float(control["sum_den"]) / float(control["n"])
+
+    sample_conjugate = staticmethod(sample_ratio)
+    truth_type = _RatioTruth
+    accumulator_type = _RatioSums
