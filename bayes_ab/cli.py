@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     past.add_argument("experiment", help="experiment name (the spec's name)")
     past.add_argument("--models-dir", default="models", help="where the ledger lives (default: models)")
     past.set_defaults(run=_history)
+    for command in (parser, *commands.choices.values()):
+        command.allow_abbrev = False     # --out must not silently become --outlook-days
     return parser
 
 

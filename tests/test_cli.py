@@ -117,3 +117,12 @@ def test_a_hold_prints_the_outlook(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "Hold at 1%: minimum exposure not reached" in out
     assert "Outlook at 1% (200 users/day" in out and "P(a decision within 1 day:" in out
+
+
+def test_option_prefixes_are_not_guessed(capsys):
+    """``--out`` is no abbreviation of ``--outlook-days``: an unknown option is an error naming it, not a
+    different option with a confusing complaint about its value."""
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS), "--out", "x.html"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --out x.html" in capsys.readouterr().err
