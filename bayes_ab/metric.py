@@ -19,6 +19,12 @@ class FamilyParams:
         return {}
 
     @classmethod
+    def of(cls, metric: "Metric") -> "FamilyParams":
+        """The parameters of ``metric``: its own, or these defaults when it has none (a ``Metric`` built
+        in code without ``params``)."""
+        return metric.params if metric.params is not None else cls()
+
+    @classmethod
     def keys(cls) -> tuple[str, ...]:
         """The YAML keys these parameters are read from."""
         return tuple(f.name for f in fields(cls))

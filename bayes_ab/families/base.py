@@ -90,10 +90,6 @@ class Family(ABC):
 
     # -- spec --------------------------------------------------------------------------------
 
-    def params(self, metric: Metric) -> FamilyParams:
-        """The metric's parameters: its own, or the family's defaults when it has none."""
-        return metric.params if metric.params is not None else self.params_type()
-
     def parse_params(self, read: "ParamReader") -> FamilyParams:
         """The family's parameters from the metric's YAML fields (the default: none)."""
         return self.params_type()

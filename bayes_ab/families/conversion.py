@@ -21,9 +21,9 @@ from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users, fir
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import RateFamily
 from bayes_ab.families.sums import initial
+from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
 from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
-from bayes_ab.metric import Baseline, Metric
 from bayes_ab.sampling import SamplerSettings
 
 BASELINE_LOGIT_SD = 2.5

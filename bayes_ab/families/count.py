@@ -34,14 +34,14 @@ from scipy import optimize, special, stats as st
 
 from bayes_ab.data.engine import INTEGER
 from bayes_ab.data.queries import MetricQuery, capped, metric_column, numeric_checks
-from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
+from bayes_ab.data.stats import as_counts, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
-from bayes_ab.families.mean import mean_stats
-from bayes_ab.families.sums import Sums, SumsFamily
+from bayes_ab.families.mean import MeanSums
+from bayes_ab.families.sums import SumsFamily
+from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
-from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.sampling import SamplerSettings
 
 
@@ -65,11 +65,6 @@ class CountParams(FamilyParams):
 BASELINE_LOG_SD = 4.0
 LOG_ALPHA_SD = 2.5
 DISPERSION_P = 0.05
-
-
-def params_of(metric: Metric) -> CountParams:
-    """The metric's count parameters (the defaults when the metric has none)."""
-    return metric.params if metric.params is not None else CountParams()
 
 
 def dispersion_test(stats: xr.Dataset) -> tuple[float, float]:
@@ -148,8 +143,8 @@ def negative_binomial_check(stats: xr.Dataset) -> tuple[float, float, float]:
 
 def variant(stats: xr.Dataset, metric: Metric) -> str:
     """``negative_binomial``, ``poisson`` or ``robust``: the spec's choice, or the checks' under ``auto``."""
-    if params_of(metric).count_model != CountModel.AUTO:
-        return str(params_of(metric).count_model)
+    if CountParams.of(metric).count_model != CountModel.AUTO:
+        return str(CountParams.of(metric).count_model)
     if dispersion_test(stats)[1] >= DISPERSION_P:
         return "poisson"
     return "negative_binomial" if negative_binomial_check(stats)[0] <= NB_VARIANCE_TOLERANCE else "robust"
@@ -192,24 +187,24 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
     chosen = variant(stats, metric)
     p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
     dispersion = f"variance/mean {ratio:.2f}, Poisson dispersion test {p_text}"
-    if chosen == "poisson" or params_of(metric).count_model == "poisson":
-        why = "set in the spec" if params_of(metric).count_model != "auto" else "no overdispersion detected"
+    if chosen == "poisson" or CountParams.of(metric).count_model == "poisson":
+        why = "set in the spec" if CountParams.of(metric).count_model != "auto" else "no overdispersion detected"
         note = f"poisson likelihood ({why}: {dispersion})"
     else:
         variance_ratio, tail, tail_nb = negative_binomial_check(stats)
         check = (f"observed variance {variance_ratio:.2f}x what the fitted negative binomial implies, users "
                  f"above the 99th percentile {tail:.2%} observed vs {tail_nb:.2%} predicted")
         if chosen == "negative_binomial":
-            why = "set in the spec" if params_of(metric).count_model != "auto" else "overdispersed"
+            why = "set in the spec" if CountParams.of(metric).count_model != "auto" else "overdispersed"
             note = f"negative binomial likelihood ({why}: {dispersion}; {check})"
         else:
-            why = "set in the spec" if params_of(metric).count_model != "auto" else (
+            why = "set in the spec" if CountParams.of(metric).count_model != "auto" else (
                 f"the negative binomial fits the tail badly: {check}")
             note = (f"robust likelihood: each cell's mean is normal with its observed variance, calibrated "
                     f"whatever the count distribution ({why}; {dispersion})")
     note += f"; {stats.sizes['value']} distinct count values"
-    if params_of(metric).cap is not None:
-        note += f"; values capped at {params_of(metric).cap:g}"
+    if CountParams.of(metric).cap is not None:
+        note += f"; values capped at {CountParams.of(metric).cap:g}"
     arm, top, shift, in_se = top_user_influence(stats)
     if in_se > INFLUENCE_WARNING:
         note += (f". WARNING: one user of arm {arm!r} with {top:,} alone raises that arm's mean by "
@@ -315,17 +310,13 @@ class _CountTruth:
         return rng.negative_binomial(self.shape, self.shape / (self.shape + mean))
 
 
-class _Counts(Sums):
+class _Counts(MeanSums):
     """Simulated counts, kept as n, sum and sum of squares and analysed with the Student-t posterior of the
-    mean (the Gamma-Poisson form ignores overdispersion and is overconfident)."""
+    mean (the Gamma-Poisson form ignores overdispersion and is overconfident). The histogram is not kept:
+    the mean family's statistics carry what the closed form reads. Only the link differs: log."""
 
     def link(self, means: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(means, 1e-12))
-
-    def stats(self) -> xr.Dataset:
-        # the histogram is not kept; the mean family's statistics carry what the closed form reads
-        return mean_stats(self.arms, [ALL_USERS], self.n[:, None].astype(np.int64),
-                          {"sum": self.sum[:, None], "sumsq": self.sumsq[:, None]}, self.metric.name)
 
 
 class Count(SumsFamily):
@@ -357,7 +348,7 @@ class Count(SumsFamily):
     def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
         column = metric_column(metric, metric.column, kinds, "counts")
         checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
-        cap = params_of(metric).cap
+        cap = CountParams.of(metric).cap
         key = f"CAST({column.sql} AS BIGINT)" if column.kind == INTEGER and cap is None else \
             f"CAST({capped(column, cap)} AS BIGINT)"
 

@@ -26,9 +26,9 @@ from bayes_ab.data.stats import ALL_USERS, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
 from bayes_ab.families.sums import Sums, SumsFamily
+from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
-from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.sampling import SamplerSettings
 
 
@@ -45,11 +45,6 @@ class MeanParams(FamilyParams):
 BASELINE_SD = 10.0      # in units of the pooled sd, around the pooled mean
 LOG_SIGMA_SD = 1.0
 THETA_SD = 5.0          # standardised slope
-
-
-def params_of(metric: Metric) -> MeanParams:
-    """The metric's mean parameters (the defaults when the metric has none)."""
-    return metric.params if metric.params is not None else MeanParams()
 
 
 def centred_sums(stats: xr.Dataset) -> dict[str, np.ndarray]:
@@ -87,11 +82,11 @@ def variant(stats: xr.Dataset, metric: Metric) -> str:
 
 def describe(stats: xr.Dataset, metric: Metric) -> str:
     """Likelihood and, with CUPED, the variance reduction."""
-    capped = "" if params_of(metric).cap is None else f"; values capped at {params_of(metric).cap:g}"
+    capped = "" if MeanParams.of(metric).cap is None else f"; values capped at {MeanParams.of(metric).cap:g}"
     if variant(stats, metric) == "plain":
         return "normal likelihood on per-cell n, mean and variance (no covariate)" + capped
     rho, reduction = covariate_fit(stats)
-    return (f"normal likelihood with CUPED on covariate {params_of(metric).covariate!r}: within-cell correlation "
+    return (f"normal likelihood with CUPED on covariate {MeanParams.of(metric).covariate!r}: within-cell correlation "
             f"{rho:.2f}, variance reduced by {reduction:.0%} (interval width x{np.sqrt(1 - reduction):.2f})"
             + capped)
 
@@ -153,7 +148,9 @@ class _NormalTruth:
         return rng.normal(self.means[arms], self.sd)
 
 
-class _Means(Sums):
+class MeanSums(Sums):
+    """Simulated per-user values kept as n, sum and sum of squares, as the mean family's statistics."""
+
     def link(self, means: np.ndarray) -> np.ndarray:
         n, _, squares = self.moments()          # the mean model's effect is in pooled standard deviations
         scale = np.sqrt(squares.sum() / max(n.sum() - len(n), 1))
@@ -186,11 +183,11 @@ class Mean(SumsFamily):
 
     def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
         column = metric_column(metric, metric.column, kinds, "values")
-        y = capped(column, params_of(metric).cap)
+        y = capped(column, MeanParams.of(metric).cap)
         checks = numeric_checks(column, metric.name, alias)
         sums = {f"{alias}_sum": f"SUM({y})", f"{alias}_sumsq": f"SUM({y} * {y})"}
-        if params_of(metric).covariate:
-            covariate = metric_column(metric, params_of(metric).covariate, kinds, "covariate values")
+        if MeanParams.of(metric).covariate:
+            covariate = metric_column(metric, MeanParams.of(metric).covariate, kinds, "covariate values")
             x = covariate.number()
             checks += numeric_checks(covariate, metric.name, alias + "x")
             sums.update({f"{alias}_sum_x": f"SUM({x})", f"{alias}_sum_x2": f"SUM({x} * {x})",
@@ -247,4 +244,4 @@ class Mean(SumsFamily):
 
     sample_conjugate = staticmethod(sample_mean)
     truth_type = _NormalTruth
-    accumulator_type = _Means
+    accumulator_type = MeanSums

@@ -162,11 +162,6 @@ def sample_ratio(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = S
                                                         (sampler.chains, sampler.draws)))
 
 
-def params_of(metric: Metric) -> RatioParams:
-    """The metric's ratio parameters (the defaults when the metric has none)."""
-    return metric.params if metric.params is not None else RatioParams()
-
-
 class _RatioTruth:
     """Per user: a geometric denominator with the baseline's mean, and a Poisson numerator with mean
     ``ratio x denominator`` (so numerator and denominator are correlated, as views and DMs are)."""
@@ -249,7 +244,7 @@ class Ratio(Family):
         return Baseline(ratio, denominator)
 
     def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-        p = params_of(metric)
+        p = RatioParams.of(metric)
         top = metric_column(metric, p.numerator, kinds, "numerator values")
         bottom = metric_column(metric, p.denominator, kinds, "denominator values")
         y, x = top.number(), bottom.number()
@@ -293,7 +288,7 @@ class Ratio(Family):
 
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         """The likelihood, the per-user correlation of numerator and denominator, and zero denominators."""
-        p = params_of(metric)
+        p = RatioParams.of(metric)
         total = stats.sum(["arm", "segment"])
         n = float(total["n"])
         cov = float(total["sum_num_den"]) / n - float(total["sum_num"]) * float(total["sum_den"]) / n ** 2

@@ -25,9 +25,9 @@ from bayes_ab.errors import DataError
 from bayes_ab.families.base import ParamReader, RateFamily
 from bayes_ab.families.sums import initial
 from bayes_ab.intervals import hdi
+from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects
-from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.sampling import SamplerSettings
 
 
@@ -47,24 +47,19 @@ DAY_MU, DAY_SD = -2.0, 2.5
 SEGMENT_SD = 1.5
 
 
-def params_of(metric: Metric) -> RetentionParams:
-    """The metric's retention parameters (the defaults when the metric has none)."""
-    return metric.params if metric.params is not None else RetentionParams()
-
-
 def variant(stats: xr.Dataset, metric: Metric) -> str:
     """Retention has one likelihood; the horizon is part of the structure."""
-    return f"horizon {params_of(metric).horizon}"
+    return f"horizon {RetentionParams.of(metric).horizon}"
 
 
 def describe(stats: xr.Dataset, metric: Metric) -> str:
     """Curve length and how many users are still censored before the horizon."""
     users = float(stats["n"].sum())
-    observed = float(stats["at_risk"].sel(day=params_of(metric).horizon).sum() + stats["lost"].sel(
-        day=slice(1, params_of(metric).horizon)).sum())
+    observed = float(stats["at_risk"].sel(day=RetentionParams.of(metric).horizon).sum() + stats["lost"].sel(
+        day=slice(1, RetentionParams.of(metric).horizon)).sum())
     censored = max(users - observed, 0.0) / users if users else 0.0
-    return (f"discrete-time survival to day {stats.sizes['day']}; headline D{params_of(metric).horizon} retention; "
-            f"{censored:.0%} of users censored (not yet observable) before day {params_of(metric).horizon}")
+    return (f"discrete-time survival to day {stats.sizes['day']}; headline D{RetentionParams.of(metric).horizon} retention; "
+            f"{censored:.0%} of users censored (not yet observable) before day {RetentionParams.of(metric).horizon}")
 
 
 def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
@@ -81,7 +76,7 @@ def kaplan_meier(at_risk: np.ndarray, lost: np.ndarray) -> np.ndarray:
 
 def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
     """Kaplan-Meier retention at the horizon per arm, pooling the segments in ``stats``."""
-    day = params_of(metric).horizon
+    day = RetentionParams.of(metric).horizon
     curve = kaplan_meier(stats["at_risk"].sum("segment").values, stats["lost"].sum("segment").values)
     return xr.DataArray(curve[:, day - 1], dims="arm", coords={"arm": stats["arm"].values})
 
@@ -104,7 +99,7 @@ def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
         logit_h = day[None, None, :] + arm_segment[:, :, None]
         pm.Binomial("obs", n=at_risk, logit_p=logit_h, observed=lost, dims=dims)
         survival = pm.Deterministic("survival", pt.cumprod(1 - pm.math.sigmoid(logit_h), axis=2), dims=dims)
-        pm.Deterministic("mean", survival[:, :, params_of(metric).horizon - 1], dims=("arm", "segment"))
+        pm.Deterministic("mean", survival[:, :, RetentionParams.of(metric).horizon - 1], dims=("arm", "segment"))
     return model
 
 
@@ -200,7 +195,7 @@ def sample_retention(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings
     """Beta posterior of every day's churn hazard; retention is the product of survived days."""
     rng = np.random.default_rng(sampler.seed)
     survival = survival_draws(rng, stats["lost"].values, stats["at_risk"].values, (sampler.chains, sampler.draws))
-    return posterior_dataset(stats, sampler, survival[..., params_of(metric).horizon - 1],
+    return posterior_dataset(stats, sampler, survival[..., RetentionParams.of(metric).horizon - 1],
                              {"survival": (("chain", "draw", "arm", "segment", "day"), survival)})
 
 
@@ -212,7 +207,7 @@ class _ChurnTruth:
         self.metric = metric
         # the improvement is on D-horizon retention; the constant daily hazard that gives it
         retention = np.clip(baseline.value * factors, 1e-9, 1 - 1e-9)
-        self.hazards = 1.0 - retention ** (1.0 / params_of(metric).horizon)
+        self.hazards = 1.0 - retention ** (1.0 / RetentionParams.of(metric).horizon)
 
     def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
         return rng.geometric(self.hazards[arms])
@@ -253,12 +248,12 @@ class _LifeTables:
         return at_risk, lost
 
     def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
-        at_risk, lost = self._life_table(params_of(self.metric).horizon)
+        at_risk, lost = self._life_table(RetentionParams.of(self.metric).horizon)
         return survival_draws(rng, lost, at_risk, (draws,))[..., -1]
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         """Kaplan-Meier D-horizon retention and Greenwood's variance (days nobody reached count as no loss)."""
-        at_risk, lost = self._life_table(params_of(self.metric).horizon)
+        at_risk, lost = self._life_table(RetentionParams.of(self.metric).horizon)
         with np.errstate(divide="ignore", invalid="ignore"):
             hazard = np.where(at_risk > 0, lost / at_risk, 0.0)
             greenwood = np.where(at_risk > lost, lost / (at_risk * (at_risk - lost)), 0.0)
@@ -271,7 +266,7 @@ class _LifeTables:
         return np.log(-np.log(np.clip(means, 1e-12, 1 - 1e-12)))
 
     def stats(self) -> xr.Dataset:
-        at_risk, lost = self._life_table(params_of(self.metric).max_day)
+        at_risk, lost = self._life_table(RetentionParams.of(self.metric).max_day)
         return retention_stats(self.arms, [ALL_USERS], at_risk[:, None, :], lost[:, None, :], self.metric.name,
                                users=self.n[:, None])
 
@@ -292,7 +287,7 @@ class Retention(RateFamily):
         return RetentionParams(observed, horizon, max_day)
 
     def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-        p = params_of(metric)
+        p = RetentionParams.of(metric)
         if not p.observed_column:
             raise DataError(f"metric {metric.name!r}: retention needs observed_column (days each user has "
                             "been observable)")

@@ -7,9 +7,9 @@ import numpy as np
 import xarray as xr
 
 from bayes_ab.families.base import Family
+from bayes_ab.metric import Metric
 from bayes_ab.models.conjugate import mean_draws
 from bayes_ab.models.hierarchy import pooled_mean
-from bayes_ab.metric import Metric
 
 
 class SumsFamily(Family):
