@@ -18,9 +18,11 @@ from bayes_ab.data.engine import ENGINE_NAMES
 from bayes_ab.data.spark_engine import DEFAULT_MASTER, MASTER_VARIABLE, SparkEngine
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab.effects import format as fmt
-from bayes_ab.decision import recommend
+from bayes_ab.decision import Action, recommend
 from bayes_ab.errors import BayesAbError, SpecError
 from bayes_ab.families import family_for, registry
+from bayes_ab.metric import Role
+from bayes_ab.sampling import Backend
 from bayes_ab.spec import load_spec
 
 
@@ -165,7 +167,7 @@ def _outlook(spec, result: Analysis, recommendation, args: argparse.Namespace) -
     from bayes_ab.planning import decision_outlook
 
     daily = args.daily_traffic or (spec.plan.daily_users if spec.plan else None)
-    if recommendation.action != "hold" or daily is None:
+    if recommendation.action != Action.HOLD or daily is None:
         return None
     return decision_outlook(result, recommendation.from_stage, args.days, daily, days=args.outlook_days).text()
 
@@ -189,7 +191,7 @@ def _baseline_forms() -> str:
 
 def _parse_baseline_arguments(spec, values: list[str]) -> dict:
     """``--baseline`` values -> {metric: raw baseline as a spec file would hold it}."""
-    primaries = [m for m in spec.metrics if m.role == "primary"]
+    primaries = spec.metrics_in(Role.PRIMARY)
     parsed = {}
     for value in values:
         name, _, number_text = value.rpartition("=")
@@ -296,7 +298,7 @@ def _metric_header(effects: MetricEffects) -> str:
 
 def _sampler_text(effects: MetricEffects) -> str:
     s = effects.sampler
-    if effects.backend == "conjugate":
+    if effects.backend == Backend.CONJUGATE:
         return "conjugate closed form (exact, unpooled)"
     return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
 

@@ -179,6 +179,10 @@ class ExperimentSpec:
                             f"({', '.join(f'{s:g}' for s in stages)})")
         return stages.index(percent)
 
+    def metrics_in(self, *roles: Role) -> list[Metric]:
+        """The metrics with one of ``roles``, in spec order."""
+        return [m for m in self.metrics if m.role in roles]
+
     def metric(self, name: str) -> Metric:
         """The metric called ``name``."""
         for metric in self.metrics:
@@ -381,11 +385,11 @@ def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
     if effect <= 0:
         r.fail("effect", f"must be a positive relative improvement (0.05 = 5%), got {effect}")
     baselines = r.child("baseline")
-    baselines.reject_unknown({m.name for m in metrics if m.role in ("primary", "guardrail")})
+    baselines.reject_unknown({m.name for m in metrics if m.role in (Role.PRIMARY, Role.GUARDRAIL)})
     parsed = {}
-    for metric in (m for m in metrics if m.role in ("primary", "guardrail")):
+    for metric in (m for m in metrics if m.role in (Role.PRIMARY, Role.GUARDRAIL)):
         if baselines.get(metric.name) is None:
-            if metric.role == "guardrail":
+            if metric.role == Role.GUARDRAIL:
                 continue
             baselines.fail(metric.name, "is required: the control-arm baseline of every primary metric")
         parsed[metric.name] = parse_baseline(baselines.get(metric.name), metric,

@@ -12,6 +12,7 @@ from bayes_ab.checkins.checkin import ledger_for
 from bayes_ab.checkins.ledger import LookRecord
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import LedgerError
+from bayes_ab.metric import Role
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class History:
     experiment: str
     looks: tuple[LookRecord, ...]
 
-    def to_pandas(self, roles: tuple[str, ...] = ("primary",)) -> pd.DataFrame:
+    def to_pandas(self, roles: tuple[str, ...] = (Role.PRIMARY,)) -> pd.DataFrame:
         """One row per look x metric (of the given roles) x treatment arm, overall effects."""
         rows = []
         for look in self.looks:

@@ -61,6 +61,7 @@ from bayes_ab.decision.evidence import MetricEvidence, evidence_from_fit, joint_
 from bayes_ab.decision.srm import srm_checks
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
+from bayes_ab.metric import Role
 from bayes_ab.spec import ExperimentSpec, Metric
 
 class Action(StrEnum):
@@ -125,7 +126,7 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
         Days of exposure at the current stage.
     """
     spec, t = analysis.spec, analysis.spec.decision
-    primaries = [m for m in spec.metrics if m.role == "primary"]
+    primaries = spec.metrics_in(Role.PRIMARY)
     if not primaries:
         raise SpecError(f"{spec.source}: metrics: a decision needs at least one metric with role 'primary'")
     spec.stage_index(stage)
@@ -138,7 +139,7 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
         gates.append(RuleCheck(f"MCMC diagnostics ({name})", d.summary().split(" - ")[0],
                                f"R-hat <= {d.max_rhat_allowed}, ESS >= {d.min_ess_required:.0f}, 0 divergences",
                                d.passed, "; ".join(d.problems), blocking=True))
-    judged = [m for m in spec.metrics if m.role in ("primary", "guardrail")]
+    judged = spec.metrics_in(Role.PRIMARY, Role.GUARDRAIL)
     evidence = {m.name: evidence_from_fit(analysis.fits[m.name], arm, t.severe_margin)
                 for m in judged if analysis.fits[m.name].diagnostics.passed}
     unsound = [m for m in judged if m.name not in evidence]
@@ -175,8 +176,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     t = spec.decision
     index = spec.stage_index(stage)
     current, following = spec.ramp[index], spec.ramp[min(index + 1, len(spec.ramp) - 1)]
-    primaries = [m for m in spec.metrics if m.role == "primary"]
-    guardrails = [m for m in spec.metrics if m.role == "guardrail" and (m.name in evidence or m in unsound)]
+    primaries = spec.metrics_in(Role.PRIMARY)
+    guardrails = [m for m in spec.metrics if m.role == Role.GUARDRAIL and (m.name in evidence or m in unsound)]
     trace: list[RuleCheck] = list(gates)
 
     def done(action: Action, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:

@@ -18,6 +18,7 @@ from bayes_ab.families import family_for
 from bayes_ab.intervals import hdi
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.result import Fit
+from bayes_ab.sampling import Backend
 from bayes_ab.spec import Metric, SamplerSettings
 
 OVERALL = "overall"
@@ -102,7 +103,7 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         rows += _rows(mean.sel(segment=segment), metric, interval, str(segment), False,
                       stats["n"].sel(segment=segment), family.observed_mean(stats.sel(segment=[segment]), metric))
     note = family.describe(stats, metric)
-    if fit.backend == "conjugate":
+    if fit.backend == Backend.CONJUGATE:
         note += f" [conjugate backend: unpooled closed form, {family.closed_form(stats, metric)}]"
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
                          fit.diagnostics, fit.backend, fit.sampler, note)

@@ -24,6 +24,7 @@ from bayes_ab.models.diagnostics import diagnose, independent_draws
 from bayes_ab.families import Family, family_of
 from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.models.result import Fit, attach_stats
+from bayes_ab.sampling import Backend
 from bayes_ab.spec import Metric, SamplerSettings
 
 
@@ -47,7 +48,7 @@ class ModelCache:
         if key not in self.compiled:
             model = family.build_model(stats, metric)
             entry = _Compiled(model)
-            if backend == "nutpie":
+            if backend == Backend.NUTPIE:
                 import nutpie
 
                 entry.sampler = nutpie.compile_pymc_model(model)
@@ -81,7 +82,7 @@ def fit(
     family = family_of(stats)
     if family.name != metric.family:
         raise ModelError(f"metric {metric.name!r} is {metric.family!r} but its statistics are {family.name!r}")
-    if sampler.backend == "conjugate":
+    if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
     compiled = cache.get(family, stats, metric, sampler.backend)
@@ -99,7 +100,7 @@ def fit(
 def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset, metric: Metric,
             sampler: SamplerSettings, parameters: list[str]) -> Fit:
     try:
-        if sampler.backend == "nutpie":
+        if sampler.backend == Backend.NUTPIE:
             idata = _sample_nutpie(compiled, data, sampler)
         else:
             idata = _sample_pymc(compiled, data, sampler)

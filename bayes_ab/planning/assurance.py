@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayes_ab.decision import TERMINAL_ACTIONS
 from bayes_ab.errors import SpecError
+from bayes_ab.metric import Role
 from bayes_ab.planning.fixed_horizon import FixedHorizon, fixed_horizon_sample_size
 from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, parse_baseline
 from bayes_ab.stopping import OperatingCharacteristics, RuleComparison, compare_rules
@@ -126,7 +127,7 @@ def plan_settings(
     parsed = dict(base.baseline) if base else {}
     for name, raw in (baseline or {}).items():
         metric = spec.metric(name)
-        if metric.role not in ("primary", "guardrail"):
+        if metric.role not in (Role.PRIMARY, Role.GUARDRAIL):
             raise SpecError(f"baseline for {name!r}: only primary metrics and guardrails are simulated "
                             f"(it is a {metric.role})")
         parsed[name] = raw if isinstance(raw, Baseline) else parse_baseline(raw, metric, f"baseline {name!r}")
@@ -179,7 +180,7 @@ def plan_experiment(
     fixed = tuple(fixed_horizon_sample_size(m, plan.baseline[m.name], plan.effect, ratio=ratio, alpha=alpha,
                                             power=power, daily_users=plan.daily_users,
                                             control_share=control / total)
-                  for m in spec.metrics if m.role == "primary")
+                  for m in spec.metrics if m.role == Role.PRIMARY)
     return ExperimentPlan(spec.name, plan, compared.rules[0], fixed, earliest_ship_day(spec, plan.daily_users),
                           compared if references else None)
 

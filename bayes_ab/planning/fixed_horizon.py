@@ -24,6 +24,7 @@ from scipy import stats
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
 from bayes_ab.families import family_for
+from bayes_ab.metric import Direction
 from bayes_ab.spec import Baseline, Metric
 
 
@@ -86,7 +87,7 @@ def fixed_horizon_sample_size(
         raise SpecError(f"the treatment/control ratio must be positive, got {ratio}")
     if effect == 0 or not math.isfinite(effect):
         raise SpecError(f"metric {metric.name!r}: the effect must be a non-zero relative change, got {effect}")
-    sign = 1.0 if metric.direction == "increase" else -1.0
+    sign = 1.0 if metric.direction == Direction.INCREASE else -1.0
     control = baseline.value
     treatment = control * (1 + sign * effect)
     diff = treatment - control

@@ -22,15 +22,16 @@ import numpy as np
 import pandas as pd
 
 from bayes_ab.analysis import Analysis
-from bayes_ab.decision import ACTIONS
+from bayes_ab.decision import ACTIONS, Action
 from bayes_ab.errors import SpecError
 from bayes_ab.families import family_for
+from bayes_ab.metric import Role
 from bayes_ab.spec import Baseline, Metric
 from bayes_ab.stopping.generate import Truth, truth
 from bayes_ab.stopping.operating import run_world
 from bayes_ab.stopping.rules import rule
 
-LEAVING_HOLD = tuple(a for a in ACTIONS if a != "hold")
+LEAVING_HOLD = tuple(a for a in ACTIONS if a != Action.HOLD)
 
 
 @dataclass(frozen=True)
@@ -118,11 +119,11 @@ def decision_outlook(
     for name, value in (("daily_users", daily_users), ("days", days), ("look_every", look_every), ("draws", draws)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise SpecError(f"outlook: {name} must be an integer >= 1, got {value!r}")
-    primaries = [m for m in spec.metrics if m.role == "primary"]
+    primaries = spec.metrics_in(Role.PRIMARY)
     if not primaries:
         raise SpecError(f"{spec.source}: metrics: an outlook needs at least one metric with role 'primary'")
     rng = np.random.default_rng(seed)
-    judged = [m for m in spec.metrics if m.role in ("primary", "guardrail")]
+    judged = spec.metrics_in(Role.PRIMARY, Role.GUARDRAIL)
     means = {m.name: _arm_mean_draws(analysis, m) for m in judged}
     start = {m.name: analysis.stats[m.name] for m in judged}
     default_rule = rule("default")

@@ -21,13 +21,15 @@ from bayes_ab.decision.srm import srm_checks
 from bayes_ab.effects import format as fmt
 from bayes_ab.effects import sentence
 from bayes_ab.intervals import hdi
+from bayes_ab.metric import Role
 from bayes_ab.models import Fit, fit
 from bayes_ab.families import family_for
 from bayes_ab.report import figures
+from bayes_ab.sampling import Backend
 from bayes_ab.spec import SamplerSettings
 from bayes_ab.stopping import OperatingCharacteristics, RuleComparison
 
-FLAT_PRIOR = SamplerSettings(draws=2000, chains=2, backend="conjugate", seed=20)
+FLAT_PRIOR = SamplerSettings(draws=2000, chains=2, backend=Backend.CONJUGATE, seed=20)
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,9 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
                      + [f"MCMC diagnostics failed for {d['metric']}: {d['problems']}" for d in diagnostics
                         if not d["passed"]])
     sentences = tuple((e.metric.name, sentence(e, arm)) for e in result.effects.values()
-                      if e.metric.role == "primary" for arm in e.treatments)
+                      if e.metric.role == Role.PRIMARY for arm in e.treatments)
     sentences += tuple((e.metric.name, sentence(e, arm)) for e in result.effects.values()
-                       if e.metric.role != "primary" for arm in e.treatments)
+                       if e.metric.role != Role.PRIMARY for arm in e.treatments)
     if recommendation is None:
         headline, action = ("No recommendation requested: give the current ramp stage and its days "
                             "(--stage, --days) to apply the decision rule."), None
@@ -146,7 +148,7 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
 def _card(result: Analysis, arm: str) -> tuple[dict, ...]:
     """The review card's lines: every primary and guardrail with P(helps), P(harms) and the lift interval."""
     rows = []
-    for role in ("primary", "guardrail"):
+    for role in (Role.PRIMARY, Role.GUARDRAIL):
         for effects in (e for e in result.effects.values() if e.metric.role == role):
             row = effects.overall(arm)
             rows.append({"metric": effects.metric.name, "role": role, "p_helps": row.p_beat_control,
@@ -249,7 +251,7 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
                          "flat_p": float(np.mean(sign * relative_lift_draws(flat, arm) > 0))} for arm in treatments)
     return MetricSection(
         name=name, family=metric.family, role=metric.role, direction=metric.direction, rope=metric.rope,
-        margin=metric.margin if metric.role == "guardrail" else None, model_note=effects.model_note,
+        margin=metric.margin if metric.role == Role.GUARDRAIL else None, model_note=effects.model_note,
         backend=effects.backend, diagnostics=effects.diagnostics,
         sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit,
         unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
@@ -295,7 +297,7 @@ def _prior(model: Fit) -> tuple[str | None, str]:
 def _guardrails(result: Analysis) -> tuple[tuple[dict, ...], str | None]:
     rows = []
     for name, f in result.fits.items():
-        if f.metric.role != "guardrail":
+        if f.metric.role != Role.GUARDRAIL:
             continue
         for arm in result.effects[name].treatments:
             lift = relative_lift_draws(f, arm)

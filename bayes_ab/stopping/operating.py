@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.decision import TERMINAL_ACTIONS
+from bayes_ab.decision import TERMINAL_ACTIONS, Action
 from bayes_ab.display import HtmlRepr
 from bayes_ab.effects import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
 from bayes_ab.families import family_for
+from bayes_ab.metric import Role
 from bayes_ab.spec import Baseline, ExperimentSpec, Metric, PlanSettings
 from bayes_ab.stopping.generate import Truth, accumulator, factors_for, truth
 from bayes_ab.stopping.rules import RULES, Look, RuleName, SimulatedRule, rule
@@ -299,13 +300,14 @@ def compare_rules(
 
 def simulated_metrics(spec: ExperimentSpec, plan: PlanSettings) -> list[Metric]:
     """The metrics a simulation draws: every primary, and every guardrail with a baseline in the plan."""
-    return [m for m in spec.metrics if m.role == "primary" or (m.role == "guardrail" and m.name in plan.baseline)]
+    return [m for m in spec.metrics
+            if m.role == Role.PRIMARY or (m.role == Role.GUARDRAIL and m.name in plan.baseline)]
 
 
 def scenarios(spec: ExperimentSpec, plan: PlanSettings) -> dict[str, tuple[float, float]]:
     """Scenario name -> (true lift of the primaries, true lift of the first simulated guardrail)."""
     runs = {"no effect": (0.0, 0.0), "planned effect": (plan.effect, 0.0), "harmful": (-plan.effect, 0.0)}
-    guardrails = [m for m in simulated_metrics(spec, plan) if m.role == "guardrail"]
+    guardrails = [m for m in simulated_metrics(spec, plan) if m.role == Role.GUARDRAIL]
     if guardrails:
         runs["guardrail breach"] = (plan.effect, -BREACH_MARGINS * guardrails[0].margin)
     return runs
@@ -326,7 +328,7 @@ def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
                         "it must be below 1")
     if plan.look_every > plan.days:
         raise SpecError(f"{where}.look_every: {plan.look_every} days between looks exceeds the {plan.days}-day horizon")
-    primaries = [m for m in spec.metrics if m.role == "primary"]
+    primaries = spec.metrics_in(Role.PRIMARY)
     if not primaries:
         raise SpecError(f"{spec.source}: metrics: planning needs at least one metric with role 'primary'")
     missing = [m.name for m in primaries if m.name not in plan.baseline]
@@ -336,7 +338,7 @@ def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
         b = plan.baseline[metric.name]
         family = family_for(metric)
         family.parse_baseline(family.baseline_raw(b), f"{where}.baseline.{metric.name}")
-        worst = max(plan.effect, BREACH_MARGINS * metric.margin if metric.role == "guardrail" else 0.0)
+        worst = max(plan.effect, BREACH_MARGINS * metric.margin if metric.role == Role.GUARDRAIL else 0.0)
         family.check_change(metric, b, worst, f"{where}.baseline.{metric.name}")
 
 
@@ -411,7 +413,7 @@ def run_world(
             action = run.rule.decide(look)
             if action in ends:
                 run.ended = (action, day, stage)
-            elif action == "advance":
+            elif action == Action.ADVANCE:
                 run.stage_index, run.started = min(run.stage_index + 1, len(run.ramp) - 1), day
     return [(*(run.ended or ("undecided", days, run.ramp[run.stage_index].percent)), run.max_power_day, run.exposure)
             for run in runs]
@@ -427,7 +429,7 @@ def _run_job(job) -> list[tuple[str, int, float, int, float]]:
     first_guardrail = True
     for metric in simulated_metrics(spec, plan):
         effect = lift
-        if metric.role == "guardrail":
+        if metric.role == Role.GUARDRAIL:
             effect, first_guardrail = (guardrail_lift if first_guardrail else 0.0), False
         truths[metric.name] = truth(metric, plan.baseline[metric.name],
                                     factors_for(metric, effect, len(spec.arm_names)))

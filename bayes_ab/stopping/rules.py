@@ -27,9 +27,10 @@ from typing import Literal, Mapping, Protocol
 import numpy as np
 from scipy import stats as st
 
-from bayes_ab.decision import decide
+from bayes_ab.decision import Action, decide
 from bayes_ab.decision.evidence import evidence_from_draws
 from bayes_ab.decision.srm import srm_check
+from bayes_ab.metric import Role
 from bayes_ab.spec import ExperimentSpec, Metric, Stage
 from bayes_ab.stopping.generate import Accumulator
 
@@ -91,7 +92,7 @@ class DefaultRule:
 
     def decide(self, look: Look) -> str:
         spec = look.spec
-        primaries = [m for m in spec.metrics if m.role == "primary"]
+        primaries = spec.metrics_in(Role.PRIMARY)
         draws = {name: with_effect_prior(acc, spec.metric(name), acc.posterior(look.rng, POSTERIOR_DRAWS), look.rng)
                  for name, acc in look.accumulators.items()}
         severe = spec.decision.severe_margin
@@ -134,13 +135,13 @@ class NaiveRule:
     def decide(self, look: Look) -> str:
         for name, acc in look.accumulators.items():
             metric = look.spec.metric(name)
-            if metric.role != "primary":
+            if metric.role != Role.PRIMARY:
                 continue
             d = acc.posterior(look.rng, POSTERIOR_DRAWS)
             sign = 1.0 if metric.increase_is_good else -1.0
             if max(np.mean(sign * (d[:, k] - d[:, 0]) > 0) for k in range(1, d.shape[1])) <= NAIVE_THRESHOLD:
-                return "hold"
-        return "ship"
+                return Action.HOLD
+        return Action.SHIP
 
 
 def relative_lift_z(acc: Accumulator, increase_is_good: bool) -> tuple[float, float]:
@@ -174,7 +175,7 @@ def _verdicts(look: Look, significant) -> tuple[bool, bool]:
         lift, variance = relative_lift_z(acc, metric.increase_is_good)
         hit = significant(lift, variance)
         worse = worse or (hit and lift < 0)
-        if metric.role == "primary":
+        if metric.role == Role.PRIMARY:
             better = better and hit and lift > 0
     return better, worse
 
@@ -192,15 +193,15 @@ class SequentialRule:
         bound = math.log(1 / SEQUENTIAL_ALPHA)
         better, worse = _verdicts(look, lambda lift, v: msprt_log_likelihood_ratio(lift, v, look.effect) >= bound)
         if worse:
-            return "rollback"
+            return Action.ROLLBACK
         if look.days_at_stage < current.min_days or look.users < current.min_users:
-            return "hold"
+            return Action.HOLD
         following = spec.ramp[min(index + 1, len(spec.ramp) - 1)]
         if look.stage < spec.max_power_stage:
-            return "advance"
+            return Action.ADVANCE
         if better:
-            return "ship" if following.percent == 100 else "advance"
-        return "hold"
+            return Action.SHIP if following.percent == 100 else Action.ADVANCE
+        return Action.HOLD
 
 
 class FixedHorizonRule:
@@ -211,10 +212,10 @@ class FixedHorizonRule:
 
     def decide(self, look: Look) -> str:
         if look.day < look.horizon:
-            return "hold"
+            return Action.HOLD
         critical = st.norm.isf(FIXED_HORIZON_ALPHA)
         better, worse = _verdicts(look, lambda lift, v: v > 0 and abs(lift) / math.sqrt(v) > critical)
         if worse:
-            return "rollback"
-        return "ship" if better else "stop_no_effect"
+            return Action.ROLLBACK
+        return Action.SHIP if better else Action.STOP_NO_EFFECT
 
