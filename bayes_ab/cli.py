@@ -11,19 +11,22 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
-
-from bayes_ab.analysis import Analysis, analyze
-from bayes_ab.data.engine import ENGINE_NAMES
-from bayes_ab.data.spark_engine import DEFAULT_MASTER, MASTER_VARIABLE, SparkEngine
-from bayes_ab.effects import MetricEffects, sentence
-from bayes_ab.effects import format as fmt
-from bayes_ab.decision import Action, recommend
+from bayes_ab.engine_names import DEFAULT_MASTER, ENGINE_NAMES, MASTER_VARIABLE
 from bayes_ab.errors import BayesAbError, SpecError
-from bayes_ab.families import family_for, registry
-from bayes_ab.metric import Role
-from bayes_ab.sampling import Backend
-from bayes_ab.spec import load_spec
+
+# Everything else is imported by the command that needs it: the statistical stack (PyMC, ArviZ, SciPy) takes
+# seconds to import, and `bayes-ab --help` or a mistyped option must answer at once.
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help texts may be callables, evaluated only when help is shown (the
+    ``--baseline`` forms come from the family registry, which imports the families' modules)."""
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            if callable(action.help):
+                action.help = action.help()
+        return super().format_help()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayes-ab", description="Bayesian A/B test analysis.")
+    parser = _Parser(prog="bayes-ab", description="Bayesian A/B test analysis.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("analyze", help="fit every metric of an experiment and print its effects")
     _input_arguments(run, "rows are aggregates: the spec's users_column holds users, metric columns hold sums")
@@ -77,9 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     ahead = commands.add_parser("plan", help="how many users and days the decision rule needs (by simulation)")
     ahead.add_argument("spec", help="experiment spec (YAML); its plan: section supplies defaults")
     ahead.add_argument("--baseline", action="append", default=[], metavar="METRIC=VALUE",
-                       help=f"control baseline of a primary metric, by family: {_baseline_forms()} (a trailing "
-                            "value may be left out where the family has a default); repeat per metric; METRIC= "
-                            "may be left out with one primary")
+                       help=lambda: (f"control baseline of a primary metric, by family: {_baseline_forms()} (a "
+                                     "trailing value may be left out where the family has a default); repeat per "
+                                     "metric; METRIC= may be left out with one primary"))
     ahead.add_argument("--daily-traffic", type=int, help="users per day at 100%% of traffic")
     ahead.add_argument("--effect", type=float, help="minimum relative improvement worth detecting (0.05 = 5%%)")
     ahead.add_argument("--days", type=int, help="horizon in days (default: the plan's, else 28)")
@@ -110,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _checkin(args: argparse.Namespace) -> int:
     from bayes_ab.checkins import checkin
+    from bayes_ab.console import render_text
+    from bayes_ab.spec import load_spec
 
     spec = load_spec(args.spec)
     done = checkin(spec, args.data, stage=args.stage, days=args.days, as_of=args.as_of,
@@ -149,6 +154,8 @@ def _input_arguments(parser: argparse.ArgumentParser,
 def _engine(args: argparse.Namespace):
     """The aggregation engine the arguments ask for."""
     if args.engine == "spark":
+        from bayes_ab.data.spark_engine import SparkEngine
+
         return SparkEngine(master=args.spark_master)
     if args.spark_master:
         raise SpecError("--spark-master needs --engine spark")
@@ -162,8 +169,9 @@ def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outlook-days", type=int, default=14, help="days the outlook looks ahead (default: 14)")
 
 
-def _outlook(spec, result: Analysis, recommendation, args: argparse.Namespace) -> str | None:
+def _outlook(spec, result, recommendation, args: argparse.Namespace) -> str | None:
     """The predictive outlook beside a hold, when the daily traffic is known."""
+    from bayes_ab.decision import Action
     from bayes_ab.planning import decision_outlook
 
     daily = args.daily_traffic or (spec.plan.daily_users if spec.plan else None)
@@ -174,6 +182,7 @@ def _outlook(spec, result: Analysis, recommendation, args: argparse.Namespace) -
 
 def _plan(args: argparse.Namespace) -> int:
     from bayes_ab.planning import plan_experiment, plan_settings
+    from bayes_ab.spec import load_spec
 
     spec = load_spec(args.spec)
     baseline = _parse_baseline_arguments(spec, args.baseline)
@@ -185,12 +194,17 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _baseline_forms() -> str:
     """How ``--baseline`` is written for each registered family, e.g. ``conversion RATE; mean MEAN,SD``."""
+    from bayes_ab.families import registry
+
     return "; ".join(f"{name} {','.join(f.upper() for f in family.baseline_fields) or 'RATE'}"
                      for name, family in registry().items())
 
 
 def _parse_baseline_arguments(spec, values: list[str]) -> dict:
     """``--baseline`` values -> {metric: raw baseline as a spec file would hold it}."""
+    from bayes_ab.families import family_for
+    from bayes_ab.metric import Role
+
     primaries = spec.metrics_in(Role.PRIMARY)
     parsed = {}
     for value in values:
@@ -219,6 +233,7 @@ def _parse_baseline_arguments(spec, values: list[str]) -> dict:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from bayes_ab.spec import load_spec
     from bayes_ab.stopping import compare_rules
 
     spec = load_spec(args.spec)
@@ -254,6 +269,11 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from bayes_ab.analysis import analyze
+    from bayes_ab.console import render_text
+    from bayes_ab.decision import recommend
+    from bayes_ab.spec import load_spec
+
     spec = load_spec(args.spec)
     result = analyze(spec, args.data, aggregated=args.aggregated, engine=_engine(args))
     print(render_text(result))
@@ -272,52 +292,6 @@ def _analyze(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report(result, Path(args.reports_dir), recommendation, args.models_dir, outlook)}")
     return 0
-
-
-def render_text(result: Analysis) -> str:
-    """The console summary: per metric its diagnostics, effects table and sentences."""
-    spec = result.spec
-    first = next(iter(result.stats.values()))
-    users = int(first["n"].sum())
-    lines = [f"Experiment {spec.name}: arms {', '.join(spec.arm_names)} (control {spec.control.name}); "
-             f"{first.sizes['segment']} segment(s); {users:,} users; data fingerprint {result.fingerprint}"]
-    for effects in result.effects.values():
-        lines += ["", _metric_header(effects), "  model: " + effects.model_note,
-                  "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
-        lines += ["  " + line for line in
-                  family_for(effects.metric).text_lines(result.fits[effects.metric.name], effects.interval)]
-        lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
-    return "\n".join(lines)
-
-
-def _metric_header(effects: MetricEffects) -> str:
-    m = effects.metric
-    return (f"Metric {m.name} ({m.family}, {m.role}, {m.direction} is good, ROPE +/-{m.rope:.1%}) "
-            f"- posterior by {_sampler_text(effects)}")
-
-
-def _sampler_text(effects: MetricEffects) -> str:
-    s = effects.sampler
-    if effects.backend == Backend.CONJUGATE:
-        return "conjugate closed form (exact, unpooled)"
-    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
-
-
-def _table(effects: MetricEffects) -> str:
-    family = family_for(effects.metric)
-    rows = []
-    for r in effects.rows:
-        lift = "" if r.is_control else f"{fmt.relative(r.rel_lift)} [{fmt.relative(r.rel_low)}, {fmt.relative(r.rel_high)}]"
-        rows.append({
-            "segment": r.segment, "arm": r.arm, "users": f"{r.users:,}",
-            "observed": f"{r.observed_mean:.4g}", "posterior": f"{r.mean:.4g}",
-            f"rel. lift [{effects.interval:.0%} HDI]": lift,
-            "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),
-            "P(best)": fmt.probability(r.p_best),
-            f"loss if shipped ({family.unit})": "" if r.is_control else f"{r.loss_ship_abs * family.unit_scale:.3f}",
-            "P(in ROPE)": "" if r.is_control else fmt.probability(r.p_rope),
-        })
-    return "\n".join("  " + line for line in pd.DataFrame(rows).to_string(index=False).splitlines())
 
 
 if __name__ == "__main__":

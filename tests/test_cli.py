@@ -1,6 +1,8 @@
 """The CLI end to end: Cookie Cats against the exact flat-prior answer, and one-line errors."""
 
 import json
+import subprocess
+import sys
 
 import arviz as az
 import numpy as np
@@ -126,3 +128,15 @@ def test_option_prefixes_are_not_guessed(capsys):
         main(["report", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS), "--out", "x.html"])
     assert stop.value.code == 2
     assert "unrecognized arguments: --out x.html" in capsys.readouterr().err
+
+
+def test_help_answers_without_importing_the_statistical_stack():
+    """`bayes-ab --help` must not pay for PyMC, ArviZ, SciPy or pandas (seconds of imports). (`plan --help` lists
+    the registered families' baseline forms, so it imports the families.)"""
+    code = ("import sys\nfrom bayes_ab.cli import main\n"
+            "for argv in (['--help'], ['analyze', '--help'], ['checkin', '--help'], ['history', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('pymc', 'arviz', 'scipy', 'pandas', 'pytensor', 'duckdb', 'xarray')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -12,7 +12,8 @@ from bayes_ab.data.incremental import aggregate_incrementally
 from bayes_ab.data.stats import combine, segment_weights
 
 _CONSTRUCTORS = {"conversion_stats": "bayes_ab.families.conversion", "count_stats": "bayes_ab.families.count",
-                 "mean_stats": "bayes_ab.families.mean", "retention_stats": "bayes_ab.families.retention"}
+                 "mean_stats": "bayes_ab.families.mean", "retention_stats": "bayes_ab.families.retention",
+                 "ratio_stats": "bayes_ab.families.ratio"}
 
 __all__ = ["aggregate", "aggregate_incrementally", "combine", "segment_weights", *_CONSTRUCTORS]
 

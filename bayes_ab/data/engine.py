@@ -13,10 +13,10 @@ from typing import Any, Callable, Protocol, Union
 
 import pandas as pd
 
+from bayes_ab.engine_names import ENGINE_NAMES
 from bayes_ab.errors import DataError
 
 Source = Union[str, Path, pd.DataFrame, Any]      # Any: a Spark DataFrame
-ENGINE_NAMES = ("duckdb", "spark")
 
 # Engine-neutral column kinds; the queries pick their cheapest correct SQL by kind.
 INTEGER, FLOAT, BOOLEAN, STRING, DATE, OTHER = "integer", "float", "boolean", "string", "date", "other"

@@ -16,10 +16,9 @@ import pandas as pd
 
 from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, Source, Table, file_input,
                                   first_line, is_spark_dataframe)
+from bayes_ab.engine_names import DEFAULT_MASTER, MASTER_VARIABLE
 from bayes_ab.errors import DataError
 
-DEFAULT_MASTER = "local[*]"
-MASTER_VARIABLE = "BAYES_AB_SPARK_MASTER"
 # Aggregates are small (arms x segments x days x keys): few shuffle partitions suffice in local mode,
 # where Spark's default of 200 makes every query pay for 200 tiny tasks.
 LOCAL_SHUFFLE_PARTITIONS = "4"

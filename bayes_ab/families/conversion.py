@@ -9,10 +9,9 @@ Closed form: ``Beta(1 + successes, 1 + failures)`` per arm x segment (flat prior
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
 import xarray as xr
 
 from bayes_ab.data.engine import BOOLEAN, INTEGER
@@ -25,6 +24,9 @@ from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
 from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
+    import pymc as pm
 
 BASELINE_LOGIT_SD = 2.5
 DATA_NAMES = ("n", "successes")
@@ -160,7 +162,9 @@ class Conversion(RateFamily):
         """Raw conversion rate per arm over all segments in ``stats`` (no model, no prior)."""
         return pooled_mean(stats, "successes")
 
-    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
+        import pymc as pm
+
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]
         data = self.model_data(stats)

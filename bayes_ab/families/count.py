@@ -24,11 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
 from scipy import optimize, special, stats as st
 
@@ -43,6 +42,9 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
+    import pymc as pm
 
 
 class CountModel(StrEnum):
@@ -372,7 +374,9 @@ class Count(SumsFamily):
     variant = staticmethod(variant)
     describe = staticmethod(describe)
 
-    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
+        import pymc as pm
+
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]
         data = self.model_data(stats)

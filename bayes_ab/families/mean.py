@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 
 from bayes_ab.data.queries import MetricQuery, capped, cells, metric_column, numeric_checks
@@ -30,6 +28,9 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
+    import pymc as pm
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,10 @@ class Mean(SumsFamily):
     variant = staticmethod(variant)
     describe = staticmethod(describe)
 
-    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
+        import pymc as pm
+        import pytensor.tensor as pt
+
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]
         data = mean_model_data(stats)

@@ -37,12 +37,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
-from pytensor.tensor.slinalg import cholesky, solve_triangular
 import xarray as xr
 
 from bayes_ab.data.queries import MetricQuery, cells, metric_column, numeric_checks
@@ -52,8 +49,11 @@ from bayes_ab.families.base import Family, ParamReader, finite
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
-from bayes_ab.models.hierarchy import coords_for, with_control
+from bayes_ab.models.hierarchy import coords_for, prior_scales, with_control
 from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
+    import pymc as pm
 
 SUMS = ("sum_num", "sum_den", "sum_num2", "sum_den2", "sum_num_den")
 
@@ -300,7 +300,7 @@ class Ratio(Family):
                 f"log link; per-user correlation of numerator and denominator {rho:.2f}; "
                 f"{zero:,} user(s) ({zero / n:.1%}) with a zero denominator, kept in the sums")
 
-    def build_model(self, stats: xr.Dataset, metric: Metric) -> pm.Model:
+    def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
         """The segment hierarchy with everything but the pooling scale integrated out exactly.
 
         On the log scale every cell is Gaussian, ``y[a, s] ~ Normal(b[s] + e[a, s], v[a, s])`` with the
@@ -312,6 +312,10 @@ class Ratio(Family):
         is the hierarchy's, without the funnels between the scale and the effects that precise ratios
         (large experiments) and few segments otherwise cause.
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+        from pytensor.tensor.slinalg import cholesky, solve_triangular
+
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]
         treatments = len(arms) - 1
@@ -320,8 +324,9 @@ class Ratio(Family):
         with pm.Model(coords=coords) as model:
             y = pm.Data("log_ratio", data["log_ratio"], dims=cells)
             v = pm.Data("log_var", data["log_var"], dims=cells)
+            effect_sd, heterogeneity_sd = prior_scales(metric.prior)
             if len(segments) > 1:
-                sd = pm.HalfNormal("effect_sd", sigma=metric.prior.heterogeneity_sd, dims="treatment")[:, None]
+                sd = pm.HalfNormal("effect_sd", sigma=heterogeneity_sd, dims="treatment")[:, None]
             else:
                 sd = pt.zeros((treatments, 1))
             total = pt.concatenate([v[:1], v[1:] + sd ** 2], axis=0)    # variance of y[a, s] around b[s]
@@ -335,11 +340,11 @@ class Ratio(Family):
             q0 = ((w * y ** 2).sum(axis=0) - weight * y_bar ** 2).sum()
             k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * len(segments) * np.log(2 * np.pi)
                  - 0.5 * pt.log(weight).sum())
-            tau2 = metric.prior.effect_sd ** 2
+            tau2 = effect_sd ** 2
             precision = a_matrix + pt.eye(treatments) / tau2
             chol = cholesky(precision)
             mu_mean = solve_triangular(chol.T, solve_triangular(chol, c, lower=True), lower=False)
-            pm.Potential("obs", k - 0.5 * q0 - 0.5 * treatments * np.log(tau2) - pt.log(pt.diag(chol)).sum()
+            pm.Potential("obs", k - 0.5 * q0 - 0.5 * treatments * pt.log(tau2) - pt.log(pt.diag(chol)).sum()
                          + 0.5 * pt.dot(c, mu_mean))
             mu_z = pm.Normal("effect_mu_z", 0.0, 1.0, dims="treatment")
             mu = pm.Deterministic("effect_mu", mu_mean + solve_triangular(chol.T, mu_z, lower=False),

@@ -11,12 +11,10 @@ A negative ``effect`` lowers the churn hazard, i.e. improves retention.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 
 from bayes_ab.data.queries import Check, MetricQuery, metric_column, numeric_checks
@@ -29,6 +27,9 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects
 from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
+    import pymc as pm
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,11 @@ def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
     return xr.DataArray(curve[:, day - 1], dims="arm", coords={"arm": stats["arm"].values})
 
 
-def build_model(stats: xr.Dataset, metric: Metric) -> pm.Model:
+def build_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
     """Build the PyMC model for one retention metric's life table."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
     coords = {**coords_for(stats), "day": [int(d) for d in stats["day"].values]}
     arms, segments = coords["arm"], coords["segment"]
     dims = ("arm", "segment", "day")

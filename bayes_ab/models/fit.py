@@ -1,60 +1,77 @@
 """Fit a family's model to statistics: compile once per structure, re-fit with new data.
 
-A model's *structure* is its family, number of arms, number of segments and prior; data of the
-same structure (a new day, a new look, another experiment) re-use the compiled sampler through
-nutpie's ``with_data`` (or ``pm.set_data`` on the ``pymc`` backend), so only the first fit pays
-for compilation.
+A model's *structure* is its family, likelihood variant, number of arms, segments (and days), and the names,
+types and ranks of its data; the effect prior is data. On the ``nutpie`` backend the compiled sampler is
+cached on disk (:mod:`bayes_ab.models.compiled`), so a structure compiles once per machine and every later
+process — the next check-in, the next ``analyze`` — loads it in a fraction of a second. Within a process,
+:class:`ModelCache` keeps what was loaded, so a re-fit costs only the sampling. The ``pymc`` backend keeps the
+PyMC model and swaps data with ``pm.set_data``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Any, Hashable
 
-import arviz as az
 import numpy as np
-import pymc as pm
 import xarray as xr
 
 from bayes_ab.errors import ModelError
-from bayes_ab.models.diagnostics import diagnose, independent_draws
 from bayes_ab.families import Family, family_of
-from bayes_ab.models.hierarchy import coords_for
+from bayes_ab.models.compiled import NativeModel, native_model, structure_key
+from bayes_ab.models.diagnostics import diagnose, independent_draws
+from bayes_ab.models.hierarchy import coords_for, prior_data
 from bayes_ab.models.result import Fit, attach_stats
+from bayes_ab.progress import progress
 from bayes_ab.sampling import Backend
 from bayes_ab.spec import Metric, SamplerSettings
+
+if TYPE_CHECKING:
+    import arviz as az
+    import pymc as pm
 
 
 @dataclass
 class _Compiled:
-    model: pm.Model
-    sampler: Any = None
+    native: NativeModel | None = None
+    model: "pm.Model | None" = None
+
+    @property
+    def parameters(self) -> list[str]:
+        if self.native is not None:
+            return self.native.parameters
+        return [rv.name for rv in self.model.free_RVs]
 
 
 @dataclass
 class ModelCache:
-    """Compiled models by structure, so a re-fit never recompiles."""
+    """Compiled models by structure, so a re-fit in this process never compiles or loads again.
+
+    ``compilations`` counts the structures this cache prepared (compiled here, or loaded from the disk cache);
+    ``from_disk`` how many of them were loads.
+    """
 
     compiled: dict[Hashable, _Compiled] = field(default_factory=dict)
     compilations: int = 0
+    from_disk: int = 0
 
-    def get(self, family: Family, stats: xr.Dataset, metric: Metric, backend: str) -> _Compiled:
-        """The compiled model of this structure, compiling it on first use."""
-        shape = tuple(size for dim, size in stats.sizes.items() if dim != "value")
-        key = (family.name, backend, shape, metric.prior, family.variant(stats, metric))
-        if key not in self.compiled:
-            model = family.build_model(stats, metric)
-            entry = _Compiled(model)
+    def get(self, family: Family, stats: xr.Dataset, metric: Metric, backend: str,
+            data: dict[str, np.ndarray]) -> _Compiled:
+        """The compiled model of this structure, compiling (or loading) it on first use."""
+        sizes = {dim: size for dim, size in stats.sizes.items() if dim != "value"}
+        key = structure_key(family.name, family.variant(stats, metric), sizes, data)
+        if (key, backend) not in self.compiled:
             if backend == Backend.NUTPIE:
-                import nutpie
-
-                entry.sampler = nutpie.compile_pymc_model(model)
-            self.compiled[key] = entry
+                with progress(f"{metric.name}: preparing the {family.name} model"):
+                    entry = _Compiled(native=native_model(key, lambda: family.build_model(stats, metric)))
+                self.from_disk += not entry.native.compiled
+            else:
+                entry = _Compiled(model=family.build_model(stats, metric))
+            self.compiled[(key, backend)] = entry
             self.compilations += 1
-        return self.compiled[key]
+        return self.compiled[(key, backend)]
 
 
 DEFAULT_CACHE = ModelCache()
@@ -85,9 +102,9 @@ def fit(
     if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
-    compiled = cache.get(family, stats, metric, sampler.backend)
-    data = family.model_data(stats)
-    parameters = [rv.name for rv in compiled.model.free_RVs]
+    data = {**family.model_data(stats), **prior_data(metric.prior)}
+    compiled = cache.get(family, stats, metric, sampler.backend, data)
+    parameters = compiled.parameters
     result = _sample(compiled, data, stats, metric, sampler, parameters)
     retry = sampler.retry_target_accept
     if result.diagnostics.divergences and retry is not None and retry > sampler.target_accept:
@@ -100,28 +117,33 @@ def fit(
 def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset, metric: Metric,
             sampler: SamplerSettings, parameters: list[str]) -> Fit:
     try:
-        if sampler.backend == Backend.NUTPIE:
-            idata = _sample_nutpie(compiled, data, sampler)
-        else:
-            idata = _sample_pymc(compiled, data, sampler)
+        with progress(f"{metric.name}: sampling {sampler.chains} chains x {sampler.tune} + {sampler.draws} draws"
+                      + (f" (target_accept {sampler.target_accept})" if sampler.target_accept > 0.9 else "")):
+            if sampler.backend == Backend.NUTPIE:
+                idata = _sample_nutpie(compiled, data, stats, sampler)
+            else:
+                idata = _sample_pymc(compiled, data, sampler)
     except (ValueError, RuntimeError, FloatingPointError) as exc:
         raise ModelError(f"metric {metric.name!r}: sampling failed ({str(exc).splitlines()[0]})") from None
     idata = attach_stats(_label(idata, stats), stats)
     return Fit(metric, stats, idata, diagnose(idata, parameters), sampler.backend, sampler)
 
 
-def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> az.InferenceData:
+def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
+                   s: SamplerSettings) -> "az.InferenceData":
     import nutpie
 
-    # pm.Data the graph does not use (e.g. covariate sums of a model without one) are optimised away
-    used = {name: values for name, values in data.items() if name in compiled.sampler.shared_data}
-    model = compiled.sampler.with_data(**used)
+    model = compiled.native.sampler(data, coords_for(stats))
     return nutpie.sample(model, draws=s.draws, tune=s.tune, chains=s.chains,
                          cores=min(s.chains, os.cpu_count() or 1), seed=s.seed,
                          target_accept=s.target_accept, progress_bar=False, save_warmup=False)
 
 
-def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> az.InferenceData:
+def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> "az.InferenceData":
+    import logging
+
+    import pymc as pm
+
     logging.getLogger("pymc").setLevel(logging.ERROR)
     with compiled.model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -131,8 +153,10 @@ def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSet
                          target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False)
 
 
-def _label(idata: az.InferenceData, stats: xr.Dataset) -> az.InferenceData:
+def _label(idata: "az.InferenceData", stats: xr.Dataset) -> "az.InferenceData":
     """Attach this data's arm/segment labels (a re-used compiled model carries the first fit's)."""
+    import arviz as az
+
     coords = coords_for(stats)
     posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
     return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)

@@ -9,31 +9,61 @@ For each treatment arm ``t`` and segment ``s`` (on the family's link scale)::
 
 With a single segment there is nothing to pool and the hierarchy collapses to
 ``effect[t, 0] = effect_mu[t]`` (the unidentified scale would only slow the sampler down).
+
+The two prior scales are *data* of the model (``pm.Data``), not constants: a compiled model is then one per
+family and shape, and a metric with another prior re-uses it (:mod:`bayes_ab.models.compiled`).
 """
 
 from __future__ import annotations
 
-import pymc as pm
+from typing import TYPE_CHECKING
+
+import numpy as np
 import xarray as xr
-import pytensor.tensor as pt
 
 from bayes_ab.metric import EffectPrior
 
+if TYPE_CHECKING:     # imported by the functions that build a model: loading a cached model never needs PyMC
+    import pytensor.tensor as pt
 
-def segment_effects(prior: EffectPrior, n_treatments: int, n_segments: int) -> pt.TensorVariable:
+PRIOR_EFFECT_SD = "prior_effect_sd"
+PRIOR_HETEROGENEITY_SD = "prior_heterogeneity_sd"
+
+
+def prior_data(prior: EffectPrior) -> dict[str, np.ndarray]:
+    """The effect prior as the model data every family's model declares (:func:`prior_scales`)."""
+    return {PRIOR_EFFECT_SD: np.asarray(float(prior.effect_sd)),
+            PRIOR_HETEROGENEITY_SD: np.asarray(float(prior.heterogeneity_sd))}
+
+
+def prior_scales(prior: EffectPrior) -> tuple["pt.TensorVariable", "pt.TensorVariable"]:
+    """Declare the prior's two scales as data of the current model: (effect sd, heterogeneity sd)."""
+    import pymc as pm
+
+    data = prior_data(prior)
+    return pm.Data(PRIOR_EFFECT_SD, data[PRIOR_EFFECT_SD]), pm.Data(PRIOR_HETEROGENEITY_SD,
+                                                                    data[PRIOR_HETEROGENEITY_SD])
+
+
+def segment_effects(prior: EffectPrior, n_treatments: int, n_segments: int) -> "pt.TensorVariable":
     """Add the pooled treatment effects to the current model; returns ``effect`` (treatment x segment)."""
-    mu = pm.Normal("effect_mu", mu=0.0, sigma=prior.effect_sd, dims="treatment")
+    import pymc as pm
+
+    effect_sd, heterogeneity_sd = prior_scales(prior)
+    mu = pm.Normal("effect_mu", mu=0.0, sigma=effect_sd, dims="treatment")
     if n_segments == 1:
         effect = mu[:, None]
     else:
-        sd = pm.HalfNormal("effect_sd", sigma=prior.heterogeneity_sd, dims="treatment")
+        sd = pm.HalfNormal("effect_sd", sigma=heterogeneity_sd, dims="treatment")
         z = pm.Normal("effect_z", mu=0.0, sigma=1.0, dims=("treatment", "segment"))
         effect = mu[:, None] + sd[:, None] * z
     return pm.Deterministic("effect", effect, dims=("treatment", "segment"))
 
 
-def with_control(baseline: pt.TensorVariable, effect: pt.TensorVariable) -> pt.TensorVariable:
+def with_control(baseline: "pt.TensorVariable", effect: "pt.TensorVariable") -> "pt.TensorVariable":
     """Linear predictor per arm x segment: control is the baseline, each treatment adds its effect."""
+    import pytensor.tensor as pt
+
     return pt.concatenate([baseline[None, :], baseline[None, :] + effect], axis=0)
 
 

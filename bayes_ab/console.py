@@ -1,0 +1,57 @@
+"""The console summary of an analysis: per metric its diagnostics, effects table and sentences."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bayes_ab.analysis import Analysis
+from bayes_ab.effects import MetricEffects, sentence
+from bayes_ab.effects import format as fmt
+from bayes_ab.families import family_for
+from bayes_ab.sampling import Backend
+
+
+def render_text(result: Analysis) -> str:
+    """The console summary: per metric its diagnostics, effects table and sentences."""
+    spec = result.spec
+    first = next(iter(result.stats.values()))
+    users = int(first["n"].sum())
+    lines = [f"Experiment {spec.name}: arms {', '.join(spec.arm_names)} (control {spec.control.name}); "
+             f"{first.sizes['segment']} segment(s); {users:,} users; data fingerprint {result.fingerprint}"]
+    for effects in result.effects.values():
+        lines += ["", _metric_header(effects), "  model: " + effects.model_note,
+                  "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
+        lines += ["  " + line for line in
+                  family_for(effects.metric).text_lines(result.fits[effects.metric.name], effects.interval)]
+        lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
+    return "\n".join(lines)
+
+
+def _metric_header(effects: MetricEffects) -> str:
+    m = effects.metric
+    return (f"Metric {m.name} ({m.family}, {m.role}, {m.direction} is good, ROPE +/-{m.rope:.1%}) "
+            f"- posterior by {_sampler_text(effects)}")
+
+
+def _sampler_text(effects: MetricEffects) -> str:
+    s = effects.sampler
+    if effects.backend == Backend.CONJUGATE:
+        return "conjugate closed form (exact, unpooled)"
+    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
+
+
+def _table(effects: MetricEffects) -> str:
+    family = family_for(effects.metric)
+    rows = []
+    for r in effects.rows:
+        lift = "" if r.is_control else f"{fmt.relative(r.rel_lift)} [{fmt.relative(r.rel_low)}, {fmt.relative(r.rel_high)}]"
+        rows.append({
+            "segment": r.segment, "arm": r.arm, "users": f"{r.users:,}",
+            "observed": f"{r.observed_mean:.4g}", "posterior": f"{r.mean:.4g}",
+            f"rel. lift [{effects.interval:.0%} HDI]": lift,
+            "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),
+            "P(best)": fmt.probability(r.p_best),
+            f"loss if shipped ({family.unit})": "" if r.is_control else f"{r.loss_ship_abs * family.unit_scale:.3f}",
+            "P(in ROPE)": "" if r.is_control else fmt.probability(r.p_rope),
+        })
+    return "\n".join("  " + line for line in pd.DataFrame(rows).to_string(index=False).splitlines())

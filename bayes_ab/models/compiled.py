@@ -1,0 +1,302 @@
+"""A family's model compiled once per structure *and machine*: the sampler's native code is cached on disk.
+
+Check-ins run as separate processes (cron, notebook, CI), so an in-process cache alone leaves every command
+paying the model's compilation (≈ 15–25 s per model with numba). Here a model structure — family, likelihood
+variant, arm/segment/day sizes, the data arrays' names, types and ranks, and the exact code and library
+versions that produce its graph — is hashed into a key. The first process to meet a key builds the PyMC
+graph, compiles it to numba through PyTensor and writes:
+
+- ``<cache>/<key>/callbacks.py``: the generated C callbacks (:mod:`bayes_ab.models.native`), whose machine
+  code numba caches beside it;
+- ``<cache>/<key>/layout.json``: what the sampler needs besides the code (traced names, shapes, dims, the
+  data arrays' order and the unconstrained starting point).
+
+Any later process with the same key loads both in well under a second, without building the PyMC graph. Data
+(including the effect priors, which are data of the model rather than part of its identity) reach the code
+through addresses in ``user_data``, so new data of any size never recompile, and a changed model can never be
+served stale: its source, and therefore its key, differ. ``BAYES_AB_CACHE_DIR`` chooses the cache directory
+(default ``$XDG_CACHE_HOME/bayes-ab`` or ``~/.cache/bayes-ab``); deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pymc as pm
+
+CACHE_ENV = "BAYES_AB_CACHE_DIR"
+LAYOUT_FILE = "layout.json"
+CALLBACKS_FILE = "callbacks.py"
+_LIBRARIES = ("numba", "pytensor", "pymc", "nutpie", "numpy", "llvmlite")
+
+
+def cache_root() -> Path:
+    """Where compiled structures live: ``$BAYES_AB_CACHE_DIR``, else the user's cache directory."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]) / "models"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bayes-ab" / "models"
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Digest of every bayes-ab source file and the versions of the libraries that turn them into code."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    for name in _LIBRARIES:
+        try:
+            digest.update(f"{name}={metadata.version(name)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name}=absent".encode())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def structure_key(family: str, variant: str, sizes: Mapping[str, int], data: Mapping[str, np.ndarray]) -> str:
+    """The identity of a compiled model: what its code depends on, and nothing its data can change.
+
+    ``sizes`` are the dimensions the model's parameters are indexed by (arm, segment, day); data arrays enter
+    by name, type and rank only (their sizes and values are read at run time).
+    """
+    parts = {
+        "family": family,
+        "variant": variant,
+        "sizes": sorted((str(k), int(v)) for k, v in sizes.items()),
+        "data": sorted((name, np.asarray(v).dtype.str, np.ndim(v)) for name, v in data.items()),
+        "code": _code_version(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything the sampler needs about a compiled structure besides its code (stored as JSON)."""
+
+    key: str
+    n_dim: int
+    names: tuple[str, ...]
+    """Traced arrays in expansion order: the unconstrained parameters first, then every other quantity."""
+    shapes: tuple[tuple[int, ...], ...]
+    n_unconstrained: int
+    """How many of ``names`` are unconstrained parameters."""
+    dims: dict[str, tuple[str, ...]]
+    coords: dict[str, list[Any]]
+    data: tuple[tuple[str, str, int], ...]
+    """The data arrays in call order: name, dtype, rank."""
+    parameters: tuple[str, ...]
+    """The free random variables (their R-hat is part of the diagnostics)."""
+    initial: tuple[float, ...]
+    """The unconstrained starting point before each chain's jitter."""
+
+    @property
+    def n_expanded(self) -> int:
+        return sum(math.prod(shape) for shape in self.shapes)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Layout":
+        raw = json.loads(text)
+        return cls(key=raw["key"], n_dim=raw["n_dim"], names=tuple(raw["names"]),
+                   shapes=tuple(tuple(s) for s in raw["shapes"]), n_unconstrained=raw["n_unconstrained"],
+                   dims={k: tuple(v) for k, v in raw["dims"].items()}, coords=raw["coords"],
+                   data=tuple((n, d, int(r)) for n, d, r in raw["data"]), parameters=tuple(raw["parameters"]),
+                   initial=tuple(raw["initial"]))
+
+
+@dataclass(frozen=True)
+class NativeModel:
+    """A loaded structure: its layout and its two C callbacks (kept alive here)."""
+
+    layout: Layout
+    logp_callback: Any
+    expand_callback: Any
+    compiled: bool
+    """True when this process compiled it (a cache miss)."""
+
+    @property
+    def parameters(self) -> list[str]:
+        return list(self.layout.parameters)
+
+    def sampler(self, data: Mapping[str, np.ndarray], coords: Mapping[str, list[str]]):
+        """A nutpie model of this structure on ``data`` (every array the layout lists), labelled by ``coords``."""
+        import pandas as pd
+        from nutpie.compile_pymc import CompiledPyMCModel
+
+        layout = self.layout
+        arrays, words = {}, []
+        for name, dtype, ndim in layout.data:
+            if name not in data:
+                raise KeyError(f"model data {name!r} missing")
+            array = np.array(data[name], dtype=dtype, order="C", copy=True)
+            if array.ndim != ndim:
+                raise ValueError(f"model data {name!r} has rank {array.ndim}, the compiled model expects {ndim}")
+            array.flags.writeable = False
+            arrays[name] = array
+            words += [array.ctypes.data, *array.shape]
+        user_data = np.array(words or [0], dtype=np.uint64)
+
+        merged = {**layout.coords, **{k: list(v) for k, v in coords.items() if k in layout.coords}}
+        index = {name: pd.Index(values) for name, values in merged.items()}
+        index["unconstrained_parameter"] = pd.Index(_flat_names(layout))
+        offsets = np.cumsum([0, *(math.prod(s) for s in layout.shapes)])
+        slices = [slice(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:])]
+        initial = np.asarray(layout.initial, dtype=float)
+
+        def initial_point(seed=None) -> np.ndarray:
+            # PyMC's default start: the support point on the unconstrained scale, jittered by U(-1, 1)
+            return initial + np.random.default_rng(seed).uniform(-1.0, 1.0, size=initial.size)
+
+        return CompiledPyMCModel(
+            _n_dim=layout.n_dim, dims={k: tuple(v) for k, v in layout.dims.items()}, _coords=index,
+            _shapes={name: tuple(shape) for name, shape in zip(layout.names, layout.shapes)},
+            compiled_logp_func=self.logp_callback, compiled_expand_func=self.expand_callback,
+            initial_point_func=initial_point, shared_data=arrays, user_data=user_data,
+            n_expanded=layout.n_expanded, shape_info=(list(layout.names), slices, list(layout.shapes)),
+            logp_func=None, expand_func=None,
+        )
+
+
+def _flat_names(layout: Layout) -> list[str]:
+    names = []
+    for name, shape in zip(layout.names[:layout.n_unconstrained], layout.shapes):
+        if not shape:
+            names.append(name)
+        else:
+            names += [f"{name}_{'.'.join(map(str, idx))}" for idx in np.ndindex(*shape)]
+    return names
+
+
+def native_model(key: str, build: Callable[[], "pm.Model"]) -> NativeModel:
+    """The compiled structure ``key``: loaded from the cache, or built with ``build()`` and cached.
+
+    A damaged or partial cache entry (a killed process, a full disk) is rebuilt, never trusted.
+    """
+    directory = cache_root() / key
+    layout_path = directory / LAYOUT_FILE
+    if layout_path.exists():
+        try:
+            layout = Layout.from_json(layout_path.read_text())
+            module = _import_callbacks(key, directory / CALLBACKS_FILE)
+            return _callbacks(layout, module, compiled=False)
+        except Exception:   # noqa: BLE001 -- any failure to load means: compile afresh below
+            pass
+    return _compile(key, build(), directory)
+
+
+def _import_callbacks(key: str, path: Path):
+    name = f"bayes_ab_native_{key}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def _callbacks(layout: Layout, module, compiled: bool) -> NativeModel:
+    """The C callbacks of ``module`` with numba's on-disk cache (a load when the cache holds them)."""
+    import numba
+
+    from bayes_ab.models.native import EXPAND_SIGNATURE, LOGP_SIGNATURE
+
+    logp = numba.cfunc(LOGP_SIGNATURE, cache=True)(module.logp)
+    expand = numba.cfunc(EXPAND_SIGNATURE, cache=True)(module.expand)
+    return NativeModel(layout, logp, expand, compiled)
+
+
+def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.initial_point import make_initial_point_fn
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    from bayes_ab.models.native import wrapper_source
+
+    value_vars = list(model.value_vars)
+    start = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(0)
+    shapes = [tuple(int(s) for s in np.shape(start[v.name])) for v in value_vars]
+    sizes = [math.prod(s) for s in shapes]
+    n_dim = sum(sizes)
+
+    logp = pytensor.graph.rewrite_graph(model.logp(), include=("canonicalize", "stabilize"))
+    gradient = pt.concatenate([g.ravel() for g in pytensor.grad(logp, value_vars)])
+    point = pt.TensorType("float64", shape=(n_dim,))("unconstrained_point")
+    replace, offset = {}, 0
+    for var, shape, size in zip(value_vars, shapes, sizes):
+        replace[var] = point[offset:offset + size].reshape(shape).astype(var.dtype)
+        offset += size
+    shared = sorted((v for v in model.named_vars.values() if isinstance(v, SharedVariable)), key=lambda v: v.name)
+    inputs = [pt.TensorType(v.type.dtype, shape=(None,) * v.type.ndim)(v.name) for v in shared]
+    replace.update(zip(shared, inputs))
+
+    names_unconstrained = {v.name for v in value_vars}
+    others = [v for v in model.unobserved_value_vars if v.name not in names_unconstrained]
+    logp_out, gradient_out, *others_out = pytensor.clone_replace([logp, gradient, *others], replace)
+    expanded = pt.concatenate([point, *[pt.as_tensor(v).ravel() for v in others_out]])
+    logp_fn = pytensor.function([point, *inputs], [logp_out, gradient_out], mode="NUMBA",
+                                on_unused_input="ignore")
+    expand_fn = pytensor.function([point, *inputs], [expanded], mode="NUMBA", on_unused_input="ignore")
+    values = {v.name: np.asarray(v.get_value()) for v in shared}
+    shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode="FAST_COMPILE",
+                                 on_unused_input="ignore")
+    other_shapes = [tuple(int(x) for x in shape) for shape in shape_fn(*[start[v.name] for v in value_vars])]
+
+    layout = Layout(
+        key=key, n_dim=n_dim,
+        names=tuple([v.name for v in value_vars] + [v.name for v in others]),
+        shapes=tuple(shapes + other_shapes), n_unconstrained=len(value_vars),
+        dims={name: tuple(d) for name, d in model.named_vars_to_dims.items() if d},
+        coords={name: [_plain(x) for x in values_] for name, values_ in model.coords.items()
+                if values_ is not None},
+        data=tuple((v.name, values[v.name].dtype.name, v.type.ndim) for v in shared),
+        parameters=tuple(rv.name for rv in model.free_RVs),
+        initial=tuple(float(x) for v in value_vars for x in np.ravel(start[v.name])),
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    source = wrapper_source(key, n_dim, layout.n_expanded, list(layout.data))
+    callbacks_path = directory / CALLBACKS_FILE
+    if not callbacks_path.exists() or callbacks_path.read_text() != source:
+        _write_atomic(callbacks_path, source)
+    sys.modules.pop(f"bayes_ab_native_{key}", None)
+    module = _import_callbacks(key, callbacks_path)
+    module.logp_inner = logp_fn.vm.jit_fn
+    module.expand_inner = expand_fn.vm.jit_fn
+    native = _callbacks(layout, module, compiled=True)
+    _write_atomic(directory / LAYOUT_FILE, layout.to_json())    # last: a layout marks a complete entry
+    return native
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,145 @@
+"""The disk-cached sampler: one compilation per structure and machine, loads in later processes, never stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pymc as pm
+import pytest
+
+import nutpie
+from bayes_ab.data import conversion_stats
+from bayes_ab.models import ModelCache, fit
+from bayes_ab.models.compiled import LAYOUT_FILE, cache_root, native_model, structure_key
+from bayes_ab.spec import EffectPrior, Metric
+
+from conftest import FAST, ROOT
+
+
+def location_model(y: np.ndarray) -> pm.Model:
+    """``y ~ Normal(mu, 1)`` with a flat-ish prior on ``mu``: the posterior of ``mu`` is N(ybar, 1/n)."""
+    with pm.Model() as model:
+        data = pm.Data("y", y)
+        mu = pm.Normal("mu", 0.0, 100.0)
+        pm.Potential("obs", pm.logp(pm.Normal.dist(mu, 1.0), data).sum())
+    return model
+
+
+def sample_mu(native, y: np.ndarray, seed: int = 1) -> np.ndarray:
+    trace = nutpie.sample(native.sampler({"y": y}, {}), draws=500, tune=300, chains=2, cores=1, seed=seed,
+                          progress_bar=False)
+    return trace.posterior["mu"].values.ravel()
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_new_data_of_any_size_reuse_the_compiled_code_and_give_the_exact_posterior(cache_dir):
+    rng = np.random.default_rng(5)
+    key = structure_key("location", "test", {}, {"y": np.zeros(3)})
+    native = native_model(key, lambda: location_model(np.zeros(3)))
+    assert native.compiled
+    for n, mean in ((10, 2.0), (2_000, -1.0)):
+        y = rng.normal(mean, 1.0, n)
+        draws = sample_mu(native, y)
+        # exact posterior N(ybar, 1/n) (the prior sd of 100 is negligible); MC error from ~1000 draws
+        assert abs(draws.mean() - y.mean()) < 5 * (1 / np.sqrt(n)) / np.sqrt(500)
+        assert abs(draws.std() / (1 / np.sqrt(n)) - 1) < 0.12
+
+
+def test_a_second_load_reads_the_cache_and_a_damaged_entry_is_rebuilt(cache_dir):
+    key = structure_key("location", "test", {}, {"y": np.zeros(3)})
+    built = []
+
+    def build():
+        built.append(1)
+        return location_model(np.zeros(3))
+
+    first = native_model(key, build)
+    layout = cache_root() / key / LAYOUT_FILE
+    assert first.compiled and json.loads(layout.read_text())["key"] == key
+    y = np.random.default_rng(6).normal(0.5, 1.0, 50)
+    # the callbacks' module is cached in this process; a load from the layout must give the same draws
+    loaded = native_model(key, build)
+    assert not loaded.compiled and len(built) == 1
+    np.testing.assert_array_equal(sample_mu(first, y), sample_mu(loaded, y))
+    layout.write_text('{"key": "truncated')          # a killed writer, a full disk
+    rebuilt = native_model(key, build)
+    assert rebuilt.compiled and len(built) == 2
+    assert abs(sample_mu(rebuilt, y).mean() - y.mean()) < 5 * (1 / np.sqrt(50)) / np.sqrt(500)
+
+
+def test_the_key_follows_the_structure_and_ignores_data_values_and_sizes():
+    base = structure_key("conversion", "conversion", {"arm": 2, "segment": 3}, {"n": np.zeros((2, 3), int)})
+    assert base == structure_key("conversion", "conversion", {"arm": 2, "segment": 3},
+                                 {"n": np.ones((2, 3), int)})
+    assert base == structure_key("conversion", "conversion", {"segment": 3, "arm": 2},
+                                 {"n": np.ones((5, 7), int)})
+    changed = [
+        structure_key("count", "conversion", {"arm": 2, "segment": 3}, {"n": np.zeros((2, 3), int)}),
+        structure_key("conversion", "robust", {"arm": 2, "segment": 3}, {"n": np.zeros((2, 3), int)}),
+        structure_key("conversion", "conversion", {"arm": 3, "segment": 3}, {"n": np.zeros((2, 3), int)}),
+        structure_key("conversion", "conversion", {"arm": 2, "segment": 3}, {"n": np.zeros((2, 3), float)}),
+        structure_key("conversion", "conversion", {"arm": 2, "segment": 3}, {"n": np.zeros(6, int)}),
+        structure_key("conversion", "conversion", {"arm": 2, "segment": 3}, {"m": np.zeros((2, 3), int)}),
+    ]
+    assert len({base, *changed}) == 1 + len(changed)
+
+
+def test_another_prior_reuses_the_compiled_model_and_moves_the_posterior():
+    """Priors are data of the model: a second prior must not recompile, and must not be served the first."""
+    rng = np.random.default_rng(12)
+    users = np.full((2, 3), 4_000)
+    stats = conversion_stats(["control", "treatment"], ["a", "b", "c"], users,
+                             rng.binomial(users, np.array([[0.10] * 3, [0.11] * 3])), "converted")
+    cache = ModelCache()
+    wide = fit(stats, Metric(name="converted", family="conversion", column="converted",
+                             prior=EffectPrior(effect_sd=1.0, heterogeneity_sd=0.1)), FAST, cache)
+    tight_sd = 0.002
+    tight = fit(stats, Metric(name="converted", family="conversion", column="converted",
+                              prior=EffectPrior(effect_sd=tight_sd, heterogeneity_sd=0.1)), FAST, cache)
+    assert cache.compilations == 1
+    wide_sd = float(wide.idata.posterior["effect_mu"].std())
+    # the data alone put the effect's sd near 0.04 (logit scale); a N(0, 0.002) prior must dominate it
+    assert wide_sd > 0.02
+    assert float(tight.idata.posterior["effect_mu"].std()) < 1.2 * tight_sd
+
+
+SCRIPT = textwrap.dedent("""
+    import hashlib, json, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from conftest import FAST
+    from bayes_ab.data import conversion_stats
+    from bayes_ab.models import ModelCache, fit
+    from bayes_ab.spec import Metric
+
+    users = np.array([[3000, 2000], [3000, 2000]])
+    stats = conversion_stats(["control", "treatment"], ["a", "b"], users,
+                             np.array([[300, 190], [330, 215]]), "converted")
+    cache = ModelCache()
+    result = fit(stats, Metric(name="converted", family="conversion", column="converted"), FAST, cache)
+    draws = np.ascontiguousarray(result.idata.posterior["mean"].values)
+    print(json.dumps({{"loaded": cache.from_disk, "digest": hashlib.sha256(draws.tobytes()).hexdigest(),
+                      "mean": float(draws[..., 1, :].mean() - draws[..., 0, :].mean())}}))
+""")
+
+
+def test_a_fresh_process_loads_the_compiled_model_and_draws_the_same_posterior(tmp_path):
+    env = {**os.environ, "BAYES_AB_CACHE_DIR": str(tmp_path)}
+    script = SCRIPT.format(tests=str(ROOT / "tests"))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                      check=True, timeout=600).stdout.strip().splitlines()[-1])
+            for _ in range(2)]
+    assert [run["loaded"] for run in runs] == [0, 1]
+    # the same machine code, data and seed: the same draws, bit for bit
+    assert runs[0]["digest"] == runs[1]["digest"]
+    assert 0.0 < runs[0]["mean"] < 0.03
