@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 
+from bayes_ab.models.convergence import ess_bulk, ess_tail, rank_rhat
+
 from bayes_ab.display import HtmlRepr
 
 MAX_RHAT = 1.01
@@ -68,25 +70,33 @@ class Diagnostics(HtmlRepr):
 
 def diagnose(idata: az.InferenceData, parameters: list[str],
              reported: tuple[str, ...] = ("mean", "effect")) -> Diagnostics:
-    """Compute :class:`Diagnostics` from a fitted ``InferenceData``."""
+    """Compute :class:`Diagnostics` from a fitted ``InferenceData`` (rank-normalised split R-hat over every
+    parameter and reported quantity; bulk and tail ESS over the reported ones)."""
     posterior = idata.posterior
     names = [v for v in dict.fromkeys(parameters + list(reported)) if v in posterior]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    rhat = az.rhat(posterior[names]) if chains > 1 else None
-    reported_vars = posterior[[v for v in reported if v in posterior]]
-    ess_bulk = az.ess(reported_vars, method="bulk")
-    ess_tail = az.ess(reported_vars, method="tail")
+    reported_draws = _stacked(posterior, [v for v in reported if v in posterior])
+    enough = draws >= 4
+    rhat = rank_rhat(_stacked(posterior, names)) if chains > 1 and enough else np.array([np.nan])
     divergences = 0
     if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
         divergences = int(idata.sample_stats["diverging"].sum())
     return Diagnostics(
-        max_rhat=_extreme(rhat, np.nanmax) if rhat is not None else float("nan"),
-        min_ess_bulk=_extreme(ess_bulk, np.nanmin),
-        min_ess_tail=_extreme(ess_tail, np.nanmin),
+        max_rhat=_extreme(rhat, np.nanmax),
+        min_ess_bulk=_extreme(ess_bulk(reported_draws) if enough else np.array([np.nan]), np.nanmin),
+        min_ess_tail=_extreme(ess_tail(reported_draws) if enough else np.array([np.nan]), np.nanmin),
         divergences=divergences,
         chains=chains,
         draws=draws,
     )
+
+
+def _stacked(posterior, names: list[str]) -> np.ndarray:
+    """Draws of ``names`` as one ``(chain, draw, element)`` array of floats."""
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    parts = [np.asarray(posterior[name].transpose("chain", "draw", ...).values, dtype=float).reshape(chains, draws, -1)
+             for name in names]
+    return np.concatenate(parts, axis=2) if parts else np.full((chains, draws, 1), np.nan)
 
 
 def independent_draws(chains: int, draws: int) -> Diagnostics:
@@ -98,7 +108,6 @@ def independent_draws(chains: int, draws: int) -> Diagnostics:
                        chains=chains, draws=draws)
 
 
-def _extreme(dataset, reducer) -> float:
-    values = [np.asarray(dataset[v].values, dtype=float).ravel() for v in dataset.data_vars]
-    values = np.concatenate(values) if values else np.array([np.nan])
+def _extreme(values: np.ndarray, reducer) -> float:
+    values = np.asarray(values, dtype=float).ravel()
     return float(reducer(values)) if np.isfinite(values).any() else float("nan")
