@@ -6,7 +6,9 @@ Library errors become one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +18,48 @@ from bayes_ab.errors import BayesAbError, SpecError
 
 # Everything else is imported by the command that needs it: the statistical stack (PyMC, ArviZ, SciPy) takes
 # seconds to import, and `bayes-ab --help` or a mistyped option must answer at once.
+
+
+def _days(text: str) -> float:
+    """``--days``: days of exposure at the stage, a finite number >= 0."""
+    value = _number(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _stage(text: str) -> float:
+    """``--stage``: the ramp stage in percent of traffic, in (0, 100]."""
+    value = _number(text)
+    if not (math.isfinite(value) and 0 < value <= 100):
+        raise argparse.ArgumentTypeError(f"must be a percentage in (0, 100], got {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _writable_folder(path: str, option: str) -> None:
+    """Refuse an output folder that cannot be written, before minutes of fitting are spent."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise SpecError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SpecError(f"{option} {folder}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    _writable_folder(args.models_dir, "--models-dir")
+    if getattr(args, "report", False):
+        _writable_folder(args.reports_dir, "--reports-dir")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--models-dir", default="models", help="where posteriors are written (default: models)")
     run.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     run.add_argument("--report", action="store_true", help="also write a self-contained HTML report")
-    run.add_argument("--stage", type=float, help="current ramp stage in percent: print a recommendation")
-    run.add_argument("--days", type=float, default=0.0, help="days of exposure at the current stage")
+    run.add_argument("--stage", type=_stage, help="current ramp stage in percent: print a recommendation")
+    run.add_argument("--days", type=_days, default=0.0, help="days of exposure at the current stage")
     _outlook_arguments(run)
     run.set_defaults(run=_analyze)
 
@@ -59,8 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     page.add_argument("--models-dir", default="models",
                       help="posteriors are written here; its ledger and error rates are shown (default: models)")
     page.add_argument("--reports-dir", default="reports", help="where the report is written (default: reports)")
-    page.add_argument("--stage", type=float, help="current ramp stage in percent: include the recommendation")
-    page.add_argument("--days", type=float, default=0.0, help="days of exposure at the current stage")
+    page.add_argument("--stage", type=_stage, help="current ramp stage in percent: include the recommendation")
+    page.add_argument("--days", type=_days, default=0.0, help="days of exposure at the current stage")
     _outlook_arguments(page)
     page.set_defaults(run=_analyze, report=True)
 
@@ -69,8 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     look.add_argument("--rescan", action="store_true",
                       help="with the spec's day_column: aggregate every day again instead of reusing stored days")
     look.add_argument("--as-of", help="time of the look, ISO 8601 (default: now, UTC)")
-    look.add_argument("--stage", type=float, required=True, help="current ramp stage in percent")
-    look.add_argument("--days", type=float, required=True, help="days of exposure at the current stage")
+    look.add_argument("--stage", type=_stage, required=True, help="current ramp stage in percent")
+    look.add_argument("--days", type=_days, required=True, help="days of exposure at the current stage")
     look.add_argument("--models-dir", default="models", help="where the ledger and posteriors live (default: models)")
     look.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     look.add_argument("--report", action="store_true", help="also write the HTML report, with the trajectory")
@@ -116,6 +160,7 @@ def _checkin(args: argparse.Namespace) -> int:
     from bayes_ab.console import render_text
     from bayes_ab.spec import load_spec
 
+    _check_outputs(args)
     spec = load_spec(args.spec)
     done = checkin(spec, args.data, stage=args.stage, days=args.days, as_of=args.as_of,
                    models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
@@ -274,6 +319,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from bayes_ab.decision import recommend
     from bayes_ab.spec import load_spec
 
+    _check_outputs(args)
     spec = load_spec(args.spec)
     result = analyze(spec, args.data, aggregated=args.aggregated, engine=_engine(args))
     print(render_text(result))

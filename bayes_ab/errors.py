@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 
+MAX_MESSAGE_CHARS = 300
+
+
+def cut(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` shortened to about ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 40]}... ({len(text) - limit + 40:,} more characters)"
+
+
 class BayesAbError(Exception):
-    """Base class of every error bayes-ab raises on purpose."""
+    """Base class of every error bayes-ab raises on purpose.
+
+    Messages are one line for a person to read; a value quoted in one may come from hostile input of any size,
+    so every message is cut to :data:`MAX_MESSAGE_CHARS`.
+    """
+
+    def __init__(self, message: str = "", *args):
+        super().__init__(cut(" ".join(str(message).split())), *args)
 
 
 class SpecError(BayesAbError):

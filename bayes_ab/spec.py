@@ -191,6 +191,23 @@ class ExperimentSpec:
         raise SpecError(f"{self.source}: no metric named {name!r}")
 
 
+MAX_SPEC_BYTES = 1_000_000
+MAX_DRAWS = 100_000
+MAX_CHAINS = 64
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a spec never needs them, and nested aliases ("billion laughs")
+    make a few hundred bytes expand to billions of values for whatever walks them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed in a spec; "
+                                              "write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Load and validate an experiment spec from a YAML file (safe loader).
 
@@ -201,13 +218,21 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: spec file is larger than {MAX_SPEC_BYTES:,} bytes ({size:,}); a spec is a "
+                            "page of YAML")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec file ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
     return parse_spec(raw, source=str(path))
@@ -273,7 +298,10 @@ def _parse_arms(r: "_Reader") -> tuple[Arm, ...]:
         r.fail("", f"exactly one arm must have 'control: true', found {len(controls)}")
     total = sum(a.weight for a in arms)
     if not math.isclose(total, 1.0, rel_tol=1e-6):
-        arms = [Arm(a.name, a.weight / total, a.is_control) for a in arms]
+        # weights are the planned traffic shares the SRM check tests against: a sum other than 1 is a typo
+        # more often than a ratio, and rescaling it silently would test the wrong split
+        r.fail("", f"weights must sum to 1 (each arm's planned share of traffic), got {total:g} "
+                   f"({' + '.join(f'{a.weight:g}' for a in arms)})")
     return tuple(arms)
 
 
@@ -418,9 +446,11 @@ def _parse_sampler(r: "_Reader") -> SamplerSettings:
         if not target_accept <= retry < 1:
             r.fail("retry_target_accept", f"must be in [target_accept, 1) or null, got {retry}")
     return SamplerSettings(
-        draws=r.count("draws", default.draws),
-        tune=r.count("tune", default.tune),
-        chains=r.count("chains", default.chains),
+        # bounded: every draw of every chain is kept in memory, and a typo of a few zeros must not
+        # allocate terabytes or sample for days
+        draws=r.count("draws", default.draws, maximum=MAX_DRAWS),
+        tune=r.count("tune", default.tune, maximum=MAX_DRAWS),
+        chains=r.count("chains", default.chains, maximum=MAX_CHAINS),
         target_accept=target_accept,
         retry_target_accept=retry,
         seed=r.count("seed", default.seed, minimum=0),
@@ -493,10 +523,12 @@ class _Reader:
             self.fail(key, f"must be positive, got {value}")
         return value
 
-    def count(self, key: str, default: int, minimum: int = 1) -> int:
+    def count(self, key: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
         value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, f"must be an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+                maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            self.fail(key, f"must be an integer {bounds}, got {value!r}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:

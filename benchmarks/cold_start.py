@@ -12,7 +12,11 @@ disk-cached sampler (issue 18, measured on the same machine).
 - sampling: the example's fits once prepared (all metrics, retries included);
 - whole ``bayes-ab analyze`` and ``bayes-ab checkin`` on the example, model cache filled.
 
-Usage: ``.venv/bin/python benchmarks/cold_start.py [--runs 3]``.
+With ``--previous DIR`` (a checkout of an earlier bayes-ab, e.g. ``git worktree add /tmp/old <commit>``), the
+whole commands (help, analyze, checkin) of that version are timed too, interleaved run by run with this
+one's so that both see the same machine load.
+
+Usage: ``.venv/bin/python benchmarks/cold_start.py [--runs 3] [--previous DIR]``.
 """
 
 from __future__ import annotations
@@ -31,12 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "push_notification"
 SPEC = EXAMPLE / "spec.yaml"
 DATA = EXAMPLE / "data" / "users.parquet"
-BIN = Path(sys.executable).parent
-CLI = [str(BIN / "bayes-ab")]
+CLI = [sys.executable, "-m", "bayes_ab.cli"]
 
-# Before the disk cache (issue 18's table, same machine, push demo with 2 metrics then; analyze: 33-42 s)
-PREVIOUS = {"--help": "6.0", "imports": "5.1", "compile (empty cache)": "25-30", "compile (cache filled)": "25-30",
-            "sampling": "~5", "analyze": "36", "checkin": "33-42"}
+# Issue 18's figures before the disk cache (same machine, push demo with 2 metrics then)
+ISSUE = {"--help": "6.0", "imports": "5.1", "compile (empty cache)": "25-30", "compile (cache filled)": "25-30",
+         "sampling": "~5", "analyze": "36 (33-42)"}
 
 FITS = """
 import json, sys, time
@@ -78,25 +81,47 @@ def fits(env: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def row(name: str, values: list[float], note: str = "") -> str:
-    return (f"| {name} | {min(values):.2f} / {statistics.median(values):.2f} | {PREVIOUS.get(name, '')} | "
-            f"{note} |")
+def figure(values: list[float] | None) -> str:
+    return "" if not values else f"{min(values):.2f} / {statistics.median(values):.2f}"
+
+
+def row(name: str, values: list[float], previous: list[float] | None, note: str = "") -> str:
+    return f"| {name} | {figure(values)} | {figure(previous)} | {ISSUE.get(name, '')} | {note} |"
+
+
+def interleaved(commands: dict[str, list[str]], runs: int, env: dict[str, str], old_env: dict[str, str] | None,
+                cwd: Path) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each command timed ``runs`` times with this version and (when given) the previous one, alternating."""
+    now: dict[str, list[float]] = {name: [] for name in commands}
+    before: dict[str, list[float]] = {name: [] for name in commands}
+    for run in range(runs):
+        for name, command in commands.items():
+            command = [part.replace("{run}", str(run)) for part in command]
+            now[name].append(timed(command, env, cwd))
+            if old_env is not None:
+                before[name].append(timed([part.replace("ledger-", "old-ledger-") for part in command],
+                                          old_env, cwd))
+    return now, before
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--previous", type=Path, help="checkout of an earlier bayes-ab to time beside this one")
     args = parser.parse_args()
     if not DATA.exists():
         subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), "--out", str(DATA)], check=True)
     work = Path(tempfile.mkdtemp(prefix="bayes-ab-cold-"))
     env = {**os.environ, "BAYES_AB_PROGRESS": "0"}
     warm_env = {**env, "BAYES_AB_CACHE_DIR": str(work / "cache")}
+    old_env = None if args.previous is None else {**env, "PYTHONPATH": str(args.previous.resolve())}
     results: dict[str, list[float]] = {}
+    previous: dict[str, list[float]] = {}
     notes: dict[str, str] = {}
-
-    results["--help"] = [timed([*CLI, "--help"], env, work) for _ in range(args.runs)]
-    results["analyze --help"] = [timed([*CLI, "analyze", "--help"], env, work) for _ in range(args.runs)]
+    help_now, help_before = interleaved({"--help": [*CLI, "--help"], "analyze --help": [*CLI, "analyze", "--help"]},
+                                        args.runs, env, old_env, work)
+    results.update(help_now)
+    previous.update(help_before)
 
     cold = [fits({**env, "BAYES_AB_CACHE_DIR": str(work / f"empty-{i}")}) for i in range(args.runs)]
     fits(warm_env)                                               # fills the cache the warm runs read
@@ -109,18 +134,22 @@ def main() -> None:
     notes["compile (cache filled)"] = f"{warm[-1]['loaded']} of {warm[-1]['structures']} structures loaded"
     notes["sampling"] = "all metrics, retries at target_accept 0.99 included"
 
-    analyze = [*CLI, "analyze", str(SPEC), "--data", str(DATA), "--models-dir", str(work / "models")]
-    results["analyze"] = [timed(analyze, warm_env, work) for _ in range(args.runs)]
-    results["checkin"] = [timed([*CLI, "checkin", str(SPEC), "--data", str(DATA), "--stage", "25", "--days", "4",
-                                 "--models-dir", str(work / f"ledger-{i}")], warm_env, work)
-                          for i in range(args.runs)]
+    commands = {
+        "analyze": [*CLI, "analyze", str(SPEC), "--data", str(DATA), "--models-dir", str(work / "models")],
+        "checkin": [*CLI, "checkin", str(SPEC), "--data", str(DATA), "--stage", "25", "--days", "4",
+                    "--models-dir", str(work / "ledger-{run}")],
+    }
+    whole_now, whole_before = interleaved(commands, args.runs, warm_env, old_env, work)
+    results.update(whole_now)
+    previous.update(whole_before)
     notes["checkin"] = "first look of a new ledger each run"
 
     print(f"cores: {os.cpu_count()}; python {sys.version.split()[0]}; runs: {args.runs}")
-    print("| step | min / median (s) | before (s) | note |")
-    print("|---|---|---|---|")
+    label = f"previous ({args.previous.name})" if args.previous else "previous"
+    print(f"| step | now: min / median (s) | {label}: min / median (s) | issue 18's figure (s) | note |")
+    print("|---|---|---|---|---|")
     for name, values in results.items():
-        print(row(name, values, notes.get(name, "")))
+        print(row(name, values, previous.get(name), notes.get(name, "")))
 
 
 if __name__ == "__main__":

@@ -140,3 +140,36 @@ def test_help_answers_without_importing_the_statistical_stack():
             " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+
+SPEC = EXAMPLES / "cookie_cats" / "spec.yaml"
+
+
+@pytest.mark.parametrize("option", ["--models-dir", "--reports-dir"])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, option):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    args = ["analyze", str(SPEC), "--data", str(tmp_path / "not-read.csv"), option, str(blocker), "--report"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bayes-ab: error: {option} {blocker}: is a file, not a folder")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("days", ["-4", "nan", "inf"])
+def test_days_must_be_a_finite_non_negative_number(tmp_path, capsys, days):
+    args = ["checkin", str(SPEC), "--data", str(COOKIE_CATS), "--stage", "25", "--days", days,
+            "--models-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert "--days: must be a finite number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "cookie_cats").exists()
+
+
+def test_a_look_in_the_future_is_refused(tmp_path, capsys):
+    args = ["checkin", str(SPEC), "--data", str(COOKIE_CATS), "--stage", "25", "--days", "4",
+            "--as-of", "2099-01-01T00:00:00Z", "--models-dir", str(tmp_path)]
+    assert main(args) == 2
+    assert "is in the future" in capsys.readouterr().err

@@ -12,8 +12,8 @@ name: demo
 arm_column: arm
 segments: region
 arms:
-  - {name: a, control: true, weight: 1}
-  - {name: b, weight: 3}
+  - {name: a, control: true, weight: 0.25}
+  - {name: b, weight: 0.75}
 metrics:
   - {name: conv, family: conversion, column: converted, direction: decrease, role: guardrail,
      prior: {effect_sd: 0.3}}
@@ -44,7 +44,7 @@ def test_examples_specs_load():
 
 @pytest.mark.parametrize("old,new,field", [
     ("family: conversion", "family: binary", "metrics[0].family"),
-    ("{name: b, weight: 3}", "{name: b, weight: -1}", "arms[1].weight"),
+    ("{name: b, weight: 0.75}", "{name: b, weight: -1}", "arms[1].weight"),
     ("column: converted,", "", "metrics[0].column"),
     ("segments: region", "segments: region\ncolour: red", "colour"),
     ("{effect_sd: 0.3}", "{effect_sd: 0}", "metrics[0].prior.effect_sd"),
@@ -59,12 +59,12 @@ def test_errors_name_the_file_and_field(tmp_path, old, new, field):
 
 def test_exactly_one_control(tmp_path):
     with pytest.raises(SpecError, match="exactly one arm"):
-        load_spec(write(tmp_path, VALID.replace("{name: b, weight: 3}", "{name: b, control: true}")))
+        load_spec(write(tmp_path, VALID.replace("{name: b, weight: 0.75}", "{name: b, control: true}")))
 
 
 def test_one_arm_is_refused(tmp_path):
     with pytest.raises(SpecError, match="at least two arms"):
-        load_spec(write(tmp_path, VALID.replace("  - {name: b, weight: 3}\n", "")))
+        load_spec(write(tmp_path, VALID.replace("  - {name: b, weight: 0.75}\n", "")))
 
 
 def test_unsafe_yaml_is_refused(tmp_path):
@@ -101,3 +101,52 @@ def test_plan_baselines_are_for_primaries_and_guardrails():
     assert set(spec.plan.baseline) == {"conv", "crash"}
     with pytest.raises(SpecError, match="plan.baseline.clicks: unknown field"):
         make_spec(metrics=metrics, plan={"daily_users": 1000, "baseline": {"conv": 0.1, "clicks": 0.2}})
+
+
+# -- hostile specs (issue 17): one clear line, never a hang, a traceback or a silent rescaling -------------
+
+
+def test_weights_that_do_not_sum_to_one_are_refused_not_rescaled(tmp_path):
+    path = write(tmp_path, VALID.replace("weight: 0.25}", "weight: 0.5}").replace("weight: 0.75}", "weight: 0.7}"))
+    with pytest.raises(SpecError, match=r"arms: weights must sum to 1.*got 1\.2 \(0\.5 \+ 0\.7\)"):
+        load_spec(path)
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path):
+    """A "billion laughs" document: nine aliases per level expand to 9**9 values if anything walks them."""
+    levels = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    text = VALID.replace("prior: {effect_sd: 0.3}", "prior: {effect_sd: *a8}")
+    path = write(tmp_path, "\n".join(levels) + "\n" + text)
+    with pytest.raises(SpecError, match="aliases") as err:
+        load_spec(path)
+    assert len(str(err.value)) < 300
+
+
+def test_a_huge_spec_is_refused_before_parsing(tmp_path):
+    path = write(tmp_path, VALID + "# " + "x" * 2_000_000 + "\n")
+    with pytest.raises(SpecError, match="larger than"):
+        load_spec(path)
+
+
+def test_long_values_are_cut_in_error_messages(tmp_path):
+    path = write(tmp_path, VALID.replace("direction: decrease", "direction: " + "down" * 5_000))
+    with pytest.raises(SpecError, match="metrics\\[0\\].direction") as err:
+        load_spec(path)
+    assert len(str(err.value)) < 400 and "characters" in str(err.value)
+
+
+def test_bytes_that_are_not_utf8_are_refused_with_their_offset(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(VALID.encode() + b"# caf\xe9\n")
+    with pytest.raises(SpecError, match=r"not UTF-8 text \(byte 0xe9 at offset \d+\)"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("field,value,bound", [
+    ("draws", 1_000_000_000_000, "100000"), ("tune", 10_000_000, "100000"), ("chains", 1000, "64"),
+])
+def test_sampler_settings_are_bounded(tmp_path, field, value, bound):
+    path = write(tmp_path, VALID + f"sampler: {{{field}: {value}}}\n")
+    with pytest.raises(SpecError, match=rf"sampler.{field}: must be an integer between 1 and {bound}"):
+        load_spec(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bayes_ab.analysis import Analysis, analyze_stats
 from bayes_ab.checkins.ledger import Ledger, LookRecord
-from bayes_ab.checkins.look import TIME_FORMAT, look_payload, utc_timestamp
+from bayes_ab.checkins.look import TIME_FORMAT, look_payload, look_time
 from bayes_ab.data import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.data.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
@@ -78,7 +78,7 @@ def checkin(
         Foreign or corrupted ledger, or ``as_of`` earlier than the last look (checked before fitting).
     """
     ledger = ledger_for(spec.name, models_dir)
-    moment = utc_timestamp(as_of)
+    moment = look_time(as_of)
     ledger.check_can_append(moment)
     incremental = None
     if spec.day_column:
@@ -110,7 +110,7 @@ def record_look(
     """Decide on an analysis already made and append it as a look (posteriors + ledger row);
     ``aggregation`` (what an incremental aggregation scanned and reused) is kept with the look."""
     ledger = ledger or ledger_for(analysis.spec.name, models_dir)
-    moment = utc_timestamp(as_of)
+    moment = look_time(as_of)
     ledger.check_can_append(moment)
     recommendation = recommend(analysis, stage, days or 0.0) if stage is not None else None
     folder = _write_posteriors(analysis, Path(models_dir) / analysis.spec.name / LOOKS_FOLDER, moment)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bayes_ab.errors import LedgerError
@@ -32,6 +32,23 @@ def utc_timestamp(value: str | datetime | None = None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def look_time(value: str | datetime | None = None) -> str:
+    """The time of a look (:func:`utc_timestamp`), refused when it lies in the future.
+
+    Looks must come in time order, so one recorded ahead of time (``--as-of 2099-...``) would block every
+    real check-in after it; a few minutes of clock skew between machines are allowed.
+    """
+    moment = utc_timestamp(value)
+    now = datetime.now(timezone.utc)
+    if datetime.strptime(moment, TIME_FORMAT).replace(tzinfo=timezone.utc) > now + CLOCK_SKEW:
+        raise LedgerError(f"as-of {moment} is in the future (now {now.strftime(TIME_FORMAT)}); a look is "
+                          "recorded when it is taken")
+    return moment
 
 
 def look_payload(analysis, recommendation, stage: float | None, days: float | None) -> dict[str, Any]:

@@ -196,10 +196,62 @@ def native_model(key: str, build: Callable[[], "pm.Model"]) -> NativeModel:
         try:
             layout = Layout.from_json(layout_path.read_text())
             module = _import_callbacks(key, directory / CALLBACKS_FILE)
-            return _callbacks(layout, module, compiled=False)
+            native = _callbacks(layout, module, compiled=False)
         except Exception:   # noqa: BLE001 -- any failure to load means: compile afresh below
             pass
-    return _compile(key, build(), directory)
+        else:
+            _touch(layout_path)
+            return native
+    model = build()
+    writable = _writable(directory)
+    native = _compile(key, model, directory if writable else _process_directory(key))
+    if writable:
+        _prune(cache_root(), keep=key)
+    return native
+
+
+STALE_DAYS = 30
+"""Entries unused for this long are deleted when a new structure is compiled (old code versions' entries)."""
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+        return True
+    except OSError as exc:
+        print(f"bayes-ab: note: the model cache {directory.parent} cannot be written ({exc.strerror or exc}); "
+              f"compiled models last for this process only (set {CACHE_ENV} to a writable folder)", file=sys.stderr)
+        return False
+
+
+def _process_directory(key: str) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="bayes-ab-models-")) / key
+    directory.mkdir()
+    return directory
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _prune(root: Path, keep: str) -> None:
+    """Delete entries whose layout was not used for :data:`STALE_DAYS` (best effort)."""
+    import shutil
+    import time
+
+    limit = time.time() - STALE_DAYS * 86_400
+    for entry in root.iterdir():
+        layout = entry / LAYOUT_FILE
+        try:
+            if entry.name != keep and entry.is_dir() and layout.stat().st_mtime < limit:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _import_callbacks(key: str, path: Path):
@@ -272,7 +324,6 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
         parameters=tuple(rv.name for rv in model.free_RVs),
         initial=tuple(float(x) for v in value_vars for x in np.ravel(start[v.name])),
     )
-    directory.mkdir(parents=True, exist_ok=True)
     source = wrapper_source(key, n_dim, layout.n_expanded, list(layout.data))
     callbacks_path = directory / CALLBACKS_FILE
     if not callbacks_path.exists() or callbacks_path.read_text() != source:

@@ -76,6 +76,10 @@ class ModelCache:
 
 DEFAULT_CACHE = ModelCache()
 
+SAMPLE_STATS = ("diverging", "energy", "energy_error", "step_size", "depth", "n_steps", "logp", "mean_tree_accept")
+"""The sampler statistics kept with a posterior (divergences for the diagnostics; energy for BFMI; the rest to
+see how hard the sampler worked)."""
+
 
 def fit(
     stats: xr.Dataset,
@@ -159,4 +163,8 @@ def _label(idata: "az.InferenceData", stats: xr.Dataset) -> "az.InferenceData":
 
     coords = coords_for(stats)
     posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
-    return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)
+    # the sampler's unconstrained copies (``effect_sd_log__``) and its internal statistics are left out, as
+    # pm.sample leaves them out: they double what every stored posterior costs to write and read
+    posterior = posterior[[v for v in posterior.data_vars if not str(v).endswith("__")]]
+    stats_kept = [v for v in SAMPLE_STATS if v in idata.sample_stats]
+    return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats[stats_kept])

@@ -143,3 +143,23 @@ def test_a_fresh_process_loads_the_compiled_model_and_draws_the_same_posterior(t
     # the same machine code, data and seed: the same draws, bit for bit
     assert runs[0]["digest"] == runs[1]["digest"]
     assert 0.0 < runs[0]["mean"] < 0.03
+
+
+def test_an_unwritable_cache_compiles_for_this_process_and_says_so(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(blocker / "cache"))
+    key = structure_key("location", "unwritable", {}, {"y": np.zeros(3)})
+    native = native_model(key, lambda: location_model(np.zeros(3)))
+    assert native.compiled and "cannot be written" in capsys.readouterr().err
+    y = np.random.default_rng(8).normal(1.0, 1.0, 40)
+    assert abs(sample_mu(native, y).mean() - y.mean()) < 5 * (1 / np.sqrt(40)) / np.sqrt(500)
+
+
+def test_entries_unused_for_a_month_are_pruned_when_a_structure_is_compiled(cache_dir):
+    stale = cache_root() / "stale-entry"
+    stale.mkdir(parents=True)
+    (stale / LAYOUT_FILE).write_text("{}")
+    os.utime(stale / LAYOUT_FILE, (0, 0))
+    native_model(structure_key("location", "prune", {}, {"y": np.zeros(3)}), lambda: location_model(np.zeros(3)))
+    assert not stale.exists()
