@@ -106,7 +106,7 @@ def file_input(path: str | Path) -> FileInput:
     if not is_glob and not path.exists():
         raise DataError(f"{path}: data file not found")
     if path.is_dir():
-        return FileInput(path, "parquet", folder=True)
+        return _folder_input(path)
     if not is_glob and path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
@@ -115,6 +115,26 @@ def file_input(path: str | Path) -> FileInput:
     if suffix in (".csv", ".tsv", ".txt") or text.endswith(".csv.gz"):
         return FileInput(path, "csv")
     raise DataError(f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)")
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz")
+
+
+def _folder_input(path: Path) -> FileInput:
+    """A folder of Parquet files (a partitioned dataset). CSV files beside them would be left out of the
+    analysis without a word, so a folder holding any is refused; other files (``_SUCCESS``, ``.crc``) are
+    the writers' bookkeeping and are ignored."""
+    names = [p.name.lower() for p in path.rglob("*") if p.is_file()]
+    parquet = sum(name.endswith(PARQUET_SUFFIXES) for name in names)
+    csv = sum(name.endswith(CSV_SUFFIXES) for name in names)
+    if csv:
+        found = f"{csv} CSV file(s)" + (f" beside {parquet} Parquet file(s)" if parquet else "")
+        raise DataError(f"{path}: the folder holds {found}; a data folder is read as Parquet only, so give one "
+                        f"CSV file, or a glob such as {path / '*.csv'}")
+    if not parquet:
+        raise DataError(f"{path}: the folder holds no Parquet files")
+    return FileInput(path, "parquet", folder=True)
 
 
 def first_line(exc: BaseException) -> str:

@@ -112,6 +112,11 @@ def numeric_checks(column: Column, metric: str | None, alias: str, *, allow_miss
     if column.kind == STRING:
         checks.append(Check.counted(f"{alias}_nonnumeric", f"(NOT {column.missing()} AND {v} IS NULL)",
                                     "has non-numeric values", column.name, metric))
+    if column.kind in (FLOAT, STRING):
+        # an infinite value passes the NULL/NaN check and would turn its cell's sums into inf or NaN later,
+        # far from the column that caused it
+        checks.append(Check.counted(f"{alias}_infinite", f"(ABS({v}) = CAST('Infinity' AS DOUBLE))",
+                                    "has infinite values", column.name, metric))
     if minimum is not None and column.kind != BOOLEAN:
         problem = f"has negative {what}" if minimum == 0 else f"has {what} below {minimum}"
         condition = f"({v} < {minimum})"

@@ -189,3 +189,27 @@ def test_fractional_counts():
     rows.loc[0, "clicked"] = 2.5
     with pytest.raises(DataError, match=r"'clicked'.*non-integer"):
         aggregate(spec(), rows, aggregated=True)
+
+
+# -- hostile data (issue 17): named and refused, never an inf sum or a dropped file -------------------------
+
+
+@pytest.mark.parametrize("family,column", [("count", "trades"), ("mean", "trades")])
+def test_an_infinite_metric_value_is_named_with_its_column_arm_and_segment(family, column):
+    frame = users(n=400)
+    frame["trades"] = frame["bought"].astype(float)
+    frame.loc[7, "trades"] = -np.inf
+    metric = {"name": "m", "family": family, "column": column}
+    with pytest.raises(DataError, match=r"column 'trades' \(metric 'm'\) has infinite values: 1 row\(s\), first in "
+                                        r"arm '\w+', segment '[^']+'; e\.g\. '-inf'"):
+        aggregate(make_spec(metrics=[metric], segments=["region"]), frame)
+
+
+def test_a_data_folder_with_csv_files_is_refused_not_half_read(tmp_path):
+    frame = users(n=400)
+    frame.iloc[:200].to_parquet(tmp_path / "part-0.parquet")
+    frame.iloc[200:].to_csv(tmp_path / "part-1.csv", index=False)
+    with pytest.raises(DataError, match=r"the folder holds 1 CSV file\(s\) beside 1 Parquet file\(s\)"):
+        aggregate(spec(), tmp_path)
+    (tmp_path / "part-1.csv").unlink()
+    assert int(next(iter(aggregate(spec(), tmp_path).values()))["n"].sum()) == 200

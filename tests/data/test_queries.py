@@ -48,9 +48,9 @@ def test_booleans_and_integers_need_no_value_checks():
         == ["a_missing", "a_below"]
     assert [c.alias for c in numeric_checks(Column("x", BOOLEAN), "m", "a", whole=True, minimum=0)] == ["a_missing"]
     assert [c.alias for c in numeric_checks(Column("x", FLOAT), "m", "a", whole=True, minimum=0)] \
-        == ["a_missing", "a_below", "a_fractional"]
+        == ["a_missing", "a_infinite", "a_below", "a_fractional"]
     assert [c.alias for c in numeric_checks(Column("x", STRING), "m", "a", whole=True, minimum=0)] \
-        == ["a_missing", "a_nonnumeric", "a_below", "a_fractional"]
+        == ["a_missing", "a_nonnumeric", "a_infinite", "a_below", "a_fractional"]
 
 
 def test_text_numbers_and_booleans_aggregate_like_numbers():
