@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -45,15 +44,11 @@ def _number(text: str) -> float:
 
 def _writable_folder(path: str, option: str) -> None:
     """Refuse an output folder that cannot be written, before minutes of fitting are spent."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise SpecError(f"{option} {folder}: is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise SpecError(f"{option} {folder}: cannot write there ({exc.strerror or exc})") from None
+    from bayes_ab.files import unwritable_reason
+
+    reason = unwritable_reason(Path(path))
+    if reason is not None:
+        raise SpecError(f"{option} {path}: {reason}")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

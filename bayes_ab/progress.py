@@ -27,10 +27,7 @@ def enabled(stream: TextIO | None = None) -> bool:
     stream = sys.stderr if stream is None else stream
     if os.environ.get("CI"):
         return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+    return _isatty(stream)
 
 
 @contextmanager

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from bayes_ab.files import unwritable_reason, write_atomically
+
 if TYPE_CHECKING:
     import pymc as pm
 
@@ -215,15 +217,11 @@ STALE_DAYS = 30
 
 
 def _writable(directory: Path) -> bool:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-        return True
-    except OSError as exc:
-        print(f"bayes-ab: note: the model cache {directory.parent} cannot be written ({exc.strerror or exc}); "
-              f"compiled models last for this process only (set {CACHE_ENV} to a writable folder)", file=sys.stderr)
-        return False
+    reason = unwritable_reason(directory)
+    if reason is not None:
+        print(f"bayes-ab: note: the model cache {directory} {reason}; compiled models last for this process "
+              f"only (set {CACHE_ENV} to a writable folder)", file=sys.stderr)
+    return reason is None
 
 
 def _process_directory(key: str) -> Path:
@@ -327,27 +325,15 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     source = wrapper_source(key, n_dim, layout.n_expanded, list(layout.data))
     callbacks_path = directory / CALLBACKS_FILE
     if not callbacks_path.exists() or callbacks_path.read_text() != source:
-        _write_atomic(callbacks_path, source)
+        write_atomically(callbacks_path, lambda tmp: tmp.write_text(source))
     sys.modules.pop(f"bayes_ab_native_{key}", None)
     module = _import_callbacks(key, callbacks_path)
     module.logp_inner = logp_fn.vm.jit_fn
     module.expand_inner = expand_fn.vm.jit_fn
     native = _callbacks(layout, module, compiled=True)
-    _write_atomic(directory / LAYOUT_FILE, layout.to_json())    # last: a layout marks a complete entry
+    write_atomically(directory / LAYOUT_FILE, lambda tmp: tmp.write_text(layout.to_json()))    # last: a layout marks a complete entry
     return native
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
