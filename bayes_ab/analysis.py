@@ -15,8 +15,9 @@ import xarray as xr
 from bayes_ab.data import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
-from bayes_ab.errors import SpecError
-from bayes_ab.files import write_atomically
+from bayes_ab.errors import DataError, SpecError
+from bayes_ab.families import family_for
+from bayes_ab.files import remove_stale_temporaries, write_atomically
 from bayes_ab.models import Fit, ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
@@ -58,14 +59,20 @@ class Analysis:
         return sentences + self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
 
     def save(self, models_dir: str | Path = "models", recommendation=None) -> list[Path]:
-        """Write each metric's posterior as ArviZ netCDF plus the effects table and a summary.
+        """Write each metric's posterior as ArviZ netCDF plus the effects table and a summary, as one unit.
 
-        Files go to ``models_dir/<experiment>/``: ``<metric>.nc``, ``effects.csv``, ``summary.json``.
-        Each file is written to a temporary name and renamed, so a crash never leaves half a file.
-        A :class:`~bayes_ab.decision.Recommendation`, when given, is stored in the summary.
+        Files go to ``models_dir/<experiment>/``: ``<metric>.nc``, ``effects.csv``, ``summary.json``, and last
+        ``manifest.json``, naming every file of this run with its SHA-256 and the data's fingerprint. The old
+        manifest is removed first, so a run killed part way leaves files of two runs *without* a manifest (or
+        with one whose checksums no longer match): :func:`read_manifest` tells a complete set from a mixed one.
+        Each file is written to a temporary name and renamed, so a crash never leaves half a file, and a
+        killed run's temporaries are removed by the next. A :class:`~bayes_ab.decision.Recommendation`, when
+        given, is stored in the summary.
         """
         folder = Path(models_dir) / self.spec.name
         folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)
+        (folder / MANIFEST_FILE).unlink(missing_ok=True)
         written = []
         for name, metric_fit in self.fits.items():
             written.append(write_atomically(folder / f"{name}.nc", lambda tmp, f=metric_fit: f.to_netcdf(tmp)))
@@ -75,13 +82,50 @@ class Analysis:
             "experiment": self.spec.name,
             "fingerprint": self.fingerprint,
             "sentences": self.sentences(),
+            "warnings": {n: list(e.warnings) for n, e in self.effects.items() if e.warnings},
             "diagnostics": {n: f.diagnostics.to_dict() for n, f in self.fits.items()},
         }
         if recommendation is not None:
             summary["recommendation"] = recommendation.to_dict()
         written.append(write_atomically(folder / "summary.json",
                                         lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
+        manifest = {"experiment": self.spec.name, "fingerprint": self.fingerprint,
+                    "files": {p.name: _sha256(p) for p in written}}
+        written.append(write_atomically(folder / MANIFEST_FILE,
+                                        lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2))))
         return written
+
+
+MANIFEST_FILE = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of the outputs in ``folder`` (``models/<experiment>``), verified against the files.
+
+    Raises
+    ------
+    SpecError
+        No manifest (a run was interrupted, or none finished), or a listed file is missing or differs from
+        the one the run wrote: the folder does not hold one run's outputs.
+    """
+    path = Path(folder) / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: missing; the outputs in {folder} are not one complete run "
+                        "(an analysis was interrupted): analyse again") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{path}: unreadable ({exc})") from None
+    for name, digest in manifest["files"].items():
+        file = Path(folder) / name
+        if not file.exists() or _sha256(file) != digest:
+            raise SpecError(f"{file}: not the file of the run in {path.name} (fingerprint "
+                            f"{manifest['fingerprint']}): the outputs in {folder} are mixed; analyse again")
+    return manifest
 
 
 def analyze(
@@ -127,6 +171,11 @@ def analyze_stats(
     missing = [m.name for m in spec.metrics if m.name not in stats]
     if missing:
         raise SpecError(f"{spec.source}: no statistics for metric(s) {', '.join(map(repr, missing))}")
+    for metric in spec.metrics:
+        value = family_for(metric).constant_value(stats[metric.name])
+        if value is not None:
+            raise DataError(f"metric {metric.name!r} (column {metric.column!r}): every user of every arm has the "
+                            f"value {value:g}: there is nothing to compare; check the column or remove the metric")
     settings = sampler or spec.sampler
     fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
     effects = {name: compute_effects(f, spec.interval) for name, f in fits.items()}

@@ -20,6 +20,7 @@ def render_text(result: Analysis) -> str:
              f"{first.sizes['segment']} segment(s); {users:,} users; data fingerprint {result.fingerprint}"]
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
+                  *(f"  WARNING: {w}" for w in effects.warnings),
                   "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
         lines += ["  " + line for line in
                   family_for(effects.metric).text_lines(result.fits[effects.metric.name], effects.interval)]

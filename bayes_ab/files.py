@@ -2,19 +2,78 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Callable
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.tmp$")
+
+
+def temporary_path(path: Path, token: str | None = None) -> Path:
+    """A hidden temporary name beside ``path`` that names the writing process.
+
+    ``.<name>.<pid>-<token>.tmp``: unique, so concurrent writers never clobber each other, and stale once its
+    process is gone, so :func:`remove_stale_temporaries` can tell a killed writer's leftovers from the
+    half-written output of a writer still running.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}-{token or uuid.uuid4().hex[:8]}.tmp")
+
+
+def temporary_target(path: Path) -> Path | None:
+    """The path a temporary of :func:`temporary_path` was to become (``None`` for any other name)."""
+    match = _TEMPORARY.match(path.name)
+    return path.with_name(match["name"]) if match else None
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries in ``folder`` left by processes that no longer run (a ``kill -9``, a crash).
+
+    Returns what was removed. A temporary of a live process (a concurrent writer) is left alone.
+    """
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if not is_stale_temporary(entry):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def is_stale_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary of :func:`temporary_path` whose writing process no longer runs."""
+    match = _TEMPORARY.match(path.name)
+    return match is not None and not _running(int(match["pid"]))
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # another user's process: alive
+        return True
+    return True
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     The temporary name is unique, so concurrent writers of the same file do not clobber each
-    other's half-written output; a failed write leaves ``path`` untouched and no temporary file.
+    other's half-written output; a failed write leaves ``path`` untouched and no temporary file, and a
+    killed writer's leftover is recognisable (:func:`remove_stale_temporaries`).
     """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = temporary_path(path)
     try:
         write(tmp)
         tmp.replace(path)

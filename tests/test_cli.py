@@ -27,9 +27,28 @@ def exact_flat_prior_p_greater(s_t, n_t, s_c, n_c) -> float:
 def cookie_cats_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cc")
     code = main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS),
-                 "--models-dir", str(out / "models"), "--reports-dir", str(out / "reports")])
+                 "--models-dir", str(out / "models"), "--reports-dir", str(out / "reports"), "--report"])
     assert code == 0
     return out
+
+
+def test_a_warning_travels_with_the_result_it_qualifies(cookie_cats_run):
+    # issue 17: the one player with 49,854 rounds was flagged on the console only
+    from bayes_ab.analysis import read_manifest
+
+    folder = cookie_cats_run / "models" / "cookie_cats"
+    summary = json.loads((folder / "summary.json").read_text())
+    [warning] = summary["warnings"]["game_rounds"]
+    assert warning.startswith("one user of arm 'gate_30' with 49,854 alone raises that arm's mean by 1.11")
+    rounds = [s for s in summary["sentences"] if "game rounds" in s]
+    assert rounds and all(f"Caution: {warning}." in s for s in rounds)
+    assert not any("Caution" in s for s in summary["sentences"] if "game rounds" not in s)
+    report = (cookie_cats_run / "reports" / "cookie_cats.html").read_text()
+    assert report.count("Caution: one user of arm &#39;gate_30&#39; with 49,854") >= 2   # headline and metric
+    manifest = read_manifest(folder)                          # one complete run, every file as written
+    assert set(manifest["files"]) == {"retention_1.nc", "retention_7.nc", "game_rounds.nc", "effects.csv",
+                                      "summary.json"}
+    assert manifest["fingerprint"] == summary["fingerprint"]
 
 
 @pytest.mark.parametrize("metric", ["retention_1", "retention_7"])

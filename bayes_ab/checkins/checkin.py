@@ -1,8 +1,10 @@
 """A check-in: analyse the data as of now, decide, and append the look to the experiment's ledger.
 
-A look's posteriors are written first, into a temporary folder renamed into place when complete;
-the ledger row that points at them is appended last, in one transaction. A check-in killed at any
-moment therefore leaves either a complete look or no look (at worst an unreferenced temporary folder).
+A look's posteriors are written first, complete, into a temporary folder named after the writing process;
+then the ledger row that points at them is appended, in one transaction; then the folder is renamed into
+place. So a look folder under ``looks/`` exists only for a recorded look (which is how a lost ledger is
+recognised), and a check-in killed at any moment leaves a complete look or none: the next check-in moves a
+recorded look's folder into place, and deletes the temporary folder of a look that was never recorded.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bayes_ab.analysis import Analysis, analyze_stats
-from bayes_ab.checkins.ledger import Ledger, LookRecord
+from bayes_ab.checkins.ledger import LOOKS_FOLDER, Ledger, LookRecord
 from bayes_ab.checkins.look import TIME_FORMAT, look_payload, look_time
 from bayes_ab.data import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.data.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
 from bayes_ab.decision import Recommendation, recommend
+from bayes_ab.files import is_stale_temporary, remove_stale_temporaries, temporary_path, temporary_target
 from bayes_ab.models import ModelCache
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 LEDGER_FILE = "ledger.sqlite"
-LOOKS_FOLDER = "looks"
 AGGREGATES_FOLDER = "aggregates"
 
 
@@ -112,8 +114,11 @@ def record_look(
     ledger = ledger or ledger_for(analysis.spec.name, models_dir)
     moment = look_time(as_of)
     ledger.check_can_append(moment)
+    tidy_looks(ledger)
     recommendation = recommend(analysis, stage, days or 0.0) if stage is not None else None
-    folder = _write_posteriors(analysis, Path(models_dir) / analysis.spec.name / LOOKS_FOLDER, moment)
+    parent = ledger.path.parent / LOOKS_FOLDER
+    final = parent / f"{moment.replace(':', '')}-{uuid.uuid4().hex[:8]}"
+    tmp = _write_posteriors(analysis, final)
     payload = look_payload(analysis, recommendation, stage, days)
     if aggregation is not None:
         payload["aggregation"] = aggregation.to_dict()
@@ -121,20 +126,36 @@ def record_look(
         record = ledger.append(
             as_of=moment, recorded_at=datetime.now(timezone.utc).strftime(TIME_FORMAT),
             fingerprint=analysis.fingerprint, action=recommendation.action if recommendation else None,
-            posterior_dir=str(folder.relative_to(ledger.path.parent)),
+            posterior_dir=str(final.relative_to(ledger.path.parent)),
             payload=payload)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)     # no ledger row points at it
+        shutil.rmtree(tmp, ignore_errors=True)     # no ledger row points at it
         raise
+    os.replace(tmp, final)
     return CheckIn(analysis, recommendation, record, aggregation)
 
 
-def _write_posteriors(analysis: Analysis, parent: Path, moment: str) -> Path:
-    """Each metric's posterior as netCDF in a new folder named after the look time, made atomically."""
-    parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    tmp = parent / f".tmp-{token}"
-    final = parent / f"{moment.replace(':', '')}-{token}"
+def tidy_looks(ledger: Ledger) -> None:
+    """Finish what killed check-ins left: move a recorded look's folder into place, delete unrecorded ones.
+
+    A check-in killed after its ledger row was committed but before its folder was renamed left the
+    complete folder under its temporary name; one killed earlier left a folder no look points at.
+    """
+    parent = ledger.path.parent / LOOKS_FOLDER
+    if not parent.is_dir():
+        return
+    recorded = {ledger.path.parent / r.posterior_dir for r in ledger.looks()}
+    for entry in parent.iterdir():
+        final = temporary_target(entry)
+        if final in recorded and not final.exists() and is_stale_temporary(entry):
+            os.replace(entry, final)
+    remove_stale_temporaries(parent)
+
+
+def _write_posteriors(analysis: Analysis, final: Path) -> Path:
+    """Each metric's posterior as netCDF in a complete, flushed temporary folder beside ``final``."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(final)
     tmp.mkdir()
     try:
         for name, fitted in analysis.fits.items():
@@ -146,8 +167,7 @@ def _write_posteriors(analysis: Analysis, parent: Path, moment: str) -> Path:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-        os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+    return tmp

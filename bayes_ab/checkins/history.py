@@ -21,6 +21,9 @@ class History:
 
     experiment: str
     looks: tuple[LookRecord, ...]
+    head: str | None = None
+    """The chain digest of the last look (see :mod:`bayes_ab.checkins.ledger`): keep it elsewhere to detect a
+    ledger rewritten together with its seal."""
 
     def to_pandas(self, roles: tuple[str, ...] = (Role.PRIMARY,)) -> pd.DataFrame:
         """One row per look x metric (of the given roles) x treatment arm, overall effects."""
@@ -49,7 +52,7 @@ class History:
         table = self.to_pandas()
         if table.empty:
             return f"Experiment {self.experiment}: no looks recorded."
-        lines = [f"Experiment {self.experiment}: {len(self.looks)} look(s)",
+        lines = [f"Experiment {self.experiment}: {len(self.looks)} look(s); ledger chain head {self.head or '-'}",
                  f"{'look':>4}  {'as of':<20} {'users':>11}  {'metric':<20} {'arm':<14} {'P(beat)':>8}  "
                  f"{'loss if shipped':>15}  {'lift (interval)':<28} action"]
         for r in table.itertuples():
@@ -76,4 +79,5 @@ def history(experiment: str, models_dir: str | Path = "models") -> History:
     ledger = ledger_for(experiment, models_dir)
     if not ledger.path.exists():
         raise LedgerError(f"{ledger.path}: no check-ins recorded for experiment {experiment!r}")
-    return History(experiment, tuple(ledger.looks()))
+    looks = tuple(ledger.looks())
+    return History(experiment, looks, ledger.head.digest if ledger.head else None)

@@ -3,14 +3,24 @@
 Why SQLite: it ships with Python, every write is a transaction (a killed process leaves either the
 whole look or none of it), and concurrent writers are serialised by its file lock. The file is
 marked with an application id and a schema version so that a foreign or corrupted file is refused
-instead of being written to; every look also carries a SHA-256 of its payload, checked on read.
-Updates and deletes are refused by triggers: the trajectory of looks is a record, not a cache.
+instead of being written to. Updates and deletes are refused by triggers: the trajectory of looks is a
+record, not a cache.
+
+Triggers stop mistakes, not someone who drops them. So the looks are also *chained*, as an append-only
+log is: every look stores a SHA-256 of its payload and a chain digest covering its own fields, that
+checksum and the previous look's chain digest; and after every append the chain's head (look number and
+digest) is copied to a seal file beside the ledger (``ledger.seal``). Every open recomputes the chain and
+compares it with the seal, so a removed, reordered or altered look — even one whose checksums were
+recomputed — is reported instead of shown. Someone able to rewrite the ledger *and* the seal can still
+forge a history; ``bayes-ab history`` prints the head digest so that it can be kept elsewhere (a ticket,
+a review) and compared.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -19,12 +29,21 @@ from typing import Any
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import LedgerError
+from bayes_ab.files import write_atomically
 
 APPLICATION_ID = 0x62616231          # "bab1"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2                   # 2: looks carry a chain digest (version 1 ledgers are upgraded on open)
+SEAL_SUFFIX = ".seal"
+LOOKS_FOLDER = "looks"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 60.0
 
+_TRIGGERS = (
+    """CREATE TRIGGER looks_append_only_update BEFORE UPDATE ON looks
+        BEGIN SELECT RAISE(ABORT, 'the check-in ledger is append-only'); END""",
+    """CREATE TRIGGER looks_append_only_delete BEFORE DELETE ON looks
+        BEGIN SELECT RAISE(ABORT, 'the check-in ledger is append-only'); END""",
+)
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE looks (
@@ -35,14 +54,25 @@ _SCHEMA = (
         action        TEXT,
         posterior_dir TEXT NOT NULL,
         payload       TEXT NOT NULL,
-        checksum      TEXT NOT NULL
+        checksum      TEXT NOT NULL,
+        chain         TEXT NOT NULL
     )""",
-    """CREATE TRIGGER looks_append_only_update BEFORE UPDATE ON looks
-        BEGIN SELECT RAISE(ABORT, 'the check-in ledger is append-only'); END""",
-    """CREATE TRIGGER looks_append_only_delete BEFORE DELETE ON looks
-        BEGIN SELECT RAISE(ABORT, 'the check-in ledger is append-only'); END""",
+    *_TRIGGERS,
 )
-_LAST = "SELECT look, as_of FROM looks ORDER BY look DESC LIMIT 1"
+_LAST = "SELECT look, as_of, chain FROM looks ORDER BY look DESC LIMIT 1"
+_FIELDS = "look, as_of, recorded_at, fingerprint, action, posterior_dir, payload, checksum"
+
+
+def chain_digest(previous: str, look: int, as_of: str, recorded_at: str, fingerprint: str, action: str | None,
+                 posterior_dir: str, checksum: str) -> str:
+    """The chain digest of one look: its fields, its payload checksum and the previous look's digest."""
+    fields = json.dumps([previous, look, as_of, recorded_at, fingerprint, action, posterior_dir, checksum])
+    return hashlib.sha256(fields.encode()).hexdigest()
+
+
+def genesis(experiment: str) -> str:
+    """The "previous digest" of look 1: the chain starts from the experiment's name."""
+    return hashlib.sha256(f"bayes-ab ledger of {experiment}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,8 +88,20 @@ class LookRecord(HtmlRepr):
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """The last look of a verified ledger and its chain digest (what the seal file holds)."""
+
+    look: int
+    digest: str
+
+
 class Ledger:
     """The ledger file of one experiment; created on first append.
+
+    Opening an existing ledger verifies it: format, owner, integrity, every payload checksum and the
+    chain against the seal (see the module's docstring). A version 1 ledger (before chaining) is upgraded
+    in place, in one transaction.
 
     Parameters
     ----------
@@ -72,12 +114,17 @@ class Ledger:
     def __init__(self, path: str | Path, experiment: str):
         self.path = Path(path)
         self.experiment = experiment
+        self.seal_path = self.path.with_name(self.path.name + SEAL_SUFFIX)
         if self._has_content():
             self._validate()
+            self.head = self._verify_chain()
+        else:
+            self._refuse_lost_ledger()
+            self.head = None
 
     def append(self, *, as_of: str, recorded_at: str, fingerprint: str, action: str | None,
                posterior_dir: str, payload: dict[str, Any]) -> LookRecord:
-        """Add one look in a single transaction and return it with its look number.
+        """Add one look in a single transaction, seal the chain's new head and return the look.
 
         Raises
         ------
@@ -90,16 +137,19 @@ class Ledger:
         with self._connect(create=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                self._require_in_order(as_of, con.execute(_LAST).fetchone())
-                cursor = con.execute(
-                    "INSERT INTO looks (as_of, recorded_at, fingerprint, action, posterior_dir, payload, checksum)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (as_of, recorded_at, fingerprint, action, posterior_dir, text, checksum))
+                last = con.execute(_LAST).fetchone()
+                self._require_in_order(as_of, last)
+                look = 1 if last is None else last[0] + 1
+                chain = chain_digest(genesis(self.experiment) if last is None else last[2], look, as_of,
+                                     recorded_at, fingerprint, action, posterior_dir, checksum)
+                con.execute(f"INSERT INTO looks ({_FIELDS}, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (look, as_of, recorded_at, fingerprint, action, posterior_dir, text, checksum, chain))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LookRecord(int(cursor.lastrowid), as_of, recorded_at, fingerprint, action, posterior_dir, payload)
+            self._seal(con)
+        return LookRecord(look, as_of, recorded_at, fingerprint, action, posterior_dir, payload)
 
     def check_can_append(self, as_of: str) -> None:
         """Raise :class:`LedgerError` now if a look ``as_of`` could not be appended (out of time order)."""
@@ -107,25 +157,98 @@ class Ledger:
             with self._connect(create=False) as con:
                 self._require_in_order(as_of, con.execute(_LAST).fetchone())
 
-    def _require_in_order(self, as_of: str, last: tuple[int, str] | None) -> None:
+    def _require_in_order(self, as_of: str, last: tuple | None) -> None:
         if last and as_of < last[1]:
             raise LedgerError(f"{self.path}: look as of {as_of} is earlier than look {last[0]} "
                               f"(as of {last[1]}); looks are recorded in time order")
 
     def looks(self) -> list[LookRecord]:
-        """Every look in order; an empty list when the ledger does not exist yet."""
+        """Every look in order (the chain verified again); an empty list when the ledger does not exist yet."""
         if not self._has_content():
             return []
+        rows = self._rows()
+        self._check_rows(rows)
+        return [LookRecord(look, as_of, recorded_at, fingerprint, action, posterior_dir, json.loads(text))
+                for look, as_of, recorded_at, fingerprint, action, posterior_dir, text, _, _ in rows]
+
+    # -- verification ---------------------------------------------------------------------------------------
+
+    def _rows(self) -> list[tuple]:
         with self._connect(create=False) as con:
-            rows = con.execute("SELECT look, as_of, recorded_at, fingerprint, action, posterior_dir, payload, "
-                               "checksum FROM looks ORDER BY look").fetchall()
-        records = []
-        for look, as_of, recorded_at, fingerprint, action, posterior_dir, text, checksum in rows:
+            return con.execute(f"SELECT {_FIELDS}, chain FROM looks ORDER BY look").fetchall()
+
+    def _check_rows(self, rows: list[tuple]) -> ChainHead | None:
+        """Recompute every checksum and the chain; compare the head with the seal."""
+        previous, head = genesis(self.experiment), None
+        for index, (look, as_of, recorded_at, fingerprint, action, posterior_dir, text, checksum, chain) in \
+                enumerate(rows, start=1):
+            if look != index:
+                raise LedgerError(f"{self.path}: look {index} is missing (the next stored look is {look}); "
+                                  "looks were removed from the ledger")
             if hashlib.sha256(text.encode()).hexdigest() != checksum:
                 raise LedgerError(f"{self.path}: look {look} is corrupted (its checksum does not match)")
-            records.append(LookRecord(look, as_of, recorded_at, fingerprint, action, posterior_dir,
-                                      json.loads(text)))
-        return records
+            expected = chain_digest(previous, look, as_of, recorded_at, fingerprint, action, posterior_dir, checksum)
+            if chain != expected:
+                raise LedgerError(f"{self.path}: look {look} was altered (its chain digest does not match "
+                                  "the looks before it)")
+            previous, head = chain, ChainHead(look, chain)
+        sealed = self._read_seal()
+        if sealed is not None:
+            if head is None or head.look < sealed.look:
+                raise LedgerError(f"{self.path}: the seal {self.seal_path.name} records {sealed.look} look(s) but "
+                                  f"the ledger holds {0 if head is None else head.look}: looks were removed")
+            if rows[sealed.look - 1][8] != sealed.digest:
+                raise LedgerError(f"{self.path}: looks 1-{sealed.look} do not match the seal "
+                                  f"{self.seal_path.name}: the ledger was rewritten")
+        return head
+
+    def _verify_chain(self) -> ChainHead | None:
+        head = self._check_rows(self._rows())
+        sealed = self._read_seal()
+        if head is not None and (sealed is None or sealed.look < head.look):
+            try:
+                with self._connect(create=False) as con:      # a writer stopped between its commit and its seal
+                    self._seal(con)
+            except (OSError, sqlite3.OperationalError):       # a read-only copy: verified, left as it is
+                pass
+        return head
+
+    def _read_seal(self) -> ChainHead | None:
+        try:
+            raw = json.loads(self.seal_path.read_text())
+            if raw.get("experiment") != self.experiment:
+                raise LedgerError(f"{self.seal_path}: the seal belongs to experiment {raw.get('experiment')!r}, "
+                                  f"not {self.experiment!r}")
+            return ChainHead(int(raw["look"]), str(raw["digest"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LedgerError(f"{self.seal_path}: unreadable seal of the check-in ledger ({exc})") from None
+
+    def _seal(self, con: sqlite3.Connection) -> None:
+        """Copy the chain's head to the seal, under the ledger's write lock so that seals only move forward."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            last = con.execute(_LAST).fetchone()
+            if last is not None:
+                seal = {"experiment": self.experiment, "look": last[0], "digest": last[2]}
+                write_atomically(self.seal_path, lambda tmp: tmp.write_text(json.dumps(seal)))
+        finally:
+            con.execute("ROLLBACK")
+
+    def _refuse_lost_ledger(self) -> None:
+        """A missing or empty ledger is new, unless its seal or committed look folders say looks were recorded."""
+        sealed = self._read_seal() if self.seal_path.exists() else None
+        looks = self.path.parent / LOOKS_FOLDER
+        folders = sorted(p.name for p in looks.iterdir() if not p.name.startswith(".")) if looks.is_dir() else []
+        if sealed is None and not folders:
+            return
+        found = f"its seal records {sealed.look} look(s)" if sealed else f"{looks} holds {len(folders)} look folder(s)"
+        state = "is empty" if self.path.exists() else "is missing"
+        raise LedgerError(f"{self.path} {state} but {found}: the ledger was truncated or deleted; restore it "
+                          "from a backup, or move the experiment's folder away to start a new ledger")
+
+    # -- connection and format ------------------------------------------------------------------------------
 
     def _connect(self, create: bool) -> closing[sqlite3.Connection]:
         fresh = create and not self._has_content()
@@ -161,18 +284,20 @@ class Ledger:
             raise LedgerError(f"{self.path}: not a bayes-ab check-in ledger (not an SQLite database)")
         try:
             # read-write on purpose: after a killed writer SQLite must roll back the hot journal it left
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             try:
                 app, version = (con.execute(f"PRAGMA {p}").fetchone()[0] for p in ("application_id", "user_version"))
                 if app != APPLICATION_ID:
                     raise LedgerError(f"{self.path}: not a bayes-ab check-in ledger (another application's database)")
-                if version != SCHEMA_VERSION:
+                if version not in (1, SCHEMA_VERSION):
                     raise LedgerError(f"{self.path}: ledger schema version {version} is not supported "
-                                      f"(this bayes-ab reads version {SCHEMA_VERSION})")
+                                      f"(this bayes-ab reads versions 1 and {SCHEMA_VERSION})")
                 check = con.execute("PRAGMA quick_check").fetchone()[0]
                 if check != "ok":
                     raise LedgerError(f"{self.path}: the check-in ledger is corrupted ({check})")
                 owner = con.execute("SELECT value FROM meta WHERE key = 'experiment'").fetchone()
+                if owner is not None and owner[0] == self.experiment and version == 1:
+                    self._upgrade(con)
             finally:
                 con.close()
         except sqlite3.DatabaseError as exc:
@@ -181,3 +306,29 @@ class Ledger:
             raise LedgerError(f"{self.path}: this ledger belongs to experiment "
                               f"{owner[0] if owner else '?'!r}, not {self.experiment!r}")
 
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        """Version 1 -> 2: chain the stored looks (payload checksums verified first), in one transaction."""
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if con.execute("PRAGMA user_version").fetchone()[0] != 1:      # upgraded meanwhile by another process
+                con.execute("ROLLBACK")
+                return
+            rows = con.execute(f"SELECT {_FIELDS} FROM looks ORDER BY look").fetchall()
+            con.execute("ALTER TABLE looks ADD COLUMN chain TEXT NOT NULL DEFAULT ''")
+            for name in ("looks_append_only_update", "looks_append_only_delete"):
+                con.execute(f"DROP TRIGGER IF EXISTS {name}")
+            previous = genesis(self.experiment)
+            for look, as_of, recorded_at, fingerprint, action, posterior_dir, text, checksum in rows:
+                if hashlib.sha256(text.encode()).hexdigest() != checksum:
+                    raise LedgerError(f"{self.path}: look {look} is corrupted (its checksum does not match); "
+                                      "the version 1 ledger was not upgraded")
+                previous = chain_digest(previous, look, as_of, recorded_at, fingerprint, action, posterior_dir,
+                                        checksum)
+                con.execute("UPDATE looks SET chain = ? WHERE look = ?", (previous, look))
+            for statement in _TRIGGERS:
+                con.execute(statement)
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise

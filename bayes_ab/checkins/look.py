@@ -62,6 +62,7 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
             "rows": [asdict(row) for row in effects.rows],
             "diagnostics": effects.diagnostics.to_dict(),
             "model_note": effects.model_note,
+            "warnings": list(effects.warnings),
         }
     payload: dict[str, Any] = {
         "experiment": analysis.spec.name,

@@ -75,6 +75,11 @@ class DuckDBEngine:
         except duckdb.Error as exc:
             close()
             raise DataError(f"{label}: cannot read input ({first_line(exc)})") from None
+        if len(described) == 1 and not isinstance(source, pd.DataFrame):
+            ragged = _ragged_csv_row(source, described[0][0])
+            if ragged:
+                close()
+                raise DataError(f"{label}: {ragged}")
 
         def run(sql: str) -> pd.DataFrame:
             try:
@@ -83,6 +88,30 @@ class DuckDBEngine:
                 raise DataError(f"{label}: query failed ({first_line(exc)})") from None
 
         return Table("duckdb", label, view, {name: column_kind(dtype) for name, dtype, *_ in described}, run, close)
+
+
+def _ragged_csv_row(source, column: str) -> str | None:
+    """Why a CSV file read as one column whose name holds delimiters: its first row of another width.
+
+    DuckDB's dialect detection gives up on a file whose rows differ in field count and reads each line as
+    one text column (named after the whole header line), which would surface as "missing column 'arm'".
+    """
+    import csv
+
+    found = file_input(source)
+    if found.folder or found.format == "parquet":
+        return None
+    delimiter = next((d for d in (",", ";", "\t", "|") if d in column), None)
+    if delimiter is None:
+        return None
+    with open(found.path, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = csv.reader(handle, delimiter=delimiter)
+        header = next(rows, [])
+        for line, row in enumerate(rows, start=2):
+            if row and len(row) != len(header):
+                return (f"line {line} has {len(row)} field(s) but the header has {len(header)} "
+                        f"({delimiter!r}-separated); every row needs one value per column")
+    return None
 
 
 def _reader(source) -> str:

@@ -7,16 +7,19 @@ changed (late rows), stores them, and adds the stored days to them. The result e
 rescan as long as a stored day's rows do not change without changing their number.
 
 Store layout: ``<folder>/<plan fingerprint>/<day>/`` with ``cells.parquet``, one Parquet file per
-metric with a finer key, and ``day.json`` (label, rows). A day folder is written under a temporary
-name and renamed, so a crash leaves the day either complete or absent (then it is rescanned).
-The fingerprint covers every query, so a changed spec or changed column types start afresh.
+metric with a finer key, and ``day.json`` (label, rows, and the SHA-256 of every file). A day folder is
+written under a temporary name and renamed, so a crash leaves the day either complete or absent (then it
+is rescanned), and the next save removes a killed writer's temporaries. The checksums are verified on
+every load: a stored file edited or damaged on disk is refused (``--rescan`` rebuilds the store from the
+data) instead of silently entering a look. The fingerprint covers every query, so a changed spec or
+changed column types start afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +31,7 @@ from bayes_ab.data.engine import Engine, Source, resolve_engine
 from bayes_ab.data.scan import Partials, ScanPlan
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import DataError
+from bayes_ab.files import remove_stale_temporaries, temporary_path
 from bayes_ab.spec import ExperimentSpec
 
 DAY_FILE = "day.json"
@@ -86,11 +90,18 @@ class PartialStore:
         for day_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             try:
                 meta = json.loads((day_dir / DAY_FILE).read_text())
+                files = [CELLS_FILE, *(f"{file}.parquet" for file in meta["details"].values())]
+                for file in files:
+                    if _sha256(day_dir / file) != meta["sha256"][file]:
+                        raise DataError(f"{day_dir / file}: stored partial aggregates were modified on disk "
+                                        "(checksum mismatch); check in with --rescan to rebuild them from the data")
                 cells = pd.read_parquet(day_dir / CELLS_FILE)
                 details = {name: pd.read_parquet(day_dir / f"{file}.parquet") for name, file in meta["details"].items()}
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                if isinstance(exc, DataError):
+                    raise
                 raise DataError(f"{day_dir}: stored partial aggregates are unreadable ({exc}); "
-                                f"remove the folder to rebuild it from the data") from None
+                                f"check in with --rescan to rebuild them from the data") from None
             stored[meta["day"]] = (int(meta["rows"]), Partials(cells, details))
         return stored
 
@@ -98,9 +109,9 @@ class PartialStore:
         """Store one day's partials (replacing an older version of that day) atomically."""
         root = self.folder / fingerprint
         root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(root)
         final = root / quote(day, safe="")
-        token = uuid.uuid4().hex[:8]
-        tmp = root / f".tmp-{token}"
+        tmp = temporary_path(final)
         tmp.mkdir()
         try:
             partials.cells.to_parquet(tmp / CELLS_FILE, index=False)
@@ -108,10 +119,11 @@ class PartialStore:
             for i, (name, table) in enumerate(sorted(partials.details.items())):
                 files[name] = f"detail-{i}"
                 table.to_parquet(tmp / f"detail-{i}.parquet", index=False)
-            (tmp / DAY_FILE).write_text(json.dumps({"day": day, "rows": rows, "details": files}))
+            checksums = {file: _sha256(tmp / file) for file in [CELLS_FILE, *(f"{f}.parquet" for f in files.values())]}
+            (tmp / DAY_FILE).write_text(json.dumps({"day": day, "rows": rows, "details": files, "sha256": checksums}))
             old = None
             if final.exists():
-                old = root / f".old-{token}"
+                old = temporary_path(final.with_name(final.name + ".old"))
                 final.rename(old)
             tmp.rename(final)
             if old is not None:
@@ -120,6 +132,10 @@ class PartialStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def aggregate_incrementally(

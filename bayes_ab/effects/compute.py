@@ -7,6 +7,8 @@ The overall effect averages segment means weighted by each segment's share of tr
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -71,6 +73,8 @@ class MetricEffects:
     backend: str
     sampler: SamplerSettings
     model_note: str
+    warnings: tuple[str, ...] = ()
+    """Facts about the data that change what the numbers mean (:meth:`Family.warnings`)."""
 
     def overall(self, arm: str) -> ArmEffect:
         """The overall (traffic-weighted) effect of ``arm``."""
@@ -106,12 +110,23 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     if fit.backend == Backend.CONJUGATE:
         note += f" [conjugate backend: unpooled closed form, {family.closed_form(stats, metric)}]"
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
-                         fit.diagnostics, fit.backend, fit.sampler, note)
+                         fit.diagnostics, fit.backend, fit.sampler, note, family.warnings(stats, metric))
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,
           users: xr.DataArray, observed: xr.DataArray) -> list[ArmEffect]:
-    """Effects of every arm in one segment; ``mean`` has dims chain, draw, arm."""
+    """Effects of every arm in one segment; ``mean`` has dims chain, draw, arm.
+
+    A cell without users, or a control mean of exactly 0, has no relative lift: its row carries NaN, and
+    the metric's warnings (:meth:`Family.warnings`) say why, instead of a page of numpy warnings.
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _segment_rows(mean, metric, interval, segment, is_overall, users, observed)
+
+
+def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,
+                  users: xr.DataArray, observed: xr.DataArray) -> list[ArmEffect]:
     draws = mean.transpose("chain", "draw", "arm").values.reshape(-1, mean.sizes["arm"])
     sign = 1.0 if metric.increase_is_good else -1.0
     control = draws[:, 0]

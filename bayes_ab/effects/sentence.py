@@ -21,6 +21,8 @@ def sentence(effects: MetricEffects, arm: str) -> str:
         f"({effects.interval:.0%} interval {fmt.relative(row.rel_low)} to {fmt.relative(row.rel_high)}); "
         f"expected loss if shipped: {loss}."
     )
+    for warning in effects.warnings:
+        text += f" Caution: {warning}."
     if not effects.diagnostics.passed:
         text = "UNRELIABLE (MCMC diagnostics failed: " + "; ".join(effects.diagnostics.problems) + ") " + text
     return text

@@ -145,6 +145,23 @@ class Family(ABC):
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         """One line: which likelihood was used and why."""
 
+    def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
+        """Facts about the data that change what the result means (one sentence each).
+
+        They travel with the result: ``summary.json``, the sentence, the report next to the metric, the
+        ledger's look. Every family warns about segments where an arm has no users (the effect there is
+        the prior's and the pooling's, not the data's); families add their own.
+        """
+        return empty_cell_warnings(stats)
+
+    def constant_value(self, stats: xr.Dataset) -> float | None:
+        """The value every user has when the metric does not vary at all (nothing to compare), else ``None``.
+
+        A model given zero variance reports certainty about nothing (identical arms came out as
+        "P(beat) < 0.1%"), so :func:`~bayes_ab.analysis.analyze_stats` refuses such a metric.
+        """
+        return None
+
     @abstractmethod
     def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> "az.InferenceData":
         """Independent draws of the unpooled closed-form posterior, shaped like an MCMC fit."""
@@ -202,6 +219,20 @@ class Family(ABC):
         scaled = value * self.unit_scale
         digits = 2 if abs(scaled) >= 0.1 or scaled == 0 else 1 - int(np.floor(np.log10(abs(scaled))))
         return f"{scaled:{'+' if signed else ''}.{digits}f} {self.unit}"
+
+
+def empty_cell_warnings(stats: xr.Dataset) -> tuple[str, ...]:
+    """One warning per arm with segments where it has no users."""
+    warnings = []
+    users = stats["n"]
+    for arm in users["arm"].values:
+        empty = [str(s) for s in users["segment"].values if users.sel(arm=arm, segment=s).item() == 0]
+        if not empty:
+            continue
+        shown = ", ".join(repr(s) for s in empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
+        warnings.append(f"arm {str(arm)!r} has no users in segment(s) {shown}: its effect there is the prior's "
+                        "and the other segments', not measured")
+    return tuple(warnings)
 
 
 class RateFamily(Family):

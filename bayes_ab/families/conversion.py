@@ -158,6 +158,15 @@ class Conversion(RateFamily):
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         return "binomial likelihood, logit link"
 
+    def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
+        """Besides empty cells: no user converted yet (or every user did), so the lift is the prior's."""
+        successes, users = int(stats["successes"].sum()), int(stats["n"].sum())
+        if users and successes in (0, users):
+            which = "no user has converted" if successes == 0 else "every user has converted"
+            return super().warnings(stats, metric) + (
+                f"{which} in any arm yet: there is nothing to compare, the lift is the prior's",)
+        return super().warnings(stats, metric)
+
     def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:
         """Raw conversion rate per arm over all segments in ``stats`` (no model, no prior)."""
         return pooled_mean(stats, "successes")

@@ -207,12 +207,16 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
     note += f"; {stats.sizes['value']} distinct count values"
     if CountParams.of(metric).cap is not None:
         note += f"; values capped at {CountParams.of(metric).cap:g}"
-    arm, top, shift, in_se = top_user_influence(stats)
-    if in_se > INFLUENCE_WARNING:
-        note += (f". WARNING: one user of arm {arm!r} with {top:,} alone raises that arm's mean by "
-                 f"{shift:.3g} ({in_se:.1f} standard errors): the result hinges on the tail; check "
-                 f"the data or set 'cap'")
     return note
+
+
+def influence_warning(stats: xr.Dataset) -> tuple[str, ...]:
+    """A warning when one user moves an arm's mean by more than :data:`INFLUENCE_WARNING` standard errors."""
+    arm, top, shift, in_se = top_user_influence(stats)
+    if in_se <= INFLUENCE_WARNING:
+        return ()
+    return (f"one user of arm {arm!r} with {top:,} alone raises that arm's mean by {shift:.3g} "
+            f"({in_se:.1f} standard errors): the result hinges on the tail; check the data or set 'cap'",)
 
 
 def cell_moments(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -373,6 +377,9 @@ class Count(SumsFamily):
     # the module's functions of (statistics, metric) serve as the family's methods
     variant = staticmethod(variant)
     describe = staticmethod(describe)
+
+    def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
+        return super().warnings(stats, metric) + influence_warning(stats)
 
     def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
         import pymc as pm

@@ -19,6 +19,15 @@ class SumsFamily(Family):
         """Raw mean per user, per arm, over all segments in ``stats`` (no model, no adjustment)."""
         return pooled_mean(stats, "sum")
 
+    def constant_value(self, stats: xr.Dataset) -> float | None:
+        """The common value when every user of every arm has the same one (zero variance overall)."""
+        n = float(stats["n"].sum())
+        if n == 0:
+            return None
+        mean = float(stats["sum"].sum()) / n
+        variance = float(stats["sumsq"].sum()) / n - mean ** 2
+        return mean if variance <= 1e-12 * max(1.0, mean ** 2) else None
+
 
 def initial(start: xr.Dataset | None, name: str, arms: int) -> np.ndarray:
     """Per-arm totals of statistic ``name`` observed so far (zeros without a start)."""

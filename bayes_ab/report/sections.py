@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from bayes_ab import DISTRIBUTION
 from bayes_ab.analysis import Analysis
 from bayes_ab.checkins.history import History
 from bayes_ab.decision import Recommendation
@@ -43,6 +44,7 @@ class MetricSection:
     rope: float
     margin: float | None
     model_note: str
+    warnings: tuple[str, ...]
     backend: str
     diagnostics: Any
     sentences: tuple[str, ...]
@@ -213,11 +215,11 @@ def _error_rates(operating: tuple[OperatingCharacteristics, ...]) -> tuple[dict,
 
 
 def _versions() -> str:
-    names = ("bayes-ab", "pymc", "arviz", "nutpie", "numpy", "duckdb")
+    names = (DISTRIBUTION, "pymc", "arviz", "nutpie", "numpy", "duckdb")
     found = []
     for name in names:
         try:
-            found.append(f"{name} {version(name)}")
+            found.append(f"{'bayes-ab' if name == DISTRIBUTION else name} {version(name)}")
         except PackageNotFoundError:
             continue
     return ", ".join(found + [f"Python {platform.python_version()}"])
@@ -252,7 +254,7 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
     return MetricSection(
         name=name, family=metric.family, role=metric.role, direction=metric.direction, rope=metric.rope,
         margin=metric.margin if metric.role == Role.GUARDRAIL else None, model_note=effects.model_note,
-        backend=effects.backend, diagnostics=effects.diagnostics,
+        warnings=effects.warnings, backend=effects.backend, diagnostics=effects.diagnostics,
         sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit,
         unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
         family_plot=family_plot, family_note=family_note, prior_plot=prior_plot, prior_note=prior_note,

@@ -115,3 +115,23 @@ def test_daily_check_ins_add_only_the_new_days_aggregates(tmp_path, capsys):
     assert main(["checkin", str(spec_path), "--data", str(live), "--as-of", "2026-03-04T20:00:00Z",
                  "--stage", "5", "--days", "4", "--models-dir", str(models), "--rescan"]) == 0
     assert "scanned 3 day(s)" in capsys.readouterr().out
+
+
+def test_a_killed_check_in_is_finished_or_cleaned_by_the_next_one(tmp_path):
+    # issue 17: a check-in killed between its ledger row and its folder's rename, or before its row
+    spec = make_spec(metrics=[{"name": "converted", "family": "conversion", "column": "converted",
+                               "role": "primary"}])
+    first = checkin(spec, users(3000, 0.1, 0.12, 6), stage=5, days=1, as_of="2026-04-01", models_dir=tmp_path,
+                    sampler=CONJUGATE)
+    final = tmp_path / "test" / first.record.posterior_dir
+    dead = 999_999_999                                          # no such process
+    committed = final.with_name(f".{final.name}.{dead}-0a1b2c3d.tmp")
+    final.rename(committed)
+    orphan = final.with_name(f".2026-04-01T120000Z-ffffffff.{dead}-1a2b3c4d.tmp")
+    orphan.mkdir()
+    (orphan / "converted.nc").write_bytes(b"half")
+    checkin(spec, users(6000, 0.1, 0.12, 7), stage=5, days=2, as_of="2026-04-02", models_dir=tmp_path,
+            sampler=CONJUGATE)
+    assert (final / "converted.nc").exists() and not committed.exists() and not orphan.exists()
+    assert sorted(p.name.startswith(".") for p in final.parent.iterdir()) == [False, False]
+    assert az.from_netcdf(final / "converted.nc").posterior["mean"].sizes["draw"] == CONJUGATE.draws

@@ -128,3 +128,124 @@ def test_an_empty_file_from_an_interrupted_creation_is_a_new_ledger(tmp_path):
     ledger = Ledger(path, "exp")
     assert ledger.looks() == []
     assert append(ledger) == 1
+
+
+# -- the chain and the seal (issue 17: a ledger whose triggers were dropped must not show a forged history) --
+
+def _tamper(path: Path, *statements: str) -> None:
+    con = sqlite3.connect(path)
+    con.execute("DROP TRIGGER looks_append_only_update")
+    con.execute("DROP TRIGGER looks_append_only_delete")
+    for statement in statements:
+        con.execute(statement)
+    con.commit()
+    con.close()
+
+
+def _three_looks(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, "exp")
+    for day in (1, 2, 3):
+        append(ledger, f"2026-01-0{day}T00:00:00Z", p=day / 10)
+    return path
+
+
+def _rechain(path: Path) -> None:
+    """What a careful forger does after editing a look: recompute every checksum and chain digest."""
+    import hashlib
+
+    from bayes_ab.checkins.ledger import chain_digest, genesis
+
+    con = sqlite3.connect(path)
+    rows = con.execute("SELECT look, as_of, recorded_at, fingerprint, action, posterior_dir, payload "
+                       "FROM looks ORDER BY look").fetchall()
+    previous = genesis("exp")
+    for look, as_of, recorded_at, fingerprint, action, posterior_dir, text in rows:
+        checksum = hashlib.sha256(text.encode()).hexdigest()
+        previous = chain_digest(previous, look, as_of, recorded_at, fingerprint, action, posterior_dir, checksum)
+        con.execute("UPDATE looks SET checksum = ?, chain = ? WHERE look = ?", (checksum, previous, look))
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("statements, message", [
+    (["DELETE FROM looks WHERE look = 2"], "look 2 is missing"),
+    (["UPDATE looks SET action = 'ship' WHERE look = 1"], "look 1 was altered"),
+    (["UPDATE looks SET as_of = '2025-12-31T00:00:00Z' WHERE look = 2"], "look 2 was altered"),
+    (["DELETE FROM looks WHERE look = 3"], "seal ledger.sqlite.seal records 3 look"),
+])
+def test_a_removed_or_altered_look_is_reported(tmp_path, statements, message):
+    path = _three_looks(tmp_path)
+    _tamper(path, *statements)
+    with pytest.raises(LedgerError, match=message):
+        Ledger(path, "exp")
+
+
+def test_a_forged_payload_with_recomputed_checksums_breaks_the_seal(tmp_path):
+    path = _three_looks(tmp_path)
+    _tamper(path, "UPDATE looks SET payload = '{\"p\": 0.99}' WHERE look = 2")
+    with pytest.raises(LedgerError, match="look 2 is corrupted"):
+        Ledger(path, "exp")
+    _rechain(path)
+    with pytest.raises(LedgerError, match="do not match the seal"):
+        Ledger(path, "exp")
+
+
+def test_a_missing_seal_is_rewritten_from_a_verified_chain(tmp_path):
+    # a writer killed between its commit and its seal leaves the seal one look behind (or absent)
+    path = _three_looks(tmp_path)
+    seal = path.with_name("ledger.sqlite.seal")
+    first = seal.read_text()
+    seal.unlink()
+    assert Ledger(path, "exp").head.look == 3
+    assert seal.read_text() == first
+
+
+@pytest.mark.parametrize("how", ["truncated", "deleted"])
+def test_a_lost_ledger_is_refused_not_restarted(tmp_path, how):
+    path = _three_looks(tmp_path)
+    if how == "truncated":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    with pytest.raises(LedgerError, match="seal records 3 look.*truncated or deleted"):
+        Ledger(path, "exp")
+    path.with_name("ledger.sqlite.seal").unlink()               # and without the seal: the look folders tell
+    (tmp_path / "looks" / "2026-01-01T000000Z-0a1b2c3d").mkdir(parents=True)
+    with pytest.raises(LedgerError, match="holds 1 look folder"):
+        Ledger(path, "exp")
+
+
+def test_a_version_1_ledger_is_chained_on_open(tmp_path):
+    import hashlib
+    import json
+
+    path = tmp_path / "ledger.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        PRAGMA application_id = 1650549297; PRAGMA user_version = 1;
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE looks (look INTEGER PRIMARY KEY, as_of TEXT NOT NULL, recorded_at TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, action TEXT, posterior_dir TEXT NOT NULL, payload TEXT NOT NULL,
+            checksum TEXT NOT NULL);
+        CREATE TRIGGER looks_append_only_update BEFORE UPDATE ON looks
+            BEGIN SELECT RAISE(ABORT, 'the check-in ledger is append-only'); END;
+        INSERT INTO meta VALUES ('experiment', 'exp');
+    """)
+    for look in (1, 2):
+        text = json.dumps({"look": look})
+        con.execute("INSERT INTO looks VALUES (?, ?, 't', 'f', 'hold', 'p', ?, ?)",
+                    (look, f"2026-01-0{look}T00:00:00Z", text, hashlib.sha256(text.encode()).hexdigest()))
+    con.commit()
+    con.close()
+    ledger = Ledger(path, "exp")
+    assert [r.payload for r in ledger.looks()] == [{"look": 1}, {"look": 2}]
+    assert append(ledger, "2026-01-03T00:00:00Z") == 3
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        con.execute("DELETE FROM looks")
+    con.close()
+    _tamper(path, "UPDATE looks SET action = 'ship' WHERE look = 1")
+    with pytest.raises(LedgerError, match="look 1 was altered"):
+        Ledger(path, "exp")

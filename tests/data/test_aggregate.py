@@ -213,3 +213,13 @@ def test_a_data_folder_with_csv_files_is_refused_not_half_read(tmp_path):
         aggregate(spec(), tmp_path)
     (tmp_path / "part-1.csv").unlink()
     assert int(next(iter(aggregate(spec(), tmp_path).values()))["n"].sum()) == 200
+
+
+@pytest.mark.parametrize("line, fields", [("treatment,0,5", 3), ("treatment", 1)])
+def test_a_ragged_csv_row_is_named_with_its_line(tmp_path, line, fields):
+    # issue 17: DuckDB read the file as one column and the error said "missing column 'arm'"
+    path = tmp_path / "users.csv"
+    path.write_text(f"arm,converted\ncontrol,1\n{line}\ncontrol,0\ntreatment,1\n")
+    spec = make_spec([{"name": "converted", "family": "conversion", "column": "converted"}])
+    with pytest.raises(DataError, match=rf"users.csv: line 3 has {fields} field\(s\) but the header has 2"):
+        aggregate(spec, path)

@@ -105,7 +105,7 @@ def game_rounds(frame, family, sampler=CLOSED_FORM, **extra):
     spec = make_spec([{"name": "rounds", "family": family, "column": "sum_gamerounds", **extra}],
                      arm_column="version", arms=("gate_30", "gate_40"))
     effects = analyze(spec, frame, sampler=sampler).effects["rounds"]
-    return effects.overall("gate_40"), effects.model_note
+    return effects.overall("gate_40"), effects.model_note + "".join(f". WARNING: {w}" for w in effects.warnings)
 
 
 def test_the_negative_binomial_is_blind_to_the_tail_and_auto_leaves_it(cookie_cats):

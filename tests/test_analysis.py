@@ -1,0 +1,82 @@
+"""An analysis's outputs are one unit: a manifest names the files of one run; a partial run is recognisable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_ab.analysis as analysis_module
+from bayes_ab.analysis import analyze, read_manifest
+from bayes_ab.errors import DataError, SpecError
+from bayes_ab.spec import SamplerSettings
+
+from conftest import make_spec
+
+CONJUGATE = SamplerSettings(draws=500, chains=2, seed=3, backend="conjugate")
+METRICS = [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"},
+           {"name": "revenue", "family": "mean", "column": "revenue"}]
+
+
+def users(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"arm": rng.choice(["control", "treatment"], n),
+                         "converted": (rng.random(n) < 0.2).astype(int),
+                         "revenue": rng.gamma(2.0, 5.0, n)})
+
+
+def test_a_run_killed_while_saving_leaves_no_manifest_and_the_next_run_cleans_up(tmp_path, monkeypatch):
+    spec = make_spec(METRICS)
+    first = analyze(spec, users(2000, 1), sampler=CONJUGATE)
+    first.save(tmp_path)
+    folder = tmp_path / "test"
+    assert read_manifest(folder)["fingerprint"] == first.fingerprint
+
+    second = analyze(spec, users(3000, 2), sampler=CONJUGATE)
+    original, calls = analysis_module.write_atomically, {"n": 0}
+
+    def dies_on_the_second_file(path, write):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            stale = path.with_name(f".{path.name}.999999999-0a1b2c3d.tmp")    # what a killed writer leaves
+            stale.write_bytes(b"half")
+            raise KeyboardInterrupt
+        return original(path, write)
+
+    monkeypatch.setattr(analysis_module, "write_atomically", dies_on_the_second_file)
+    with pytest.raises(KeyboardInterrupt):
+        second.save(tmp_path)
+    monkeypatch.undo()
+    with pytest.raises(SpecError, match="manifest.json: missing; .* not one complete run"):
+        read_manifest(folder)                                 # converted.nc is new, revenue.nc still old
+    second.save(tmp_path)
+    assert read_manifest(folder)["fingerprint"] == second.fingerprint
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_file_replaced_after_the_run_is_reported(tmp_path):
+    spec = make_spec(METRICS)
+    analyze(spec, users(2000, 3), sampler=CONJUGATE).save(tmp_path)
+    (tmp_path / "test" / "effects.csv").write_text("metric\nforged\n")
+    with pytest.raises(SpecError, match="effects.csv: not the file of the run"):
+        read_manifest(tmp_path / "test")
+
+
+def test_a_metric_that_never_varies_is_refused_with_its_value(tmp_path):
+    # issue 17: identical constant arms came out as "P(beat) < 0.1%, P(best) control > 99.9%"
+    frame = users(2000, 4).assign(revenue=7.5)
+    with pytest.raises(DataError, match=r"metric 'revenue' \(column 'revenue'\): every user of every arm has "
+                                        r"the value 7\.5: there is nothing to compare"):
+        analyze(make_spec(METRICS), frame, sampler=CONJUGATE)
+
+
+def test_empty_cells_and_a_metric_with_no_conversions_are_flagged(tmp_path):
+    frame = users(3000, 5).assign(segment=lambda f: np.where(f.index % 3 == 0, "a", "b"), converted=0)
+    frame.loc[(frame["segment"] == "a") & (frame["arm"] == "control"), "segment"] = "b"
+    spec = make_spec(METRICS, segments=("segment",))
+    effects = analyze(spec, frame, sampler=CONJUGATE).effects
+    assert effects["revenue"].warnings == (
+        "arm 'control' has no users in segment(s) 'a': its effect there is the prior's and the other "
+        "segments', not measured",)
+    assert effects["converted"].warnings[-1] == ("no user has converted in any arm yet: there is nothing to "
+                                                 "compare, the lift is the prior's")
