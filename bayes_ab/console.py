@@ -51,6 +51,7 @@ def _table(effects: MetricEffects) -> str:
             "observed": f"{r.observed_mean:.4g}", "posterior": f"{r.mean:.4g}",
             f"rel. lift [{effects.interval:.0%} HDI]": lift,
             "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),
+            "+/- MC SE": "" if r.is_control else f"{r.p_beat_control_mcse:.1%}",
             "P(best)": fmt.probability(r.p_best),
             f"loss if shipped ({family.unit})": "" if r.is_control else f"{r.loss_ship_abs * family.unit_scale:.3f}",
             "P(in ROPE)": "" if r.is_control else fmt.probability(r.p_rope),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import arviz as az
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
+    import arviz as az
 
 
 def hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
@@ -11,5 +15,7 @@ def hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     if finite.size < 2:
         return float("nan"), float("nan")
+    import arviz as az
+
     low, high = az.hdi(finite, hdi_prob=prob)
     return float(low), float(high)

@@ -30,7 +30,8 @@ SPECS = {
     "checkout, 5,000/day, 3%, +10%": ROOT / "examples" / "planning" / "checkout_button.yaml",
     "2% baseline, +20%, 10,000/day": ROOT / "examples" / "planning" / "two_percent_baseline.yaml",
 }
-SWEEP = ((0.99, 0.99), (0.995, 0.99), (0.9975, 0.99), (0.999, 0.99), (0.995, 0.975), (0.995, 0.995))
+SWEEP = ((0.99, 0.99), (0.995, 0.99), (0.9975, 0.99), (0.999, 0.99), (0.995, 0.975), (0.995, 0.985),
+         (0.995, 0.995))
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ class RuleCheck(HtmlRepr):
     blocking: bool = False
     probability: float | None = None
     limit: float | None = None
+    mcse: float | None = None
+    """The Monte Carlo standard error of ``probability`` (the sampling noise in the number itself)."""
 
     def line(self) -> str:
         """``[pass] name: value (threshold) - detail`` for the console."""

@@ -7,11 +7,12 @@ posteriors, :func:`evidence_from_draws`): planning simulates the real rule, not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
-from bayes_ab.effects.compute import lift_probabilities
+from bayes_ab.effects.compute import effective_draws, lift_probabilities, probability_mcse
 from bayes_ab.models.result import Fit
 from bayes_ab.spec import Metric
 
@@ -23,7 +24,8 @@ class MetricEvidence:
     ``p_beat``, ``loss_ship_rel``, ``loss_keep_rel`` and ``p_rope`` are those of the effects table;
     ``p_beyond_margin`` is P(worse than control by more than the metric's ``margin``, relative),
     ``p_severe`` P(worse by more than the severe-harm margin); ``beyond_margin`` keeps the boolean draws
-    so that guardrails can be judged jointly.
+    so that guardrails can be judged jointly. ``ess`` holds the effective number of draws behind each
+    probability (by field name; absent means exact), so :meth:`mcse` gives its Monte Carlo standard error.
     """
 
     metric: Metric
@@ -34,6 +36,12 @@ class MetricEvidence:
     p_beyond_margin: float
     p_severe: float
     beyond_margin: np.ndarray
+    ess: Mapping[str, float] = field(default_factory=dict)
+
+    def mcse(self, name: str) -> float:
+        """Monte Carlo standard error of the probability field ``name`` (``p_beat``, ``p_severe``, ...)."""
+        ess = self.ess.get(name)
+        return 0.0 if ess is None else probability_mcse(getattr(self, name), ess)
 
 
 def relative_worsening(metric: Metric, control: np.ndarray, arm: np.ndarray) -> np.ndarray:
@@ -44,22 +52,31 @@ def relative_worsening(metric: Metric, control: np.ndarray, arm: np.ndarray) -> 
     return rel if not metric.increase_is_good else -rel
 
 
-def evidence_from_draws(metric: Metric, control: np.ndarray, arm: np.ndarray, severe_margin: float) -> MetricEvidence:
-    """Evidence from paired posterior draws of the control's and the arm's overall mean."""
+def evidence_from_draws(metric: Metric, control: np.ndarray, arm: np.ndarray, severe_margin: float,
+                        chains: int | None = None) -> MetricEvidence:
+    """Evidence from paired posterior draws of the control's and the arm's overall mean.
+
+    ``chains``: the draws are that many MCMC chains, chain after chain (their effective sample size is
+    estimated); ``None`` means independent draws (closed-form posteriors), whose effective size is their number.
+    """
     sign = 1.0 if metric.increase_is_good else -1.0
     worse = relative_worsening(metric, control, arm)
-    probabilities = lift_probabilities(arm - control, -sign * worse, sign, metric.rope)
-    beyond = worse > metric.margin
+    rel = -sign * worse
+    probabilities = lift_probabilities(arm - control, rel, sign, metric.rope)
+    beyond, severe = worse > metric.margin, worse > severe_margin
+    flags = {"p_beat": sign * (arm - control) > 0, "p_rope": np.abs(rel) < metric.rope,
+             "p_beyond_margin": beyond, "p_severe": severe}
+    ess = {name: effective_draws(flag, chains) for name, flag in flags.items()}
     return MetricEvidence(metric, probabilities["p_beat_control"], probabilities["loss_ship_rel"],
                           probabilities["loss_keep_rel"], probabilities["p_rope"], float(np.mean(beyond)),
-                          float(np.mean(worse > severe_margin)), beyond)
+                          float(np.mean(severe)), beyond, ess)
 
 
 def evidence_from_fit(fit: Fit, arm: str, severe_margin: float) -> MetricEvidence:
     """Evidence from a fitted model: its overall (traffic-weighted) means of control and ``arm``."""
-    overall = fit.overall_mean
+    overall = fit.overall_mean.transpose("chain", "draw", "arm")
     return evidence_from_draws(fit.metric, overall.isel(arm=0).values.ravel(), overall.sel(arm=arm).values.ravel(),
-                               severe_margin)
+                               severe_margin, chains=overall.sizes["chain"])
 
 
 def relative_lift_draws(fit: Fit, arm: str) -> np.ndarray:

@@ -31,6 +31,11 @@ Order of evaluation (every check is recorded in the trace, in this order):
    ``guardrails_safe`` = 0.95 -> ``ship`` (``advance`` if a stage below 100 follows).
 8. Otherwise ``hold``, with what is missing and roughly how many more users would settle it.
 
+Every probability that can trigger an action must clear its threshold by more than two Monte Carlo
+standard errors (``UNDECIDED_SE``): P(beat control) = 0.991 +/- 0.004 against 0.99 is sampling noise,
+not evidence, and a rule acting on it would flip between looks as the draws change. Such a check is
+recorded as undecided (with its MC standard error) and the rule holds.
+
 Why these numbers. ``harm`` and ``ship_beat`` were chosen by simulating the push-notification plan
 (20,000 users/day, 11.5% base, +5% planned, 0.73% opt-out guardrail with a 10% margin, default ramp,
 daily looks for 28 days, 1,000 experiments per scenario; ``benchmarks/decision_rules.py``). Daily looks
@@ -60,9 +65,29 @@ from bayes_ab.decision.checks import RuleCheck
 from bayes_ab.decision.evidence import MetricEvidence, evidence_from_fit, joint_within_margin
 from bayes_ab.decision.srm import srm_checks
 from bayes_ab.effects import format as fmt
+from bayes_ab.effects.compute import probability_mcse
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Role
 from bayes_ab.spec import ExperimentSpec, Metric
+
+UNDECIDED_SE = 2.0
+"""A probability within this many Monte Carlo standard errors of its threshold decides nothing."""
+
+
+def clears(p: float, mcse: float, limit: float) -> bool:
+    """Whether ``p`` reaches ``limit`` by more than its Monte Carlo noise (:data:`UNDECIDED_SE` standard errors)."""
+    return p - UNDECIDED_SE * mcse >= limit
+
+
+def _shown(p: float, mcse: float) -> str:
+    return f"{fmt.probability(p)} (MC SE {mcse:.1%})" if mcse > 0 else fmt.probability(p)
+
+
+def _noise(p: float, mcse: float, limit: float) -> str:
+    """The trace's note when ``p`` reaches ``limit`` only within its Monte Carlo noise."""
+    return (f"within {UNDECIDED_SE:g} MC standard errors of {fmt.threshold(limit)}: undecided, more draws or the "
+            "next look will settle it") if p >= limit and not clears(p, mcse, limit) else ""
+
 
 class Action(StrEnum):
     """What the rule recommends at a look."""
@@ -183,11 +208,12 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     def done(action: Action, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:
         return Recommendation(action, arm, stage, to, headline, tuple(trace), targeted)
 
-    def harm(name: str, p: float, threshold: float, what: str) -> Recommendation | None:
-        """Record P(harm) against its threshold; the rollback when it is reached."""
-        trace.append(RuleCheck(name, fmt.probability(p), f"< {fmt.threshold(threshold)} to avoid rollback", p < threshold,
-                               probability=p, limit=threshold))
-        return done(Action.ROLLBACK, 0, f"Roll back {arm}: {fmt.probability(p)} probability that {what}.") if p >= threshold else None
+    def harm(name: str, p: float, mcse: float, threshold: float, what: str) -> Recommendation | None:
+        """Record P(harm) against its threshold; the rollback when it is reached beyond its MC noise."""
+        harmed = clears(p, mcse, threshold)
+        trace.append(RuleCheck(name, _shown(p, mcse), f"< {fmt.threshold(threshold)} to avoid rollback", not harmed,
+                               _noise(p, mcse, threshold), probability=p, limit=threshold, mcse=mcse))
+        return done(Action.ROLLBACK, 0, f"Roll back {arm}: {fmt.probability(p)} probability that {what}.") if harmed else None
 
     # 1. data-quality gates
     failed = [c for c in trace if c.blocking and not c.passed]
@@ -207,7 +233,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
             failed.append(check)
             continue
         rollback = harm(f"severe harm: {metric.name} P(worse by > {fmt.threshold(t.severe_margin)})", e.p_severe,
-                        t.severe_harm, f"it makes {metric.name} worse by more than {fmt.threshold(t.severe_margin)}")
+                        e.mcse("p_severe"), t.severe_harm, f"it makes {metric.name} worse by more than {fmt.threshold(t.severe_margin)}")
         if rollback:
             return rollback
 
@@ -217,17 +243,19 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     if deciding:
         for metric in (m for m in primaries if m.name in evidence):
             e = evidence[metric.name]
-            harmed = 1 - e.p_beat >= t.harm and e.loss_keep_rel < t.caring
+            worse, mcse = 1 - e.p_beat, e.mcse("p_beat")
+            harmed = clears(worse, mcse, t.harm) and e.loss_keep_rel < t.caring
             trace.append(RuleCheck(f"harm: primary {metric.name} P(worse than control), gain forgone by rolling back",
-                                   f"{fmt.probability(1 - e.p_beat)}, {e.loss_keep_rel:.3%}",
+                                   f"{_shown(worse, mcse)}, {e.loss_keep_rel:.3%}",
                                    f"< {fmt.threshold(t.harm)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback",
-                                   not harmed, probability=1 - e.p_beat, limit=t.harm))
+                                   not harmed, _noise(worse, mcse, t.harm), probability=worse, limit=t.harm, mcse=mcse))
             if harmed:
                 return done(Action.ROLLBACK, 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
                                            f"makes {metric.name} worse.")
         for metric in (m for m in guardrails if m.name in evidence):
+            e = evidence[metric.name]
             rollback = harm(f"harm: guardrail {metric.name} P(worse by > {metric.margin:.1%})",
-                            evidence[metric.name].p_beyond_margin, t.harm,
+                            e.p_beyond_margin, e.mcse("p_beyond_margin"), t.harm,
                             f"{metric.name} is worse than its {metric.margin:.1%} margin")
             if rollback:
                 return rollback
@@ -264,8 +292,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
 
     # 6. futility
     rows = {m.name: evidence[m.name] for m in primaries}
-    flat = all(e.p_rope >= t.rope and e.loss_ship_rel < t.caring and e.loss_keep_rel < t.caring
-               for e in rows.values())
+    flat = all(clears(e.p_rope, e.mcse("p_rope"), t.rope) and e.loss_ship_rel < t.caring
+               and e.loss_keep_rel < t.caring for e in rows.values())
     trace.append(RuleCheck("futility: P(lift inside ROPE), both losses",
                            ", ".join(f"{n} {fmt.probability(e.p_rope)}" for n, e in rows.items()),
                            f">= {fmt.threshold(t.rope)} and losses < {fmt.threshold(t.caring)}", not flat))
@@ -275,18 +303,23 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
 
     # 7. ship: every primary probably helps at little expected loss, every guardrail within its margin
     least = min(rows.items(), key=lambda item: item[1].p_beat)
-    convinced = least[1].p_beat >= t.ship_beat
+    beat, beat_mcse = least[1].p_beat, least[1].mcse("p_beat")
+    convinced = clears(beat, beat_mcse, t.ship_beat)
     trace.append(RuleCheck("to ship: P(beat control) (least convinced primary)",
-                           f"{least[0]} {fmt.probability(least[1].p_beat)}", f">= {fmt.threshold(t.ship_beat)}", convinced,
-                           probability=least[1].p_beat, limit=t.ship_beat))
+                           f"{least[0]} {_shown(beat, beat_mcse)}", f">= {fmt.threshold(t.ship_beat)}", convinced,
+                           _noise(beat, beat_mcse, t.ship_beat), probability=beat, limit=t.ship_beat, mcse=beat_mcse))
     worst = max(rows.items(), key=lambda item: item[1].loss_ship_rel)
     small_loss = worst[1].loss_ship_rel < t.caring
     trace.append(RuleCheck("to ship: expected relative loss (worst primary)", f"{worst[0]} {worst[1].loss_ship_rel:.3%}",
                            f"< {fmt.threshold(t.caring)}", small_loss))
-    safe = joint_within_margin([evidence[m.name] for m in guardrails])
-    guarded = safe >= t.guardrails_safe
-    trace.append(RuleCheck("to ship: P(every guardrail within its margin)", fmt.probability(safe),
-                           f">= {fmt.threshold(t.guardrails_safe)}", guarded, probability=safe, limit=t.guardrails_safe))
+    guarding = [evidence[m.name] for m in guardrails]
+    safe = joint_within_margin(guarding)
+    sizes = [e.ess["p_beyond_margin"] for e in guarding if "p_beyond_margin" in e.ess]
+    safe_mcse = probability_mcse(safe, min(sizes)) if sizes else 0.0
+    guarded = clears(safe, safe_mcse, t.guardrails_safe)
+    trace.append(RuleCheck("to ship: P(every guardrail within its margin)", _shown(safe, safe_mcse),
+                           f">= {fmt.threshold(t.guardrails_safe)}", guarded, _noise(safe, safe_mcse, t.guardrails_safe),
+                           probability=safe, limit=t.guardrails_safe, mcse=safe_mcse))
     if convinced and small_loss and guarded:
         action = Action.SHIP if following.percent == 100 else Action.ADVANCE
         verb = "Ship to 100%" if action == Action.SHIP else f"Advance to {following.percent:g}%"

@@ -30,6 +30,8 @@ OVERALL = "overall"
 class ArmEffect(HtmlRepr):
     """Posterior summary of one arm in one segment (or overall) against control.
 
+    ``*_mcse`` are Monte Carlo standard errors of the probabilities and the loss the decision rule reads
+    (from the effective sample size of what each averages): the sampling noise in the number itself.
     Lifts are arm minus control (absolute, in metric units) and arm / control - 1 (relative);
     ``*_low``/``*_high`` bound the highest-density interval. Losses are expected values of the
     amount given up: ``loss_ship`` if this arm replaces control and control was better,
@@ -52,9 +54,12 @@ class ArmEffect(HtmlRepr):
     rel_low: float
     rel_high: float
     p_beat_control: float
+    p_beat_control_mcse: float
     p_best: float
+    p_best_mcse: float
     loss_ship_abs: float
     loss_ship_rel: float
+    loss_ship_rel_mcse: float
     loss_keep_abs: float
     loss_keep_rel: float
     loss_vs_best_abs: float
@@ -127,6 +132,7 @@ def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_
 
 def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,
                   users: xr.DataArray, observed: xr.DataArray) -> list[ArmEffect]:
+    chains = mean.sizes["chain"]
     draws = mean.transpose("chain", "draw", "arm").values.reshape(-1, mean.sizes["arm"])
     sign = 1.0 if metric.increase_is_good else -1.0
     control = draws[:, 0]
@@ -139,7 +145,8 @@ def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: 
         diff = value - control
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(control > 0, value / control - 1.0, np.nan)
-        lift = _NO_LIFT if k == 0 else _lift(diff, rel, sign, metric.rope, interval)
+        lift = _NO_LIFT if k == 0 else _lift(diff, rel, sign, metric.rope, interval, chains)
+        p_best = float(np.mean(winners == k))
         rows.append(ArmEffect(
             segment=segment,
             arm=str(arm),
@@ -149,39 +156,69 @@ def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: 
             observed_mean=float(observed.values[k]),
             mean=float(np.median(value)),
             **dict(zip(("mean_low", "mean_high"), hdi(value, interval))),
-            p_best=float(np.mean(winners == k)),
+            p_best=p_best,
+            p_best_mcse=probability_mcse(p_best, effective_draws(winners == k, chains)),
             loss_vs_best_abs=float(np.mean(best - goodness[:, k])),
             **lift,
         ))
     return rows
 
 
-def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, interval: float) -> dict[str, float]:
+def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, interval: float,
+          chains: int) -> dict[str, float]:
     """Lift fields of :class:`ArmEffect` from draws of the absolute and relative difference."""
     abs_low, abs_high = hdi(diff, interval)
     rel_low, rel_high = hdi(rel, interval)
     return dict(abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
                 rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
-                **lift_probabilities(diff, rel, sign, rope))
+                **lift_probabilities(diff, rel, sign, rope, chains))
 
 
-def lift_probabilities(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float) -> dict[str, float]:
+def lift_probabilities(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float,
+                       chains: int | None = None) -> dict[str, float]:
     """P(beat control), expected losses and P(inside the ROPE) from draws of arm - control (``diff``)
     and arm / control - 1 (``rel``); ``sign`` is +1 when an increase is good, -1 otherwise.
+
+    ``chains``: the draws are that many MCMC chains, one after the other; ``None`` (the default) means
+    independent draws. It sets the Monte Carlo standard errors ``p_beat_control_mcse`` and
+    ``loss_ship_rel_mcse``, each from the effective sample size of the quantity averaged (the indicator
+    itself for a probability: its autocorrelation is not the lift's).
 
     The one definition of the numbers decisions turn on: the effects table and the decision rule's
     fast path in simulations both call it, so they cannot drift apart.
     """
+    beats = sign * diff > 0
+    p_beat = float(np.mean(beats))
+    loss_ship_rel = np.maximum(0.0, -sign * rel)
+    loss_ess = effective_draws(loss_ship_rel, chains)
     return dict(
-        p_beat_control=float(np.mean(sign * diff > 0)),
+        p_beat_control=p_beat,
+        p_beat_control_mcse=probability_mcse(p_beat, effective_draws(beats, chains)),
         loss_ship_abs=float(np.mean(np.maximum(0.0, -sign * diff))),
-        loss_ship_rel=float(np.nanmean(np.maximum(0.0, -sign * rel))),
+        loss_ship_rel=float(np.nanmean(loss_ship_rel)),
+        loss_ship_rel_mcse=float(np.nanstd(loss_ship_rel) / np.sqrt(loss_ess)) if loss_ess > 0 else float("nan"),
         loss_keep_abs=float(np.mean(np.maximum(0.0, sign * diff))),
         loss_keep_rel=float(np.nanmean(np.maximum(0.0, sign * rel))),
         p_rope=float(np.nanmean(np.abs(rel) < rope)),
     )
 
 
+def probability_mcse(p: float, ess: float) -> float:
+    """Monte Carlo standard error of a probability estimated as the share of ``ess`` effective draws."""
+    return float(np.sqrt(p * (1.0 - p) / ess)) if ess > 0 and np.isfinite(p) else float("nan")
+
+
+def effective_draws(draws: np.ndarray, chains: int | None) -> float:
+    """Effective sample size of flat chain-major ``draws`` (:func:`bayes_ab.models.convergence.ess`);
+    their number when ``chains`` is ``None`` (independent draws)."""
+    from bayes_ab.models.convergence import ess
+
+    finite = np.nan_to_num(np.asarray(draws, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+    if chains is None or finite.size < 4 * chains:
+        return float(finite.size)
+    return float(min(ess(finite.reshape(chains, -1, 1))[0], finite.size))
+
+
 _NO_LIFT = dict.fromkeys(("abs_lift", "abs_low", "abs_high", "rel_lift", "rel_low", "rel_high",
-                          "p_beat_control", "loss_ship_abs", "loss_ship_rel", "loss_keep_abs",
-                          "loss_keep_rel", "p_rope"), float("nan"))
+                          "p_beat_control", "p_beat_control_mcse", "loss_ship_abs", "loss_ship_rel",
+                          "loss_ship_rel_mcse", "loss_keep_abs", "loss_keep_rel", "p_rope"), float("nan"))

@@ -280,8 +280,10 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     from pymc.initial_point import make_initial_point_fn
     from pytensor.compile.sharedvalue import SharedVariable
 
+    from bayes_ab.models import special
     from bayes_ab.models.native import wrapper_source
 
+    special.register()
     value_vars = list(model.value_vars)
     start = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(0)
     shapes = [tuple(int(s) for s in np.shape(start[v.name])) for v in value_vars]

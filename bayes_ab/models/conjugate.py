@@ -8,14 +8,18 @@ hierarchical models are tested against.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
-from scipy import integrate, special, stats as st
+from scipy import special
 
-import arviz as az
 
 from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.sampling import SamplerSettings
+
+if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
+    import arviz as az
 
 
 def beta_posterior(successes: float, trials: float, prior_a: float = 1.0,
@@ -40,6 +44,8 @@ def prob_beta_greater(a_t: float, b_t: float, a_c: float, b_c: float) -> float:
 
 def prob_beta_greater_numeric(a_t: float, b_t: float, a_c: float, b_c: float) -> float:
     """``P(p_t > p_c)`` by integrating ``f_c(x) * (1 - F_t(x))`` over the bulk of ``p_c``."""
+    from scipy import integrate, stats as st      # scipy.stats takes a second to import: only where used
+
     control = st.beta(a_c, b_c)
     lo, hi = control.ppf(1e-12), control.isf(1e-12)
     value, _ = integrate.quad(lambda x: control.pdf(x) * st.beta(a_t, b_t).sf(x), lo, hi,
@@ -59,6 +65,8 @@ def posterior_dataset(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndar
     variables.update(extra or {})
     coords = {"chain": np.arange(sampler.chains), "draw": np.arange(sampler.draws), **coords_for(stats)}
     coords.update({d: stats[d].values for d in ("day",) if d in stats.dims})
+    import arviz as az
+
     return az.InferenceData(posterior=xr.Dataset(variables, coords=coords))
 
 

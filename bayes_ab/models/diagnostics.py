@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
 
 from bayes_ab.models.convergence import ess_bulk, ess_tail, rank_rhat
 
 from bayes_ab.display import HtmlRepr
+
+if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
+    import arviz as az
 
 MAX_RHAT = 1.01
 MIN_ESS = 400

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import arviz as az
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.families import family_of
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.spec import Metric, SamplerSettings
+
+if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
+    import arviz as az
 
 
 @dataclass(frozen=True)
@@ -53,4 +56,6 @@ def attach_stats(idata: az.InferenceData, stats: xr.Dataset) -> az.InferenceData
     constant = stats.copy()
     constant.attrs = {k: str(v) for k, v in stats.attrs.items()}
     groups = {g: getattr(idata, g) for g in idata.groups() if g != "constant_data"}
+    import arviz as az
+
     return az.InferenceData(**groups, constant_data=constant)

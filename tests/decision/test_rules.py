@@ -203,3 +203,42 @@ def test_a_a_false_ship_rate_is_below_the_configured_risk():
     risk = 1 - spec().decision.ship_beat
     # below the configured risk, allowing two Monte Carlo standard errors of the 300-run estimate
     assert rate < risk + 2 * np.sqrt(risk * (1 - risk) / runs), rate
+
+
+# -- Monte Carlo noise (issue 17): a probability within 2 MC standard errors of its threshold decides nothing --
+
+def _evidence(metric, p_beat: float, ess: float, loss_keep_rel: float = 0.01):
+    from bayes_ab.decision.evidence import MetricEvidence
+
+    beyond = np.zeros(4000, dtype=bool)
+    return MetricEvidence(metric, p_beat, loss_ship_rel=0.0, loss_keep_rel=loss_keep_rel, p_rope=0.1,
+                          p_beyond_margin=0.0, p_severe=0.0, beyond_margin=beyond,
+                          ess=dict.fromkeys(("p_beat", "p_rope", "p_beyond_margin", "p_severe"), ess))
+
+
+@pytest.mark.parametrize("ess, action", [(1_000, "hold"), (1_000_000, "ship")])
+def test_p_beat_just_above_the_ship_threshold_is_undecided_within_its_mc_error(ess, action):
+    from bayes_ab.decision.rules import decide
+
+    s = spec()
+    primary, guardrail = s.metrics
+    evidence = {"primary": _evidence(primary, 0.992, ess), "guardrail": _evidence(guardrail, 0.5, ess)}
+    rec = decide(s, 50, 7, 200_000, "treatment", evidence)
+    assert rec.action == action, rec.text()
+    beat = next(r for r in rec.reasons if r.name.startswith("to ship: P(beat control)"))
+    expected = np.sqrt(0.992 * 0.008 / ess)
+    assert beat.mcse == pytest.approx(expected)
+    if action == "hold":                        # 0.992 - 2 x 0.0028 < 0.99
+        assert not beat.passed and "MC SE 0.3%" in beat.value and "undecided" in beat.detail
+
+
+@pytest.mark.parametrize("ess, action", [(1_000, "hold"), (1_000_000, "rollback")])
+def test_p_worse_just_above_the_harm_threshold_rolls_back_only_beyond_its_mc_error(ess, action):
+    from bayes_ab.decision.rules import decide
+
+    s = spec()
+    primary, guardrail = s.metrics
+    evidence = {"primary": _evidence(primary, 0.004, ess, loss_keep_rel=0.0),
+                "guardrail": _evidence(guardrail, 0.5, ess)}
+    rec = decide(s, 50, 7, 200_000, "treatment", evidence)      # P(worse) 0.996 against 0.995
+    assert rec.action == action, rec.text()

@@ -121,3 +121,27 @@ def test_effects_table_and_html():
                                       "<script>alert(1)</script>"]
     html = effects._repr_html_()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_mc_standard_errors_match_the_spread_of_repeated_estimates_on_autocorrelated_chains():
+    """AR(1) chains (autocorrelation 0.8, as a sampler's draws are) of a lift whose P(> 0) is 0.9: the
+    reported MC standard error of P(beat) must equal the standard deviation of the estimate across
+    independent repetitions (known truth by simulation), not the naive sqrt(p(1-p)/N), which is 3x smaller."""
+    from bayes_ab.effects.compute import lift_probabilities
+
+    rng = np.random.default_rng(8)
+    chains, draws, phi = 4, 1000, 0.8
+    estimates, reported = [], []
+    for _ in range(300):
+        z = np.empty((chains, draws))
+        z[:, 0] = rng.normal(size=chains)
+        for t in range(1, draws):
+            z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi ** 2) * rng.normal(size=chains)
+        diff = (1.2816 + z).ravel()                              # P(diff > 0) = 0.9
+        out = lift_probabilities(diff, diff, 1.0, 0.01, chains)
+        estimates.append(out["p_beat_control"])
+        reported.append(out["p_beat_control_mcse"])
+    spread = np.std(estimates, ddof=1)                 # its own sampling error: about 4% at 300 repetitions
+    assert abs(np.mean(reported) / spread - 1) < 0.2, (np.mean(reported), spread)
+    assert np.mean(reported) > 2 * np.sqrt(0.9 * 0.1 / (chains * draws))
+    assert abs(np.mean(estimates) - 0.9) < 3 * spread / np.sqrt(300)

@@ -109,5 +109,7 @@ def test_the_default_rule_meets_its_targets_on_the_push_plan():
     assert harmful.rates["rollback"] >= 0.95 - tol(0.95), result.text()
     assert 1 - breach.rates["ship"] >= 0.95 - tol(0.95), result.text()
     assert null.median_max_power_day() <= 4
-    assert planned.stop_quantiles(("ship",))[1] <= reference.scenario("planned effect").stop_quantiles(("ship",))[1]
+    # within a day of the mSPRT: the rule acts only on probabilities beyond 2 MC standard errors of their
+    # thresholds (issue 17), which costs a true +5% one day of median time to ship (11 against 10)
+    assert planned.stop_quantiles(("ship",))[1] <= reference.scenario("planned effect").stop_quantiles(("ship",))[1] + 1
     assert harmful.median_exposure() <= reference.scenario("harmful").median_exposure(), result.text()
