@@ -45,8 +45,12 @@ a true -5% change is rolled back moves from 6 (0.99, 0.995) to 7 and 8. 0.995 is
 false rollbacks under 5%, and it rolls a -5% change back a day before the mSPRT reference (86,600 against
 132,200 treated user-days). ``ship_beat`` 0.99 ships a true +5% in 95% of experiments by day 10 (median,
 as the mSPRT) with a false-ship rate of 3.2% (+/- 0.6%); 0.975 ships a change that does nothing 6.8% of
-the time. Other plans look more or less often: ``bayes-ab plan`` and ``simulate`` show a plan's own
-rates and warn when the false-ship rate passes 5%.
+the time. Those figures predate the Monte Carlo band; with it (2026-11-24) the defaults roll back 3.0%
+and ship 1.9% of changes that do nothing, ship a true +5% in 95.1% by day 11 and roll a -5% change back
+on day 7, level with the mSPRT -- and ``harm`` 0.99 rolls back 4.7% of null changes, so it is now the
+fastest setting under 5% (a retune left for when the ``ship_beat`` sweep has been re-run with the band).
+Other plans look more or less often: ``bayes-ab plan`` and ``simulate`` show a plan's own rates and warn
+when the false-ship rate passes 5%.
 ``caring`` 0.1% relative is below what product teams act on; ``guardrails_safe`` 0.95 bounds the chance
 of shipping a guardrail regression beyond its margin near 5% per look.
 """
