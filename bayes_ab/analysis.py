@@ -17,7 +17,7 @@ from bayes_ab.data.engine import Engine, Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families import family_for
-from bayes_ab.files import remove_stale_temporaries, write_atomically
+from bayes_ab.files import remove_stale_temporaries, sha256_of, write_atomically
 from bayes_ab.models import Fit, ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
@@ -90,17 +90,13 @@ class Analysis:
         written.append(write_atomically(folder / "summary.json",
                                         lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
         manifest = {"experiment": self.spec.name, "fingerprint": self.fingerprint,
-                    "files": {p.name: _sha256(p) for p in written}}
+                    "files": {p.name: sha256_of(p) for p in written}}
         written.append(write_atomically(folder / MANIFEST_FILE,
                                         lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2))))
         return written
 
 
 MANIFEST_FILE = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -122,7 +118,7 @@ def read_manifest(folder: str | Path) -> dict:
         raise SpecError(f"{path}: unreadable ({exc})") from None
     for name, digest in manifest["files"].items():
         file = Path(folder) / name
-        if not file.exists() or _sha256(file) != digest:
+        if not file.exists() or sha256_of(file) != digest:
             raise SpecError(f"{file}: not the file of the run in {path.name} (fingerprint "
                             f"{manifest['fingerprint']}): the outputs in {folder} are mixed; analyse again")
     return manifest

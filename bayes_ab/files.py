@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -13,14 +14,14 @@ from typing import Callable
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.tmp$")
 
 
-def temporary_path(path: Path, token: str | None = None) -> Path:
+def temporary_path(path: Path) -> Path:
     """A hidden temporary name beside ``path`` that names the writing process.
 
     ``.<name>.<pid>-<token>.tmp``: unique, so concurrent writers never clobber each other, and stale once its
     process is gone, so :func:`remove_stale_temporaries` can tell a killed writer's leftovers from the
     half-written output of a writer still running.
     """
-    return path.with_name(f".{path.name}.{os.getpid()}-{token or uuid.uuid4().hex[:8]}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def temporary_target(path: Path) -> Path | None:
@@ -64,6 +65,11 @@ def _running(pid: int) -> bool:
     except PermissionError:       # another user's process: alive
         return True
     return True
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (what stored outputs are checked against)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:

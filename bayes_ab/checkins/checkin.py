@@ -144,7 +144,7 @@ def tidy_looks(ledger: Ledger) -> None:
     parent = ledger.path.parent / LOOKS_FOLDER
     if not parent.is_dir():
         return
-    recorded = {ledger.path.parent / r.posterior_dir for r in ledger.looks()}
+    recorded = {ledger.path.parent / d for d in ledger.posterior_dirs()}
     for entry in parent.iterdir():
         final = temporary_target(entry)
         if final in recorded and not final.exists() and is_stale_temporary(entry):

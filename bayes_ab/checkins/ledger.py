@@ -149,6 +149,7 @@ class Ledger:
                 con.execute("ROLLBACK")
                 raise
             self._seal(con)
+        self.head = ChainHead(look, chain)
         return LookRecord(look, as_of, recorded_at, fingerprint, action, posterior_dir, payload)
 
     def check_can_append(self, as_of: str) -> None:
@@ -167,7 +168,7 @@ class Ledger:
         if not self._has_content():
             return []
         rows = self._rows()
-        self._check_rows(rows)
+        self._check_rows(rows, self._read_seal())
         return [LookRecord(look, as_of, recorded_at, fingerprint, action, posterior_dir, json.loads(text))
                 for look, as_of, recorded_at, fingerprint, action, posterior_dir, text, _, _ in rows]
 
@@ -177,8 +178,15 @@ class Ledger:
         with self._connect(create=False) as con:
             return con.execute(f"SELECT {_FIELDS}, chain FROM looks ORDER BY look").fetchall()
 
-    def _check_rows(self, rows: list[tuple]) -> ChainHead | None:
-        """Recompute every checksum and the chain; compare the head with the seal."""
+    def posterior_dirs(self) -> list[str]:
+        """Every look's posterior folder (relative to the ledger's folder), without reading the payloads."""
+        if not self._has_content():
+            return []
+        with self._connect(create=False) as con:
+            return [row[0] for row in con.execute("SELECT posterior_dir FROM looks ORDER BY look")]
+
+    def _check_rows(self, rows: list[tuple], sealed: ChainHead | None) -> ChainHead | None:
+        """Recompute every checksum and the chain; compare the head with the seal ``sealed``."""
         previous, head = genesis(self.experiment), None
         for index, (look, as_of, recorded_at, fingerprint, action, posterior_dir, text, checksum, chain) in \
                 enumerate(rows, start=1):
@@ -192,7 +200,6 @@ class Ledger:
                 raise LedgerError(f"{self.path}: look {look} was altered (its chain digest does not match "
                                   "the looks before it)")
             previous, head = chain, ChainHead(look, chain)
-        sealed = self._read_seal()
         if sealed is not None:
             if head is None or head.look < sealed.look:
                 raise LedgerError(f"{self.path}: the seal {self.seal_path.name} records {sealed.look} look(s) but "
@@ -203,8 +210,8 @@ class Ledger:
         return head
 
     def _verify_chain(self) -> ChainHead | None:
-        head = self._check_rows(self._rows())
         sealed = self._read_seal()
+        head = self._check_rows(self._rows(), sealed)
         if head is not None and (sealed is None or sealed.look < head.look):
             try:
                 with self._connect(create=False) as con:      # a writer stopped between its commit and its seal
@@ -238,9 +245,9 @@ class Ledger:
 
     def _refuse_lost_ledger(self) -> None:
         """A missing or empty ledger is new, unless its seal or committed look folders say looks were recorded."""
-        sealed = self._read_seal() if self.seal_path.exists() else None
+        sealed = self._read_seal()
         looks = self.path.parent / LOOKS_FOLDER
-        folders = sorted(p.name for p in looks.iterdir() if not p.name.startswith(".")) if looks.is_dir() else []
+        folders = [p for p in looks.iterdir() if not p.name.startswith(".")] if looks.is_dir() else []
         if sealed is None and not folders:
             return
         found = f"its seal records {sealed.look} look(s)" if sealed else f"{looks} holds {len(folders)} look folder(s)"

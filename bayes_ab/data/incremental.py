@@ -17,7 +17,6 @@ changed column types start afresh.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, fields
@@ -31,7 +30,7 @@ from bayes_ab.data.engine import Engine, Source, resolve_engine
 from bayes_ab.data.scan import Partials, ScanPlan
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import DataError
-from bayes_ab.files import remove_stale_temporaries, temporary_path
+from bayes_ab.files import remove_stale_temporaries, sha256_of, temporary_path
 from bayes_ab.spec import ExperimentSpec
 
 DAY_FILE = "day.json"
@@ -91,17 +90,17 @@ class PartialStore:
             try:
                 meta = json.loads((day_dir / DAY_FILE).read_text())
                 files = [CELLS_FILE, *(f"{file}.parquet" for file in meta["details"].values())]
-                for file in files:
-                    if _sha256(day_dir / file) != meta["sha256"][file]:
-                        raise DataError(f"{day_dir / file}: stored partial aggregates were modified on disk "
-                                        "(checksum mismatch); check in with --rescan to rebuild them from the data")
-                cells = pd.read_parquet(day_dir / CELLS_FILE)
-                details = {name: pd.read_parquet(day_dir / f"{file}.parquet") for name, file in meta["details"].items()}
+                modified = next((f for f in files if sha256_of(day_dir / f) != meta["sha256"][f]), None)
+                if modified is None:
+                    cells = pd.read_parquet(day_dir / CELLS_FILE)
+                    details = {name: pd.read_parquet(day_dir / f"{file}.parquet")
+                               for name, file in meta["details"].items()}
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                if isinstance(exc, DataError):
-                    raise
                 raise DataError(f"{day_dir}: stored partial aggregates are unreadable ({exc}); "
                                 f"check in with --rescan to rebuild them from the data") from None
+            if modified is not None:
+                raise DataError(f"{day_dir / modified}: stored partial aggregates were modified on disk "
+                                "(checksum mismatch); check in with --rescan to rebuild them from the data")
             stored[meta["day"]] = (int(meta["rows"]), Partials(cells, details))
         return stored
 
@@ -119,7 +118,7 @@ class PartialStore:
             for i, (name, table) in enumerate(sorted(partials.details.items())):
                 files[name] = f"detail-{i}"
                 table.to_parquet(tmp / f"detail-{i}.parquet", index=False)
-            checksums = {file: _sha256(tmp / file) for file in [CELLS_FILE, *(f"{f}.parquet" for f in files.values())]}
+            checksums = {file: sha256_of(tmp / file) for file in [CELLS_FILE, *(f"{f}.parquet" for f in files.values())]}
             (tmp / DAY_FILE).write_text(json.dumps({"day": day, "rows": rows, "details": files, "sha256": checksums}))
             old = None
             if final.exists():
@@ -132,10 +131,6 @@ class PartialStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def aggregate_incrementally(

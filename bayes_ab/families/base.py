@@ -224,9 +224,9 @@ class Family(ABC):
 def empty_cell_warnings(stats: xr.Dataset) -> tuple[str, ...]:
     """One warning per arm with segments where it has no users."""
     warnings = []
-    users = stats["n"]
-    for arm in users["arm"].values:
-        empty = [str(s) for s in users["segment"].values if users.sel(arm=arm, segment=s).item() == 0]
+    segments = stats["segment"].values
+    for arm, no_users in zip(stats["arm"].values, stats["n"].transpose("arm", "segment").values == 0):
+        empty = [str(s) for s in segments[no_users]]
         if not empty:
             continue
         shown = ", ".join(repr(s) for s in empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
