@@ -8,7 +8,7 @@ from bayes_ab.analysis import Analysis
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab.effects import format as fmt
 from bayes_ab.families import family_for
-from bayes_ab.sampling import Backend
+from bayes_ab.sampling import EXACT, Backend
 
 
 def render_text(result: Analysis) -> str:
@@ -38,6 +38,8 @@ def _sampler_text(effects: MetricEffects) -> str:
     s = effects.sampler
     if effects.backend == Backend.CONJUGATE:
         return "conjugate closed form (exact, unpooled)"
+    if effects.backend == EXACT:
+        return f"numerical integration (exact), {s.chains * s.draws:,} independent draws"
     return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
 
 

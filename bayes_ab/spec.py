@@ -194,6 +194,7 @@ class ExperimentSpec:
 MAX_SPEC_BYTES = 1_000_000
 MAX_DRAWS = 100_000
 MAX_CHAINS = 64
+MAX_EXACT_DRAWS = 2_000_000
 
 
 class _SpecLoader(yaml.SafeLoader):
@@ -435,7 +436,8 @@ def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:
-    r.reject_unknown({"draws", "tune", "chains", "target_accept", "retry_target_accept", "seed", "backend"})
+    r.reject_unknown({"draws", "tune", "chains", "target_accept", "retry_target_accept", "seed", "backend",
+                      "exact", "exact_draws"})
     default = SamplerSettings()
     target_accept = r.number("target_accept", default.target_accept)
     if not 0.5 <= target_accept < 1:
@@ -455,6 +457,8 @@ def _parse_sampler(r: "_Reader") -> SamplerSettings:
         retry_target_accept=retry,
         seed=r.count("seed", default.seed, minimum=0),
         backend=Backend(r.choice("backend", BACKENDS, default.backend)),
+        exact=r.boolean("exact", default.exact),
+        exact_draws=r.count("exact_draws", default.exact_draws, minimum=1000, maximum=MAX_EXACT_DRAWS),
     )
 
 

@@ -150,3 +150,13 @@ def test_sampler_settings_are_bounded(tmp_path, field, value, bound):
     path = write(tmp_path, VALID + f"sampler: {{{field}: {value}}}\n")
     with pytest.raises(SpecError, match=rf"sampler.{field}: must be an integer between 1 and {bound}"):
         load_spec(path)
+
+
+def test_exact_integration_settings_are_read_and_bounded(tmp_path):
+    spec = load_spec(write(tmp_path, VALID + "sampler: {exact: false, exact_draws: 20000}\n"))
+    assert spec.sampler.exact is False and spec.sampler.exact_draws == 20000
+    assert load_spec(write(tmp_path, VALID)).sampler.exact is True
+    with pytest.raises(SpecError, match=r"sampler.exact_draws: must be an integer between 1000 and 2000000"):
+        load_spec(write(tmp_path, VALID + "sampler: {exact_draws: 50}\n"))
+    with pytest.raises(SpecError, match=r"sampler.exact: must be true or false, got 'yes please'"):
+        load_spec(write(tmp_path, VALID + "sampler: {exact: yes please}\n"))

@@ -20,7 +20,7 @@ from bayes_ab.families import family_for
 from bayes_ab.intervals import hdi
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.result import Fit
-from bayes_ab.sampling import Backend
+from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
 
 OVERALL = "overall"
@@ -114,6 +114,9 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     note = family.describe(stats, metric)
     if fit.backend == Backend.CONJUGATE:
         note += f" [conjugate backend: unpooled closed form, {family.closed_form(stats, metric)}]"
+    elif fit.backend == EXACT:
+        draws = fit.sampler.chains * fit.sampler.draws
+        note += f" [exact posterior by numerical integration, {draws:,} independent draws]"
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
                          fit.diagnostics, fit.backend, fit.sampler, note, family.warnings(stats, metric))
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:      # only for annotations: importing these at run time would
     import pymc as pm
 
     from bayes_ab.data.queries import MetricQuery
+    from bayes_ab.models.quadrature import IntegrableModel
 
 
 class Truth(Protocol):
@@ -160,6 +161,11 @@ class Family(ABC):
         A model given zero variance reports certainty about nothing (identical arms came out as
         "P(beat) < 0.1%"), so :func:`~bayes_ab.analysis.analyze_stats` refuses such a metric.
         """
+        return None
+
+    def integrable(self, stats: xr.Dataset, metric: Metric) -> "IntegrableModel | None":
+        """This model in the form :mod:`bayes_ab.models.quadrature` integrates exactly, when it has that form
+        on these statistics (one parameter per arm, one segment); ``None`` (the default): sample it."""
         return None
 
     @abstractmethod

@@ -22,6 +22,7 @@ from bayes_ab.families.base import RateFamily
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
+from bayes_ab.models.quadrature import IntegrableModel, binomial_logit
 from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
 
@@ -186,6 +187,14 @@ class Conversion(RateFamily):
             pm.Binomial("obs", n=n, logit_p=logit_p, observed=successes, dims=("arm", "segment"))
             pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
         return model
+
+    def integrable(self, stats: xr.Dataset, metric: Metric) -> IntegrableModel | None:
+        """With one segment the model has one logit per arm: integrated exactly (no sampler, no MC chains)."""
+        if stats.sizes["segment"] != 1:
+            return None
+        users, successes = stats["n"].values[:, 0], stats["successes"].values[:, 0]
+        return IntegrableModel(tuple(binomial_logit(y, n) for y, n in zip(successes, users)),
+                               BASELINE_LOGIT_SD, lambda x: 1.0 / (1.0 + np.exp(-x)))
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Beta-Binomial, flat prior"

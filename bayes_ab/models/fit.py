@@ -21,11 +21,13 @@ import xarray as xr
 from bayes_ab.errors import ModelError
 from bayes_ab.families import Family, family_of
 from bayes_ab.models.compiled import NativeModel, native_model, structure_key
+from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.diagnostics import diagnose, independent_draws
 from bayes_ab.models.hierarchy import coords_for, prior_data
+from bayes_ab.models.quadrature import exact_draws
 from bayes_ab.models.result import Fit, attach_stats
 from bayes_ab.progress import progress
-from bayes_ab.sampling import Backend
+from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
 
 if TYPE_CHECKING:
@@ -106,6 +108,10 @@ def fit(
     if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
+    if sampler.exact:
+        exact = _integrate(family, stats, metric, sampler)
+        if exact is not None:
+            return exact
     data = {**family.model_data(stats), **prior_data(metric.prior)}
     compiled = cache.get(family, stats, metric, sampler.backend, data)
     parameters = compiled.parameters
@@ -116,6 +122,33 @@ def fit(
         # funnel of the pooling scale); smaller steps are the standard remedy. The retry is reported.
         result = _sample(compiled, data, stats, metric, replace(sampler, target_accept=retry), parameters)
     return result
+
+
+def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> Fit | None:
+    """The exact posterior of a model small enough to integrate (:mod:`bayes_ab.models.quadrature`), as
+    ``exact_draws`` independent draws split over ``chains``; ``None`` when the model has no such form or the
+    integration could not resolve it (the model is then sampled)."""
+    model = family.integrable(stats, metric)
+    if model is None:
+        return None
+    per_chain = -(-sampler.exact_draws // sampler.chains)
+    rng = np.random.default_rng(sampler.seed)
+    with progress(f"{metric.name}: integrating the {family.name} posterior"):
+        draws = exact_draws(model.likelihoods[0], model.likelihoods[1:], model.baseline_sd,
+                            float(metric.prior.effect_sd), sampler.chains * per_chain, rng)
+    if draws is None:
+        return None
+    shape = (sampler.chains, per_chain)
+    linear = draws.reshape(shape + (draws.shape[1],))
+    mean = model.inverse_link(linear)[..., None]
+    effect = (linear[..., 1:] - linear[..., :1])[..., None]
+    posterior = replace(sampler, draws=per_chain)
+    idata = posterior_dataset(stats, posterior, mean, {
+        "baseline": (("chain", "draw", "segment"), linear[..., :1]),
+        "effect_mu": (("chain", "draw", "treatment"), effect[..., 0]),
+        "effect": (("chain", "draw", "treatment", "segment"), effect),
+    })
+    return Fit(metric, stats, attach_stats(idata, stats), independent_draws(*shape), EXACT, posterior)
 
 
 def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset, metric: Metric,

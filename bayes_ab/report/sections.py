@@ -26,7 +26,7 @@ from bayes_ab.metric import Role
 from bayes_ab.models import Fit, fit
 from bayes_ab.families import family_for
 from bayes_ab.report import figures
-from bayes_ab.sampling import Backend
+from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import SamplerSettings
 from bayes_ab.stopping import OperatingCharacteristics, RuleComparison
 
@@ -254,7 +254,8 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
     return MetricSection(
         name=name, family=metric.family, role=metric.role, direction=metric.direction, rope=metric.rope,
         margin=metric.margin if metric.role == Role.GUARDRAIL else None, model_note=effects.model_note,
-        warnings=effects.warnings, backend=effects.backend, diagnostics=effects.diagnostics,
+        warnings=effects.warnings,
+        backend="numerical integration (exact)" if effects.backend == EXACT else effects.backend, diagnostics=effects.diagnostics,
         sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit,
         unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
         family_plot=family_plot, family_note=family_note, prior_plot=prior_plot, prior_note=prior_note,

@@ -1,5 +1,7 @@
 """The hierarchical conversion model against exact Beta-Binomial answers and known truth."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -31,11 +33,12 @@ def exact_p_beat(stats) -> float:
 
 
 def test_one_segment_agrees_with_exact_beta_binomial_and_refits_without_recompiling():
+    """NUTS on the one-segment model (exact=False: it would otherwise be integrated, tests/models/test_quadrature)."""
     rng = np.random.default_rng(10)
     cache = ModelCache()
     for _ in range(2):
         stats = single_segment(rng)
-        result = fit(stats, METRIC, FAST, cache)
+        result = fit(stats, METRIC, replace(FAST, exact=False), cache)
         exact = exact_p_beat(stats)
         ess = result.diagnostics.min_ess_bulk
         # Monte Carlo error of a probability estimated from `ess` effective draws, plus a small
@@ -48,7 +51,7 @@ def test_one_segment_agrees_with_exact_beta_binomial_and_refits_without_recompil
 def test_pymc_backend_agrees_with_nutpie():
     stats = single_segment(np.random.default_rng(11))
     exact = exact_p_beat(stats)
-    result = fit(stats, METRIC, SamplerSettings(draws=500, tune=500, chains=2, seed=1, backend="pymc"),
+    result = fit(stats, METRIC, SamplerSettings(draws=500, tune=500, chains=2, seed=1, backend="pymc", exact=False),
                  ModelCache())
     assert abs(p_beat(result) - exact) < 4 * np.sqrt(exact * (1 - exact) / result.diagnostics.min_ess_bulk) + 0.01
 
