@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/bayes-ab simulate examples/push_notification/spec.yaml
 	$(BIN)/bayes-ab analyze examples/push_notification/spec.yaml \
 		--data examples/push_notification/data/users.parquet --report --stage 25 --days 4
+	$(BIN)/bayes-ab portfolio
 
 ## browser: headless Chromium for the report's browser test (Debian package; needs root or sudo)
 browser:

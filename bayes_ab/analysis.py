@@ -81,6 +81,8 @@ class Analysis:
         summary = {
             "experiment": self.spec.name,
             "fingerprint": self.fingerprint,
+            "interval": self.spec.interval,
+            "metrics": {n: {"family": e.metric.family, "role": str(e.metric.role)} for n, e in self.effects.items()},
             "sentences": self.sentences(),
             "warnings": {n: list(e.warnings) for n, e in self.effects.items() if e.warnings},
             "diagnostics": {n: f.diagnostics.to_dict() for n, f in self.fits.items()},

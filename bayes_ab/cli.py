@@ -141,6 +141,30 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--models-dir", default="models", help="where the figures are stored (default: models)")
     sim.set_defaults(run=_simulate)
 
+    priors = commands.add_parser("priors", help="priors learned from past experiments")
+    priors_commands = priors.add_subparsers(dest="priors_command", required=True)
+    learn = priors_commands.add_parser(
+        "learn", help="fit the distribution of true relative effects across past experiments and write it as YAML")
+    learn.add_argument("--out", required=True, help="the prior file to write (e.g. priors/checkout.yaml)")
+    learn.add_argument("--models-dir", help="learn from the finished experiments stored here (default: models, "
+                                            "unless --table is given)")
+    learn.add_argument("--table", action="append", default=[], metavar="FILE",
+                       help="a table of past results (.csv/.parquet) with columns experiment, metric, estimate, "
+                            "standard_error (optional: arm, family, role); repeatable")
+    learn.add_argument("--metric", help="use the results of this metric only")
+    learn.add_argument("--family", help="use the results of metrics of this family only")
+    learn.add_argument("--role", help="use the results of metrics of this role only")
+    learn.set_defaults(run=_priors_learn)
+
+    folio = commands.add_parser("portfolio", help="write reports/index.html: every stored experiment's status and "
+                                                  "evidence, and the learned priors")
+    folio.add_argument("--models-dir", default="models", help="where the experiments are stored (default: models)")
+    folio.add_argument("--reports-dir", default="reports", help="where the reports are and the page is written "
+                                                                "(default: reports)")
+    folio.add_argument("--prior", action="append", default=[], metavar="FILE",
+                       help="a learned prior file to plot (bayes-ab priors learn); repeatable")
+    folio.set_defaults(run=_portfolio)
+
     past = commands.add_parser("history", help="print the trajectory of an experiment's check-ins")
     past.add_argument("experiment", help="experiment name (the spec's name)")
     past.add_argument("--models-dir", default="models", help="where the ledger lives (default: models)")
@@ -298,6 +322,39 @@ def _stored_error_rates(spec_name: str, models_dir: str | Path, has_plan: bool |
                    None: "run `bayes-ab simulate SPEC` on a spec with a plan:"}[has_plan]
         return f"Stopping rule error rates: not simulated yet ({missing})."
     return "\n".join(lines)
+
+
+def _priors_learn(args: argparse.Namespace) -> int:
+    from bayes_ab.errors import DataError
+    from bayes_ab.priors import learn_prior
+
+    _writable_folder(str(Path(args.out).parent), "--out")
+    models_dir = args.models_dir if args.models_dir or args.table else "models"
+    learned, past, path = learn_prior(args.out, models_dir=models_dir, tables=args.table, metric=args.metric,
+                                      family=args.family, role=args.role)
+    print(learned_text(learned, past, path))
+    return 0
+
+
+def learned_text(learned, past, path) -> str:
+    """What ``priors learn`` found: both fits, the choice, and what was skipped."""
+    lines = [f"Learned from {learned.experiments} past result(s); written to {path}"]
+    for d in (learned.normal, learned.student_t):
+        shape = "normal   " if d.df is None else f"Student-t (df {d.df:.1f})"
+        middle = d.quantile([0.05, 0.5, 0.95])
+        lines.append(f"  {shape}: location {d.location:+.3%}, scale {d.scale:.3%}; 90% of true effects in "
+                     f"{middle[0]:+.2%} to {middle[2]:+.2%}; leave-one-out {d.loo:.1f}, AIC {d.aic:.1f}")
+    lines.append(f"  chosen: {learned.chosen.form} (higher leave-one-out score)")
+    lines += [f"  skipped {s}" for s in past.skipped]
+    return "\n".join(lines)
+
+
+def _portfolio(args: argparse.Namespace) -> int:
+    from bayes_ab.report.portfolio import write_portfolio
+
+    _writable_folder(args.reports_dir, "--reports-dir")
+    print(f"portfolio: {write_portfolio(args.models_dir, args.reports_dir, args.prior)}")
+    return 0
 
 
 def _history(args: argparse.Namespace) -> int:

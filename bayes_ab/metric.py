@@ -46,15 +46,38 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True)
+class LearnedEffectPrior:
+    """A distribution of true *relative* effects learned from past experiments (``bayes-ab priors learn``):
+    ``location + scale * StudentT(df)``, or a normal when ``df`` is ``None``; 0.01 is +1%."""
+
+    form: str
+    location: float
+    scale: float
+    df: float | None
+    experiments: int
+    source: str
+    learned_at: str
+
+    def describe(self) -> str:
+        """One line for reports: the distribution and its origin."""
+        shape = f"Student-t (df {self.df:.1f})" if self.df is not None else "normal"
+        return (f"learned from {self.experiments} experiments ({self.source.rsplit('/', 1)[-1]}, {self.learned_at}): "
+                f"{shape}, location {self.location:+.2%}, scale {self.scale:.2%} (relative effect)")
+
+
+@dataclass(frozen=True)
 class EffectPrior:
     """Prior of the treatment effect on the link scale (logit for conversion).
 
     ``effect_sd`` is the scale of the overall effect; ``heterogeneity_sd`` the half-normal
-    scale of how much segments differ from it (smaller means stronger pooling).
+    scale of how much segments differ from it (smaller means stronger pooling). With ``learned``, the
+    overall effect's prior is that distribution of relative effects mapped to the link scale at the
+    control's observed value (``Family.link_per_relative``), and ``effect_sd`` is not used.
     """
 
     effect_sd: float = 0.5
     heterogeneity_sd: float = 0.2
+    learned: LearnedEffectPrior | None = None
 
 
 GUARDRAIL_EFFECT_SD = 0.1

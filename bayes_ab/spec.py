@@ -335,11 +335,12 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         if not 0 <= rope < 1:
             item.fail("rope", f"is a relative lift and must be in [0, 1), got {rope}")
         prior_reader = item.child("prior", required=False)
-        prior_reader.reject_unknown({"effect_sd", "heterogeneity_sd"})
+        prior_reader.reject_unknown({"effect_sd", "heterogeneity_sd", "learned"})
         prior = EffectPrior(
             effect_sd=prior_reader.positive(
                 "effect_sd", GUARDRAIL_EFFECT_SD if role == Role.GUARDRAIL else EffectPrior.effect_sd),
             heterogeneity_sd=prior_reader.positive("heterogeneity_sd", EffectPrior.heterogeneity_sd),
+            learned=_learned_prior(prior_reader, family, family_name),
         )
         column = None
         if family.uses_column:
@@ -433,6 +434,28 @@ def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:
     """A planning baseline of ``metric`` in its family's form (a rate, or ``{mean, dispersion}`` and the
     like: see the family's ``parse_baseline``); ``where`` prefixes errors."""
     return registry()[metric.family].parse_baseline(raw, where)
+
+
+def _learned_prior(r: "_Reader", family, family_name: str):
+    """``prior: {learned: FILE}``: a prior file written by ``bayes-ab priors learn``, its path relative to the
+    spec's folder; refused with ``effect_sd`` (which it replaces) and for families that cannot map it."""
+    if r.get("learned") is None:
+        return None
+    if r.get("effect_sd") is not None:
+        r.fail("effect_sd", "cannot be given with 'learned': the learned distribution is the effect's prior")
+    if family.learned_prior_unsupported:
+        r.fail("learned", f"the {family_name} family cannot use a learned prior yet "
+                          f"({family.learned_prior_unsupported})")
+    text = r.string("learned", None)
+    path = Path(text).expanduser()
+    if not path.is_absolute() and r.source != "<spec>":
+        path = Path(r.source).parent / path
+    from bayes_ab.priors.store import load_prior
+
+    try:
+        return load_prior(path)
+    except SpecError as exc:
+        r.fail("learned", str(exc))
 
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:

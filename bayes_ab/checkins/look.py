@@ -59,6 +59,7 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
         metric = effects.metric
         metrics[name] = {
             "family": metric.family, "role": metric.role, "direction": metric.direction,
+            "interval": effects.interval,
             "rows": [asdict(row) for row in effects.rows],
             "diagnostics": effects.diagnostics.to_dict(),
             "model_note": effects.model_note,

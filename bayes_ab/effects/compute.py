@@ -114,7 +114,9 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     note = family.describe(stats, metric)
     if fit.backend == Backend.CONJUGATE:
         note += f" [conjugate backend: unpooled closed form, {family.closed_form(stats, metric)}]"
-    elif fit.backend == EXACT:
+    if metric.prior.learned is not None and fit.backend != Backend.CONJUGATE:
+        note += f" [effect prior {metric.prior.learned.describe()}]"
+    if fit.backend == EXACT:
         draws = fit.sampler.chains * fit.sampler.draws
         note += f" [exact posterior by numerical integration, {draws:,} independent draws]"
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),

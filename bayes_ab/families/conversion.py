@@ -188,9 +188,16 @@ class Conversion(RateFamily):
             pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
         return model
 
+    def link_per_relative(self, stats: xr.Dataset) -> float:
+        """d/dr [logit(p (1 + r)) - logit(p)] at r = 0 is 1 / (1 - p), p the control's observed rate."""
+        rate = float(pooled_mean(stats, "successes").values[0])
+        return 1.0 / (1.0 - min(rate, 0.999)) if np.isfinite(rate) else 1.0
+
     def integrable(self, stats: xr.Dataset, metric: Metric) -> IntegrableModel | None:
-        """With one segment the model has one logit per arm: integrated exactly (no sampler, no MC chains)."""
-        if stats.sizes["segment"] != 1:
+        """With one segment the model has one logit per arm: integrated exactly (no sampler, no MC chains).
+        A learned Student-t effect prior is not log-concave, which the integration relies on: sampled."""
+        learned = metric.prior.learned
+        if stats.sizes["segment"] != 1 or (learned is not None and learned.df is not None):
             return None
         users, successes = stats["n"].values[:, 0], stats["successes"].values[:, 0]
         return IntegrableModel(tuple(binomial_logit(y, n) for y, n in zip(successes, users)),

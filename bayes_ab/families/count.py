@@ -332,6 +332,10 @@ class Count(SumsFamily):
     params_type = CountParams
     baseline_fields = ("mean", "dispersion")
 
+    def link_per_relative(self, stats: xr.Dataset) -> float:
+        """The effect is a log ratio of means: log(1 + r) has slope 1 at r = 0."""
+        return 1.0
+
     def parse_params(self, read: ParamReader) -> CountParams:
         model = CountModel(read.choice("count_model", tuple(CountModel), CountModel.AUTO))
         cap = None

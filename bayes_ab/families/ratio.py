@@ -220,6 +220,7 @@ class Ratio(Family):
 
     name = "ratio"
     params_type = RatioParams
+    learned_prior_unsupported = "its overall effect is integrated in closed form under a normal prior centred at 0"
     uses_column = False
     unit = "per unit of the denominator"
     baseline_fields = ("ratio", "denominator")

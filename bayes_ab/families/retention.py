@@ -280,6 +280,8 @@ class Retention(RateFamily):
 
     name = "retention"
     params_type = RetentionParams
+    learned_prior_unsupported = ("its effect is on the daily churn hazard, which a relative change of retention "
+                                 "at the horizon does not map to without the life table")
 
     def parse_params(self, read: ParamReader) -> RetentionParams:
         observed = read.string("observed_column", None) or read.fail(

@@ -23,7 +23,7 @@ from bayes_ab.families import Family, family_of
 from bayes_ab.models.compiled import NativeModel, native_model, structure_key
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.diagnostics import diagnose, independent_draws
-from bayes_ab.models.hierarchy import coords_for, prior_data
+from bayes_ab.models.hierarchy import PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, coords_for, prior_data
 from bayes_ab.models.quadrature import exact_draws
 from bayes_ab.models.result import Fit, attach_stats
 from bayes_ab.progress import progress
@@ -108,11 +108,15 @@ def fit(
     if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
+    if metric.prior.learned is not None and family.learned_prior_unsupported:
+        raise ModelError(f"metric {metric.name!r}: the {family.name} family cannot use a learned prior "
+                         f"({family.learned_prior_unsupported})")
+    prior = prior_data(metric.prior, family.link_per_relative(stats) if metric.prior.learned is not None else 1.0)
     if sampler.exact:
-        exact = _integrate(family, stats, metric, sampler)
+        exact = _integrate(family, stats, metric, sampler, prior)
         if exact is not None:
             return exact
-    data = {**family.model_data(stats), **prior_data(metric.prior)}
+    data = {**family.model_data(stats), **prior}
     compiled = cache.get(family, stats, metric, sampler.backend, data)
     parameters = compiled.parameters
     result = _sample(compiled, data, stats, metric, sampler, parameters)
@@ -124,7 +128,8 @@ def fit(
     return result
 
 
-def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> Fit | None:
+def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings,
+               prior: dict[str, np.ndarray]) -> Fit | None:
     """The exact posterior of a model small enough to integrate (:mod:`bayes_ab.models.quadrature`), as
     ``exact_draws`` independent draws split over ``chains``; ``None`` when the model has no such form or the
     integration could not resolve it (the model is then sampled)."""
@@ -135,7 +140,8 @@ def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: Sampl
     rng = np.random.default_rng(sampler.seed)
     with progress(f"{metric.name}: integrating the {family.name} posterior"):
         draws = exact_draws(model.likelihoods[0], model.likelihoods[1:], model.baseline_sd,
-                            float(metric.prior.effect_sd), sampler.chains * per_chain, rng)
+                            float(prior[PRIOR_EFFECT_SD]), sampler.chains * per_chain, rng,
+                            float(prior.get(PRIOR_EFFECT_MEAN, 0.0)))
     if draws is None:
         return None
     shape = (sampler.chains, per_chain)

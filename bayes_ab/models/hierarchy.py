@@ -3,7 +3,7 @@
 For each treatment arm ``t`` and segment ``s`` (on the family's link scale)::
 
     effect[t, s] = effect_mu[t] + effect_sd[t] * effect_z[t, s]      (non-centred)
-    effect_mu[t] ~ Normal(0, prior.effect_sd)
+    effect_mu[t] ~ Normal(0, prior.effect_sd)        (or a learned prior: Normal / StudentT(df), located)
     effect_sd[t] ~ HalfNormal(prior.heterogeneity_sd)
     effect_z[t, s] ~ Normal(0, 1)
 
@@ -28,12 +28,25 @@ if TYPE_CHECKING:     # imported by the functions that build a model: loading a 
 
 PRIOR_EFFECT_SD = "prior_effect_sd"
 PRIOR_HETEROGENEITY_SD = "prior_heterogeneity_sd"
+PRIOR_EFFECT_MEAN = "prior_effect_mean"
+PRIOR_EFFECT_DF = "prior_effect_df"
 
 
-def prior_data(prior: EffectPrior) -> dict[str, np.ndarray]:
-    """The effect prior as the model data every family's model declares (:func:`prior_scales`)."""
-    return {PRIOR_EFFECT_SD: np.asarray(float(prior.effect_sd)),
+def prior_data(prior: EffectPrior, per_relative: float = 1.0) -> dict[str, np.ndarray]:
+    """The effect prior as the model data every family's model declares (:func:`prior_scales`).
+
+    A learned prior (a distribution of relative effects) adds its location and, for a Student-t, its degrees
+    of freedom; its location and scale are mapped to the link scale by ``per_relative``
+    (:meth:`~bayes_ab.families.base.Family.link_per_relative`, which depends on the data, hence data here).
+    """
+    learned = prior.learned
+    data = {PRIOR_EFFECT_SD: np.asarray(float(prior.effect_sd if learned is None else per_relative * learned.scale)),
             PRIOR_HETEROGENEITY_SD: np.asarray(float(prior.heterogeneity_sd))}
+    if learned is not None:
+        data[PRIOR_EFFECT_MEAN] = np.asarray(float(per_relative * learned.location))
+        if learned.df is not None:
+            data[PRIOR_EFFECT_DF] = np.asarray(float(learned.df))
+    return data
 
 
 def prior_scales(prior: EffectPrior) -> tuple["pt.TensorVariable", "pt.TensorVariable"]:
@@ -50,7 +63,15 @@ def segment_effects(prior: EffectPrior, n_treatments: int, n_segments: int) -> "
     import pymc as pm
 
     effect_sd, heterogeneity_sd = prior_scales(prior)
-    mu = pm.Normal("effect_mu", mu=0.0, sigma=effect_sd, dims="treatment")
+    data = prior_data(prior)
+    if prior.learned is None:
+        mu = pm.Normal("effect_mu", mu=0.0, sigma=effect_sd, dims="treatment")
+    elif prior.learned.df is None:
+        mu = pm.Normal("effect_mu", mu=pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]), sigma=effect_sd,
+                       dims="treatment")
+    else:      # a fat-tailed learned prior: most effects tiny, a few large
+        mu = pm.StudentT("effect_mu", nu=pm.Data(PRIOR_EFFECT_DF, data[PRIOR_EFFECT_DF]),
+                         mu=pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]), sigma=effect_sd, dims="treatment")
     if n_segments == 1:
         effect = mu[:, None]
     else:

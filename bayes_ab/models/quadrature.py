@@ -10,7 +10,7 @@ The model integrated is the hierarchy's one-segment collapse (:mod:`bayes_ab.mod
 whose arms have one parameter each on the link scale::
 
     b   ~ Normal(0, baseline_sd)                  the control's linear predictor
-    a_k = b + d_k,  d_k ~ Normal(0, effect_sd)    treatment k's
+    a_k = b + d_k,  d_k ~ Normal(effect_mean, effect_sd)    treatment k's
     y_0 ~ L_0(b),   y_k ~ L_k(a_k)                each likelihood log-concave in its linear predictor
 
 Given ``b`` the treatments are independent, so the posterior factorises as
@@ -102,7 +102,8 @@ class _Conditional:
 
 
 def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], baseline_sd: float,
-                effect_sd: float, draws: int, rng: np.random.Generator) -> np.ndarray | None:
+                effect_sd: float, draws: int, rng: np.random.Generator,
+                effect_mean: float = 0.0) -> np.ndarray | None:
     """Independent posterior draws of every arm's linear predictor, shape ``(draws, 1 + len(treatments))``.
 
     Parameters
@@ -111,6 +112,8 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
         Each arm's likelihood on the link scale; column 0 of the result is the control's ``b``.
     baseline_sd, effect_sd
         Prior scales of ``b`` and of each treatment's effect ``a_k - b``.
+    effect_mean
+        Prior mean of each treatment's effect (a learned prior's location; 0 by default).
     draws
         How many independent draws.
     rng
@@ -123,7 +126,7 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
     def log_marginal(b: np.ndarray) -> np.ndarray:
         total = -0.5 * (b / baseline_sd) ** 2 + control.log_likelihood(b)
         for arm in treatments:
-            total = total + _conditional(arm, b, effect_sd).log_integral
+            total = total + _conditional(arm, b + effect_mean, effect_sd).log_integral
         return total
 
     with np.errstate(all="ignore"):
@@ -135,7 +138,7 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
             return None
         b_grid, log_density = grid
         mass = _cell_mass(log_density[None, :])[0]
-        conditionals = [_conditional(arm, b_grid, effect_sd) for arm in treatments]
+        conditionals = [_conditional(arm, b_grid + effect_mean, effect_sd) for arm in treatments]
         if not (np.isfinite(mass).all() and mass.max() <= MAX_CELL_MASS
                 and all(_resolved(c, mass) for c in conditionals)):
             return None
@@ -148,7 +151,8 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
 
 
 def _conditional(arm: ArmLikelihood, b: np.ndarray, sd: float) -> _Conditional:
-    """``p(a | b)`` on a grid per value of ``b``: Normal(a; b, sd) times the arm's likelihood."""
+    """``p(a | b)`` on a grid per value of ``b`` (the prior centre of ``a``: the baseline plus the prior mean
+    of the effect): Normal(a; b, sd) times the arm's likelihood."""
     def log_density(a: np.ndarray) -> np.ndarray:
         centre = b.reshape(b.shape + (1,) * (a.ndim - b.ndim))
         return -0.5 * ((a - centre) / sd) ** 2 + arm.log_likelihood(a)

@@ -232,20 +232,50 @@ def count_distribution(values: np.ndarray, shares: dict[str, np.ndarray], cap: i
     return _png(fig)
 
 
-def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: str) -> str:
-    """Density of the treatment effect's prior and posterior (link scale)."""
+def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: str, location: float = 0.0,
+                    df: float | None = None) -> str:
+    """Density of the treatment effect's prior (normal, or Student-t with ``df``) and posterior (link scale)."""
+    from scipy.stats import t as student_t
+
     fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
     spread = max([prior_sd] + [float(np.std(d)) * 4 for d in posteriors.values()])
     centre = np.mean([np.median(d) for d in posteriors.values()]) if posteriors else 0.0
-    grid = np.linspace(min(-3 * prior_sd, centre - spread), max(3 * prior_sd, centre + spread), 500)
-    ax.fill_between(grid, norm.pdf(grid, 0, prior_sd), color=GREY, alpha=0.35,
-                    label=f"prior Normal(0, {prior_sd:g})")
+    grid = np.linspace(min(location - 3 * prior_sd, centre - spread), max(location + 3 * prior_sd, centre + spread), 500)
+    density = norm.pdf(grid, location, prior_sd) if df is None else student_t.pdf(grid, df, location, prior_sd)
+    name = f"Normal({location:.3g}, {prior_sd:.3g})" if df is None else f"StudentT({df:.3g}, {location:.3g}, {prior_sd:.3g})"
+    ax.fill_between(grid, density, color=GREY, alpha=0.35, label=f"prior {name}")
     for k, (arm, draws) in enumerate(posteriors.items()):
         ax.plot(grid, _density(draws, grid), color=OKABE_ITO[k % 8], linestyle=LINES[k % 4], linewidth=2,
                 label=f"posterior, {arm}")
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks([])
     ax.set_xlabel(f"treatment effect ({scale})")
+    _style(ax)
+    ax.legend(frameon=False, fontsize=8)
+    return _png(fig)
+
+
+def learned_prior(past: np.ndarray, curves: dict, chosen: str) -> str:
+    """Past experiments' relative effect estimates (histogram) with the fitted distributions of true effects
+    (``curves``: form -> :class:`~bayes_ab.priors.learn.EffectDistribution`; the chosen one drawn solid)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    chosen_curve = curves[chosen]
+    low, high = chosen_curve.quantile([0.005, 0.995])
+    if past.size:
+        low, high = min(low, np.quantile(past, 0.01)), max(high, np.quantile(past, 0.99))
+    grid = np.linspace(low, high, 600)
+    if past.size:
+        inside = past[(past >= low) & (past <= high)]
+        ax.hist(inside, bins=min(40, max(8, inside.size // 3)), density=True, color=GREY, alpha=0.45,
+                label=f"past estimates ({past.size}, {past.size - inside.size} off the chart)")
+    for k, (form, curve) in enumerate(sorted(curves.items(), key=lambda kv: kv[0] != chosen)):
+        label = "normal" if curve.df is None else f"Student-t, df {curve.df:.1f}"
+        ax.plot(grid, np.exp(curve.log_density(grid)), color=OKABE_ITO[k % 8], linestyle=LINES[k % 4],
+                linewidth=2.2 if form == chosen else 1.4, label=f"{label}{' (chosen)' if form == chosen else ''}")
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set_yticks([])
+    ax.set_xlabel("true relative effect")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:+.1f}%" if v else "0%"))
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
     return _png(fig)

@@ -284,17 +284,28 @@ def _moved(unpooled: tuple[float, float, float], pooled: tuple[float, float, flo
 
 
 def _prior(model: Fit) -> tuple[str | None, str]:
+    from bayes_ab.families import family_of
+    from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, prior_data
+
     posterior = model.idata.posterior
-    prior_sd = model.metric.prior.effect_sd
+    learned = model.metric.prior.learned
     if "effect_mu" not in posterior:
         return None, ("This posterior comes from the conjugate closed form with a flat prior, so the prior "
                       "has no influence to show; the sensitivity table below compares it with itself.")
+    factor = family_of(model.stats).link_per_relative(model.stats) if learned is not None else 1.0
+    data = prior_data(model.metric.prior, factor)
+    location, prior_sd = float(data.get(PRIOR_EFFECT_MEAN, 0.0)), float(data[PRIOR_EFFECT_SD])
+    df = float(data[PRIOR_EFFECT_DF]) if PRIOR_EFFECT_DF in data else None
+    shape = (f"StudentT({df:.3g}, {location:.3g}, {prior_sd:.3g})" if df is not None
+             else f"Normal({location:.3g}, {prior_sd:.3g})")
     draws = {str(t): posterior["effect_mu"].sel(treatment=t).values.ravel() for t in posterior["treatment"].values}
     spread = max(float(np.std(d)) for d in draws.values())
-    note = (f"Prior of the overall treatment effect on the model's link scale: Normal(0, {prior_sd:g}). "
-            f"The posterior sd is {spread:.3g}, {spread / prior_sd:.1%} of the prior sd"
+    origin = "" if learned is None else (f" It was {learned.describe()}, mapped to the link scale at the "
+                                         f"control's observed value ({factor:.3g} per unit of relative effect).")
+    note = (f"Prior of the overall treatment effect on the model's link scale: {shape}.{origin} "
+            f"The posterior sd is {spread:.3g}, {spread / prior_sd:.1%} of the prior scale"
             + ("; the data dominate." if spread < 0.3 * prior_sd else "; the prior still matters."))
-    return figures.prior_posterior(prior_sd, draws, "link scale"), note
+    return figures.prior_posterior(prior_sd, draws, "link scale", location, df), note
 
 
 def _guardrails(result: Analysis) -> tuple[tuple[dict, ...], str | None]:

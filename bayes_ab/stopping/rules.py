@@ -111,14 +111,23 @@ def with_effect_prior(acc: Accumulator, metric: Metric, draws: np.ndarray, rng: 
     """Closed-form (flat-prior) draws resampled by the metric's treatment-effect prior.
 
     The models put ``Normal(0, prior.effect_sd)`` on each treatment's effect on the link scale (the
-    sceptical 0.1 of guardrails included); the closed forms have no such prior, and with a few users at
+    sceptical 0.1 of guardrails included), or a learned prior mapped to that scale; the closed forms have no such prior, and with a few users at
     a 1% stage their flat prior makes tiny counts look like large harm. Weighting each draw by the prior
     density of its effects and resampling (importance resampling: the flat-prior posterior is the
     proposal) gives draws of the posterior under the model's prior, as the real analysis has it.
     """
     linked = acc.link(draws)
     effects = linked[:, 1:] - linked[:, :1]
-    log_weight = -0.5 * np.nansum((effects / metric.prior.effect_sd) ** 2, axis=1)
+    learned = metric.prior.learned
+    if learned is None:
+        log_weight = -0.5 * np.nansum((effects / metric.prior.effect_sd) ** 2, axis=1)
+    else:       # a learned prior of relative effects, mapped to the link scale as the analysis maps it
+        from bayes_ab.families import family_for
+
+        factor = family_for(metric).link_per_relative(acc.stats())
+        z = (effects - factor * learned.location) / (factor * learned.scale)
+        log_weight = np.nansum(-0.5 * z ** 2 if learned.df is None
+                               else -0.5 * (learned.df + 1) * np.log1p(z ** 2 / learned.df), axis=1)
     log_weight = np.where(np.isfinite(log_weight), log_weight, -np.inf)
     if not np.isfinite(log_weight).any():
         return draws

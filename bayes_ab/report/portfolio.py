@@ -1,0 +1,164 @@
+"""The experiment portfolio: one self-contained page listing every experiment under ``models/``.
+
+Why: a team runs many experiments at once; the portfolio answers "what is running, what was decided, and
+what does the evidence say" without opening each report, and shows what the organisation's history says
+about how large effects usually are (the learned priors). Each row comes from the experiment's ledger (its
+last look) when it has check-ins, else from its last ``analyze``; an experiment whose stored state cannot be
+read is listed with the reason instead of breaking the page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from bayes_ab.errors import BayesAbError
+from bayes_ab.files import write_atomically
+
+STATUS = {"ship": "shipped", "rollback": "rolled back", "stop_no_effect": "stopped"}
+"""Status of an experiment whose last decision ended it; any other decision means it is still running."""
+
+
+@dataclass(frozen=True)
+class PortfolioRow:
+    """One experiment as the portfolio shows it."""
+
+    experiment: str
+    status: str
+    last_look: str
+    metric: str | None = None
+    arm: str | None = None
+    rel_lift: float = math.nan
+    rel_low: float = math.nan
+    rel_high: float = math.nan
+    p_beat_control: float = math.nan
+    recommendation: str = ""
+    report: str | None = None
+    problem: str | None = None
+
+
+def portfolio_rows(models_dir: str | Path, reports_dir: str | Path | None = None) -> tuple[PortfolioRow, ...]:
+    """Every experiment folder under ``models_dir``, one row per treatment arm of its first primary metric."""
+    root = Path(models_dir)
+    rows: list[PortfolioRow] = []
+    if not root.is_dir():
+        return ()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        report = Path(reports_dir) / f"{folder.name}.html" if reports_dir is not None else None
+        link = report.name if report is not None and report.exists() else None
+        try:
+            found = _from_ledger(folder) if (folder / "ledger.sqlite").exists() else _from_analysis(folder)
+        except (BayesAbError, OSError, ValueError, KeyError) as exc:
+            found = [PortfolioRow(folder.name, "unreadable", "", problem=" ".join(str(exc).split())[:300])]
+        rows += [PortfolioRow(**{**r.__dict__, "report": link}) for r in found]
+    return tuple(rows)
+
+
+def _from_ledger(folder: Path) -> list[PortfolioRow]:
+    from bayes_ab.checkins import history
+
+    looks = history(folder.name, folder.parent).looks
+    if not looks:
+        return [PortfolioRow(folder.name, "no looks", "")]
+    last = looks[-1]
+    payload = last.payload
+    recommendation = payload.get("recommendation") or {}
+    stage = payload.get("stage")
+    when = f"look {last.look}, {last.as_of}" + (f", stage {stage:g}%" if stage is not None else "")
+    status = STATUS.get(recommendation.get("action"), "running")
+    metrics = payload["metrics"]
+    primary = next((n for n, m in metrics.items() if m.get("role") == "primary"), next(iter(metrics), None))
+    rows = metrics[primary]["rows"] if primary is not None else []
+    return _arm_rows(folder.name, status, when, primary, rows, recommendation.get("headline", ""))
+
+
+def _from_analysis(folder: Path) -> list[PortfolioRow]:
+    import pandas as pd
+
+    summary_path = folder / "summary.json"
+    if not summary_path.exists():
+        return [PortfolioRow(folder.name, "not analysed", "", problem="no summary.json")]
+    summary = json.loads(summary_path.read_text())
+    effects = pd.read_csv(folder / "effects.csv")
+    recommendation = summary.get("recommendation") or {}
+    when = "analysed " + dt.datetime.fromtimestamp(summary_path.stat().st_mtime, dt.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    status = STATUS.get(recommendation.get("action"), "running" if recommendation else "analysed")
+    roles = summary.get("metrics", {})
+    names = list(dict.fromkeys(effects["metric"].astype(str)))
+    primary = next((n for n in names if roles.get(n, {}).get("role") == "primary"), names[0] if names else None)
+    rows = effects[effects["metric"].astype(str) == primary].to_dict("records") if primary else []
+    return _arm_rows(folder.name, status, when, primary, rows, recommendation.get("headline", ""))
+
+
+def _arm_rows(experiment: str, status: str, when: str, metric: str | None, rows: list[dict],
+              recommendation: str) -> list[PortfolioRow]:
+    arms = [r for r in rows if r["is_overall"] and not r["is_control"]]
+    if not arms:
+        return [PortfolioRow(experiment, status, when, metric, recommendation=recommendation)]
+    return [PortfolioRow(experiment, status, when, metric, str(r["arm"]), _float(r["rel_lift"]), _float(r["rel_low"]),
+                         _float(r["rel_high"]), _float(r["p_beat_control"]), recommendation) for r in arms]
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path = "reports",
+                    priors: list[str | Path] | tuple[str | Path, ...] = ()) -> Path:
+    """Write ``reports_dir/index.html``: the portfolio table and one figure per learned prior file.
+
+    Parameters
+    ----------
+    models_dir
+        Where the experiments' ledgers and analyses are stored.
+    reports_dir
+        Where the experiments' reports are (linked when they exist) and where the page is written.
+    priors
+        Learned prior files (``bayes-ab priors learn``) to plot with the past effects they were learned from.
+    """
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from bayes_ab.effects import format as fmt
+    from bayes_ab.priors import load_prior
+
+    reports = Path(reports_dir)
+    rows = portfolio_rows(models_dir, reports)
+    learned = []
+    for path in priors:
+        prior = load_prior(path)
+        learned.append({"name": Path(path).stem, "describe": prior.describe(), "figure": _prior_figure(path, prior)})
+    env = Environment(loader=PackageLoader("bayes_ab.report", "templates"), autoescape=select_autoescape(default=True))
+    env.filters["prob"] = fmt.probability
+    env.filters["rel"] = fmt.relative
+    counts = {status: sum(r.status == status for r in rows) for status in dict.fromkeys(r.status for r in rows)}
+    html = env.get_template("portfolio.html.j2").render(
+        rows=rows, priors=learned, counts=counts, models_dir=str(models_dir),
+        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    reports.mkdir(parents=True, exist_ok=True)
+    return write_atomically(reports / "index.html", lambda tmp: tmp.write_text(html, encoding="utf-8"))
+
+
+def _prior_figure(path: str | Path, prior) -> str:
+    import numpy as np
+    import yaml
+
+    from bayes_ab.priors.learn import EffectDistribution
+    from bayes_ab.report.figures import learned_prior
+
+    document = yaml.safe_load(Path(path).read_text())
+    past = [r["estimate"] for r in (document.get("provenance") or {}).get("results", []) if "estimate" in r]
+    alternatives = document.get("alternatives") or {}
+    curves = {}
+    for form, raw in alternatives.items():
+        if isinstance(raw, dict) and {"location", "scale"} <= set(raw):
+            curves[form] = EffectDistribution(form, float(raw["location"]), float(raw["scale"]),
+                                              float(raw["df"]) if raw.get("df") is not None else None, 0, 0, 0)
+    curves.setdefault(prior.form, EffectDistribution(prior.form, prior.location, prior.scale, prior.df, 0, 0, 0))
+    return learned_prior(np.asarray(past, dtype=float), curves, prior.form)
