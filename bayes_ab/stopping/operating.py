@@ -14,7 +14,11 @@ Scenarios (true relative effects in each metric's good direction):
 - ``harmful``: every primary worsens by the plan's effect (rollback rate and the treatment user-days
   exposed to the harm before the run ended);
 - ``guardrail breach``: primaries improve by the plan's effect while the first simulated guardrail
-  worsens by twice its margin (run only when a guardrail has a baseline).
+  worsens by twice its margin (run only when a guardrail has a baseline);
+- ``learned prior``: each experiment's true effect is drawn from the first primary's learned prior
+  (``prior: {learned: ...}``; run only when it has one), so the rates are what the organisation's own
+  history implies: how often the rule ships, how often what it ships was in truth no better than control,
+  and how often it rolls back a real improvement.
 
 Posteriors come from the conjugate closed forms (unpooled, one segment), so thousands of experiments
 finish in minutes.
@@ -45,7 +49,9 @@ from bayes_ab.stopping.generate import Truth, accumulator, factors_for, truth
 from bayes_ab.stopping.rules import RULES, Look, RuleName, SimulatedRule, rule
 
 OUTCOMES = TERMINAL_ACTIONS + ("undecided",)
-SCENARIOS = ("no effect", "planned effect", "harmful", "guardrail breach")
+SCENARIOS = ("no effect", "planned effect", "harmful", "guardrail breach", "learned prior")
+LEARNED = "learned prior"
+LEARNED_CLIP = 0.9            # true effects drawn from a (fat-tailed) learned prior are clipped to +/-90%
 BREACH_MARGINS = 2.0          # the guardrail-breach scenario worsens a guardrail by twice its margin
 FALSE_SHIP_TARGET = 0.05      # the false-ship rate under daily looks the default thresholds are chosen for
 
@@ -71,6 +77,18 @@ class ScenarioResult(HtmlRepr):
     guardrail_lift: float = 0.0
     max_power_days: tuple[int, ...] = ()
     exposure: tuple[float, ...] = ()
+    lifts: tuple[float, ...] = ()
+    """Each experiment's true lift of the primaries (good direction); drawn per experiment in the learned-prior
+    scenario, where ``lift`` is NaN."""
+    outcomes: tuple[str, ...] = ()
+    """Each experiment's outcome, in the order of ``lifts``."""
+
+    def share(self, outcome: str, harmful: bool) -> float:
+        """Share of all experiments that ended in ``outcome`` with a true lift <= 0 (``harmful``) or > 0."""
+        if not self.lifts:
+            return float("nan")
+        hits = sum(1 for o, x in zip(self.outcomes, self.lifts) if o == outcome and (x <= 0) == harmful)
+        return hits / self.experiments
 
     def decided_by(self, day: float, outcomes: Collection[str] = TERMINAL_ACTIONS) -> float:
         """Share of all experiments that ended in one of ``outcomes`` on or before ``day``."""
@@ -135,7 +153,8 @@ class OperatingCharacteristics:
                          "ship_day_median": s.stop_quantiles(("ship",))[1],
                          "rollback_day_median": s.stop_quantiles(("rollback",))[1],
                          "max_power_day_median": s.median_max_power_day(),
-                         "treatment_user_days_median": s.median_exposure()})
+                         "treatment_user_days_median": s.median_exposure(),
+                         "ship_true_harm": s.share("ship", True), "rollback_true_gain": s.share("rollback", False)})
         return pd.DataFrame(rows)
 
     def text(self) -> str:
@@ -147,9 +166,13 @@ class OperatingCharacteristics:
             p10, p50, p90 = s.stop_quantiles()
             rates = ", ".join(f"{o} {s.rates[o]:.1%}" for o in OUTCOMES)
             days = "no decisions" if np.isnan(p50) else f"decision day median {p50:g} (10-90%: {p10:g}-{p90:g})"
-            truth_text = f"true lift {fmt.relative(s.lift)}" + (
+            truth_text = ("true lift drawn per experiment" if np.isnan(s.lift) else f"true lift {fmt.relative(s.lift)}") + (
                 f", guardrail {fmt.relative(s.guardrail_lift)}" if s.guardrail_lift else "")
             lines.append(f"  {s.name} ({truth_text}): {rates}; {days}")
+            if s.name == LEARNED:
+                lines.append(f"    shipped with a true effect <= 0: {s.share('ship', True):.1%} of experiments "
+                             f"({s.share('ship', False):.1%} shipped a real improvement); rolled back a real "
+                             f"improvement: {s.share('rollback', False):.1%}")
         null = self.scenario("no effect")
         lines.append(f"  false-ship rate {self.false_ship:.1%} (+/- {null.standard_error('ship'):.1%}), "
                      f"power {self.power:.1%}")
@@ -229,7 +252,8 @@ def load_operating_characteristics(path: str | Path) -> OperatingCharacteristics
     plan = raw["plan"]
     plan = PlanSettings(**{**plan, "baseline": {k: Baseline(**v) for k, v in plan["baseline"].items()}})
     scenarios = tuple(ScenarioResult(**{**s, **{k: tuple(s.get(k, ())) for k in
-                                                ("stop_days", "stop_outcomes", "max_power_days", "exposure")}})
+                                                ("stop_days", "stop_outcomes", "max_power_days", "exposure",
+                                                 "lifts", "outcomes")}})
                       for s in raw["scenarios"])
     return OperatingCharacteristics(raw["experiment"], raw["rule"], plan, scenarios)
 
@@ -310,7 +334,24 @@ def scenarios(spec: ExperimentSpec, plan: PlanSettings) -> dict[str, tuple[float
     guardrails = [m for m in simulated_metrics(spec, plan) if m.role == Role.GUARDRAIL]
     if guardrails:
         runs["guardrail breach"] = (plan.effect, -BREACH_MARGINS * guardrails[0].margin)
+    if _learned_primary(spec) is not None:
+        runs[LEARNED] = (float("nan"), 0.0)
     return runs
+
+
+def _learned_primary(spec: ExperimentSpec) -> Metric | None:
+    """The first primary metric, when it has a learned prior."""
+    primaries = spec.metrics_in(Role.PRIMARY)
+    return primaries[0] if primaries and primaries[0].prior.learned is not None else None
+
+
+def draw_learned_lift(metric: Metric, rng: np.random.Generator) -> float:
+    """One true relative effect from ``metric``'s learned prior, in its good direction, clipped to
+    +/-:data:`LEARNED_CLIP` (a Cauchy-tailed prior has effects no simulated user could show)."""
+    learned = metric.prior.learned
+    noise = rng.standard_normal() if learned.df is None else rng.standard_t(learned.df)
+    natural = float(np.clip(learned.location + learned.scale * noise, -LEARNED_CLIP, LEARNED_CLIP))
+    return natural if metric.increase_is_good else -natural
 
 
 def check_plan(spec: ExperimentSpec, plan: PlanSettings) -> None:
@@ -419,10 +460,12 @@ def run_world(
             for run in runs]
 
 
-def _run_job(job) -> list[tuple[str, int, float, int, float]]:
-    """One simulated experiment, every rule -> [(outcome, day, stage, max-power day, exposure)]."""
+def _run_job(job) -> list[tuple[str, int, float, int, float, float]]:
+    """One simulated experiment, every rule -> [(outcome, day, stage, max-power day, exposure, true lift)]."""
     spec, plan, names, lift, guardrail_lift, seed_sequence = job
     world_rng = np.random.default_rng(seed_sequence)
+    if np.isnan(lift):       # the learned-prior scenario: this world's true effect, from its own stream
+        lift = draw_learned_lift(_learned_primary(spec), np.random.default_rng(seed_sequence.generate_state(4)))
     streams = seed_sequence.spawn(len(RULES))       # one stream per rule, whichever rules run
     rule_rngs = [np.random.default_rng(streams[RULES.index(n)]) for n in names]
     truths = {}
@@ -433,17 +476,19 @@ def _run_job(job) -> list[tuple[str, int, float, int, float]]:
             effect, first_guardrail = (guardrail_lift if first_guardrail else 0.0), False
         truths[metric.name] = truth(metric, plan.baseline[metric.name],
                                     factors_for(metric, effect, len(spec.arm_names)))
-    return run_world(spec, truths, [rule(n) for n in names], daily_users=plan.daily_users, days=plan.days,
-                     look_every=plan.look_every, effect=plan.effect, world_rng=world_rng, rule_rngs=rule_rngs)
+    results = run_world(spec, truths, [rule(n) for n in names], daily_users=plan.daily_users, days=plan.days,
+                        look_every=plan.look_every, effect=plan.effect, world_rng=world_rng, rule_rngs=rule_rngs)
+    return [(*r, lift) for r in results]
 
 
 def _summarise(name: str, lift: float, guardrail_lift: float,
-               results: list[tuple[str, int, float, int, float]]) -> ScenarioResult:
+               results: list[tuple[str, int, float, int, float, float]]) -> ScenarioResult:
     outcomes = [r[0] for r in results]
     stages: dict[str, int] = {}
-    for _, _, stage, _, _ in results:
+    for _, _, stage, *_ in results:
         stages[f"{stage:g}%"] = stages.get(f"{stage:g}%", 0) + 1
     decided = [(outcome, day) for outcome, day, *_ in results if outcome in TERMINAL_ACTIONS]
     return ScenarioResult(name, lift, len(results), {o: outcomes.count(o) / len(results) for o in OUTCOMES},
                           tuple(day for _, day in decided), tuple(outcome for outcome, _ in decided), stages,
-                          guardrail_lift, tuple(r[3] for r in results), tuple(float(r[4]) for r in results))
+                          guardrail_lift, tuple(r[3] for r in results), tuple(float(r[4]) for r in results),
+                          tuple(float(r[5]) for r in results), tuple(outcomes))
