@@ -340,7 +340,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             effect_sd=prior_reader.positive(
                 "effect_sd", GUARDRAIL_EFFECT_SD if role == Role.GUARDRAIL else EffectPrior.effect_sd),
             heterogeneity_sd=prior_reader.positive("heterogeneity_sd", EffectPrior.heterogeneity_sd),
-            learned=_learned_prior(prior_reader, family, family_name),
+            learned=_learned_prior(prior_reader),
         )
         column = None
         if family.uses_column:
@@ -436,16 +436,13 @@ def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:
     return registry()[metric.family].parse_baseline(raw, where)
 
 
-def _learned_prior(r: "_Reader", family, family_name: str):
+def _learned_prior(r: "_Reader"):
     """``prior: {learned: FILE}``: a prior file written by ``bayes-ab priors learn``, its path relative to the
-    spec's folder; refused with ``effect_sd`` (which it replaces) and for families that cannot map it."""
+    spec's folder; refused beside ``effect_sd`` (which it replaces)."""
     if r.get("learned") is None:
         return None
     if r.get("effect_sd") is not None:
         r.fail("effect_sd", "cannot be given with 'learned': the learned distribution is the effect's prior")
-    if family.learned_prior_unsupported:
-        r.fail("learned", f"the {family_name} family cannot use a learned prior yet "
-                          f"({family.learned_prior_unsupported})")
     text = r.string("learned", None)
     path = Path(text).expanduser()
     if not path.is_absolute() and r.source != "<spec>":

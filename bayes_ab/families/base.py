@@ -163,17 +163,15 @@ class Family(ABC):
         """
         return None
 
-    learned_prior_unsupported: ClassVar[str | None] = None
-    """Why this family's model cannot take a learned prior (``prior: {learned: ...}``), or ``None`` if it can."""
-
-    def link_per_relative(self, stats: xr.Dataset) -> float:
+    @abstractmethod
+    def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
         """How much the model's treatment effect (link scale) moves per unit of relative effect, at no effect
         and the control's observed value: the factor a learned prior of relative effects is mapped by.
 
         A first-order map: exact for a log link's small effects, and within a few per cent of the effect
-        for the ±10% effects that learned priors concentrate on.
+        for the ±10% effects that learned priors concentrate on. Negative when a better metric means a lower
+        linear predictor (retention: a lower churn hazard).
         """
-        raise NotImplementedError(f"{self.name}: {self.learned_prior_unsupported}")
 
     def integrable(self, stats: xr.Dataset, metric: Metric) -> "IntegrableModel | None":
         """This model in the form :mod:`bayes_ab.models.quadrature` integrates exactly, when it has that form

@@ -188,7 +188,7 @@ class Conversion(RateFamily):
             pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
         return model
 
-    def link_per_relative(self, stats: xr.Dataset) -> float:
+    def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
         """d/dr [logit(p (1 + r)) - logit(p)] at r = 0 is 1 / (1 - p), p the control's observed rate."""
         rate = float(pooled_mean(stats, "successes").values[0])
         return 1.0 / (1.0 - min(rate, 0.999)) if np.isfinite(rate) else 1.0

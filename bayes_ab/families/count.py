@@ -332,7 +332,7 @@ class Count(SumsFamily):
     params_type = CountParams
     baseline_fields = ("mean", "dispersion")
 
-    def link_per_relative(self, stats: xr.Dataset) -> float:
+    def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
         """The effect is a log ratio of means: log(1 + r) has slope 1 at r = 0."""
         return 1.0
 

@@ -169,10 +169,10 @@ class Mean(SumsFamily):
     params_type = MeanParams
     baseline_fields = ("mean", "sd")
 
-    def link_per_relative(self, stats: xr.Dataset) -> float:
+    def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
         """The effect is in pooled standard deviations: a relative effect r moves the mean by r times the
         control's mean, that is r * mean / sd standard deviations."""
-        control = float(self.observed_mean(stats, None).values[0])
+        control = float(self.observed_mean(stats, metric).values[0])
         scale = float(mean_model_data(stats)["scale"])
         if not np.isfinite(control) or control == 0:
             raise DataError(f"metric {stats.attrs.get('metric', '?')!r}: a learned prior of relative effects needs "

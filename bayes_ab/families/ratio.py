@@ -49,7 +49,8 @@ from bayes_ab.families.base import Family, ParamReader, finite
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
-from bayes_ab.models.hierarchy import coords_for, prior_scales, with_control
+from bayes_ab.models.hierarchy import (PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, coords_for, prior_data, prior_scales,
+                                      with_control)
 from bayes_ab.sampling import SamplerSettings
 
 if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
@@ -215,12 +216,34 @@ class _RatioSums:
                            self.zero_den[:, None])
 
 
+def _learned_effect_mu_prior(metric: Metric, effect_sd, treatments: int):
+    """Prior variance (one per treatment) and mean of ``effect_mu`` under a learned prior, for the closed-form
+    integration of :meth:`Ratio.build_model`: the (mapped) location, and for a Student-t its scale mixture:
+    given ``effect_mu_mix ~ InverseGamma(df / 2, df / 2)`` per treatment the prior is Normal(location,
+    effect_sd * sqrt(mix)), so the integration stays exact and only the mixing scale is sampled.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    learned = metric.prior.learned
+    variance = effect_sd ** 2 * pt.ones(treatments)
+    data = prior_data(metric.prior)
+    location = pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]) * pt.ones(treatments)
+    if learned.df is not None:
+        half = pm.Data(PRIOR_EFFECT_DF, data[PRIOR_EFFECT_DF]) / 2.0
+        variance = variance * pm.InverseGamma("effect_mu_mix", alpha=half, beta=half, dims="treatment")
+    return variance, location
+
+
 class Ratio(Family):
     """sum(numerator) / sum(denominator) over users, randomised by user; the delta method per cell."""
 
     name = "ratio"
     params_type = RatioParams
-    learned_prior_unsupported = "its overall effect is integrated in closed form under a normal prior centred at 0"
+
+    def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
+        """The effect is a difference of log-ratios: log(1 + r) has slope 1 at r = 0."""
+        return 1.0
     uses_column = False
     unit = "per unit of the denominator"
     baseline_fields = ("ratio", "denominator")
@@ -341,11 +364,18 @@ class Ratio(Family):
             q0 = ((w * y ** 2).sum(axis=0) - weight * y_bar ** 2).sum()
             k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * len(segments) * np.log(2 * np.pi)
                  - 0.5 * pt.log(weight).sum())
-            tau2 = effect_sd ** 2
-            precision = a_matrix + pt.eye(treatments) / tau2
+            if metric.prior.learned is None:
+                tau2 = effect_sd ** 2
+                precision = a_matrix + pt.eye(treatments) / tau2
+                log_prior_terms = -0.5 * treatments * pt.log(tau2)
+            else:
+                prior_var, location = _learned_effect_mu_prior(metric, effect_sd, treatments)
+                precision = a_matrix + pt.diag(1.0 / prior_var)
+                c = c + location / prior_var        # a prior centred away from 0 moves the Gaussian
+                log_prior_terms = -0.5 * pt.log(prior_var).sum() - 0.5 * (location ** 2 / prior_var).sum()
             chol = cholesky(precision)
             mu_mean = solve_triangular(chol.T, solve_triangular(chol, c, lower=True), lower=False)
-            pm.Potential("obs", k - 0.5 * q0 - 0.5 * treatments * pt.log(tau2) - pt.log(pt.diag(chol)).sum()
+            pm.Potential("obs", k - 0.5 * q0 + log_prior_terms - pt.log(pt.diag(chol)).sum()
                          + 0.5 * pt.dot(c, mu_mean))
             mu_z = pm.Normal("effect_mu_z", 0.0, 1.0, dims="treatment")
             mu = pm.Deterministic("effect_mu", mu_mean + solve_triangular(chol.T, mu_z, lower=False),

@@ -280,8 +280,19 @@ class Retention(RateFamily):
 
     name = "retention"
     params_type = RetentionParams
-    learned_prior_unsupported = ("its effect is on the daily churn hazard, which a relative change of retention "
-                                 "at the horizon does not map to without the life table")
+
+    def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
+        """The effect shifts every day's churn-hazard logit by d, and retention at the horizon H is
+        prod(1 - h_t): d log S / d d = -sum_{t <= H} h_t. A relative change r of retention is therefore a shift
+        of -r / sum(h) (negative: better retention is lower churn), with the control's observed hazards."""
+        control = stats.isel(arm=0).sum("segment").sel(day=slice(None, RetentionParams.of(metric).horizon))
+        at_risk = control["at_risk"].values.astype(float)
+        lost = control["lost"].values.astype(float)
+        hazards = np.where(at_risk > 0, lost / np.where(at_risk > 0, at_risk, 1.0), 0.0).sum()
+        if hazards <= 0:
+            raise DataError(f"metric {metric.name!r}: a learned prior of relative retention needs some churn in the "
+                            "control arm before the horizon (none observed yet)")
+        return -1.0 / hazards
 
     def parse_params(self, read: ParamReader) -> RetentionParams:
         observed = read.string("observed_column", None) or read.fail(

@@ -108,10 +108,7 @@ def fit(
     if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
-    if metric.prior.learned is not None and family.learned_prior_unsupported:
-        raise ModelError(f"metric {metric.name!r}: the {family.name} family cannot use a learned prior "
-                         f"({family.learned_prior_unsupported})")
-    prior = prior_data(metric.prior, family.link_per_relative(stats) if metric.prior.learned is not None else 1.0)
+    prior = prior_data(metric.prior, family.link_per_relative(stats, metric) if metric.prior.learned is not None else 1.0)
     if sampler.exact:
         exact = _integrate(family, stats, metric, sampler, prior)
         if exact is not None:

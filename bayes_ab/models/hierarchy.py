@@ -40,7 +40,7 @@ def prior_data(prior: EffectPrior, per_relative: float = 1.0) -> dict[str, np.nd
     (:meth:`~bayes_ab.families.base.Family.link_per_relative`, which depends on the data, hence data here).
     """
     learned = prior.learned
-    data = {PRIOR_EFFECT_SD: np.asarray(float(prior.effect_sd if learned is None else per_relative * learned.scale)),
+    data = {PRIOR_EFFECT_SD: np.asarray(float(prior.effect_sd if learned is None else abs(per_relative) * learned.scale)),
             PRIOR_HETEROGENEITY_SD: np.asarray(float(prior.heterogeneity_sd))}
     if learned is not None:
         data[PRIOR_EFFECT_MEAN] = np.asarray(float(per_relative * learned.location))

@@ -292,7 +292,7 @@ def _prior(model: Fit) -> tuple[str | None, str]:
     if "effect_mu" not in posterior:
         return None, ("This posterior comes from the conjugate closed form with a flat prior, so the prior "
                       "has no influence to show; the sensitivity table below compares it with itself.")
-    factor = family_of(model.stats).link_per_relative(model.stats) if learned is not None else 1.0
+    factor = family_of(model.stats).link_per_relative(model.stats, model.metric) if learned is not None else 1.0
     data = prior_data(model.metric.prior, factor)
     location, prior_sd = float(data.get(PRIOR_EFFECT_MEAN, 0.0)), float(data[PRIOR_EFFECT_SD])
     df = float(data[PRIOR_EFFECT_DF]) if PRIOR_EFFECT_DF in data else None

@@ -124,7 +124,7 @@ def with_effect_prior(acc: Accumulator, metric: Metric, draws: np.ndarray, rng: 
     else:       # a learned prior of relative effects, mapped to the link scale as the analysis maps it
         from bayes_ab.families import family_for
 
-        factor = family_for(metric).link_per_relative(acc.stats())
+        factor = family_for(metric).link_per_relative(acc.stats(), metric)
         z = (effects - factor * learned.location) / (factor * learned.scale)
         log_weight = np.nansum(-0.5 * z ** 2 if learned.df is None
                                else -0.5 * (learned.df + 1) * np.log1p(z ** 2 / learned.df), axis=1)

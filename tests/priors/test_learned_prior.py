@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from scipy import integrate, stats
@@ -53,10 +54,6 @@ def test_a_spec_reads_its_learned_prior_relative_to_itself(tmp_path):
                                                      "{learned: priors/conversion.yaml, effect_sd: 0.3}"))
     with pytest.raises(SpecError, match=r"prior.effect_sd: cannot be given with 'learned'"):
         load_spec(tmp_path / "spec.yaml")
-    ratio = SPEC.replace("family: conversion\n    column: converted", "family: ratio\n    numerator: a\n    denominator: b")
-    (tmp_path / "spec.yaml").write_text(ratio)
-    with pytest.raises(SpecError, match=r"prior.learned: the ratio family cannot use a learned prior yet"):
-        load_spec(tmp_path / "spec.yaml")
 
 
 def _reference_p_beat(yc, nc, yt, nt, location, scale, df=None):
@@ -93,9 +90,9 @@ def _metric(form="normal", location=0.05, scale=0.01, df=None):
 
 def test_conversion_maps_relative_effects_by_one_over_one_minus_p():
     stats = _stats()
-    assert family_for(_metric()).link_per_relative(stats) == pytest.approx(1 / (1 - 0.1))
+    assert family_for(_metric()).link_per_relative(stats, _metric()) == pytest.approx(1 / (1 - 0.1))
     count = Metric(name="trades", family="count", column="trades")
-    assert family_for(count).link_per_relative(stats) == 1.0
+    assert family_for(count).link_per_relative(stats, count) == 1.0
 
 
 def test_a_learned_normal_prior_is_integrated_exactly_with_its_location():
@@ -146,3 +143,97 @@ def test_simulated_posteriors_are_weighted_by_the_learned_prior():
     weighted = with_effect_prior(acc, metric, draws, rng)
     lift = weighted[:, 1] / weighted[:, 0] - 1
     assert abs(np.median(lift) - 0.10) < 0.02
+
+
+def test_retention_maps_relative_retention_to_a_hazard_shift():
+    """Retention at horizon H is prod(1 - h_t): a relative change r is a hazard-logit shift of -r / sum(h)."""
+    from bayes_ab.data import aggregate
+
+    from conftest import make_spec as spec_of
+
+    spec = spec_of([{"name": "retention", "family": "retention", "column": "churn_day",
+                     "observed_column": "days_observed", "horizon": 3, "max_day": 5}])
+    rng = np.random.default_rng(4)
+    n = 20_000
+    churn = rng.geometric(0.1, n).astype(float)
+    churn[churn > 5] = np.nan
+    frame = pd.DataFrame({"arm": rng.choice(["control", "treatment"], n), "churn_day": churn,
+                          "days_observed": np.full(n, 5)})
+    stats = aggregate(spec, frame)["retention"]
+    control = frame[frame["arm"] == "control"]
+    hazards = sum(((control["churn_day"] == d).sum() / ((control["days_observed"] >= d) & ~(control["churn_day"] < d)).sum())
+                  for d in (1, 2, 3))
+    factor = family_for(spec.metric("retention")).link_per_relative(stats, spec.metric("retention"))
+    assert factor == pytest.approx(-1 / hazards) and factor < 0
+    # first order check: a shift of factor * r moves D3 retention by about r (relative)
+    h = np.array([0.1, 0.1, 0.1])
+    shifted = 1 / (1 + np.exp(-(np.log(h / (1 - h)) + factor * 0.01)))
+    assert np.prod(1 - shifted) / np.prod(1 - h) - 1 == pytest.approx(0.01, rel=0.1)
+
+
+def _ratio_table(seed=9):
+    from bayes_ab.families.ratio import ratio_stats
+
+    rng = np.random.default_rng(seed)
+    views = {arm: rng.poisson(6.0, 5000).astype(float) for arm in range(2)}
+    dms = {arm: rng.poisson(0.05 * (1.08 if arm else 1.0) * views[arm]).astype(float) for arm in range(2)}
+    sums = {"sum_num": [dms[a].sum() for a in range(2)], "sum_den": [views[a].sum() for a in range(2)],
+            "sum_num2": [(dms[a] ** 2).sum() for a in range(2)], "sum_den2": [(views[a] ** 2).sum() for a in range(2)],
+            "sum_num_den": [(dms[a] * views[a]).sum() for a in range(2)]}
+    return ratio_stats(["control", "treatment"], ["all users"], np.array([[5000], [5000]]),
+                       {k: np.array(v)[:, None] for k, v in sums.items()}, "dms_per_view")
+
+
+def test_ratio_takes_a_learned_normal_prior_in_its_closed_form():
+    """One segment: effect_mu's posterior is the normal-normal update of the delta-method estimate."""
+    from bayes_ab.families.ratio import Ratio, RatioParams
+
+    table = _ratio_table()
+    learned = LearnedEffectPrior("normal", 0.01, 0.02, None, 30, "p.yaml", "2026-11-30")
+    metric = Metric(name="dms_per_view", family="ratio", params=RatioParams("dms", "views"),
+                    prior=EffectPrior(learned=learned))
+    result = fit(table, metric, replace(FAST, draws=1500, tune=1000))
+    data = Ratio().model_data(table)
+    estimate = data["log_ratio"][1, 0] - data["log_ratio"][0, 0]
+    variance = data["log_var"][0, 0] + data["log_var"][1, 0]
+    precision = 1 / variance + 1 / 0.02 ** 2
+    draws = result.idata.posterior["effect_mu"].values.ravel()
+    se = draws.std() / np.sqrt(result.diagnostics.min_ess_bulk)
+    assert abs(draws.mean() - (estimate / variance + 0.01 / 0.02 ** 2) / precision) < 4 * se
+    assert draws.std() == pytest.approx(precision ** -0.5, rel=0.06)
+
+
+def test_ratio_takes_a_learned_student_t_prior_through_its_scale_mixture():
+    """The ratio model integrates effect_mu in closed form given a mixing scale; with a learned Student-t the
+    scale is sampled. The posterior mean of effect_mu matches a 1-D integral of t prior x Gaussian likelihood."""
+    from bayes_ab.families.ratio import Ratio, RatioParams, ratio_stats
+
+    rng = np.random.default_rng(9)
+    n = np.array([[5000], [5000]])
+    views = {arm: rng.poisson(6.0, 5000).astype(float) for arm in range(2)}
+    dms = {arm: rng.poisson(0.05 * (1.08 if arm else 1.0) * views[arm]).astype(float) for arm in range(2)}
+    sums = {"sum_num": np.array([[dms[a].sum()] for a in range(2)]), "sum_den": np.array([[views[a].sum()] for a in range(2)]),
+            "sum_num2": np.array([[(dms[a] ** 2).sum()] for a in range(2)]),
+            "sum_den2": np.array([[(views[a] ** 2).sum()] for a in range(2)]),
+            "sum_num_den": np.array([[(dms[a] * views[a]).sum()] for a in range(2)])}
+    table = ratio_stats(["control", "treatment"], ["all users"], n, sums, "dms_per_view")
+    learned = LearnedEffectPrior("student_t", 0.01, 0.02, 2.0, 30, "p.yaml", "2026-11-30")
+    metric = Metric(name="dms_per_view", family="ratio", params=RatioParams("dms", "views"),
+                    prior=EffectPrior(learned=learned))
+    result = fit(table, metric, replace(FAST, draws=1500, tune=1000))
+    assert result.diagnostics.passed
+    data = Ratio().model_data(table)
+    estimate = data["log_ratio"][1, 0] - data["log_ratio"][0, 0]
+    variance = data["log_var"][0, 0] + data["log_var"][1, 0]
+
+    def posterior(mu):
+        return stats_t_pdf(mu) * np.exp(-0.5 * (estimate - mu) ** 2 / variance)
+
+    def stats_t_pdf(mu):
+        return stats.t.pdf(mu, 2.0, 0.01, 0.02)
+
+    total = integrate.quad(posterior, -1, 1, points=[0.01, estimate], limit=400)[0]
+    mean = integrate.quad(lambda m: m * posterior(m), -1, 1, points=[0.01, estimate], limit=400)[0] / total
+    draws = result.idata.posterior["effect_mu"].values.ravel()
+    se = draws.std() / np.sqrt(result.diagnostics.min_ess_bulk)
+    assert abs(draws.mean() - mean) < 4 * se, (draws.mean(), mean, se)
