@@ -10,7 +10,6 @@ highest-density interval of the relative lift at the stored ``interval`` probabi
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,6 @@ from bayes_ab.errors import DataError
 
 TABLE_COLUMNS = ("experiment", "metric", "estimate", "standard_error")
 """Columns of an imported history (``arm``, ``family`` and ``role`` are optional)."""
-
-FINISHED = ("ship", "rollback", "stop_no_effect")
 
 
 @dataclass(frozen=True)
@@ -98,12 +95,19 @@ def read_table(path: str | Path) -> PastResults:
 def from_models(models_dir: str | Path) -> PastResults:
     """The finished experiments under ``models_dir``: from each one's ledger (its last look) when it was
     run with check-ins, else from its last ``analyze`` (``summary.json`` and ``effects.csv``)."""
+    from bayes_ab.checkins.latest import latest_result, nothing_stored
+
     root = Path(models_dir)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder of experiments")
     results, skipped = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found = _from_ledger(folder) if (folder / "ledger.sqlite").exists() else _from_analysis(folder)
+        try:
+            latest = latest_result(folder)
+        except DataError as exc:
+            skipped.append(f"{folder.name}: {exc}")
+            continue
+        found = nothing_stored(folder) if latest is None else _finished_rows(latest)
         if isinstance(found, str):
             skipped.append(f"{folder.name}: {found}")
         else:
@@ -111,47 +115,18 @@ def from_models(models_dir: str | Path) -> PastResults:
     return PastResults(tuple(results), tuple(skipped))
 
 
-def _from_ledger(folder: Path) -> list[PastResult] | str:
-    from bayes_ab.checkins import history
-
-    looks = history(folder.name, folder.parent).looks
-    if not looks:
-        return "no looks recorded"
-    payload = looks[-1].payload
-    action = (payload.get("recommendation") or {}).get("action")
-    if action not in FINISHED:
-        return f"still running (last look {looks[-1].look}: {action or 'no decision'})"
+def _finished_rows(latest) -> list[PastResult] | str:
+    """Every treatment arm's overall result of a finished experiment, or why it cannot be used."""
+    if not latest.finished:
+        if latest.checked_in:
+            return f"still running ({latest.when}: {latest.action or 'no decision'})"
+        return f"no final decision recorded ({latest.action or 'analysed without --stage'})"
     out = []
-    for name, metric in payload["metrics"].items():
-        interval = metric.get("interval")
-        if interval is None:
-            return f"look {looks[-1].look} was recorded without its interval (an older bayes-ab): not used"
-        out += _rows(folder.name, name, metric["rows"], interval, metric.get("family"), metric.get("role"))
-    return out
-
-
-def _from_analysis(folder: Path) -> list[PastResult] | str:
-    import pandas as pd
-
-    summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        return "no summary.json (never analysed)"
-    try:
-        summary = json.loads(summary_path.read_text())
-        effects = pd.read_csv(folder / "effects.csv")
-    except (OSError, ValueError) as exc:
-        return f"unreadable results ({str(exc).splitlines()[0]})"
-    action = (summary.get("recommendation") or {}).get("action")
-    if action not in FINISHED:
-        return f"no final decision recorded ({action or 'analysed without --stage'})"
-    interval = summary.get("interval")
-    if interval is None:
-        return "summary.json has no interval (written by an older bayes-ab): re-run analyze to use it"
-    families = summary.get("metrics", {})
-    out = []
-    for name, rows in effects.groupby("metric", sort=False):
-        about = families.get(name, {})
-        out += _rows(folder.name, str(name), rows.to_dict("records"), interval, about.get("family"), about.get("role"))
+    for name, metric in latest.metrics.items():
+        if metric["interval"] is None:
+            return (f"{latest.when} was recorded without its interval (an older bayes-ab): not used" if latest.checked_in
+                    else "summary.json has no interval (written by an older bayes-ab): re-run analyze to use it")
+        out += _rows(latest.experiment, name, metric["rows"], metric["interval"], metric["family"], metric["role"])
     return out
 
 

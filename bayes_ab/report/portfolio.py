@@ -10,16 +10,17 @@ read is listed with the reason instead of breaking the page.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from bayes_ab.decision import Action
 from bayes_ab.errors import BayesAbError
 from bayes_ab.files import write_atomically
 
-STATUS = {"ship": "shipped", "rollback": "rolled back", "stop_no_effect": "stopped"}
-"""Status of an experiment whose last decision ended it; any other decision means it is still running."""
+STATUS = {Action.SHIP: "shipped", Action.ROLLBACK: "rolled back", Action.STOP_NO_EFFECT: "stopped"}
+"""Status of an experiment whose last decision ended it (one of ``TERMINAL_ACTIONS``); any other decision means
+it is still running."""
 
 
 @dataclass(frozen=True)
@@ -50,48 +51,24 @@ def portfolio_rows(models_dir: str | Path, reports_dir: str | Path | None = None
         report = Path(reports_dir) / f"{folder.name}.html" if reports_dir is not None else None
         link = report.name if report is not None and report.exists() else None
         try:
-            found = _from_ledger(folder) if (folder / "ledger.sqlite").exists() else _from_analysis(folder)
+            found = _experiment_rows(folder)
         except (BayesAbError, OSError, ValueError, KeyError) as exc:
             found = [PortfolioRow(folder.name, "unreadable", "", problem=" ".join(str(exc).split())[:300])]
         rows += [PortfolioRow(**{**r.__dict__, "report": link}) for r in found]
     return tuple(rows)
 
 
-def _from_ledger(folder: Path) -> list[PortfolioRow]:
-    from bayes_ab.checkins import history
+def _experiment_rows(folder: Path) -> list[PortfolioRow]:
+    from bayes_ab.checkins.latest import latest_result, nothing_stored
 
-    looks = history(folder.name, folder.parent).looks
-    if not looks:
-        return [PortfolioRow(folder.name, "no looks", "")]
-    last = looks[-1]
-    payload = last.payload
-    recommendation = payload.get("recommendation") or {}
-    stage = payload.get("stage")
-    when = f"look {last.look}, {last.as_of}" + (f", stage {stage:g}%" if stage is not None else "")
-    status = STATUS.get(recommendation.get("action"), "running")
-    metrics = payload["metrics"]
-    primary = next((n for n, m in metrics.items() if m.get("role") == "primary"), next(iter(metrics), None))
-    rows = metrics[primary]["rows"] if primary is not None else []
-    return _arm_rows(folder.name, status, when, primary, rows, recommendation.get("headline", ""))
-
-
-def _from_analysis(folder: Path) -> list[PortfolioRow]:
-    import pandas as pd
-
-    summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        return [PortfolioRow(folder.name, "not analysed", "", problem="no summary.json")]
-    summary = json.loads(summary_path.read_text())
-    effects = pd.read_csv(folder / "effects.csv")
-    recommendation = summary.get("recommendation") or {}
-    when = "analysed " + dt.datetime.fromtimestamp(summary_path.stat().st_mtime, dt.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
-    status = STATUS.get(recommendation.get("action"), "running" if recommendation else "analysed")
-    roles = summary.get("metrics", {})
-    names = list(dict.fromkeys(effects["metric"].astype(str)))
-    primary = next((n for n in names if roles.get(n, {}).get("role") == "primary"), names[0] if names else None)
-    rows = effects[effects["metric"].astype(str) == primary].to_dict("records") if primary else []
-    return _arm_rows(folder.name, status, when, primary, rows, recommendation.get("headline", ""))
+    latest = latest_result(folder)
+    if latest is None:
+        status = "no looks" if (folder / "ledger.sqlite").exists() else "not analysed"
+        return [PortfolioRow(folder.name, status, "", problem=nothing_stored(folder))]
+    status = STATUS.get(latest.action, "running" if latest.checked_in or latest.recommendation else "analysed")
+    primary = latest.primary()
+    rows = latest.metrics[primary]["rows"] if primary is not None else []
+    return _arm_rows(latest.experiment, status, latest.when, primary, rows, latest.recommendation.get("headline", ""))
 
 
 def _arm_rows(experiment: str, status: str, when: str, metric: str | None, rows: list[dict],
