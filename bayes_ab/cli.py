@@ -325,7 +325,6 @@ def _stored_error_rates(spec_name: str, models_dir: str | Path, has_plan: bool |
 
 
 def _priors_learn(args: argparse.Namespace) -> int:
-    from bayes_ab.errors import DataError
     from bayes_ab.priors import learn_prior
 
     _writable_folder(str(Path(args.out).parent), "--out")

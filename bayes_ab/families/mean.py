@@ -175,7 +175,7 @@ class Mean(SumsFamily):
         control = float(self.observed_mean(stats, metric).values[0])
         scale = float(mean_model_data(stats)["scale"])
         if not np.isfinite(control) or control == 0:
-            raise DataError(f"metric {stats.attrs.get('metric', '?')!r}: a learned prior of relative effects needs "
+            raise DataError(f"metric {metric.name!r}: a learned prior of relative effects needs "
                             f"a control mean other than 0, got {control!r}")
         return abs(control) / scale
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bayes_ab.priors.learn import MIN_EXPERIMENTS, EffectDistribution, LearnedEffects, learn_effects
 from bayes_ab.priors.past import PastResult, PastResults, from_models, read_table
-from bayes_ab.priors.store import LearnedPrior, load_prior, write_prior
+from bayes_ab.priors.store import load_prior, write_prior
 
 
 def learn_prior(out: str | Path, models_dir: str | Path | None = None, tables: list[str] | tuple[str, ...] = (),
@@ -53,5 +53,5 @@ def learn_prior(out: str | Path, models_dir: str | Path | None = None, tables: l
     return learned, past, path
 
 
-__all__ = ["EffectDistribution", "LearnedEffects", "LearnedPrior", "PastResult", "PastResults", "from_models",
+__all__ = ["EffectDistribution", "LearnedEffects", "PastResult", "PastResults", "from_models",
            "learn_effects", "learn_prior", "load_prior", "read_table", "write_prior"]

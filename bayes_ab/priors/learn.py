@@ -55,12 +55,6 @@ class EffectDistribution:
     loo: float
     """Sum over experiments of the log density of each estimate under the distribution fitted without it."""
 
-    def sd(self) -> float:
-        """Standard deviation of the true effects (infinite for ``df <= 2``)."""
-        if self.df is None:
-            return self.scale
-        return self.scale * np.sqrt(self.df / (self.df - 2)) if self.df > 2 else float("inf")
-
     def quantile(self, q: float | np.ndarray) -> np.ndarray:
         """Quantiles of the true effects."""
         from scipy import stats
@@ -93,12 +87,9 @@ class EffectDistribution:
             mean = var * (self.location / self.scale ** 2 + y / s ** 2)
             z = NormalDist().inv_cdf(0.5 + interval / 2)
             return mean, mean - z * np.sqrt(var), mean + z * np.sqrt(var)
-        from scipy import special as sp
-
-        half, u = 0.5 * self.df, _LOG_LAMBDA
-        prior_var = self.scale ** 2 * np.exp(u)
+        prior_var = self.scale ** 2 * np.exp(_LOG_LAMBDA)
         log_w = (_normal_log_density(y, self.location, np.sqrt(prior_var + s ** 2))
-                 + half * np.log(half) - sp.gammaln(half) - half * u - half * np.exp(-u) + _TRAPEZOID)
+                 + _log_mixing(0.5 * self.df) + _TRAPEZOID)
         w = np.exp(log_w - log_w.max())
         w /= w.sum()
         var = 1 / (1 / prior_var + 1 / s ** 2)
@@ -109,7 +100,7 @@ class EffectDistribution:
             low, high = float(np.min(means - 40 * sds)), float(np.max(means + 40 * sds))
             for _ in range(100):
                 middle = 0.5 * (low + high)
-                if float(np.sum(w * sp.ndtr((middle - means) / sds))) < q:
+                if float(np.sum(w * special.ndtr((middle - means) / sds))) < q:
                     low = middle
                 else:
                     high = middle
@@ -168,13 +159,16 @@ def marginal_log_density(form: Form, y: np.ndarray, s: np.ndarray, location: flo
     if form == "normal":
         return _normal_log_density(y, location, np.sqrt(scale ** 2 + s ** 2))
     u = _LOG_LAMBDA
-    half = 0.5 * df
-    # log density of u = log(lambda) for lambda ~ InverseGamma(df / 2, df / 2)
-    log_mix = half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
     sd = np.sqrt(scale ** 2 * np.exp(u)[None, :] + s[:, None] ** 2)
-    terms = _normal_log_density(y[:, None], location, sd) + log_mix[None, :]
-    step = u[1] - u[0]
-    return special.logsumexp(terms + _TRAPEZOID[None, :], axis=1) + np.log(step)
+    terms = _normal_log_density(y[:, None], location, sd) + _log_mixing(0.5 * df)[None, :]
+    return special.logsumexp(terms + _TRAPEZOID[None, :], axis=1) + np.log(u[1] - u[0])
+
+
+def _log_mixing(half: float) -> np.ndarray:
+    """Log density of ``u = log(lambda)`` on :data:`_LOG_LAMBDA` for ``lambda ~ InverseGamma(half, half)``
+    (``half`` = df / 2): the mixing weights of the Student-t's scale-mixture form."""
+    u = _LOG_LAMBDA
+    return half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
 
 
 def _normal_log_density(y, mean, sd):
@@ -226,8 +220,7 @@ def _objective(p: np.ndarray, form: Form, y: np.ndarray, s: np.ndarray) -> tuple
     lam = np.exp(u)[None, :]
     var = scale ** 2 * lam + s[:, None] ** 2
     r = (y - location)[:, None]
-    log_mix = half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
-    terms = -0.5 * r ** 2 / var - 0.5 * np.log(var) + log_mix[None, :] + _TRAPEZOID[None, :]
+    terms = -0.5 * r ** 2 / var - 0.5 * np.log(var) + _log_mixing(half)[None, :] + _TRAPEZOID[None, :]
     per_point = special.logsumexp(terms, axis=1)
     weights = np.exp(terms - per_point[:, None])
     d_var = 0.5 * (r ** 2 / var - 1) / var

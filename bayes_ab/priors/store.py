@@ -23,10 +23,6 @@ from bayes_ab.priors.past import PastResults
 FORMAT_VERSION = 1
 
 
-LearnedPrior = LearnedEffectPrior
-"""What :func:`load_prior` returns (the spec's ``prior: {learned: FILE}`` holds it)."""
-
-
 def write_prior(path: str | Path, learned: LearnedEffects, past: PastResults, sources: list[str],
                 selection: dict[str, str | None]) -> Path:
     """Write ``learned`` (fitted to ``past``) to ``path`` as YAML; returns the path."""
@@ -55,23 +51,33 @@ def write_prior(path: str | Path, learned: LearnedEffects, past: PastResults, so
     return write_atomically(target, lambda tmp: Path(tmp).write_text(yaml.safe_dump(document, sort_keys=False)))
 
 
-def load_prior(path: str | Path) -> LearnedPrior:
-    """Read a learned prior written by :func:`write_prior`.
+def load_prior(path: str | Path) -> LearnedEffectPrior:
+    """Read a learned prior written by :func:`write_prior` (what a spec's ``prior: {learned: FILE}`` holds).
 
     Raises
     ------
     SpecError
         The file is missing, not YAML, of another format version, or a field is absent or invalid.
     """
+    return parse_prior(read_prior_document(path), path)
+
+
+def read_prior_document(path: str | Path) -> Any:
+    """The prior file's YAML as written (safe loader), unchecked: :func:`parse_prior` checks it."""
     import yaml
 
     source = Path(path)
     try:
-        document = yaml.safe_load(source.read_text())
+        return yaml.safe_load(source.read_text())
     except FileNotFoundError:
         raise SpecError(f"{source}: no such prior file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"{source}: not a readable YAML prior file ({str(exc).splitlines()[0]})") from None
+
+
+def parse_prior(document: Any, path: str | Path) -> LearnedEffectPrior:
+    """Check a prior file's ``document`` field by field (errors name ``path`` and the field)."""
+    source = Path(path)
     if not isinstance(document, dict) or document.get("bayes_ab_prior") != FORMAT_VERSION:
         raise SpecError(f"{source}: bayes_ab_prior: expected format version {FORMAT_VERSION} "
                         "(a file written by `bayes-ab priors learn`)")

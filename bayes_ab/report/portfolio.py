@@ -103,14 +103,15 @@ def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path =
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from bayes_ab.effects import format as fmt
-    from bayes_ab.priors import load_prior
+    from bayes_ab.priors.store import parse_prior, read_prior_document
 
     reports = Path(reports_dir)
     rows = portfolio_rows(models_dir, reports)
     learned = []
     for path in priors:
-        prior = load_prior(path)
-        learned.append({"name": Path(path).stem, "describe": prior.describe(), "figure": _prior_figure(path, prior)})
+        document = read_prior_document(path)
+        prior = parse_prior(document, path)
+        learned.append({"name": Path(path).stem, "describe": prior.describe(), "figure": _prior_figure(document, prior)})
     env = Environment(loader=PackageLoader("bayes_ab.report", "templates"), autoescape=select_autoescape(default=True))
     env.filters["prob"] = fmt.probability
     env.filters["rel"] = fmt.relative
@@ -122,14 +123,13 @@ def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path =
     return write_atomically(reports / "index.html", lambda tmp: tmp.write_text(html, encoding="utf-8"))
 
 
-def _prior_figure(path: str | Path, prior) -> str:
+def _prior_figure(document: dict, prior) -> str:
+    """The past estimates of a (checked) prior file's provenance with both fitted distributions."""
     import numpy as np
-    import yaml
 
     from bayes_ab.priors.learn import EffectDistribution
     from bayes_ab.report.figures import learned_prior
 
-    document = yaml.safe_load(Path(path).read_text())
     past = [r["estimate"] for r in (document.get("provenance") or {}).get("results", []) if "estimate" in r]
     alternatives = document.get("alternatives") or {}
     curves = {}
