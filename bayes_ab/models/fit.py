@@ -23,7 +23,7 @@ from bayes_ab.families import Family, family_of
 from bayes_ab.models.compiled import NativeModel, native_model, structure_key
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.diagnostics import diagnose, independent_draws
-from bayes_ab.models.hierarchy import PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, coords_for, prior_data
+from bayes_ab.models.hierarchy import PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, coords_for, mapped_prior_data
 from bayes_ab.models.quadrature import exact_draws
 from bayes_ab.models.result import Fit, attach_stats
 from bayes_ab.progress import progress
@@ -108,7 +108,7 @@ def fit(
     if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
-    prior = prior_data(metric.prior, family.link_per_relative(stats, metric) if metric.prior.learned is not None else 1.0)
+    prior = mapped_prior_data(family, stats, metric)
     if sampler.exact:
         exact = _integrate(family, stats, metric, sampler, prior)
         if exact is not None:

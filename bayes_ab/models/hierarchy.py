@@ -49,6 +49,13 @@ def prior_data(prior: EffectPrior, per_relative: float = 1.0) -> dict[str, np.nd
     return data
 
 
+def mapped_prior_data(family, stats: xr.Dataset, metric) -> dict[str, np.ndarray]:
+    """:func:`prior_data` of ``metric`` on these statistics: a learned prior mapped to ``family``'s link scale
+    (the one place the analysis and the simulations both take the map from)."""
+    learned = metric.prior.learned
+    return prior_data(metric.prior, family.link_per_relative(stats, metric) if learned is not None else 1.0)
+
+
 def prior_scales(prior: EffectPrior) -> tuple["pt.TensorVariable", "pt.TensorVariable"]:
     """Declare the prior's two scales as data of the current model: (effect sd, heterogeneity sd)."""
     import pymc as pm

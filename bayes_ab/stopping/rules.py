@@ -30,7 +30,9 @@ from scipy import stats as st
 from bayes_ab.decision import Action, decide
 from bayes_ab.decision.evidence import evidence_from_draws
 from bayes_ab.decision.srm import srm_check
+from bayes_ab.families import family_for
 from bayes_ab.metric import Role
+from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, mapped_prior_data, prior_data
 from bayes_ab.spec import ExperimentSpec, Metric, Stage
 from bayes_ab.stopping.generate import Accumulator
 
@@ -118,16 +120,13 @@ def with_effect_prior(acc: Accumulator, metric: Metric, draws: np.ndarray, rng: 
     """
     linked = acc.link(draws)
     effects = linked[:, 1:] - linked[:, :1]
-    learned = metric.prior.learned
-    if learned is None:
-        log_weight = -0.5 * np.nansum((effects / metric.prior.effect_sd) ** 2, axis=1)
-    else:       # a learned prior of relative effects, mapped to the link scale as the analysis maps it
-        from bayes_ab.families import family_for
-
-        factor = family_for(metric).link_per_relative(acc.stats(), metric)
-        z = (effects - factor * learned.location) / (factor * learned.scale)
-        log_weight = np.nansum(-0.5 * z ** 2 if learned.df is None
-                               else -0.5 * (learned.df + 1) * np.log1p(z ** 2 / learned.df), axis=1)
+    # a learned prior of relative effects is mapped to the link scale as the analysis maps it (the statistics
+    # are built only then: the default prior does not depend on them, and this runs at every simulated look)
+    prior = (prior_data(metric.prior) if metric.prior.learned is None
+             else mapped_prior_data(family_for(metric), acc.stats(), metric))
+    z = (effects - float(prior.get(PRIOR_EFFECT_MEAN, 0.0))) / float(prior[PRIOR_EFFECT_SD])
+    df = float(prior[PRIOR_EFFECT_DF]) if PRIOR_EFFECT_DF in prior else None
+    log_weight = np.nansum(-0.5 * z ** 2 if df is None else -0.5 * (df + 1) * np.log1p(z ** 2 / df), axis=1)
     log_weight = np.where(np.isfinite(log_weight), log_weight, -np.inf)
     if not np.isfinite(log_weight).any():
         return draws
