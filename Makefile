@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench browser java clean
+.PHONY: demo test test-fast bench browser java postgres clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,19 +28,24 @@ browser:
 java:
 	./scripts/install-java.sh
 
+## postgres: PostgreSQL binaries for the SQL engine's tests (Debian package; the tests start their own server)
+postgres:
+	./scripts/install-postgres.sh
+
 ## test: the whole suite, statistical checks marked `slow` included
-test: $(STAMP) browser java
+test: $(STAMP) browser java postgres
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the suite without the slow statistical checks
-test-fast: $(STAMP) java
+test-fast: $(STAMP) java postgres
 	$(BIN)/python -m pytest -q -m "not slow"
 
 ## bench: the performance figures recorded in benchmarks/RESULTS.md
-bench: $(STAMP) java
+bench: $(STAMP) java postgres
 	$(BIN)/python benchmarks/refit_speed.py
 	$(BIN)/python benchmarks/aggregated_vs_per_user.py
 	$(BIN)/python benchmarks/aggregation_scale.py
+	$(BIN)/python benchmarks/warehouse.py
 
 clean:
 	rm -rf $(VENV) models/*/ reports/*.html

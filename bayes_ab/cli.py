@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from bayes_ab.engine_names import DEFAULT_MASTER, ENGINE_NAMES, MASTER_VARIABLE
+from bayes_ab.engine_names import DEFAULT_MASTER, DIALECT_NAMES, ENGINE_NAMES, MASTER_VARIABLE, URL_VARIABLE
 from bayes_ab.errors import BayesAbError, SpecError
 
 # Everything else is imported by the command that needs it: the statistical stack (PyMC, ArviZ, SciPy) takes
@@ -165,6 +165,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="a learned prior file to plot (bayes-ab priors learn); repeatable")
     folio.set_defaults(run=_portfolio)
 
+    query = commands.add_parser("sql", help="print the aggregation as SQL for a warehouse; its output is what "
+                                            "analyze --aggregated reads")
+    query.add_argument("spec", help="experiment spec (YAML)")
+    query.add_argument("--dialect", required=True, choices=DIALECT_NAMES, help="the SQL dialect to write")
+    query.add_argument("--table", required=True, help="the table or view of per-user rows (schema.table)")
+    query.add_argument("--url", help="read the column types from this database (else metric columns are taken "
+                                     "as numbers, the arm and segments as text)")
+    query.set_defaults(run=_sql)
+
     past = commands.add_parser("history", help="print the trajectory of an experiment's check-ins")
     past.add_argument("experiment", help="experiment name (the spec's name)")
     past.add_argument("--models-dir", default="models", help="where the ledger lives (default: models)")
@@ -181,7 +190,7 @@ def _checkin(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     spec = load_spec(args.spec)
-    done = checkin(spec, args.data, stage=args.stage, days=args.days, as_of=args.as_of,
+    done = checkin(spec, _source(args, spec), stage=args.stage, days=args.days, as_of=args.as_of,
                    models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
                    rescan=args.rescan)
     if done.aggregation is not None:
@@ -207,12 +216,17 @@ def _input_arguments(parser: argparse.ArgumentParser,
                      aggregated_help: str = "rows are aggregates (see analyze)") -> None:
     """The spec, the data and where they are aggregated: shared by analyze, report and checkin."""
     parser.add_argument("spec", help="experiment spec (YAML)")
-    parser.add_argument("--data", required=True, help="per-user rows (.parquet/.csv), or aggregates with --aggregated")
+    parser.add_argument("--data", help="per-user rows (.parquet/.csv), or aggregates with --aggregated "
+                                       "(with --engine sql: --table or the spec's query instead)")
     parser.add_argument("--aggregated", action="store_true", help=aggregated_help)
     parser.add_argument("--engine", choices=ENGINE_NAMES, default="duckdb",
-                        help="where the data are aggregated: duckdb (embedded, default) or spark")
+                        help="where the data are aggregated: duckdb (embedded, default), spark, or sql (a database)")
     parser.add_argument("--spark-master", help="Spark master URL with --engine spark (default: "
                                                f"${MASTER_VARIABLE}, else {DEFAULT_MASTER})")
+    parser.add_argument("--url", help="database URL with --engine sql, e.g. postgresql+psycopg://user@host/db "
+                                      f"(default: ${URL_VARIABLE}, which keeps the password off the command line)")
+    parser.add_argument("--table", help="with --engine sql: the table or view of rows (schema.table); "
+                                        "default: the spec's query")
 
 
 def _engine(args: argparse.Namespace):
@@ -223,7 +237,30 @@ def _engine(args: argparse.Namespace):
         return SparkEngine(master=args.spark_master)
     if args.spark_master:
         raise SpecError("--spark-master needs --engine spark")
+    if args.engine == "sql":
+        from bayes_ab.data.sql_engine import SQLEngine
+
+        return SQLEngine(url=args.url)
+    if args.url or args.table:
+        raise SpecError(f"--{'url' if args.url else 'table'} needs --engine sql")
     return args.engine
+
+
+def _source(args: argparse.Namespace, spec):
+    """What the engine reads: the --data path, or with --engine sql the --table or the spec's query."""
+    if args.engine != "sql":
+        if not args.data:
+            raise SpecError("--data is required (a file or folder of rows)")
+        return args.data
+    from bayes_ab.data.engine import DatabaseSource
+
+    if args.data:
+        raise SpecError("--engine sql reads a database: give --table (or the spec's query), not --data")
+    if args.table:
+        return DatabaseSource(table=args.table)
+    if spec.query:
+        return DatabaseSource(query=spec.query)
+    raise SpecError(f"{spec.source}: --engine sql needs --table, or a query: (a SELECT of the rows) in the spec")
 
 
 def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
@@ -364,6 +401,23 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sql(args: argparse.Namespace) -> int:
+    from bayes_ab.data.warehouse import warehouse_query
+    from bayes_ab.spec import load_spec
+
+    spec = load_spec(args.spec)
+    kinds = None
+    if args.url:
+        from bayes_ab.data.engine import DatabaseSource
+        from bayes_ab.data.sql_engine import SQLEngine
+
+        table = SQLEngine(url=args.url).open(DatabaseSource(table=args.table))
+        kinds = table.columns
+        table.close()
+    sys.stdout.write(warehouse_query(spec, args.table, args.dialect, kinds).text())
+    return 0
+
+
 def _analyze(args: argparse.Namespace) -> int:
     from bayes_ab.analysis import analyze
     from bayes_ab.console import render_text
@@ -372,7 +426,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     spec = load_spec(args.spec)
-    result = analyze(spec, args.data, aggregated=args.aggregated, engine=_engine(args))
+    result = analyze(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
     print(render_text(result))
     recommendation, outlook = None, None
     if args.stage is not None:

@@ -124,6 +124,7 @@ class ExperimentSpec:
     unit_column: str | None = None
     users_column: str = "users"
     day_column: str | None = None
+    query: str | None = None        # a SELECT of the per-user rows, run by the SQL engine in the database
     interval: float = 0.9
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
@@ -242,7 +243,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
-    known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column",
+    known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
              "metrics", "interval", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
@@ -269,6 +270,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         unit_column=r.string("unit_column", None),
         users_column=r.string("users_column", "users"),
         day_column=r.string("day_column", None),
+        query=r.string("query", None),
         interval=interval,
         sampler=_parse_sampler(r.child("sampler", required=False)),
         ramp=ramp,

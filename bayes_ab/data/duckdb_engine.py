@@ -7,7 +7,7 @@ import uuid
 import duckdb
 import pandas as pd
 
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, Source, Table, file_input,
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, DatabaseSource, Source, Table, file_input,
                                   first_line, is_spark_dataframe)
 from bayes_ab.data.sql import quote_literal
 from bayes_ab.errors import DataError
@@ -51,6 +51,8 @@ class DuckDBEngine:
         hive-partitioned or not) or a pandas DataFrame."""
         if is_spark_dataframe(source):
             raise DataError("a Spark DataFrame is aggregated by the Spark engine (engine='spark'), not DuckDB")
+        if isinstance(source, DatabaseSource):
+            raise DataError(f"{source.label}: a database table is aggregated by the SQL engine (--engine sql)")
         con = self._connection or duckdb.connect()
         owned = self._connection is None
         con.execute("SET enable_progress_bar = false")      # a library does not draw on the console

@@ -16,7 +16,32 @@ import pandas as pd
 from bayes_ab.engine_names import ENGINE_NAMES
 from bayes_ab.errors import DataError
 
-Source = Union[str, Path, pd.DataFrame, Any]      # Any: a Spark DataFrame
+
+
+@dataclass(frozen=True)
+class DatabaseSource:
+    """Rows that live in a database, read by the SQL engine: a table or view by name (``schema.table`` is
+    split at the dot; a quoted name is taken as written), or a SELECT in the database's own dialect."""
+
+    table: str | None = None
+    query: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.table is None) == (self.query is None):
+            raise DataError("a database source is a table name or a query, exactly one of them")
+        if self.query is not None and not self.query.strip():
+            raise DataError("the database query is empty")
+
+    @property
+    def label(self) -> str:
+        """How messages name it."""
+        if self.table is not None:
+            return f"table {self.table}"
+        text = " ".join(self.query.split())
+        return f"query ({text[:60]}" + ("…)" if len(text) > 60 else ")")
+
+
+Source = Union[str, Path, pd.DataFrame, DatabaseSource, Any]      # Any: a Spark DataFrame
 
 # Engine-neutral column kinds; the queries pick their cheapest correct SQL by kind.
 INTEGER, FLOAT, BOOLEAN, STRING, DATE, OTHER = "integer", "float", "boolean", "string", "date", "other"
@@ -69,15 +94,20 @@ def is_spark_dataframe(source: object) -> bool:
 
 
 def resolve_engine(engine: "Engine | str | None", source: Source) -> "Engine":
-    """The engine to use: given, named (``"duckdb"``, ``"spark"``), or picked from ``source``.
+    """The engine to use: given, named (``"duckdb"``, ``"spark"``, ``"sql"``), or picked from ``source``.
 
-    A Spark DataFrame is aggregated by Spark in its own session; anything else by DuckDB unless
-    another engine is named.
+    A Spark DataFrame is aggregated by Spark in its own session, a :class:`DatabaseSource` by the SQL
+    engine (its URL from ``BAYES_AB_DATABASE_URL``); anything else by DuckDB unless another engine is named.
     """
     if engine is not None and not isinstance(engine, str):
         return engine
     if engine is None:
-        engine = "spark" if is_spark_dataframe(source) else "duckdb"
+        engine = ("spark" if is_spark_dataframe(source) else
+                  "sql" if isinstance(source, DatabaseSource) else "duckdb")
+    if engine == "sql":
+        from bayes_ab.data.sql_engine import SQLEngine
+
+        return SQLEngine()
     if engine == "duckdb":
         from bayes_ab.data.duckdb_engine import DuckDBEngine
 

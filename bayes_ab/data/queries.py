@@ -44,14 +44,52 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Sum:
+    """A per-cell statistic that is a sum over users, in both forms the input can take.
+
+    Per-user rows give it as the aggregate ``per_user``. Aggregated rows (each row a group of users:
+    ``bayes-ab sql`` prints the query that makes them) carry it in the column ``column``, the sum over the
+    row's users, and the rows are summed again; ``whole`` and ``minimum`` are what such a column must
+    satisfy (counts of users are whole and non-negative, sums of squares are non-negative).
+    """
+
+    per_user: str
+    column: str
+    whole: bool = False
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
 class MetricQuery:
-    """The SQL pieces of one metric and how to build its statistics from their results."""
+    """The SQL pieces of one metric and how to build its statistics from their results.
+
+    ``checks`` test the per-user values that are summed (per-user input only: aggregated rows carry sums,
+    checked by their :class:`Sum`). ``keys`` are the columns whose per-user value splits the statistics
+    finer than arm x segment (the count value; the churn and observed days), as the SQL that gives each
+    user's value; aggregated rows carry them as columns of those names, ``key_checks`` test them in both
+    forms, and ``detail_key`` computed from them groups ``detail_users``: alias -> the condition on a user
+    (None: every user) whose users are counted per key.
+    """
 
     checks: list[Check]
-    sums: dict[str, str]                      # alias -> SQL aggregate over arm x segment
+    sums: dict[str, Sum]                      # alias -> the sum over users per arm x segment
     build: Callable[[list[str], list[str], pd.DataFrame, pd.DataFrame | None], xr.Dataset]
     detail_key: str | None = None             # SQL of the finer key (count value, exit day)
-    detail_sums: dict[str, str] = field(default_factory=dict)
+    detail_users: dict[str, str | None] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    key_checks: list[Check] = field(default_factory=list)
+
+
+def product_name(*names: str) -> str:
+    """The aggregated-input column of the sum of a product of values: ``y``, ``y_sq``, ``x_x_y``."""
+    if len(names) == 2 and names[0] == names[1]:
+        return f"{names[0]}_sq"
+    return "_x_".join(names)
+
+
+def value_name(column: str, cap: float | None) -> str:
+    """The name of a column's (capped) value in aggregated input: ``revenue`` or ``revenue_cap500``."""
+    return column if cap is None else f"{column}_cap{float(cap):g}"
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date
+from collections import defaultdict
 from typing import Iterable
 
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.data.engine import DATE, INTEGER, STRING, Table
+from bayes_ab.data.engine import DATE, FLOAT, INTEGER, STRING, Table
 from bayes_ab.data.queries import Check, Column, MetricQuery, numeric_checks, typed_column
 from bayes_ab.data.sql import quote_ident, quote_literal
 from bayes_ab.data.stats import ALL_USERS
 from bayes_ab.errors import DataError
-from bayes_ab.families import family_for, registry
-from bayes_ab.spec import ExperimentSpec, Metric
+from bayes_ab.families import family_for
+from bayes_ab.spec import ExperimentSpec
 
 MISSING_SEGMENT = "(missing)"
 SEGMENT_SEPARATOR = " / "
@@ -75,16 +76,32 @@ class ScanPlan:
     queries: dict[str, MetricQuery]
     checks: tuple[Check, ...]
     sums: dict[str, str]
+    detail_sums: dict[str, dict[str, str]]    # metric -> alias -> SQL aggregate per arm x segment x key
     day: Column | None
 
     @classmethod
     def for_table(cls, spec: ExperimentSpec, table: Table, *, aggregated: bool = False,
                   by_day: bool = False) -> "ScanPlan":
-        """The plan for ``spec`` on ``table`` (whose columns it checks first)."""
+        """The plan for ``spec`` on ``table`` (whose columns it checks first).
+
+        Aggregated rows are groups of users: ``users_column`` holds their number, each metric's
+        :class:`~bayes_ab.data.queries.Sum` columns their sums and its key columns the value they share,
+        so every statistic is the per-user one with a user counted ``users`` times.
+        """
+        # aggregated rows name their sums' columns after the per-user columns; the queries are built first
+        # to learn those names (a column not yet known to exist is taken as a number, then required)
         wanted = {spec.arm_column: "arm"}
         wanted.update({col: "segment" for col in spec.segment_columns})
-        for m in spec.metrics:
-            wanted.update(m.columns)
+        if aggregated:
+            kinds = defaultdict(lambda: FLOAT, table.columns)
+            queries = {m.name: family_for(m).query(m, f"m{i}", kinds) for i, m in enumerate(spec.metrics)}
+            for m in spec.metrics:
+                for s in queries[m.name].sums.values():
+                    wanted.setdefault(s.column, f"sum of metric {m.name!r}")
+                wanted.update({k: f"metric {m.name!r}" for k in queries[m.name].keys})
+        else:
+            for m in spec.metrics:
+                wanted.update(m.columns)
         if aggregated:
             wanted[spec.users_column] = "users"
         elif spec.unit_column:
@@ -101,22 +118,35 @@ class ScanPlan:
                 raise DataError(f"{table.label}: column {spec.day_column!r} (day) holds {day.kind} values; "
                                 "use a DATE, an integer day number or a text label (e.g. CAST(ts AS DATE))")
 
-        queries = {m.name: _metric_query(m, f"m{i}", aggregated, table.columns) for i, m in enumerate(spec.metrics)}
-        checks = [c for q in queries.values() for c in q.checks]
-        users = "COUNT(*)"
+        if not aggregated:
+            queries = {m.name: family_for(m).query(m, f"m{i}", table.columns) for i, m in enumerate(spec.metrics)}
+        checks = [c for q in queries.values() for c in q.key_checks]
+        sums = {"users": "COUNT(*)"}
+        details = {name: {alias: "COUNT(*)" if condition is None else f"COUNT(*) FILTER (WHERE {condition})"
+                          for alias, condition in q.detail_users.items()}
+                   for name, q in queries.items() if q.detail_key is not None}
         if aggregated:
             column = typed_column(spec.users_column, table.kind(spec.users_column), None, "users")
             checks = numeric_checks(column, None, "users", whole=True, minimum=0, what="counts") + checks
-            users = f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
-        elif spec.unit_column:
-            unit = quote_ident(spec.unit_column)
-            checks.append(Check("unit_missing", f"({unit} IS NULL)", "(unit id) has missing values",
-                                spec.unit_column, None, f"COUNT(*) - COUNT({unit})"))
-        sums = {"users": users}
-        for q in queries.values():
-            sums.update(q.sums)
+            sums["users"] = _summed_column(column)
+            checks += _sum_checks(spec, queries, table.columns)
+            details = {name: {alias: sums["users"] if condition is None else
+                              f"SUM(CASE WHEN {condition} THEN {column.number()} ELSE 0 END)"
+                              for alias, condition in queries[name].detail_users.items()}
+                       for name in details}
+            for q in queries.values():
+                sums.update({alias: _summed_column(Column(s.column, table.kind(s.column)))
+                             for alias, s in q.sums.items()})
+        else:
+            checks = [c for q in queries.values() for c in q.checks] + checks
+            if spec.unit_column:
+                unit = quote_ident(spec.unit_column)
+                checks.append(Check("unit_missing", f"({unit} IS NULL)", "(unit id) has missing values",
+                                    spec.unit_column, None, f"COUNT(*) - COUNT({unit})"))
+            for q in queries.values():
+                sums.update({alias: s.per_user for alias, s in q.sums.items()})
         sums.update({c.alias: c.detector for c in checks})
-        return cls(spec, aggregated, by_day, queries, tuple(checks), sums, day)
+        return cls(spec, aggregated, by_day, queries, tuple(checks), sums, details, day)
 
     # -- SQL --------------------------------------------------------------------------------
     def grouped_sql(self, relation: str, sums: dict[str, str], key: str | None = None,
@@ -140,12 +170,50 @@ class ScanPlan:
         return (f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {relation}{filtered} "
                 f"GROUP BY {group}) AS grouped")
 
+    def aggregated_rows(self, relation: str) -> "AggregatedRows":
+        """The one query that turns per-user rows into the aggregated rows ``--aggregated`` reads.
+
+        Rows are grouped by arm, segment columns, ``day_column`` (when the spec has one, so per-day output
+        feeds incremental check-ins) and every metric's key columns; each row gives its users and every
+        :class:`~bayes_ab.data.queries.Sum` under the column name aggregated input expects. Per-user data
+        checks are not part of it: they run where bayes-ab reads per-user rows itself.
+        """
+        if self.aggregated:
+            raise ValueError("the plan reads aggregated rows already")
+        spec = self.spec
+        groups = {spec.arm_column: "arm"}
+        groups.update({column: "segment" for column in spec.segment_columns})
+        if spec.day_column:
+            groups[spec.day_column] = "day of first exposure"
+        keys: dict[str, tuple[str, str]] = {}
+        sums: dict[str, tuple[str, str]] = {}
+        for name, q in self.queries.items():
+            for column, sql in q.keys.items():
+                _claim(keys, column, sql, name, "a value its users share")
+            for s in q.sums.values():
+                _claim(sums, s.column, s.per_user, name, "a sum over the row's users")
+        named = list(groups) + list(keys) + [spec.users_column] + list(sums)
+        repeated = next((c for c in named if named.count(c) > 1), None)
+        if repeated is not None:
+            raise DataError(f"{spec.source}: aggregated rows would need two columns named {repeated!r} "
+                            "(a value and a sum, or the users column); rename one of the columns")
+        select = [quote_ident(column) for column in groups]
+        select += [f"{sql} AS {quote_ident(column)}" for column, (sql, _) in keys.items()]
+        select.append(f"COUNT(*) AS {quote_ident(spec.users_column)}")
+        select += [f"{sql} AS {quote_ident(column)}" for column, (sql, _) in sums.items()]
+        group = ", ".join(str(i + 1) for i in range(len(groups) + len(keys)))
+        sql = f"SELECT {', '.join(select)} FROM {relation} GROUP BY {group}"
+        meaning = dict(groups)
+        meaning.update({column: f"metric {owner!r}: the value the row's users share" for column, (_, owner) in keys.items()})
+        meaning[spec.users_column] = "users in the row"
+        meaning.update({column: f"metric {owner!r}: sum over the row's users" for column, (_, owner) in sums.items()})
+        return AggregatedRows(sql, meaning)
+
     def fingerprint(self) -> str:
         """SHA-256 of every query (first 16 hex digits): stored partials are reusable only under the same one."""
         digest = hashlib.sha256(self.grouped_sql("t", self.sums).encode())
-        for name, q in self.queries.items():
-            if q.detail_key is not None:
-                digest.update(self.grouped_sql("t", q.detail_sums, key=q.detail_key).encode())
+        for name, sums in self.detail_sums.items():
+            digest.update(self.grouped_sql("t", sums, key=self.queries[name].detail_key).encode())
         return digest.hexdigest()[:16]
 
     def day_filter(self, days: Iterable[str] | None) -> str | None:
@@ -185,8 +253,8 @@ class ScanPlan:
         self._check_arms(table, cells)
         if not self.aggregated and self.spec.unit_column:
             self._check_unique_units(table, where)
-        details = {name: self._grouped(table, q.detail_sums, key=q.detail_key, where=where)
-                   for name, q in self.queries.items() if q.detail_key is not None}
+        details = {name: self._grouped(table, sums, key=self.queries[name].detail_key, where=where)
+                   for name, sums in self.detail_sums.items()}
         return Partials(cells, details)
 
     def statistics(self, partials: Partials, label: str) -> dict[str, xr.Dataset]:
@@ -287,11 +355,38 @@ def _segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
     return parts[0].str.cat(parts[1:], sep=SEGMENT_SEPARATOR) if n_columns > 1 else parts[0]
 
 
-def _metric_query(metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
-    """The metric's family's SQL pieces; aggregated input only for the families that can carry it."""
-    family = family_for(metric)
-    if aggregated and not family.aggregated_input:
-        supported = ", ".join(name for name, f in registry().items() if f.aggregated_input)
-        raise DataError(f"metric {metric.name!r}: aggregated input is supported for {supported} metrics; "
-                        f"pass {metric.family} statistics through its statistics constructor instead")
-    return family.query(metric, alias, aggregated, kinds)
+@dataclass(frozen=True)
+class AggregatedRows:
+    """The query that aggregates per-user rows (canonical dialect) and what each output column holds."""
+
+    sql: str
+    columns: dict[str, str]
+
+
+def _claim(columns: dict[str, tuple[str, str]], column: str, sql: str, metric: str, what: str) -> None:
+    """Give ``column`` of the aggregated rows to ``metric``'s ``sql``; the same column from two metrics must be
+    the same SQL (two metrics sharing a column), else the rows cannot carry both."""
+    if column in columns and columns[column][0] != sql:
+        raise DataError(f"metrics {columns[column][1]!r} and {metric!r} need different values in column {column!r} "
+                        f"of aggregated rows ({what}); give one of them its own column (e.g. a cap)")
+    columns.setdefault(column, (sql, metric))
+
+
+def _summed_column(column: Column) -> str:
+    """SUM of an aggregated-input column (as DOUBLE unless it is an integer column)."""
+    return f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
+
+
+def _sum_checks(spec: ExperimentSpec, queries: dict[str, MetricQuery], kinds: dict[str, str]) -> list[Check]:
+    """The checks of aggregated rows' sum columns: numbers, finite, and whole or non-negative where their
+    :class:`~bayes_ab.data.queries.Sum` says so; a column shared by two metrics is checked once."""
+    checks, seen = [], set()
+    for i, (name, q) in enumerate(queries.items()):
+        for j, s in enumerate(q.sums.values()):
+            if s.column in seen:
+                continue
+            seen.add(s.column)
+            column = typed_column(s.column, kinds[s.column], name, "sums")
+            checks += numeric_checks(column, name, f"m{i}s{j}", whole=s.whole, minimum=s.minimum,
+                                     what="counts" if s.whole else "sums")
+    return checks

@@ -1,7 +1,7 @@
 """The scale-out engine: Apache Spark (PySpark), local mode or a cluster.
 
 It runs the very queries the DuckDB engine runs: they are written once in DuckDB's dialect and
-translated to Spark SQL by sqlglot, so both engines share one definition of every statistic.
+translated to Spark SQL by :mod:`bayes_ab.data.dialects`, so both engines share one definition of every statistic.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
 
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, Source, Table, file_input,
+from bayes_ab.data.dialects import translate
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, DatabaseSource, Source, Table, file_input,
                                   first_line, is_spark_dataframe)
 from bayes_ab.engine_names import DEFAULT_MASTER, MASTER_VARIABLE
 from bayes_ab.errors import DataError
@@ -40,12 +40,9 @@ def column_kind(spark_type: str) -> str:
     return OTHER
 
 
-@lru_cache(maxsize=256)
 def to_spark_sql(sql: str) -> str:
     """Translate a query from DuckDB's dialect to Spark SQL."""
-    import sqlglot
-
-    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+    return translate(sql, "spark")
 
 
 class SparkEngine:
@@ -102,6 +99,8 @@ class SparkEngine:
         if is_spark_dataframe(source):
             label, frame = "Spark DataFrame", source
             session = source.sparkSession
+        elif isinstance(source, DatabaseSource):
+            raise DataError(f"{source.label}: a database table is aggregated by the SQL engine (--engine sql)")
         else:
             session = self.session()
             label, frame = self._read(session, source)

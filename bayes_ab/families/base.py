@@ -86,8 +86,6 @@ class Family(ABC):
     unit_scale: ClassVar[float] = 1.0
     baseline_fields: ClassVar[tuple[str, ...]] = ()
     """Fields of a planning baseline mapping (``mean`` first); empty: the baseline is one rate."""
-    aggregated_input: ClassVar[bool] = False
-    """Whether pre-aggregated rows (``--aggregated``) can carry this family's statistics."""
 
     # -- spec --------------------------------------------------------------------------------
 
@@ -115,9 +113,11 @@ class Family(ABC):
     # -- data --------------------------------------------------------------------------------
 
     @abstractmethod
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> "MetricQuery":
-        """The SQL checks, per-cell aggregates and statistics builder of ``metric``; ``alias`` prefixes its
-        SQL column names and ``kinds`` gives every source column's kind."""
+    def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> "MetricQuery":
+        """The SQL checks, per-cell sums, keys and statistics builder of ``metric``; ``alias`` prefixes its
+        SQL column names and ``kinds`` gives every source column's kind. One declaration serves per-user and
+        aggregated input: each :class:`~bayes_ab.data.queries.Sum` names the column that carries it in
+        aggregated rows."""
 
     def segment_weights(self, stats: xr.Dataset) -> xr.DataArray:
         """Weights of the segments in the overall estimate: their share of users (all arms together)."""

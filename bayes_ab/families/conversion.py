@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from bayes_ab.data.engine import BOOLEAN, INTEGER
-from bayes_ab.data.queries import Check, MetricQuery, cells, metric_column, numeric_checks
+from bayes_ab.data.queries import Check, MetricQuery, Sum, cells, metric_column
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users, first_cell
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import RateFamily
@@ -121,37 +121,33 @@ class Conversion(RateFamily):
     """Binary per-user outcome; the metric is the conversion rate."""
 
     name = "conversion"
-    aggregated_input = True
-
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
+        """Successes: per user a 0/1 (or boolean) value; in aggregated rows the column holds converted users."""
         column = metric_column(metric, metric.column, kinds, "conversions")
-        if aggregated:
-            checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
-            successes = f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
+        checks = [Check(f"{alias}_missing", column.missing(), "has missing values (NULL/NaN)",
+                        metric.column, metric.name, column.missing_detector())]
+        v = column.number()
+        problem = "is not binary (conversion needs 0/1 or true/false)"
+        if column.kind == INTEGER:
+            checks.append(Check(f"{alias}_nonbinary", f"({column.sql} NOT IN (0, 1))", problem, metric.column,
+                                metric.name,
+                                f"CASE WHEN MIN({column.sql}) < 0 OR MAX({column.sql}) > 1 THEN 1 ELSE 0 END"))
+            successes = f"SUM({column.sql})"
+        elif column.kind == BOOLEAN:
+            successes = f"SUM(CAST({column.sql} AS INTEGER))"
         else:
-            checks = [Check(f"{alias}_missing", column.missing(), "has missing values (NULL/NaN)",
-                            metric.column, metric.name, column.missing_detector())]
-            v = column.number()
-            problem = "is not binary (conversion needs 0/1 or true/false)"
-            if column.kind == INTEGER:
-                checks.append(Check(f"{alias}_nonbinary", f"({column.sql} NOT IN (0, 1))", problem, metric.column,
-                                    metric.name,
-                                    f"CASE WHEN MIN({column.sql}) < 0 OR MAX({column.sql}) > 1 THEN 1 ELSE 0 END"))
-                successes = f"SUM({column.sql})"
-            elif column.kind == BOOLEAN:
-                successes = f"SUM(CAST({column.sql} AS INTEGER))"
-            else:
-                checks.append(Check.counted(
-                    f"{alias}_nonbinary", f"(NOT {column.missing()} AND ({v} IS NULL OR {v} NOT IN (0, 1)))",
-                    problem, metric.column, metric.name))
-                successes = f"COUNT(*) FILTER (WHERE {v} = 1)"
+            checks.append(Check.counted(
+                f"{alias}_nonbinary", f"(NOT {column.missing()} AND ({v} IS NULL OR {v} NOT IN (0, 1)))",
+                problem, metric.column, metric.name))
+            successes = f"COUNT(*) FILTER (WHERE {v} = 1)"
 
         def build(arms, segments, table, detail):
             shape = (len(arms), len(segments))
             return conversion_stats(arms, segments, cells(table, "users", shape),
                                     cells(table, f"{alias}_successes", shape), metric.name)
 
-        return MetricQuery(checks, {f"{alias}_successes": successes}, build)
+        return MetricQuery(checks, {f"{alias}_successes": Sum(successes, metric.column, whole=True, minimum=0)},
+                           build)
 
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
         return {name: stats[name].values.astype("int64") for name in DATA_NAMES}

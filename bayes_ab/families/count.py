@@ -355,7 +355,9 @@ class Count(SumsFamily):
             raise SpecError(f"{where}: dispersion must be positive, got {spread}")
         return Baseline(mean, None if spread is None else float(spread))
 
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
+        """Users per count value (capped): aggregated rows carry the value in the metric's column and the
+        users who had it in ``users_column``."""
         column = metric_column(metric, metric.column, kinds, "counts")
         checks = numeric_checks(column, metric.name, alias, whole=True, minimum=0, what="counts")
         cap = CountParams.of(metric).cap
@@ -370,7 +372,8 @@ class Count(SumsFamily):
                                hist.to_numpy(dtype=float).reshape(len(arms), len(segments), len(values)),
                                metric.name)
 
-        return MetricQuery(checks, {}, build, detail_key=key, detail_sums={f"{alias}_users": "COUNT(*)"})
+        return MetricQuery([], {}, build, detail_key=key, detail_users={f"{alias}_users": None},
+                           keys={metric.column: key}, key_checks=checks)
 
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
         """Count values and users per arm x segment x value; each cell's mean and standard error (robust)."""

@@ -19,7 +19,8 @@ from typing import Any, Sequence, TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from bayes_ab.data.queries import MetricQuery, capped, cells, metric_column, numeric_checks
+from bayes_ab.data.queries import (MetricQuery, Sum, capped, cells, metric_column, numeric_checks, product_name,
+                                   value_name)
 from bayes_ab.data.stats import ALL_USERS, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
@@ -192,17 +193,24 @@ class Mean(SumsFamily):
             raise SpecError(f"{where}: mean must not be 0 (relative lifts are measured against it)")
         return Baseline(mean, float(spread))
 
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
+        """Sums of y and y^2 (and x, x^2, xy with a covariate); aggregated rows carry them in the columns
+        ``<y>``, ``<y>_sq``, ``<x>``, ``<x>_sq`` and ``<y>_x_<x>`` (``<y>`` is ``<column>_cap<cap>`` with a
+        cap, whose sums are of capped values)."""
+        params = MeanParams.of(metric)
         column = metric_column(metric, metric.column, kinds, "values")
-        y = capped(column, MeanParams.of(metric).cap)
+        y, y_name = capped(column, params.cap), value_name(metric.column, params.cap)
         checks = numeric_checks(column, metric.name, alias)
-        sums = {f"{alias}_sum": f"SUM({y})", f"{alias}_sumsq": f"SUM({y} * {y})"}
-        if MeanParams.of(metric).covariate:
-            covariate = metric_column(metric, MeanParams.of(metric).covariate, kinds, "covariate values")
+        sums = {f"{alias}_sum": Sum(f"SUM({y})", y_name),
+                f"{alias}_sumsq": Sum(f"SUM({y} * {y})", product_name(y_name, y_name), minimum=0)}
+        if params.covariate:
+            covariate = metric_column(metric, params.covariate, kinds, "covariate values")
             x = covariate.number()
             checks += numeric_checks(covariate, metric.name, alias + "x")
-            sums.update({f"{alias}_sum_x": f"SUM({x})", f"{alias}_sum_x2": f"SUM({x} * {x})",
-                         f"{alias}_sum_xy": f"SUM({x} * {y})"})
+            sums.update({f"{alias}_sum_x": Sum(f"SUM({x})", params.covariate),
+                         f"{alias}_sum_x2": Sum(f"SUM({x} * {x})", product_name(params.covariate, params.covariate),
+                                                minimum=0),
+                         f"{alias}_sum_xy": Sum(f"SUM({y} * {x})", product_name(y_name, params.covariate))})
 
         def build(arms, segments, table, detail):
             shape = (len(arms), len(segments))

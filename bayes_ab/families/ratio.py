@@ -42,7 +42,7 @@ from typing import Any, Sequence, TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from bayes_ab.data.queries import MetricQuery, cells, metric_column, numeric_checks
+from bayes_ab.data.queries import MetricQuery, Sum, cells, metric_column, numeric_checks, product_name
 from bayes_ab.data.stats import ALL_USERS, as_counts, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families.base import Family, ParamReader, finite
@@ -267,16 +267,22 @@ class Ratio(Family):
             raise SpecError(f"{where}: ratio and denominator must be positive, got {ratio} and {denominator}")
         return Baseline(ratio, denominator)
 
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
+        """The five sums of the delta method and the users with a zero denominator; aggregated rows carry
+        them in ``<num>``, ``<den>``, ``<num>_sq``, ``<den>_sq``, ``<num>_x_<den>`` and ``<den>_zero``."""
         p = RatioParams.of(metric)
         top = metric_column(metric, p.numerator, kinds, "numerator values")
         bottom = metric_column(metric, p.denominator, kinds, "denominator values")
         y, x = top.number(), bottom.number()
         checks = (numeric_checks(top, metric.name, alias + "n")
                   + numeric_checks(bottom, metric.name, alias + "d", minimum=0, what="denominators"))
-        sums = {f"{alias}_sum_num": f"SUM({y})", f"{alias}_sum_den": f"SUM({x})",
-                f"{alias}_sum_num2": f"SUM({y} * {y})", f"{alias}_sum_den2": f"SUM({x} * {x})",
-                f"{alias}_sum_num_den": f"SUM({y} * {x})", f"{alias}_zero_den": f"COUNT(*) FILTER (WHERE {x} = 0)"}
+        num, den = p.numerator, p.denominator
+        sums = {f"{alias}_sum_num": Sum(f"SUM({y})", num),
+                f"{alias}_sum_den": Sum(f"SUM({x})", den, minimum=0),
+                f"{alias}_sum_num2": Sum(f"SUM({y} * {y})", product_name(num, num), minimum=0),
+                f"{alias}_sum_den2": Sum(f"SUM({x} * {x})", product_name(den, den), minimum=0),
+                f"{alias}_sum_num_den": Sum(f"SUM({y} * {x})", product_name(num, den)),
+                f"{alias}_zero_den": Sum(f"COUNT(*) FILTER (WHERE {x} = 0)", f"{den}_zero", whole=True, minimum=0)}
 
         def build(arms, segments, table, detail):
             shape = (len(arms), len(segments))

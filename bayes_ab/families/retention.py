@@ -303,7 +303,10 @@ class Retention(RateFamily):
             read.fail("max_day", f"must be at least horizon ({horizon}), got {max_day}")
         return RetentionParams(observed, horizon, max_day)
 
-    def query(self, metric: Metric, alias: str, aggregated: bool, kinds: dict[str, str]) -> MetricQuery:
+    def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
+        """Users by exit day (churn, end of observation, or ``max_day``) and how many of them churned.
+        Aggregated rows carry the churn day (empty: not churned by ``max_day``) and the days observed (at
+        most ``max_day``) in the metric's two columns, with the users who share them in ``users_column``."""
         p = RetentionParams.of(metric)
         if not p.observed_column:
             raise DataError(f"metric {metric.name!r}: retention needs observed_column (days each user has "
@@ -336,11 +339,16 @@ class Retention(RateFamily):
             return retention_stats(arms, segments, at_risk, lost[:, :, 1:], metric.name,
                                    users=exits.sum(axis=2))
 
+        churned = f"{churn} IS NOT NULL AND {churn} <= {max_day}"
         return MetricQuery(
-            checks, {}, build,
+            [], {}, build,
             detail_key=f"CAST(LEAST(COALESCE({churn}, {seen}), {seen}, {max_day}) AS BIGINT)",
-            detail_sums={f"{alias}_users": "COUNT(*)",
-                         f"{alias}_lost": f"COUNT(*) FILTER (WHERE {churn} IS NOT NULL AND {churn} <= {max_day})"},
+            detail_users={f"{alias}_users": None, f"{alias}_lost": churned},
+            # a user's churn day past max_day and days observed past it change nothing: dropped, so that
+            # aggregated rows stay few
+            keys={metric.column: f"CASE WHEN {churned} THEN {churn} END",
+                  p.observed_column: f"LEAST({seen}, {max_day})"},
+            key_checks=checks,
         )
 
     # the module's functions of (statistics, metric) serve as the family's methods
