@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,8 @@ from bayes_ab.families import family_for
 from bayes_ab.files import remove_stale_temporaries, sha256_of, write_atomically
 from bayes_ab.models import Fit, ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
+from bayes_ab.novelty.effects import analyze_novelty, long_run_fit
+from bayes_ab.novelty.panel import panel_metrics, panel_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 
@@ -85,6 +87,12 @@ class Analysis:
             "metrics": {n: {"family": e.metric.family, "role": str(e.metric.role)} for n, e in self.effects.items()},
             "sentences": self.sentences(),
             "warnings": {n: list(e.warnings) for n, e in self.effects.items() if e.warnings},
+            "novelty": {n: {a.arm: {"long_run": a.long_run, "long_run_low": a.long_run_low,
+                                    "long_run_high": a.long_run_high, "p_novelty": a.p_novelty,
+                                    "p_primacy": a.p_primacy, "used": a.used,
+                                    "weeks": [[w.week, w.rel_lift, w.rel_low, w.rel_high] for w in a.weeks]}
+                            for a in e.novelty.arms}
+                        for n, e in self.effects.items() if e.novelty is not None},
             "diagnostics": {n: f.diagnostics.to_dict() for n, f in self.fits.items()},
         }
         if recommendation is not None:
@@ -153,7 +161,7 @@ def analyze(
         Compiled models, re-used across analyses of the same structure.
     """
     stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
-    return analyze_stats(spec, stats, sampler=sampler, cache=cache)
+    return analyze_stats(spec, stats, sampler=sampler, cache=cache, panels=panel_statistics(spec, source, engine))
 
 
 def analyze_stats(
@@ -162,9 +170,14 @@ def analyze_stats(
     *,
     sampler: SamplerSettings | None = None,
     cache: ModelCache = DEFAULT_CACHE,
+    panels: dict[str, xr.Dataset] | None = None,
 ) -> Analysis:
     """Fit every metric of ``spec`` from sufficient statistics already built (one Dataset per metric,
     e.g. from :mod:`bayes_ab.data.stats` constructors or stored aggregates) and compute its effects.
+
+    ``panels``: the statistics by week since exposure of metrics with ``novelty``
+    (:func:`~bayes_ab.novelty.panel.panel_statistics`); such a metric's effects then carry the novelty
+    analysis, and read the long-run lift when it is used.
     """
     missing = [m.name for m in spec.metrics if m.name not in stats]
     if missing:
@@ -176,5 +189,19 @@ def analyze_stats(
                             f"value {value:g}: there is nothing to compare; check the column or remove the metric")
     settings = sampler or spec.sampler
     fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
+    novelty = {}
+    for metric in panel_metrics(spec):
+        if metric.name not in (panels or {}):
+            raise SpecError(f"{spec.source}: metric {metric.name!r} has novelty but no statistics by week since "
+                            "exposure were given")
+        whole = fits[metric.name]
+        novelty[metric.name], posteriors = analyze_novelty(
+            panels[metric.name], metric, spec.interval, whole.sampler.chains * whole.sampler.draws, settings.seed)
+        fits[metric.name] = long_run_fit(whole, posteriors, novelty[metric.name])
     effects = {name: compute_effects(f, spec.interval) for name, f in fits.items()}
+    for name, found in novelty.items():
+        note = effects[name].model_note + f" [{found.note}]"
+        if any(a.used for a in found.arms):
+            note += " [the lift shown is the long-run lift]"
+        effects[name] = replace(effects[name], novelty=found, model_note=note)
     return Analysis(spec, {m.name: stats[m.name] for m in spec.metrics}, fits, effects)

@@ -131,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     ahead.add_argument("--power", type=float, default=0.8, help="power of the fixed-horizon reference")
     ahead.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ahead.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    ahead.add_argument("--novelty", metavar="METRIC", help="instead: how many weeks tell a fading lift (--early -> "
+                                                           "--long-run) from a lasting one, for this metric")
+    ahead.add_argument("--early", type=float, help="with --novelty: the first week's relative lift (0.08 = 8%%)")
+    ahead.add_argument("--long-run", type=float, help="with --novelty: the lift it settles at")
+    ahead.add_argument("--half-life", type=float, default=1.0, help="with --novelty: weeks to halve the gap (default 1)")
+    ahead.add_argument("--exposure-days", type=int, default=14, help="with --novelty: days users enter (default 14)")
+    ahead.add_argument("--max-weeks", type=int, default=8, help="with --novelty: longest test read (default 8)")
     ahead.set_defaults(run=_plan)
 
     sim = commands.add_parser("simulate", help="simulate the stopping rule's error rates under the spec's plan")
@@ -287,9 +294,41 @@ def _plan(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     baseline = _parse_baseline_arguments(spec, args.baseline)
+    if args.novelty:
+        return _plan_novelty(args, spec, baseline)
+    if args.early is not None or args.long_run is not None:
+        raise SpecError("--early and --long-run need --novelty METRIC")
     plan = plan_settings(spec, daily_users=args.daily_traffic, baseline=baseline, effect=args.effect, days=args.days,
                          look_every=args.look_every, experiments=args.experiments)
     print(plan_experiment(spec, plan, seed=args.seed, workers=args.workers, alpha=args.alpha, power=args.power).text())
+    return 0
+
+
+def _plan_novelty(args: argparse.Namespace, spec, baseline: dict) -> int:
+    from bayes_ab.novelty.planning import plan_novelty
+    from bayes_ab.spec import parse_baseline
+
+    metric = spec.metric(args.novelty)
+    if metric.family not in ("conversion", "count"):
+        raise SpecError(f"--novelty {metric.name}: planning simulates conversion and count metrics, not {metric.family}")
+    if args.early is None or args.long_run is None:
+        raise SpecError("--novelty needs --early and --long-run (relative lifts, e.g. 0.08 and 0.015)")
+    raw = baseline.get(metric.name, spec.plan.baseline.get(metric.name) if spec.plan else None)
+    if raw is None:
+        raise SpecError(f"--novelty {metric.name}: give --baseline {metric.name}=VALUE (the control's weekly rate, or "
+                        "weekly mean count and dispersion)")
+    base = raw if not isinstance(raw, (int, float, dict)) else parse_baseline(raw, metric, f"baseline {metric.name!r}")
+    daily = args.daily_traffic or (spec.plan.daily_users if spec.plan else None)
+    if not daily:
+        raise SpecError("--novelty needs --daily-traffic (or the spec's plan.daily_users)")
+    for name in ("half_life", "exposure_days", "max_weeks"):
+        if getattr(args, name) <= 0:
+            raise SpecError(f"--{name.replace('_', '-')} must be positive")
+    plan = plan_novelty(metric, daily_users=daily, weekly_mean=base.value, dispersion=base.spread or 0.5,
+                        early=args.early, long_run=args.long_run, half_life_weeks=args.half_life,
+                        exposure_days=args.exposure_days, max_weeks=max(args.max_weeks, 2),
+                        experiments=args.experiments or 200, seed=args.seed)
+    print(plan.text())
     return 0
 
 

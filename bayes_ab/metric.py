@@ -45,6 +45,15 @@ class Role(StrEnum):
     SECONDARY = "secondary"
 
 
+class Novelty(StrEnum):
+    """Whether the effect is also modelled by weeks since exposure (a daily panel is needed), and when the
+    long-run effect replaces the whole-test effect in the numbers and the decision."""
+
+    OFF = "off"
+    ALWAYS = "always"       # spec ``novelty: true``: the long-run effect is the metric's effect
+    AUTO = "auto"           # the long-run effect only when novelty or primacy is likely
+
+
 @dataclass(frozen=True)
 class LearnedEffectPrior:
     """A distribution of true *relative* effects learned from past experiments (``bayes-ab priors learn``):
@@ -106,6 +115,7 @@ class Metric:
     prior: EffectPrior = field(default_factory=EffectPrior)
     margin: float = GUARDRAIL_MARGIN
     params: FamilyParams | None = None
+    novelty: Novelty = Novelty.OFF
 
     @property
     def columns(self) -> dict[str, str]:

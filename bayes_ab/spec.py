@@ -17,6 +17,7 @@ import yaml
 from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
 from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, Baseline, Direction, EffectPrior, Metric,
+                             Novelty,
                              Role)
 from bayes_ab.sampling import Backend, SamplerSettings
 
@@ -125,6 +126,7 @@ class ExperimentSpec:
     users_column: str = "users"
     day_column: str | None = None
     query: str | None = None        # a SELECT of the per-user rows, run by the SQL engine in the database
+    activity_column: str | None = None   # rows are a daily panel: the day of each row (one per user and active day)
     interval: float = 0.9
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
@@ -244,6 +246,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
+             "activity_column",
              "metrics", "interval", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
@@ -258,6 +261,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         r.fail("segments", "lists a column twice")
     ramp = _parse_ramp(r.child("ramp", required=False))
     _check_ramp_split(r, ramp, arms)
+    activity = r.string("activity_column", None)
+    _check_panel(r, metrics, activity, r.string("day_column", None), r.string("unit_column", None))
     interval = r.number("interval", 0.9)
     if not 0.5 <= interval < 1:
         r.fail("interval", f"must be in [0.5, 1), got {interval}")
@@ -271,6 +276,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         users_column=r.string("users_column", "users"),
         day_column=r.string("day_column", None),
         query=r.string("query", None),
+        activity_column=activity,
         interval=interval,
         sampler=_parse_sampler(r.child("sampler", required=False)),
         ramp=ramp,
@@ -313,7 +319,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
     items = r.items()
     if not items:
         r.fail("", "at least one metric is required")
-    common = {"name", "family", "column", "direction", "role", "rope", "prior", "margin"}
+    common = {"name", "family", "column", "direction", "role", "rope", "prior", "margin", "novelty"}
     family_keys = {key: name for name, f in families.items() for key in f.params_type.keys()}
     metrics = []
     for item in items:
@@ -347,6 +353,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         column = None
         if family.uses_column:
             column = item.string("column", None) or item.fail("column", "is required")
+        novelty = _parse_novelty(item, family)
         metrics.append(Metric(
             name=item.name("name"),
             family=family_name,
@@ -357,12 +364,44 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             margin=margin,
             prior=prior,
             params=params,
+            novelty=novelty,
         ))
     names = [m.name for m in metrics]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         r.fail("", f"metric names must be unique, repeated: {', '.join(dupes)}")
     return tuple(metrics)
+
+
+def _parse_novelty(item: "_Reader", family) -> Novelty:
+    """``novelty: true`` (the long-run effect is the metric's effect), ``auto`` (only when novelty or primacy
+    is likely) or ``false``; only for families read from one column of a daily panel."""
+    raw = item.get("novelty", False)
+    if raw is False or raw is None:
+        return Novelty.OFF
+    if raw is not True and raw != "auto":
+        item.fail("novelty", f"must be true, false or auto, got {raw!r}")
+    if not family.uses_column or family.panel_total is None:
+        item.fail("novelty", f"is not available for {family.name} metrics (conversion, count and mean metrics have it)")
+    return Novelty.ALWAYS if raw is True else Novelty.AUTO
+
+
+def _check_panel(r: "_Reader", metrics: tuple[Metric, ...], activity: str | None, day: str | None,
+                 unit: str | None) -> None:
+    """A daily panel needs the activity day, the exposure day and unit ids; novelty needs a panel."""
+    wanting = [m.name for m in metrics if m.novelty != Novelty.OFF]
+    if wanting and not activity:
+        r.fail("activity_column", f"is required by novelty (metric {wanting[0]!r}): the day of each row of a daily "
+                                  "panel, one row per user and active day")
+    if activity:
+        for key, value in (("day_column", day), ("unit_column", unit)):
+            if not value:
+                r.fail(key, "is required with activity_column (a daily panel): "
+                            + ("the user's exposure day" if key == "day_column" else "the user's id"))
+        families = registry()
+        for m in metrics:
+            if families[m.family].panel_total is None:
+                r.fail("activity_column", f"a daily panel cannot carry {m.family} metric {m.name!r}")
 
 
 def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:

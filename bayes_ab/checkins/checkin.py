@@ -22,6 +22,7 @@ from bayes_ab.checkins.look import TIME_FORMAT, look_payload, look_time
 from bayes_ab.data import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.data.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
+from bayes_ab.novelty.panel import panel_statistics
 from bayes_ab.decision import Recommendation, recommend
 from bayes_ab.files import is_stale_temporary, remove_stale_temporaries, temporary_path, temporary_target
 from bayes_ab.models import ModelCache
@@ -83,13 +84,14 @@ def checkin(
     moment = look_time(as_of)
     ledger.check_can_append(moment)
     incremental = None
-    if spec.day_column:
+    if spec.day_column and not spec.activity_column:     # a panel's per-user totals change every day: full scan
         incremental = aggregate_incrementally(spec, source, aggregates_for(spec.name, models_dir),
                                               aggregated=aggregated, engine=engine, rescan=rescan)
         stats = incremental.stats
     else:
         stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
-    analysis = analyze_stats(spec, stats, sampler=sampler, cache=cache)
+    analysis = analyze_stats(spec, stats, sampler=sampler, cache=cache,
+                             panels=panel_statistics(spec, source, engine))
     return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger,
                        aggregation=incremental)
 

@@ -14,6 +14,7 @@ import xarray as xr
 
 from bayes_ab.data.engine import Engine, Source, resolve_engine
 from bayes_ab.data.scan import MISSING_SEGMENT, SEGMENT_SEPARATOR, ScanPlan
+from bayes_ab.errors import DataError
 from bayes_ab.spec import ExperimentSpec
 
 __all__ = ["aggregate", "MISSING_SEGMENT", "SEGMENT_SEPARATOR"]
@@ -50,6 +51,12 @@ def aggregate(
     """
     table = resolve_engine(engine, source).open(source)
     try:
+        if spec.activity_column:        # a daily panel: its per-user totals are the rows
+            if aggregated:
+                raise DataError(f"{spec.source}: a daily panel (activity_column) is per-user-day rows, not aggregates")
+            from bayes_ab.novelty.panel import per_user_table
+
+            table = per_user_table(spec, table)
         plan = ScanPlan.for_table(spec, table, aggregated=aggregated)
         return plan.statistics(plan.scan(table), table.label)
     finally:

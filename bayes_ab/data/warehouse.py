@@ -61,6 +61,9 @@ def warehouse_query(spec: ExperimentSpec, table: str, dialect: str,
     """
     if dialect not in DIALECTS:
         raise DataError(f"unknown SQL dialect {dialect!r} (choose from {', '.join(DIALECTS)})")
+    if spec.activity_column:
+        raise DataError(f"{spec.source}: a daily panel (activity_column) is analysed from its rows (--engine sql "
+                        "runs its queries in the database); the printed SQL is for per-user rows")
     try:
         relation = quoted_name(table, dialect)
     except ValueError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.models.result import Fit
 from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
+
+if TYPE_CHECKING:
+    from bayes_ab.novelty.effects import NoveltyEffects
 
 OVERALL = "overall"
 
@@ -80,6 +84,8 @@ class MetricEffects:
     model_note: str
     warnings: tuple[str, ...] = ()
     """Facts about the data that change what the numbers mean (:meth:`Family.warnings`)."""
+    novelty: "NoveltyEffects | None" = None
+    """The effect by week since exposure and the long-run effect (metrics with ``novelty``)."""
 
     def overall(self, arm: str) -> ArmEffect:
         """The overall (traffic-weighted) effect of ``arm``."""

@@ -7,6 +7,23 @@ from bayes_ab.effects.compute import MetricEffects
 from bayes_ab.families import family_for
 
 
+def novelty_sentence(found, interval: float) -> str:
+    """E.g. "The lift was +7.9% in the first week and is settling at +1.2% (90% interval -0.4% to +3.0%); 98%
+    probability the early lift overstates the long-run effect; the numbers above are the long-run lift."
+    """
+    first = found.weeks[0]
+    text = (f"The lift was {fmt.relative(first.rel_lift)} in the first week and is settling at "
+            f"{fmt.relative(found.long_run)} ({interval:.0%} interval {fmt.relative(found.long_run_low)} to "
+            f"{fmt.relative(found.long_run_high)}); ")
+    if found.p_novelty >= found.p_primacy:
+        text += f"{fmt.probability(found.p_novelty)} probability the early lift overstates the long-run effect"
+    else:
+        text += f"{fmt.probability(found.p_primacy)} probability the early lift understates the long-run effect"
+    if found.used:
+        return text + "; the numbers above are the long-run lift."
+    return text + "; the numbers above are the whole test's lift (novelty: auto, neither novelty nor primacy is likely)."
+
+
 def sentence(effects: MetricEffects, arm: str) -> str:
     """E.g. "There is a 96% probability that push increases trade conversion; most likely +4.1%
     (90% interval +0.6% to +7.7%); expected loss if shipped: 0.02 percentage points."
@@ -21,6 +38,9 @@ def sentence(effects: MetricEffects, arm: str) -> str:
         f"({effects.interval:.0%} interval {fmt.relative(row.rel_low)} to {fmt.relative(row.rel_high)}); "
         f"expected loss if shipped: {loss}."
     )
+    found = effects.novelty.arm(arm) if effects.novelty is not None else None
+    if found is not None and found.weeks:
+        text += " " + novelty_sentence(found, effects.interval)
     for warning in effects.warnings:
         text += f" Caution: {warning}."
     if not effects.diagnostics.passed:

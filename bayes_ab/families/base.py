@@ -84,6 +84,9 @@ class Family(ABC):
     """False when the family reads its columns from its parameters (ratio: numerator, denominator)."""
     unit: ClassVar[str] = "per user"
     unit_scale: ClassVar[float] = 1.0
+    panel_total: ClassVar[str | None] = "SUM"
+    """How a user's daily values in a panel make their value over a period (SQL aggregate); None: the family
+    cannot be read from a daily panel."""
     baseline_fields: ClassVar[tuple[str, ...]] = ()
     """Fields of a planning baseline mapping (``mean`` first); empty: the baseline is one rate."""
 

@@ -121,6 +121,7 @@ class Conversion(RateFamily):
     """Binary per-user outcome; the metric is the conversion rate."""
 
     name = "conversion"
+    panel_total = "MAX"         # converted in the period: on any of its days
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """Successes: per user a 0/1 (or boolean) value; in aggregated rows the column holds converted users."""
         column = metric_column(metric, metric.column, kinds, "conversions")

@@ -279,6 +279,7 @@ class Retention(RateFamily):
     """Is the user still active N days after exposure? Churn day per user, censored by days observed."""
 
     name = "retention"
+    panel_total = None          # a churn day is a user's property, not a sum of days
     params_type = RetentionParams
 
     def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:

@@ -279,3 +279,39 @@ def learned_prior(past: np.ndarray, curves: dict, chosen: str) -> str:
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
     return _png(fig)
+
+
+def lift_by_week(arms: Sequence, interval: float, title: str) -> str:
+    """The relative lift by week since exposure per treatment arm: the model's band, the pooled observed lift
+    (markers), every cohort's observed curve (thin grey lines) and the long-run lift (band at the right)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
+    for k, found in enumerate(arms):
+        colour = OKABE_ITO[k % 8]
+        weeks = np.array([w.week for w in found.weeks], dtype=float)
+        cohorts: dict[str, list[tuple[int, float]]] = {}
+        for start, week, lift in found.cohort_lifts:
+            cohorts.setdefault(start, []).append((week, lift))
+        for points in cohorts.values():
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], color=GREY, linewidth=0.7, alpha=0.7)
+        ax.fill_between(weeks, [w.rel_low for w in found.weeks], [w.rel_high for w in found.weeks], color=colour,
+                        alpha=0.2, linewidth=0)
+        ax.plot(weeks, [w.rel_lift for w in found.weeks], color=colour, linestyle=LINES[k % 4],
+                label=f"{found.arm}: model ({interval:.0%} band)")
+        ax.plot(weeks, [w.observed for w in found.weeks], color=colour, marker=MARKERS[k % 6], linestyle="none",
+                markersize=4, label=f"{found.arm}: observed, cohorts pooled")
+        right = weeks.max() + 1.0
+        ax.errorbar([right], [found.long_run], yerr=[[found.long_run - found.long_run_low],
+                                                     [found.long_run_high - found.long_run]],
+                    color=colour, marker=MARKERS[k % 6], capsize=4, label=f"{found.arm}: long run")
+    ax.axhline(0.0, color="#555555", linewidth=0.8)
+    ticks = list(range(int(max(w.week for a in arms for w in a.weeks)) + 1))
+    ax.set_xticks(ticks + [ticks[-1] + 1])
+    ax.set_xticklabels([str(t + 1) for t in ticks] + ["long run"])
+    ax.set_xlabel("week since exposure (grey: one line per weekly exposure cohort)")
+    ax.set_ylabel("relative lift")
+    _percent(ax, "y")
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(frameon=False, fontsize=8)
+    return _png(fig)

@@ -59,6 +59,9 @@ class MetricSection:
     prior_plot: str | None
     prior_note: str
     sensitivity: tuple[dict, ...]
+    novelty_plot: str | None = None
+    novelty: tuple = ()             # ArmNovelty per treatment arm
+    novelty_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,8 +262,18 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
         sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit,
         unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
         family_plot=family_plot, family_note=family_note, prior_plot=prior_plot, prior_note=prior_note,
-        sensitivity=sensitivity,
+        sensitivity=sensitivity, **_novelty(effects),
     )
+
+
+def _novelty(effects) -> dict:
+    """The section's figure, rows and note for a metric analysed by week since exposure."""
+    found = effects.novelty
+    if found is None or not found.arms:
+        return {}
+    plot = figures.lift_by_week(found.arms, found.interval,
+                                f"{found.metric}: relative lift by week since exposure ({found.interval:.0%} intervals)")
+    return {"novelty_plot": plot, "novelty": found.arms, "novelty_note": found.note}
 
 
 def _segment_lift(model: Fit, arm: str, segment: str) -> np.ndarray:

@@ -1,0 +1,195 @@
+"""A daily panel (one row per user and active day) as sufficient statistics, on any engine.
+
+Two uses of the same rows:
+
+- **Per-user totals** for every metric (a conversion is the user's MAX over days, a count or a mean its
+  SUM), as a relation the ordinary aggregation (:class:`~bayes_ab.data.scan.ScanPlan`) reads as if it were
+  one row per user, with all its checks. A NULL on any day makes the user's total NULL and a negative day
+  makes it negative, so the missing-value and sign checks still see them.
+- **By week since exposure**, for metrics with ``novelty``: per arm and exposure day, the users, each
+  week's sum of the users' weekly values, and the sums of products of two weeks' values per user (the
+  covariance of a cohort's weekly means: the same users are in every week). Users absent on a day count
+  as 0 that day; every user needs at least one row (their exposure day).
+
+Exposure days are grouped into weekly cohorts; a cohort's week k is used only once every user of the
+cohort has been observable for the whole week (the latest exposure day + 7(k + 1) - 1 <= the last day in
+the data).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_ab.data.engine import DATE, INTEGER, STRING, Table
+from bayes_ab.data.queries import Column
+from bayes_ab.data.sql import quote_ident
+from bayes_ab.errors import DataError, SpecError
+from bayes_ab.families import family_for
+from bayes_ab.metric import Novelty
+from bayes_ab.spec import ExperimentSpec, Metric
+
+MAX_WEEKS = 12
+DAYS_PER_WEEK = 7
+
+
+def panel_metrics(spec: ExperimentSpec) -> list[Metric]:
+    """The metrics analysed by week since exposure."""
+    return [m for m in spec.metrics if m.novelty != Novelty.OFF]
+
+
+def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
+    """``table`` (a daily panel) as one row per user: unit, arm, segments, exposure day and each metric
+    column's total over the user's days."""
+    table.require_columns({spec.unit_column: "unit id", spec.activity_column: "activity day",
+                           spec.day_column: "exposure day", spec.arm_column: "arm",
+                           **{c: "segment" for c in spec.segment_columns},
+                           **{c: why for m in spec.metrics for c, why in m.columns.items()}})
+    keys = [spec.unit_column, spec.arm_column, *spec.segment_columns, spec.day_column]
+    totals: dict[str, str] = {}
+    for metric in spec.metrics:
+        family = family_for(metric)
+        if family.panel_total is None:
+            raise SpecError(f"{spec.source}: metric {metric.name!r}: a {metric.family} metric cannot be read from a "
+                            "daily panel (activity_column)")
+        for column in metric.columns:
+            sql = _user_total(Column(column, table.kind(column)), family.panel_total)
+            if totals.setdefault(column, sql) != sql:
+                raise SpecError(f"{spec.source}: column {column!r} is totalled two ways by two metrics "
+                                "(a conversion takes the maximum over days, a count the sum)")
+    select = [quote_ident(k) for k in keys] + [f"{sql} AS {quote_ident(c)}" for c, sql in totals.items()]
+    group = ", ".join(str(i + 1) for i in range(len(keys)))
+    relation = f"(SELECT {', '.join(select)} FROM {table.relation} GROUP BY {group}) AS per_user_totals"
+    columns = {k: table.kind(k) for k in keys} | {c: table.kind(c) for c in totals}
+    return Table(table.engine, f"{table.label} (per-user totals of the daily panel)", relation, columns,
+                 table.run, table.close)
+
+
+def _user_total(column: Column, total: str) -> str:
+    """The user's total, NULL when a day is missing, the lowest day when one is negative."""
+    v = column.number()
+    return (f"CASE WHEN COUNT({column.sql}) < COUNT(*) THEN NULL WHEN MIN({v}) < 0 THEN MIN({v}) "
+            f"ELSE {total}({v}) END")
+
+
+def _day_number(column: Column) -> Callable[[str], str]:
+    """SQL of days between two values of a day column (DATE, integer day number, or text of a date)."""
+    if column.kind == INTEGER:
+        return lambda first: f"(CAST({column.sql} AS BIGINT) - CAST({first} AS BIGINT))"
+    if column.kind in (DATE, STRING):
+        cast = column.sql if column.kind == DATE else f"CAST({column.sql} AS DATE)"
+        return lambda first: f"DATE_DIFF('day', {first}, {cast})"
+    raise DataError(f"column {column.name!r} holds {column.kind} values; a day column must be a DATE, an integer "
+                    "day number or a date as text")
+
+
+def _as_date(column: Column) -> str:
+    return column.sql if column.kind != STRING else f"CAST({column.sql} AS DATE)"
+
+
+def panel_statistics(spec: ExperimentSpec, source, engine=None) -> dict[str, xr.Dataset]:
+    """:func:`novelty_statistics` of ``source`` opened by ``engine`` (as for
+    :func:`~bayes_ab.data.aggregate`); empty without novelty metrics."""
+    if not panel_metrics(spec):
+        return {}
+    from bayes_ab.data.engine import resolve_engine
+
+    table = resolve_engine(engine, source).open(source)
+    try:
+        return novelty_statistics(spec, table)
+    finally:
+        table.close()
+
+
+def novelty_statistics(spec: ExperimentSpec, table: Table) -> dict[str, xr.Dataset]:
+    """Per novelty metric: users per arm x weekly cohort, weekly sums and cross sums, and which cohort-weeks
+    are complete; see the module docstring."""
+    metrics = panel_metrics(spec)
+    if not metrics:
+        return {}
+    exposure = Column(spec.day_column, table.kind(spec.day_column))
+    activity = Column(spec.activity_column, table.kind(spec.activity_column))
+    if exposure.kind != activity.kind:
+        raise DataError(f"{table.label}: columns {spec.day_column!r} (exposure day) and {spec.activity_column!r} "
+                        f"(activity day) must be of one kind, got {exposure.kind} and {activity.kind}")
+    since = _day_number(activity)(_as_date(exposure) if exposure.kind != INTEGER else exposure.sql)
+    first_day = table.run(
+        f"SELECT CAST(MIN({_as_date(exposure)}) AS VARCHAR) AS first, CAST(MAX({_as_date(activity)}) AS VARCHAR) AS last, "
+        f"COUNT(*) FILTER (WHERE {since} < 0) AS early, COUNT(*) - COUNT({activity.sql}) AS missing, "
+        f"MAX({since}) AS span FROM {table.relation}").iloc[0]
+    if int(first_day["missing"]):
+        raise DataError(f"{table.label}: column {spec.activity_column!r} (activity day) has {int(first_day['missing'])} "
+                        "missing values")
+    if int(first_day["early"]):
+        raise DataError(f"{table.label}: {int(first_day['early'])} row(s) have an activity day "
+                        f"({spec.activity_column!r}) before the user's exposure day ({spec.day_column!r})")
+    weeks = int(min(MAX_WEEKS, int(first_day["span"]) // DAYS_PER_WEEK + 1))
+    parse = int if exposure.kind == INTEGER else (lambda text: date.fromisoformat(str(text)[:10]).toordinal())
+    last = parse(first_day["last"])
+    start = parse(first_day["first"])
+    week = f"CAST(FLOOR({since} / {DAYS_PER_WEEK}) AS BIGINT)"
+    out = {}
+    for metric in metrics:
+        total = family_for(metric).panel_total
+        value = Column(metric.column, table.kind(metric.column)).number()
+        per_week = [f"COALESCE({total}(CASE WHEN week = {k} THEN v END), 0) AS a{k}" for k in range(weeks)]
+        sums = [f"SUM(a{k}) AS s{k}" for k in range(weeks)]
+        cross = [f"SUM(a{j} * a{k}) AS p{j}_{k}" for j in range(weeks) for k in range(j, weeks)]
+        sql = (f"SELECT CAST(arm AS VARCHAR) AS arm, CAST(exposure AS VARCHAR) AS exposure, COUNT(*) AS users, "
+               f"{', '.join(sums + cross)} FROM (SELECT unit, arm, exposure, {', '.join(per_week)} FROM "
+               f"(SELECT {quote_ident(spec.unit_column)} AS unit, {quote_ident(spec.arm_column)} AS arm, "
+               f"{_as_date(exposure)} AS exposure, {week} AS week, {value} AS v FROM {table.relation}) AS days "
+               f"GROUP BY unit, arm, exposure) AS users GROUP BY 1, 2")
+        out[metric.name] = _weekly_dataset(metric, spec, table.run(sql), weeks, start, last, parse)
+    return out
+
+
+def _weekly_dataset(metric: Metric, spec: ExperimentSpec, rows: pd.DataFrame, weeks: int, start: int, last: int,
+                    parse) -> xr.Dataset:
+    arms = list(spec.arm_names)
+    unknown = sorted(set(rows["arm"]) - set(arms))
+    if unknown:
+        raise DataError(f"column {spec.arm_column!r} has arm {unknown[0]!r} that the spec does not declare")
+    day = rows["exposure"].map(parse).to_numpy()
+    rows = rows.assign(cohort=(day - start) // DAYS_PER_WEEK, day=day)
+    cohorts = np.arange(int(rows["cohort"].max()) + 1)
+    users = np.zeros((len(arms), len(cohorts)))
+    sums = np.zeros((len(arms), len(cohorts), weeks))
+    cross = np.zeros((len(arms), len(cohorts), weeks, weeks))
+    latest = np.full(len(cohorts), -np.inf)
+    for row in rows.itertuples(index=False):
+        a, c = arms.index(row.arm), int(row.cohort)
+        users[a, c] += row.users
+        latest[c] = max(latest[c], row.day)
+        for j in range(weeks):
+            sums[a, c, j] += getattr(row, f"s{j}")
+            for k in range(j, weeks):
+                cross[a, c, j, k] += getattr(row, f"p{j}_{k}")
+                cross[a, c, k, j] = cross[a, c, j, k]
+    complete = latest[:, None] + DAYS_PER_WEEK * (np.arange(weeks)[None, :] + 1) - 1 <= last
+    complete &= (users > 1).all(axis=0)[:, None]
+    return xr.Dataset(
+        {"users": (("arm", "cohort"), users), "sum": (("arm", "cohort", "week"), sums),
+         "cross": (("arm", "cohort", "week", "week2"), cross), "complete": (("cohort", "week"), complete)},
+        coords={"arm": arms, "cohort": cohorts, "week": np.arange(weeks), "week2": np.arange(weeks),
+                "cohort_start": ("cohort", [date.fromordinal(int(start + DAYS_PER_WEEK * c)).isoformat()
+                                            if parse is not int else str(start + DAYS_PER_WEEK * c) for c in cohorts])},
+        attrs={"metric": metric.name, "family": metric.family, "last_day": int(last)})
+
+
+def weekly_means(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Each arm x cohort x week mean per user and the covariance of a cohort's weekly means (arm, cohort,
+    week, week2), from the sums: cov(mean_j, mean_k) = (cross_jk - n mean_j mean_k) / (n (n - 1))."""
+    n = stats["users"].values[:, :, None]
+    mean = np.divide(stats["sum"].values, n, out=np.zeros_like(stats["sum"].values), where=n > 0)
+    n4 = n[:, :, :, None]
+    outer = mean[:, :, :, None] * mean[:, :, None, :]
+    cov = np.divide(stats["cross"].values - n4 * outer, n4 * (n4 - 1), out=np.zeros_like(outer), where=n4 > 1)
+    return mean, cov
+
+
+__all__ = ["panel_metrics", "per_user_table", "panel_statistics", "novelty_statistics", "weekly_means", "MAX_WEEKS"]

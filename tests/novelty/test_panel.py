@@ -1,0 +1,132 @@
+"""A daily panel's statistics against pandas on the same rows, and the checks of panel input."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_ab.data import aggregate
+from bayes_ab.errors import DataError, SpecError
+from bayes_ab.novelty.panel import panel_statistics, weekly_means
+
+from conftest import make_spec
+
+METRICS = [{"name": "trades", "family": "count", "column": "trades", "novelty": True},
+           {"name": "traded", "family": "conversion", "column": "traded", "novelty": "auto"}]
+START = date(2026, 3, 2)
+
+
+def spec(metrics=METRICS, **extra):
+    return make_spec(metrics, unit_column="user_id", day_column="exposure_day", activity_column="day", **extra)
+
+
+def rows(n_users=600, seed=0, last_day=30):
+    rng = np.random.default_rng(seed)
+    out = []
+    for user in range(n_users):
+        exposed = int(rng.integers(0, 15))
+        arm = "control" if rng.random() < 0.5 else "treatment"
+        for d in range(exposed, last_day + 1):
+            trades = int(rng.poisson(0.4))
+            if trades or d == exposed:
+                out.append((user, arm, START + timedelta(days=exposed), START + timedelta(days=d), trades, int(trades > 0)))
+    return pd.DataFrame(out, columns=["user_id", "arm", "exposure_day", "day", "trades", "traded"])
+
+
+def expected_weekly(frame: pd.DataFrame, column: str, how: str):
+    """Per arm x weekly cohort: users, weekly sums and cross sums, from pandas (every user, absent weeks 0)."""
+    frame = frame.assign(week=[(d - e).days // 7 for d, e in zip(frame["day"], frame["exposure_day"])])
+    weeks = int(frame["week"].max()) + 1
+    per_user = frame.pivot_table(index=["user_id", "arm", "exposure_day"], columns="week", values=column,
+                                 aggfunc=how, fill_value=0).reindex(columns=range(weeks), fill_value=0).reset_index()
+    first = frame["exposure_day"].min()
+    per_user["cohort"] = [(e - first).days // 7 for e in per_user["exposure_day"]]
+    return per_user, weeks
+
+
+def test_weekly_sums_and_cross_sums_equal_pandas():
+    frame = rows()
+    stats = panel_statistics(spec(), frame)
+    for name, how in (("trades", "sum"), ("traded", "max")):
+        got = stats[name]
+        per_user, weeks = expected_weekly(frame, name, how)
+        assert got.sizes["week"] == weeks
+        for (arm, cohort), users in per_user.groupby(["arm", "cohort"]):
+            a = list(got["arm"].values).index(arm)
+            values = users[list(range(weeks))].to_numpy(dtype=float)
+            assert got["users"].values[a, cohort] == len(users)
+            np.testing.assert_allclose(got["sum"].values[a, cohort], values.sum(axis=0))
+            np.testing.assert_allclose(got["cross"].values[a, cohort], values.T @ values)
+
+
+def test_a_cohort_week_is_complete_only_when_its_last_exposed_user_has_lived_it():
+    frame = rows(last_day=30)
+    got = panel_statistics(spec(), frame)["trades"]
+    latest = frame.groupby(frame["exposure_day"].map(lambda e: (e - START).days // 7))["exposure_day"].max()
+    last = (frame["day"].max() - START).days
+    for cohort, day in latest.items():
+        offset = (day - START).days
+        for week in range(got.sizes["week"]):
+            assert got["complete"].values[cohort, week] == (offset + 7 * (week + 1) - 1 <= last)
+
+
+def test_weekly_means_and_their_covariance_are_the_sample_moments():
+    frame = rows(seed=1)
+    got = panel_statistics(spec(), frame)["trades"]
+    mean, cov = weekly_means(got)
+    per_user, weeks = expected_weekly(frame, "trades", "sum")
+    users = per_user[(per_user["arm"] == "control") & (per_user["cohort"] == 0)][list(range(weeks))].to_numpy(float)
+    np.testing.assert_allclose(mean[0, 0], users.mean(axis=0))
+    np.testing.assert_allclose(cov[0, 0], np.cov(users.T) / len(users), atol=1e-12)
+
+
+def test_per_user_totals_of_the_panel_feed_the_ordinary_statistics():
+    frame = rows(seed=2)
+    stats = aggregate(spec(), frame)
+    totals = frame.groupby(["user_id", "arm"]).agg(trades=("trades", "sum"), traded=("traded", "max")).reset_index()
+    assert int(stats["trades"]["n"].sum()) == frame["user_id"].nunique()
+    for arm in ("control", "treatment"):
+        mine = totals[totals["arm"] == arm]
+        assert int(stats["traded"]["successes"].sel(arm=arm).sum()) == int(mine["traded"].sum())
+        hist = stats["trades"]["users"].sel(arm=arm).sum("segment")
+        assert float((hist * hist["value"]).sum()) == float(mine["trades"].sum())
+
+
+def test_a_missing_or_negative_day_value_reaches_the_ordinary_checks():
+    frame = rows(seed=3)
+    frame.loc[5, "trades"] = -2
+    with pytest.raises(DataError, match="column 'trades' .* has negative counts"):
+        aggregate(spec(), frame)
+    frame = rows(seed=3).astype({"trades": float})
+    frame.loc[7, "trades"] = np.nan
+    with pytest.raises(DataError, match="column 'trades' .* has missing values"):
+        aggregate(spec(), frame)
+
+
+def test_activity_before_exposure_is_refused_with_its_count():
+    frame = rows(seed=4)
+    frame.loc[3, "day"] = frame.loc[3, "exposure_day"] - timedelta(days=2)
+    with pytest.raises(DataError, match=r"1 row\(s\) have an activity day \('day'\) before the user's exposure day"):
+        panel_statistics(spec(), frame)
+
+
+@pytest.mark.parametrize("metrics, extra, message", [
+    (METRICS, {"activity_column": None}, "activity_column: is required by novelty"),
+    ([{"name": "r", "family": "ratio", "numerator": "a", "denominator": "b", "novelty": True}], {},
+     "novelty: is not available for ratio metrics"),
+    ([{"name": "k", "family": "retention", "column": "c", "observed_column": "o"}], {},
+     "a daily panel cannot carry retention metric 'k'"),
+    ([{"name": "t", "family": "count", "column": "t", "novelty": "sometimes"}], {}, "must be true, false or auto"),
+])
+def test_spec_errors_name_the_field(metrics, extra, message):
+    base = {"unit_column": "user_id", "day_column": "exposure_day", "activity_column": "day"} | extra
+    with pytest.raises(SpecError, match=message):
+        make_spec(metrics, **base)
+
+
+def test_a_panel_needs_unit_ids():
+    with pytest.raises(SpecError, match="unit_column: is required with activity_column"):
+        make_spec(METRICS, day_column="exposure_day", activity_column="day")
