@@ -12,7 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from bayes_ab.engine_names import DEFAULT_MASTER, DIALECT_NAMES, ENGINE_NAMES, MASTER_VARIABLE, URL_VARIABLE
+from bayes_ab.engine_names import (BASELINE_FORMS, DEFAULT_MASTER, DIALECT_NAMES, ENGINE_NAMES, MASTER_VARIABLE,
+                                   URL_VARIABLE)
 from bayes_ab.errors import BayesAbError, SpecError
 
 # Everything else is imported by the command that needs it: the statistical stack (PyMC, ArviZ, SciPy) takes
@@ -119,9 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     ahead = commands.add_parser("plan", help="how many users and days the decision rule needs (by simulation)")
     ahead.add_argument("spec", help="experiment spec (YAML); its plan: section supplies defaults")
     ahead.add_argument("--baseline", action="append", default=[], metavar="METRIC=VALUE",
-                       help=lambda: (f"control baseline of a primary metric, by family: {_baseline_forms()} (a "
-                                     "trailing value may be left out where the family has a default); repeat per "
-                                     "metric; METRIC= may be left out with one primary"))
+                       help=(f"control baseline of a primary metric, by family: {BASELINE_FORMS} (a "
+                             "trailing value may be left out where the family has a default); repeat per "
+                             "metric; METRIC= may be left out with one primary"))
     ahead.add_argument("--daily-traffic", type=int, help="users per day at 100%% of traffic")
     ahead.add_argument("--effect", type=float, help="minimum relative improvement worth detecting (0.05 = 5%%)")
     ahead.add_argument("--days", type=int, help="horizon in days (default: the plan's, else 28)")

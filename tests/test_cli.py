@@ -1,5 +1,6 @@
 """The CLI end to end: Cookie Cats against the exact flat-prior answer, and one-line errors."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -150,15 +151,27 @@ def test_option_prefixes_are_not_guessed(capsys):
 
 
 def test_help_answers_without_importing_the_statistical_stack():
-    """`bayes-ab --help` must not pay for PyMC, ArviZ, SciPy or pandas (seconds of imports). (`plan --help` lists
-    the registered families' baseline forms, so it imports the families.)"""
+    """`bayes-ab --help` and every subcommand's must not pay for PyMC, ArviZ, SciPy or pandas (seconds of
+    imports)."""
+    from bayes_ab.cli import _parser
+
+    commands = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"analyze", "checkin", "plan", "sql", "priors", "simulate"} <= set(commands)
+    argvs = [["--help"]] + [[name, "--help"] for name in commands]
     code = ("import sys\nfrom bayes_ab.cli import main\n"
-            "for argv in (['--help'], ['analyze', '--help'], ['checkin', '--help'], ['history', '--help']):\n"
+            f"for argv in {argvs!r}:\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "print(sorted(m for m in ('pymc', 'arviz', 'scipy', 'pandas', 'pytensor', 'duckdb', 'xarray')"
             " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_help_texts_baseline_forms_are_the_registered_families():
+    from bayes_ab.cli import _baseline_forms
+    from bayes_ab.engine_names import BASELINE_FORMS
+
+    assert BASELINE_FORMS == _baseline_forms()
 
 
 

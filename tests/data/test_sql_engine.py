@@ -233,3 +233,24 @@ def test_database_type_names_map_to_kinds():
     assert [type_kind(t) for t in ("int4", "INT8", "numeric(10,2)", "float8", "bool", "varchar(40)", "date",
                                    "timestamptz", "jsonb")] == \
         ["integer", "integer", "float", "float", "boolean", "string", "date", "other", "other"]
+
+
+def test_a_daily_panel_in_postgres_gives_duckdbs_weekly_statistics(server):
+    from bayes_ab.novelty.panel import panel_statistics
+
+    rows = pd.DataFrame({
+        "user_id": [1, 1, 1, 2, 2, 3, 4, 4],
+        "arm": ["control", "control", "control", "treatment", "treatment", "control", "treatment", "treatment"],
+        "exposure_day": [date(2026, 3, 2)] * 3 + [date(2026, 3, 3)] * 2 + [date(2026, 3, 10)] + [date(2026, 3, 2)] * 2,
+        "day": [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 20), date(2026, 3, 3), date(2026, 3, 12),
+                date(2026, 3, 10), date(2026, 3, 2), date(2026, 3, 25)],
+        "trades": [1, 2, 0, 3, 1, 0, 2, 5]})
+    spec = make_spec([{"name": "trades", "family": "count", "column": "trades", "novelty": True}],
+                     unit_column="user_id", day_column="exposure_day", activity_column="day")
+    load(server, "panel_rows", rows)
+    got = panel_statistics(spec, DatabaseSource(table="panel_rows"), engine=SQLEngine(server.url))["trades"]
+    expected = panel_statistics(spec, rows)["trades"]
+    for var in ("users", "sum", "cross", "complete"):
+        np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=var)
+    totals = aggregate(spec, DatabaseSource(table="panel_rows"), engine=SQLEngine(server.url))
+    assert_equal_statistics(totals, aggregate(spec, rows))

@@ -130,3 +130,16 @@ def test_spec_errors_name_the_field(metrics, extra, message):
 def test_a_panel_needs_unit_ids():
     with pytest.raises(SpecError, match="unit_column: is required with activity_column"):
         make_spec(METRICS, day_column="exposure_day", activity_column="day")
+
+
+def test_spark_gives_the_same_panel_statistics_and_totals_as_duckdb(spark):
+    frame = rows(n_users=300, seed=6)
+    on_duckdb = panel_statistics(spec(), frame)
+    on_spark = panel_statistics(spec(), frame, engine=spark)
+    for name in on_duckdb:
+        for var in ("users", "sum", "cross", "complete"):
+            np.testing.assert_array_equal(on_spark[name][var].values, on_duckdb[name][var].values, err_msg=var)
+    totals_spark, totals_duckdb = aggregate(spec(), frame, engine=spark), aggregate(spec(), frame)
+    for name in totals_duckdb:
+        for var in totals_duckdb[name].data_vars:
+            np.testing.assert_array_equal(totals_spark[name][var].values, totals_duckdb[name][var].values)
