@@ -51,7 +51,7 @@ def test_a_constant_effect_is_flagged_as_novelty_in_at_most_10_percent_of_200_ex
 
 def test_a_decaying_effect_is_found_and_its_long_run_lift_covered():
     make = generator()
-    found = run(100, long_run=make.LONG_RUN, early=make.EARLY, first_seed=5000)
+    found = run(60, long_run=make.LONG_RUN, early=make.EARLY, first_seed=5000)
     flagged = np.mean([f.likely == "novelty" for f in found])
     covered = np.mean([f.long_run_low <= make.LONG_RUN <= f.long_run_high for f in found])
     print(f"+8% -> +1.5%: novelty flagged {flagged:.1%}, long-run 90% interval covers {covered:.1%}")
