@@ -118,3 +118,20 @@ def test_spark_master_needs_the_spark_engine(tmp_path, family_parquet, capsys):
                                          "metrics": [FAMILY_METRICS[0]]}))
     assert main(["analyze", str(spec_path), "--data", str(family_parquet), "--spark-master", "local[2]"]) == 2
     assert "--spark-master needs --engine spark" in capsys.readouterr().err
+
+
+def test_aggregated_rows_of_every_family_give_the_same_statistics_on_spark(spark):
+    import duckdb
+
+    from bayes_ab.data.warehouse import warehouse_query
+
+    spec = make_spec(FAMILY_METRICS, segments=("country", "tier"))
+    rows = family_rows(3000, seed=9)
+    con = duckdb.connect()
+    con.register("per_user", rows)
+    aggregated = con.execute(warehouse_query(spec, "per_user", "duckdb").sql).df()
+    on_spark = aggregate(spec, aggregated, aggregated=True, engine=spark)
+    per_user = aggregate(spec, rows)
+    for name in per_user:
+        for var in per_user[name].data_vars:
+            np.testing.assert_allclose(on_spark[name][var].values, per_user[name][var].values, rtol=1e-12)

@@ -165,6 +165,11 @@ def test_printed_postgres_sql_through_psql_gives_the_posteriors_of_per_user_inpu
     per_user = pd.read_csv(tmp_path / "per_user" / raw["name"] / "effects.csv")
     from_aggregates = pd.read_csv(tmp_path / "aggregated" / raw["name"] / "effects.csv")
     pd.testing.assert_frame_equal(per_user, from_aggregates)     # same statistics, same seed: same draws
+    # the aggregated rows kept in the database and read there by the SQL engine: the same statistics
+    load(server, f"{name}_aggregated", aggregated)
+    in_database = aggregate(spec, DatabaseSource(table=f"{name}_aggregated"), aggregated=True,
+                            engine=SQLEngine(server.url))
+    assert_equal_statistics(in_database, aggregate(spec, rows))
 
 
 def test_cli_analyze_with_engine_sql_and_a_url_from_the_environment(server, tmp_path, monkeypatch, capsys):
