@@ -65,20 +65,51 @@ def translate(sql: str, dialect: str) -> str:
     return tree.sql(dialect=dialect)
 
 
+def split_name(name: str) -> list[str]:
+    """The parts of ``catalog.schema.table``: split at dots outside quotes; a part in double quotes or
+    backticks is taken as written (a doubled quote inside stands for one), any other part literally.
+
+    Raises
+    ------
+    ValueError
+        An empty name or part, an unclosed quote, text after a closing quote, or more than three parts.
+    """
+    parts, current, quote, quoted, i = [], [], None, False, 0
+    while i < len(name):
+        ch = name[i]
+        if quote is not None:
+            if ch == quote and i + 1 < len(name) and name[i + 1] == quote:
+                current.append(ch)
+                i += 1
+            elif ch == quote:
+                quote = None
+            else:
+                current.append(ch)
+        elif ch in "\"`" and not current and not quoted:
+            quote, quoted = ch, True
+        elif ch == ".":
+            parts.append(("".join(current), quoted))
+            current, quoted = [], False
+        elif quoted:
+            raise ValueError(f"{name!r} is not a table name (text after a closing quote)")
+        else:
+            current.append(ch)
+        i += 1
+    if quote is not None:
+        raise ValueError(f"{name!r} is not a table name (a quote is not closed)")
+    parts.append(("".join(current), quoted))
+    if any(not text.strip() and not was_quoted for text, was_quoted in parts) or not 1 <= len(parts) <= 3:
+        raise ValueError(f"{name!r} is not a table name (table, schema.table or catalog.schema.table)")
+    return [text for text, _ in parts]
+
+
 def quoted_name(name: str, dialect: str) -> str:
-    """A table or view name in ``dialect``: ``schema.table`` split at its dots, each part quoted, unless the
-    name is already quoted in the dialect's own way (then it is parsed as written)."""
+    """A table or view name in ``dialect``: ``schema.table`` split at its dots, every part quoted the dialect's
+    way; a part already quoted is taken as written. Nothing in a name is read as SQL (a ``;`` or ``--`` is part
+    of the identifier)."""
     from sqlglot import exp
 
-    try:
-        table = exp.to_table(name, dialect=dialect)
-    except Exception:       # sqlglot's ParseError and TokenError: a name no dialect reads
-        raise ValueError(f"{name!r} is not a table name") from None
-    for part in ("catalog", "db", "this"):
-        identifier = table.args.get(part)
-        if isinstance(identifier, exp.Identifier):
-            identifier.set("quoted", True)
-    return table.sql(dialect=dialect)
+    return ".".join(exp.to_identifier(part, quoted=True).sql(dialect=dialect) for part in split_name(name))
 
 
-__all__ = ["DIALECTS", "translate", "quoted_name"]
+__all__ = ["DIALECTS", "translate", "quoted_name", "split_name"]

@@ -196,3 +196,24 @@ def test_engine_sql_needs_a_table_or_the_specs_query_and_sql_options_need_engine
 def test_the_specs_query_is_read():
     spec = make_spec(query="SELECT * FROM exposures WHERE experiment = 'push'")
     assert spec.query.startswith("SELECT")
+
+
+@pytest.mark.parametrize("name, postgres", [
+    ("users; DROP TABLE x", '"users; DROP TABLE x"'),
+    ("users--x", '"users--x"'),
+    ("proj.ds.tbl", '"proj"."ds"."tbl"'),
+    ('sales."odd ""users"""', '"sales"."odd ""users"""'),
+    ("`weird`.t", '"weird"."t"'),
+])
+def test_a_table_name_is_identifiers_only_never_sql(name, postgres):
+    from bayes_ab.data.dialects import quoted_name
+
+    assert quoted_name(name, "postgres") == postgres
+
+
+@pytest.mark.parametrize("name", ["", "a..b", "a.b.c.d", '"open', '"x"y'])
+def test_a_malformed_table_name_is_refused(name, capsys, tmp_path):
+    from bayes_ab.data.dialects import quoted_name
+
+    with pytest.raises(ValueError, match="is not a table name"):
+        quoted_name(name, "postgres")
