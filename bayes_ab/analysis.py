@@ -203,5 +203,9 @@ def analyze_stats(
         note = effects[name].model_note + f" [{found.note}]"
         if any(a.used for a in found.arms):
             note += " [the lift shown is the long-run lift]"
-        effects[name] = replace(effects[name], novelty=found, model_note=note)
+        missing = [arm for arm in effects[name].treatments if found.arm(arm) is None]
+        warnings = effects[name].warnings + tuple(
+            f"no complete week since exposure with users of {arm!r} and control yet: the lift by week and the "
+            "long-run lift are not estimated, the numbers are the whole test's" for arm in missing)
+        effects[name] = replace(effects[name], novelty=found, model_note=note, warnings=warnings)
     return Analysis(spec, {m.name: stats[m.name] for m in spec.metrics}, fits, effects)

@@ -4,6 +4,7 @@ known truth, a market holiday in both arms, the long-run lift in the numbers, th
 from __future__ import annotations
 
 import importlib.util
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -108,3 +109,13 @@ def test_weekly_lifts_are_reported_for_every_observed_week(decaying):
     found = decaying.effects["trades"].novelty.arm("push")
     assert [w.week for w in found.weeks] == list(range(5))
     assert all(np.isfinite(w.observed) for w in found.weeks)
+
+
+def test_a_panel_without_a_complete_week_says_the_lift_is_the_whole_tests():
+    rows = generator().panel(n_users=3000, seed=8)
+    rows = rows[rows["day"] <= rows["exposure_day"].min() + timedelta(days=5)]
+    result = analyze(load_spec(SPEC), rows, sampler=FAST)
+    effects = result.effects["trades"]
+    assert effects.novelty.arms == ()
+    assert any("no complete week since exposure" in w for w in effects.warnings)
+    assert "Caution: no complete week since exposure" in " ".join(result.sentences())
