@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import subprocess
 from datetime import date
 
@@ -256,3 +257,23 @@ def test_a_daily_panel_in_postgres_gives_duckdbs_weekly_statistics(server):
         np.testing.assert_array_equal(got[var].values, expected[var].values, err_msg=var)
     totals = aggregate(spec, DatabaseSource(table="panel_rows"), engine=SQLEngine(server.url))
     assert_equal_statistics(totals, aggregate(spec, rows))
+
+
+def test_bayes_ab_sql_with_a_url_reads_the_column_types_so_booleans_work(server, tmp_path, capsys):
+    rows = pd.DataFrame({"arm": ["control", "control", "treatment", "treatment", "treatment"],
+                         "converted": [True, False, True, True, False]})
+    load(server, "booleans", rows)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({"name": "b", "arms": [{"name": "control", "control": True},
+                                                              {"name": "treatment"}],
+                                         "metrics": [{"name": "converted", "family": "conversion",
+                                                      "column": "converted"}]}))
+    assert main(["sql", str(spec_path), "--dialect", "postgres", "--table", "booleans", "--url", server.url]) == 0
+    sql = capsys.readouterr().out
+    assert 'SUM(CAST("converted" AS INT))' in sql or 'SUM(CAST("converted" AS INTEGER))' in sql
+    done = subprocess.run([server.psql(), "-h", "127.0.0.1", "-p", str(server.port), "-U", postgres_server.USER,
+                           "-d", postgres_server.DATABASE, "-v", "ON_ERROR_STOP=1", "--csv", "-c", sql],
+                          env=server.env, capture_output=True, text=True, check=True)
+    got = pd.read_csv(io.StringIO(done.stdout)).set_index("arm")
+    assert got.loc["control", "converted"] == 1 and got.loc["treatment", "converted"] == 2
+    assert got.loc["treatment", "users"] == 3
