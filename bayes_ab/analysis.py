@@ -150,11 +150,12 @@ def analyze(
     spec
         Validated experiment spec.
     source
-        Per-user rows (or aggregates with ``aggregated=True``): Parquet/CSV path, pandas DataFrame
-        or Spark DataFrame.
+        Per-user rows (or aggregates with ``aggregated=True``, or a daily panel with ``spec.activity_column``):
+        Parquet/CSV path, pandas DataFrame, Spark DataFrame or a database table or query
+        (:class:`~bayes_ab.data.engine.DatabaseSource`).
     engine
-        Where the aggregation runs: ``"duckdb"`` (default), ``"spark"`` or an engine object
-        (e.g. ``SparkEngine(master=...)``); a Spark DataFrame selects Spark by itself.
+        Where the aggregation runs: ``"duckdb"`` (default), ``"spark"``, ``"sql"`` or an engine object
+        (e.g. ``SparkEngine(master=...)``, ``SQLEngine(url)``); a Spark DataFrame selects Spark by itself.
     sampler
         Overrides ``spec.sampler`` (e.g. small settings in tests).
     cache

@@ -1,4 +1,4 @@
-"""Aggregation of per-user rows (or pre-aggregated tables) into sufficient statistics, on DuckDB or Spark.
+"""Aggregation of per-user rows (or pre-aggregated tables) into sufficient statistics, on DuckDB, Spark or a SQL database.
 
 The families' statistics constructors (``conversion_stats`` and the like, for statistics computed
 elsewhere) are re-exported here on first use (PEP 562): they live in the family modules, which build on

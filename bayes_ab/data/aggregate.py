@@ -1,4 +1,4 @@
-"""Per-user rows or pre-aggregated tables -> sufficient statistics, on DuckDB or Spark.
+"""Per-user rows or pre-aggregated tables -> sufficient statistics, on DuckDB, Spark or a SQL database.
 
 One grouped query over ``arm x segment`` computes users and every metric's per-cell sums; the data
 checks (missing values, non-binary conversions, negative or fractional counts, churn days beyond the
@@ -34,14 +34,17 @@ def aggregate(
     spec
         The experiment spec: arm column, segment columns, metric columns.
     source
-        Parquet/CSV path (a directory or glob of Parquet files too), pandas DataFrame, or Spark DataFrame.
+        Parquet/CSV path (a directory or glob of Parquet files too), pandas DataFrame, Spark DataFrame, or a
+        :class:`~bayes_ab.data.engine.DatabaseSource` (a table or query in a SQL database). With
+        ``spec.activity_column`` the rows are a daily panel, read as each user's totals.
     aggregated
-        False: one row per user. True: rows are already aggregates (conversion metrics only);
-        ``spec.users_column`` holds users and each conversion metric's column holds converted users.
-        Rows of the same arm and segment are summed.
+        False: one row per user. True: each row is a group of users (what ``bayes-ab sql`` prints the query
+        for): ``spec.users_column`` holds their number, each family's sum columns their sums and its key
+        columns (count value; churn day, days observed) the value they share. Rows of the same cell are summed.
     engine
-        ``"duckdb"`` (default), ``"spark"``, or an engine object such as
-        ``SparkEngine(master="spark://host:7077")``. A Spark DataFrame selects Spark by itself.
+        ``"duckdb"`` (default), ``"spark"``, ``"sql"``, or an engine object such as
+        ``SparkEngine(master="spark://host:7077")`` or ``SQLEngine(url)``. A Spark DataFrame selects Spark by
+        itself, a ``DatabaseSource`` the SQL engine.
 
     Returns
     -------
