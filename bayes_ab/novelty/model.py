@@ -6,7 +6,8 @@ them (the same users appear in every week of their cohort, so the weeks of one c
 covariance comes from per-user cross sums, see :mod:`bayes_ab.novelty.panel`). Model::
 
     r[c, k] = tau_inf + delta * 2 ** (-k / half_life) + eta[c + k] + error,   error ~ N(0, V)
-    tau_inf, delta ~ N(0, 0.5^2)          (log scale: +-65% lifts at two sd)
+    tau_inf ~ N(0, 0.5^2)                 (log scale: lifts within about -63%..+170% at two sd)
+    delta ~ N(0, 0.15^2)                  an early excess (or shortfall) within about +-30% at two sd
     eta[t] ~ N(0, calendar_sd^2)          one per calendar week: what moves the effect on a date
     half_life ~ LogNormal(log 1 week, 1.2)       calendar_sd ~ HalfNormal(0.02)
 
@@ -17,6 +18,11 @@ is not mistaken for learning, which moves every cohort at the same age (Sadeghi 
 Primacy: A Long-Term Estimator for Online Experiments", 2021, separate the two the same way). A holiday
 that moves both arms alike leaves the log-ratio unchanged. The baseline level of each cell is not
 modelled at all: each observation is already a ratio against its own control.
+
+The prior on ``delta`` is tighter than on ``tau_inf``: an early excess beyond +-30% relative is rare, and a
+loose one lets a slowly decaying ``delta`` carry the long-run level anywhere (with 0.5 the long-run interval
+covered a fading truth in 99% of simulated experiments at 90%; with 0.15, 93%). Calendar weeks modulate the
+effect by about 2% relative at one sd.
 
 Inference is exact up to a grid: given ``half_life`` and ``calendar_sd`` the model is linear-Gaussian, so
 ``eta`` and (tau_inf, delta) are integrated in closed form; the two scales are integrated on grids of
@@ -31,6 +37,7 @@ import numpy as np
 from scipy import stats as sps
 
 PRIOR_SD = 0.5
+DEVIATION_SD = 0.15
 HALF_LIFE_MEDIAN_WEEKS, HALF_LIFE_LOG_SD = 1.0, 1.2
 CALENDAR_SD_SCALE = 0.02
 GRID_HALF_LIVES, GRID_CALENDAR_SDS = 40, 12
@@ -95,7 +102,7 @@ def posterior(cells: CellLifts, draws: int, rng: np.random.Generator, weeks: int
     r, V = cells.log_lift, cells.covariance
     calendar = cells.cohort + cells.age
     Z = (calendar[:, None] == np.unique(calendar)[None, :]).astype(float)
-    prior = np.diag([PRIOR_SD ** 2, PRIOR_SD ** 2])
+    prior = np.diag([PRIOR_SD ** 2, DEVIATION_SD ** 2])
     # every (half-life, calendar sd) grid point at once: h indexes the first axis, s the second
     sigma = V[None] + (CALENDAR_SDS ** 2)[:, None, None] * (Z @ Z.T)[None]                  # eta integrated out
     X = np.stack([np.column_stack([np.ones_like(r), decay(cells.age, h)]) for h in HALF_LIVES])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bayes_ab.novelty.model import (CALENDAR_SD_SCALE, HALF_LIFE_LOG_SD, HALF_LIFE_MEDIAN_WEEKS, PRIOR_SD, CellLifts,
+from bayes_ab.novelty.model import (CALENDAR_SD_SCALE, DEVIATION_SD, HALF_LIFE_LOG_SD, HALF_LIFE_MEDIAN_WEEKS, PRIOR_SD,
+                                    CellLifts,
                                     decay, posterior)
 
 COHORT = np.array([0, 0, 0, 1, 1, 2])
@@ -27,7 +28,7 @@ def importance_sampled(data: CellLifts, n: int, seed: int):
     rng = np.random.default_rng(seed)
     h = sps.lognorm(s=HALF_LIFE_LOG_SD, scale=HALF_LIFE_MEDIAN_WEEKS).rvs(n, random_state=rng)
     s = np.abs(rng.normal(0, CALENDAR_SD_SCALE, n))
-    tau, delta = rng.normal(0, PRIOR_SD, n), rng.normal(0, PRIOR_SD, n)
+    tau, delta = rng.normal(0, PRIOR_SD, n), rng.normal(0, DEVIATION_SD, n)
     calendar = data.cohort + data.age
     weeks = np.unique(calendar)
     eta = rng.normal(0, 1, (n, len(weeks))) * s[:, None]
