@@ -19,6 +19,17 @@ COOKIE_CATS = EXAMPLES / "data" / "cookie_cats.csv"
 FAST = SamplerSettings(draws=500, tune=500, chains=2, seed=3)
 
 
+def example_module(path: str):
+    """An example script, ``examples/<path>``, loaded as a module (the examples are scripts, not a package)."""
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("example_" + path.replace("/", "_").removesuffix(".py"),
+                                                         EXAMPLES / path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def make_spec(metrics=None, segments=(), arms=("control", "treatment"), **extra):
     """A valid spec mapping -> ExperimentSpec, with conversion metric ``converted`` by default."""
     raw = {

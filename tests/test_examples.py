@@ -5,7 +5,6 @@ Each scenario runs with the spec's own sampler settings (full diagnostics), so t
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import pytest
@@ -14,17 +13,14 @@ from bayes_ab.analysis import analyze
 from bayes_ab.decision import recommend
 from bayes_ab.families.retention import retention_milestones
 from bayes_ab.spec import load_spec
-from conftest import EXAMPLES
+from conftest import EXAMPLES, example_module
 
 pytestmark = pytest.mark.slow
 
 
 def scenario(name: str):
     """The example's generator module and its spec."""
-    module_spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / name / "generate.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module, load_spec(EXAMPLES / name / "spec.yaml")
+    return example_module(f"{name}/generate.py"), load_spec(EXAMPLES / name / "spec.yaml")
 
 
 def test_checkout_more_buyers_smaller_baskets_rolls_back_on_revenue():

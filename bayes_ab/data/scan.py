@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
 from collections import defaultdict
+from datetime import date
 from typing import Iterable
 
 import pandas as pd
@@ -99,13 +99,12 @@ class ScanPlan:
                 for s in queries[m.name].sums.values():
                     wanted.setdefault(s.column, f"sum of metric {m.name!r}")
                 wanted.update({k: f"metric {m.name!r}" for k in queries[m.name].keys})
+            wanted[spec.users_column] = "users"
         else:
             for m in spec.metrics:
                 wanted.update(m.columns)
-        if aggregated:
-            wanted[spec.users_column] = "users"
-        elif spec.unit_column:
-            wanted[spec.unit_column] = "unit id"
+            if spec.unit_column:
+                wanted[spec.unit_column] = "unit id"
         day = None
         if by_day:
             if not spec.day_column:
@@ -129,7 +128,7 @@ class ScanPlan:
             column = typed_column(spec.users_column, table.kind(spec.users_column), None, "users")
             checks = numeric_checks(column, None, "users", whole=True, minimum=0, what="counts") + checks
             sums["users"] = _summed_column(column)
-            checks += _sum_checks(spec, queries, table.columns)
+            checks += _sum_checks(queries, table.columns)
             details = {name: {alias: sums["users"] if condition is None else
                               f"SUM(CASE WHEN {condition} THEN {column.number()} ELSE 0 END)"
                               for alias, condition in queries[name].detail_users.items()}
@@ -377,7 +376,7 @@ def _summed_column(column: Column) -> str:
     return f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
 
 
-def _sum_checks(spec: ExperimentSpec, queries: dict[str, MetricQuery], kinds: dict[str, str]) -> list[Check]:
+def _sum_checks(queries: dict[str, MetricQuery], kinds: dict[str, str]) -> list[Check]:
     """The checks of aggregated rows' sum columns: numbers, finite, and whole or non-negative where their
     :class:`~bayes_ab.data.queries.Sum` says so; a column shared by two metrics is checked once."""
     checks, seen = [], set()

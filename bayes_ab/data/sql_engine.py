@@ -123,37 +123,35 @@ class SQLEngine:
         label = f"{source.label} ({where})"
         standin = quoted_name(placeholder, dialect)
 
-        def execute(sql: str) -> pd.DataFrame:
+        def execute(sql: str, failure: str) -> tuple[list, list]:
+            """The rows and the description of one statement; a driver error is one line after ``failure``."""
             cursor = connection.cursor()
             try:
                 cursor.execute(sql)
-                frame = pd.DataFrame(cursor.fetchall(), columns=[column[0] for column in cursor.description])
+                return cursor.fetchall(), cursor.description
             except driver_error as error:
                 _rollback(connection)
-                raise DataError(f"{label}: query failed on {engine.dialect.name} ({first_line(error)})") from None
+                raise DataError(f"{label}: {failure} ({first_line(error)})") from None
             finally:
                 cursor.close()
-            return _numbers(frame)
 
         def run(sql: str) -> pd.DataFrame:
             text = translate(sql, dialect)
             if standin not in text:
                 raise DataError(f"{label}: internal error, the query lost its source")
-            return execute(text.replace(standin, relation))
+            rows, description = execute(text.replace(standin, relation), f"query failed on {engine.dialect.name}")
+            return _numbers(pd.DataFrame(rows, columns=[column[0] for column in description]))
 
         def close() -> None:
             connection.close()
             engine.dispose()
 
-        cursor = connection.cursor()
         try:        # column names and kinds from the description of a query that returns no rows
-            cursor.execute(f"SELECT * FROM {relation} WHERE 1 = 0")
-            columns = {column[0]: type_kind(_type_name(column[1])) for column in cursor.description}
-        except driver_error as error:
+            _, description = execute(f"SELECT * FROM {relation} WHERE 1 = 0", "cannot read it")
+        except DataError:
             close()
-            raise DataError(f"{label}: cannot read it ({first_line(error)})") from None
-        finally:
-            cursor.close()
+            raise
+        columns = {column[0]: type_kind(_type_name(column[1])) for column in description}
         return Table("sql", label, quote_ident(placeholder), columns, run, close)
 
 
@@ -189,7 +187,6 @@ def _reason(error) -> str:
 
 def _rollback(connection) -> None:
     """After a failed statement PostgreSQL refuses the next one until the transaction is rolled back."""
-    # a driver error may mean the connection is gone; rolling back then fails too, and is not the news
     try:
         connection.rollback()
     except Exception:       # the connection itself is gone: the next statement reports it

@@ -55,7 +55,12 @@ def attach_stats(idata: az.InferenceData, stats: xr.Dataset) -> az.InferenceData
     """Store the statistics the posterior was fitted to as the ``constant_data`` group."""
     constant = stats.copy()
     constant.attrs = {k: str(v) for k, v in stats.attrs.items()}
-    groups = {g: getattr(idata, g) for g in idata.groups() if g != "constant_data"}
+    return with_group(idata, "constant_data", constant)
+
+
+def with_group(idata: az.InferenceData, name: str, dataset: xr.Dataset) -> az.InferenceData:
+    """``idata`` with group ``name`` set to ``dataset`` (added or replaced), every other group kept."""
+    groups = {g: getattr(idata, g) for g in idata.groups() if g != name}
     import arviz as az
 
-    return az.InferenceData(**groups, constant_data=constant)
+    return az.InferenceData(**groups, **{name: dataset})

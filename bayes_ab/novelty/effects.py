@@ -16,7 +16,7 @@ import xarray as xr
 from bayes_ab.display import HtmlRepr
 from bayes_ab.intervals import hdi
 from bayes_ab.metric import Metric, Novelty
-from bayes_ab.models.result import Fit
+from bayes_ab.models.result import Fit, with_group
 from bayes_ab.novelty.model import CellLifts, NoveltyPosterior, posterior
 from bayes_ab.novelty.panel import weekly_means
 
@@ -107,8 +107,8 @@ def analyze_novelty(stats: xr.Dataset, metric: Metric, interval: float, draws: i
     :func:`~bayes_ab.novelty.panel.novelty_statistics`)."""
     rng = np.random.default_rng(seed)
     arms, posteriors = [], {}
-    mean, _ = weekly_means(stats)
-    weeks_seen = stats["complete"].values.any(axis=0)
+    complete, users, sums = stats["complete"].values, stats["users"].values, stats["sum"].values
+    weeks_seen = complete.any(axis=0)
     for arm in list(stats["arm"].values)[1:]:
         cells, curves = cell_lifts(stats, str(arm))
         if len(cells.log_lift) == 0:
@@ -118,10 +118,8 @@ def analyze_novelty(stats: xr.Dataset, metric: Metric, interval: float, draws: i
         treated = list(stats["arm"].values).index(arm)
         week_rows = []
         for k in post.weeks:
-            used = [c for c in range(stats.sizes["cohort"]) if stats["complete"].values[c, k]]
-            users = stats["users"].values
-            pooled = (sum(mean[treated, c, k] * users[treated, c] for c in used) / max(users[treated, used].sum(), 1),
-                      sum(mean[0, c, k] * users[0, c] for c in used) / max(users[0, used].sum(), 1))
+            used = np.flatnonzero(complete[:, k])          # the cohorts that have lived week k
+            pooled = [sums[a, used, k].sum() / max(users[a, used].sum(), 1) for a in (treated, 0)]
             low, high = hdi(np.expm1(post.weekly[:, k]), interval)
             week_rows.append(WeekLift(int(k), float(np.median(np.expm1(post.weekly[:, k]))), float(low), float(high),
                                       float(pooled[0] / pooled[1] - 1) if pooled[1] > 0 else float("nan"), len(used)))
@@ -158,10 +156,7 @@ def long_run_fit(model: Fit, posteriors: dict[str, NoveltyPosterior], effects: N
         replaced.loc[{"arm": arm}] = value.transpose(*[d for d in mean.dims if d != "arm"])
     posterior_group = model.idata.posterior.assign(mean=replaced)
     posterior_group.attrs = {**posterior_group.attrs, "long_run_arms": ",".join(sorted(used))}
-    import arviz as az
-
-    groups = {g: getattr(model.idata, g) for g in model.idata.groups() if g != "posterior"}
-    return replace(model, idata=az.InferenceData(posterior=posterior_group, **groups))
+    return replace(model, idata=with_group(model.idata, "posterior", posterior_group))
 
 
 __all__ = ["ArmNovelty", "NoveltyEffects", "WeekLift", "analyze_novelty", "cell_lifts", "long_run_fit", "LIKELY"]

@@ -170,15 +170,27 @@ def _weekly_dataset(metric: Metric, spec: ExperimentSpec, rows: pd.DataFrame, we
             for k in range(j, weeks):
                 cross[a, c, j, k] += getattr(row, f"p{j}_{k}")
                 cross[a, c, k, j] = cross[a, c, j, k]
-    complete = latest[:, None] + DAYS_PER_WEEK * (np.arange(weeks)[None, :] + 1) - 1 <= last
+    starts = [date.fromordinal(int(start + DAYS_PER_WEEK * c)).isoformat() if parse is not int
+              else str(start + DAYS_PER_WEEK * c) for c in cohorts]
+    return weekly_dataset(arms, users, sums, cross, latest, last, starts,
+                          {"metric": metric.name, "family": metric.family})
+
+
+def weekly_dataset(arms: list[str], users: np.ndarray, sums: np.ndarray, cross: np.ndarray, latest: np.ndarray,
+                   last_day: int, cohort_starts: list[str], attrs: dict | None = None) -> xr.Dataset:
+    """The statistics by week since exposure as one Dataset: ``users`` (arm, cohort), ``sum`` (arm, cohort,
+    week), ``cross`` (arm, cohort, week, week2), and ``complete`` (cohort, week): the cohort's latest exposure
+    day (``latest``, in the same day numbers as ``last_day``) has lived the whole week, and every arm has two
+    users or more."""
+    weeks = sums.shape[2]
+    complete = latest[:, None] + DAYS_PER_WEEK * (np.arange(weeks)[None, :] + 1) - 1 <= last_day
     complete &= (users > 1).all(axis=0)[:, None]
     return xr.Dataset(
         {"users": (("arm", "cohort"), users), "sum": (("arm", "cohort", "week"), sums),
          "cross": (("arm", "cohort", "week", "week2"), cross), "complete": (("cohort", "week"), complete)},
-        coords={"arm": arms, "cohort": cohorts, "week": np.arange(weeks), "week2": np.arange(weeks),
-                "cohort_start": ("cohort", [date.fromordinal(int(start + DAYS_PER_WEEK * c)).isoformat()
-                                            if parse is not int else str(start + DAYS_PER_WEEK * c) for c in cohorts])},
-        attrs={"metric": metric.name, "family": metric.family, "last_day": int(last)})
+        coords={"arm": list(arms), "cohort": np.arange(users.shape[1]), "week": np.arange(weeks),
+                "week2": np.arange(weeks), "cohort_start": ("cohort", list(cohort_starts))},
+        attrs={**(attrs or {}), "last_day": int(last_day)})
 
 
 def weekly_means(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -192,4 +204,5 @@ def weekly_means(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-__all__ = ["panel_metrics", "per_user_table", "panel_statistics", "novelty_statistics", "weekly_means", "MAX_WEEKS"]
+__all__ = ["panel_metrics", "per_user_table", "panel_statistics", "novelty_statistics", "weekly_dataset",
+           "weekly_means", "MAX_WEEKS"]

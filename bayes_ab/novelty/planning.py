@@ -28,8 +28,8 @@ from bayes_ab.display import HtmlRepr
 from bayes_ab.metric import Metric
 from bayes_ab.novelty.effects import analyze_novelty
 from bayes_ab.novelty.model import decay
+from bayes_ab.novelty.panel import DAYS_PER_WEEK as DAYS, weekly_dataset
 
-DAYS = 7
 _ORIGIN = date(2026, 1, 5)      # a Monday: cohort labels only
 
 
@@ -115,14 +115,8 @@ def weekly_statistics(arm: np.ndarray, exposed: np.ndarray, values: np.ndarray, 
             cross[a, c] = block.T @ block
             if chosen.any():
                 latest[c] = max(latest[c], int(exposed[chosen].max()))
-    complete = latest[:, None] + DAYS * (np.arange(weeks)[None, :] + 1) - 1 <= last_day
-    complete &= (users > 1).all(axis=0)[:, None]
-    return xr.Dataset(
-        {"users": (("arm", "cohort"), users), "sum": (("arm", "cohort", "week"), sums),
-         "cross": (("arm", "cohort", "week", "week2"), cross), "complete": (("cohort", "week"), complete)},
-        coords={"arm": list(arms), "cohort": np.arange(cohorts), "week": np.arange(weeks), "week2": np.arange(weeks),
-                "cohort_start": ("cohort", [(_ORIGIN + timedelta(days=DAYS * c)).isoformat() for c in range(cohorts)])},
-        attrs={"last_day": last_day})
+    return weekly_dataset(list(arms), users, sums, cross, latest, last_day,
+                          [(_ORIGIN + timedelta(days=DAYS * c)).isoformat() for c in range(cohorts)])
 
 
 def plan_novelty(metric: Metric, *, daily_users: int, weekly_mean: float, dispersion: float = 0.5, early: float,

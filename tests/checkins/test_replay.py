@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pandas as pd
@@ -12,14 +11,11 @@ from scipy import stats as st
 from bayes_ab.data.moments import moments_stats
 from bayes_ab.errors import DataError
 
-from conftest import EXAMPLES, FAST
+from conftest import FAST, example_module
 
 
 def example():
-    module_spec = importlib.util.spec_from_file_location("asos_replay", EXAMPLES / "asos_replay" / "replay.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return example_module("asos_replay/replay.py")
 
 
 def test_moments_give_the_exact_sufficient_statistics():

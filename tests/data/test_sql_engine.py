@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 from datetime import date
@@ -29,7 +28,7 @@ from bayes_ab.data.warehouse import warehouse_query
 from bayes_ab.errors import DataError
 from bayes_ab.spec import load_spec
 
-from conftest import EXAMPLES, make_spec
+from conftest import EXAMPLES, example_module, make_spec
 from family_rows import FAMILY_METRICS, family_rows
 
 ODD_TABLE = 'odd "users" table'
@@ -133,10 +132,7 @@ def test_checkins_by_day_scan_only_the_new_day_on_postgres(server, tmp_path):
 
 def example(name: str):
     """The example's spec (small sampler: the two runs are compared with each other) and per-user rows."""
-    module_spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / name / "generate.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    rows = module.generate(n_users=40_000)        # the example's generator (its data file is made by make demo)
+    rows = example_module(f"{name}/generate.py").generate(n_users=40_000)        # the example's generator (its data file is made by make demo)
     raw = yaml.safe_load((EXAMPLES / name / "spec.yaml").read_text())
     raw["sampler"] = {"draws": 300, "tune": 300, "chains": 2, "seed": 5}
     raw.pop("plan", None)

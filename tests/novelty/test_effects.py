@@ -3,7 +3,6 @@ known truth, a market holiday in both arms, the long-run lift in the numbers, th
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
 
 import numpy as np
@@ -15,16 +14,13 @@ from bayes_ab.novelty.effects import LIKELY, analyze_novelty
 from bayes_ab.novelty.panel import panel_statistics
 from bayes_ab.spec import load_spec
 
-from conftest import EXAMPLES, FAST
+from conftest import EXAMPLES, example_module, FAST
 
 SPEC = EXAMPLES / "push_notification" / "novelty.yaml"
 
 
 def generator():
-    module_spec = importlib.util.spec_from_file_location("push_panel", EXAMPLES / "push_notification" / "panel.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return example_module("push_notification/panel.py")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ lift's interval covers the truth when the lift decays."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import numpy as np
@@ -14,17 +13,14 @@ from bayes_ab.novelty.effects import analyze_novelty
 from bayes_ab.novelty.panel import panel_statistics
 from bayes_ab.spec import load_spec
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, example_module
 
 pytestmark = pytest.mark.slow
 SPEC = EXAMPLES / "push_notification" / "novelty.yaml"
 
 
 def generator():
-    module_spec = importlib.util.spec_from_file_location("push_panel", EXAMPLES / "push_notification" / "panel.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    return example_module("push_notification/panel.py")
 
 
 def run(experiments: int, long_run: float, early: float, first_seed: int):
