@@ -20,7 +20,6 @@ from bayes_ab.families import family_for
 from bayes_ab.files import remove_stale_temporaries, sha256_of, write_atomically
 from bayes_ab.models import Fit, ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
-from bayes_ab.novelty.effects import analyze_novelty, long_run_fit
 from bayes_ab.novelty.panel import panel_metrics, panel_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
@@ -192,6 +191,8 @@ def analyze_stats(
     fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
     novelty = {}
     for metric in panel_metrics(spec):
+        from bayes_ab.novelty.effects import analyze_novelty, long_run_fit   # scipy.stats: only when asked for
+
         if metric.name not in (panels or {}):
             raise SpecError(f"{spec.source}: metric {metric.name!r} has novelty but no statistics by week since "
                             "exposure were given")

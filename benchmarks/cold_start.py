@@ -49,7 +49,9 @@ from bayes_ab.data import aggregate
 from bayes_ab.models import ModelCache, fit
 from bayes_ab.models.fit import DEFAULT_CACHE
 from bayes_ab.spec import load_spec
-import nutpie, bayes_ab.console, bayes_ab.decision
+import bayes_ab.console, bayes_ab.decision
+from bayes_ab.models.nuts import library
+library()                                       # the sampler's extension, as a fit loads it
 t1 = time.perf_counter()
 spec = load_spec(sys.argv[1])
 stats = aggregate(spec, sys.argv[2])

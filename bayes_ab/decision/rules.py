@@ -63,7 +63,7 @@ from enum import StrEnum
 from typing import Mapping, Sequence
 
 import pandas as pd
-from scipy import stats as st
+from scipy.special import ndtri
 
 from bayes_ab.decision.checks import RuleCheck
 from bayes_ab.decision.evidence import MetricEvidence, evidence_from_fit, joint_within_margin
@@ -350,7 +350,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
 def _more_users(users: int, p_beat: float, needed: float) -> str:
     """Roughly how many more users would take P(beat) to ``needed`` if the observed lift held: the
     z-score of a fixed lift grows like sqrt(users)."""
-    z_now, z_needed = st.norm.ppf(min(max(p_beat, 1e-9), 1 - 1e-9)), st.norm.ppf(needed)
+    z_now, z_needed = ndtri(min(max(p_beat, 1e-9), 1 - 1e-9)), ndtri(needed)
     if z_now <= 0:
         return ""
     return f"; roughly {int(users * ((z_needed / z_now) ** 2 - 1)):,} more users if the lift holds"

@@ -34,10 +34,10 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.sampling import SamplerSettings
 
 if TYPE_CHECKING:      # only for annotations: importing these at run time would import a family half-way
-    import arviz as az
     import pymc as pm
 
     from bayes_ab.data.queries import MetricQuery
+    from bayes_ab.models.fitdata import FitData
     from bayes_ab.models.quadrature import IntegrableModel
 
 
@@ -182,7 +182,7 @@ class Family(ABC):
         return None
 
     @abstractmethod
-    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> "az.InferenceData":
+    def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> "FitData":
         """Independent draws of the unpooled closed-form posterior, shaped like an MCMC fit."""
 
     @abstractmethod

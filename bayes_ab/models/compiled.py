@@ -27,11 +27,12 @@ import math
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -138,54 +139,6 @@ class NativeModel:
     def parameters(self) -> list[str]:
         return list(self.layout.parameters)
 
-    def sampler(self, data: Mapping[str, np.ndarray], coords: Mapping[str, list[str]]):
-        """A nutpie model of this structure on ``data`` (every array the layout lists), labelled by ``coords``."""
-        import pandas as pd
-        from nutpie.compile_pymc import CompiledPyMCModel
-
-        layout = self.layout
-        arrays, words = {}, []
-        for name, dtype, ndim in layout.data:
-            if name not in data:
-                raise KeyError(f"model data {name!r} missing")
-            array = np.array(data[name], dtype=dtype, order="C", copy=True)
-            if array.ndim != ndim:
-                raise ValueError(f"model data {name!r} has rank {array.ndim}, the compiled model expects {ndim}")
-            array.flags.writeable = False
-            arrays[name] = array
-            words += [array.ctypes.data, *array.shape]
-        user_data = np.array(words or [0], dtype=np.uint64)
-
-        merged = {**layout.coords, **{k: list(v) for k, v in coords.items() if k in layout.coords}}
-        index = {name: pd.Index(values) for name, values in merged.items()}
-        index["unconstrained_parameter"] = pd.Index(_flat_names(layout))
-        offsets = np.cumsum([0, *(math.prod(s) for s in layout.shapes)])
-        slices = [slice(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:])]
-        initial = np.asarray(layout.initial, dtype=float)
-
-        def initial_point(seed=None) -> np.ndarray:
-            # PyMC's default start: the support point on the unconstrained scale, jittered by U(-1, 1)
-            return initial + np.random.default_rng(seed).uniform(-1.0, 1.0, size=initial.size)
-
-        return CompiledPyMCModel(
-            _n_dim=layout.n_dim, dims={k: tuple(v) for k, v in layout.dims.items()}, _coords=index,
-            _shapes={name: tuple(shape) for name, shape in zip(layout.names, layout.shapes)},
-            compiled_logp_func=self.logp_callback, compiled_expand_func=self.expand_callback,
-            initial_point_func=initial_point, shared_data=arrays, user_data=user_data,
-            n_expanded=layout.n_expanded, shape_info=(list(layout.names), slices, list(layout.shapes)),
-            logp_func=None, expand_func=None,
-        )
-
-
-def _flat_names(layout: Layout) -> list[str]:
-    names = []
-    for name, shape in zip(layout.names[:layout.n_unconstrained], layout.shapes):
-        if not shape:
-            names.append(name)
-        else:
-            names += [f"{name}_{'.'.join(map(str, idx))}" for idx in np.ndindex(*shape)]
-    return names
-
 
 def native_model(key: str, build: Callable[[], "pm.Model"]) -> NativeModel:
     """The compiled structure ``key``: loaded from the cache, or built with ``build()`` and cached.
@@ -269,9 +222,46 @@ def _callbacks(layout: Layout, module, compiled: bool) -> NativeModel:
 
     from bayes_ab.models.native import EXPAND_SIGNATURE, LOGP_SIGNATURE
 
-    logp = numba.cfunc(LOGP_SIGNATURE, cache=True)(module.logp)
-    expand = numba.cfunc(EXPAND_SIGNATURE, cache=True)(module.expand)
+    with _environments_without_imports():
+        logp = numba.cfunc(LOGP_SIGNATURE, cache=True)(module.logp)
+        expand = numba.cfunc(EXPAND_SIGNATURE, cache=True)(module.expand)
     return NativeModel(layout, logp, expand, compiled)
+
+
+@contextmanager
+def _environments_without_imports() -> Iterator[None]:
+    """Load cached machine code without importing the modules its functions were written in.
+
+    Numba stores with each cached function an *environment* per inlined function: the globals of the module
+    that defined it (for object mode, which a ``cfunc`` never uses) and its constants. Reloading one imports
+    that module to read its globals. A model's code comes from PyTensor's numba dispatchers, so loading a
+    cached model imported PyTensor (and through it scipy.signal and scipy.stats): about 0.5 s of a check-in,
+    for dictionaries no nopython code reads. Here an environment whose module is not imported yet gets its
+    stored constants and an empty globals dictionary; everything else is numba's own behaviour. Environments
+    are looked up by a name unique to the compiled function, so a later compilation in this process builds
+    its own. Outside a load, numba is untouched.
+    """
+    from numba.core import environment
+
+    original = environment._rebuild_env
+
+    def rebuild(modname: str, consts: list, env_name: str):
+        if modname in sys.modules:
+            return original(modname, consts, env_name)
+        found = environment.lookup_environment(env_name)
+        if found is not None:
+            return found
+        env = environment.Environment({"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+        environment.Environment._memo[env_name] = env
+        return env
+
+    environment._rebuild_env = rebuild
+    try:
+        yield
+    finally:
+        environment._rebuild_env = original
 
 
 def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:

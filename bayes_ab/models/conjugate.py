@@ -8,18 +8,14 @@ hierarchical models are tested against.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import xarray as xr
 from scipy import special
 
 
+from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.hierarchy import coords_for
 from bayes_ab.sampling import SamplerSettings
-
-if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
-    import arviz as az
 
 
 def beta_posterior(successes: float, trials: float, prior_a: float = 1.0,
@@ -54,7 +50,7 @@ def prob_beta_greater_numeric(a_t: float, b_t: float, a_c: float, b_c: float) ->
 
 
 def posterior_dataset(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndarray,
-               extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None) -> az.InferenceData:
+               extra: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None) -> FitData:
     """Wrap draws of ``mean`` (chain, draw, arm, segment) like an MCMC fit; ``effect`` is arm - control.
 
     Every family's closed form returns this shape, so effects and decisions read a conjugate posterior
@@ -65,9 +61,7 @@ def posterior_dataset(stats: xr.Dataset, sampler: SamplerSettings, mean: np.ndar
     variables.update(extra or {})
     coords = {"chain": np.arange(sampler.chains), "draw": np.arange(sampler.draws), **coords_for(stats)}
     coords.update({d: stats[d].values for d in ("day",) if d in stats.dims})
-    import arviz as az
-
-    return az.InferenceData(posterior=xr.Dataset(variables, coords=coords))
+    return FitData(posterior=xr.Dataset(variables, coords=coords))
 
 
 def rate_draws(rng: np.random.Generator, successes: np.ndarray, trials: np.ndarray, size: tuple[int, ...],

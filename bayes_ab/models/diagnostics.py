@@ -11,8 +11,8 @@ from bayes_ab.models.convergence import ess_bulk, ess_tail, rank_rhat
 
 from bayes_ab.display import HtmlRepr
 
-if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
-    import arviz as az
+if TYPE_CHECKING:
+    from bayes_ab.models.fitdata import FitData
 
 MAX_RHAT = 1.01
 MIN_ESS = 400
@@ -71,9 +71,9 @@ class Diagnostics(HtmlRepr):
                 f"({self.chains} chains x {self.draws} draws) - {state}")
 
 
-def diagnose(idata: az.InferenceData, parameters: list[str],
+def diagnose(idata: "FitData", parameters: list[str],
              reported: tuple[str, ...] = ("mean", "effect")) -> Diagnostics:
-    """Compute :class:`Diagnostics` from a fitted ``InferenceData`` (rank-normalised split R-hat over every
+    """Compute :class:`Diagnostics` from a fit's groups (:class:`~bayes_ab.models.fitdata.FitData`) (rank-normalised split R-hat over every
     parameter and reported quantity; bulk and tail ESS over the reported ones)."""
     posterior = idata.posterior
     names = [v for v in dict.fromkeys(parameters + list(reported)) if v in posterior]
@@ -81,9 +81,7 @@ def diagnose(idata: az.InferenceData, parameters: list[str],
     reported_draws = _stacked(posterior, [v for v in reported if v in posterior])
     enough = draws >= 4
     rhat = rank_rhat(_stacked(posterior, names)) if chains > 1 and enough else np.array([np.nan])
-    divergences = 0
-    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
-        divergences = int(idata.sample_stats["diverging"].sum())
+    divergences = divergent_transitions(idata)
     return Diagnostics(
         max_rhat=_extreme(rhat, np.nanmax),
         min_ess_bulk=_extreme(ess_bulk(reported_draws) if enough else np.array([np.nan]), np.nanmin),
@@ -92,6 +90,13 @@ def diagnose(idata: az.InferenceData, parameters: list[str],
         chains=chains,
         draws=draws,
     )
+
+
+def divergent_transitions(idata: "FitData") -> int:
+    """How many post-tuning transitions diverged (0 when the fit has no sampler statistics)."""
+    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
+        return int(idata.sample_stats["diverging"].sum())
+    return 0
 
 
 def _stacked(posterior, names: list[str]) -> np.ndarray:

@@ -22,8 +22,11 @@ from bayes_ab.errors import ModelError
 from bayes_ab.families import Family, family_of
 from bayes_ab.models.compiled import NativeModel, native_model, structure_key
 from bayes_ab.models.conjugate import posterior_dataset
-from bayes_ab.models.diagnostics import diagnose, independent_draws
+from bayes_ab.models.diagnostics import diagnose, divergent_transitions, independent_draws
+from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, coords_for, mapped_prior_data
+from bayes_ab.models.nuts import SAMPLE_STATS, NutsSettings
+from bayes_ab.models.nuts import sample as sample_nuts
 from bayes_ab.models.quadrature import exact_draws
 from bayes_ab.models.result import Fit, attach_stats
 from bayes_ab.progress import progress
@@ -78,11 +81,6 @@ class ModelCache:
 
 DEFAULT_CACHE = ModelCache()
 
-SAMPLE_STATS = ("diverging", "energy", "energy_error", "step_size", "depth", "n_steps", "logp", "mean_tree_accept")
-"""The sampler statistics kept with a posterior (divergences for the diagnostics; energy for BFMI; the rest to
-see how hard the sampler worked)."""
-
-
 def fit(
     stats: xr.Dataset,
     metric: Metric,
@@ -115,14 +113,15 @@ def fit(
             return exact
     data = {**family.model_data(stats), **prior}
     compiled = cache.get(family, stats, metric, sampler.backend, data)
-    parameters = compiled.parameters
-    result = _sample(compiled, data, stats, metric, sampler, parameters)
+    idata = _sample(compiled, data, stats, metric, sampler)
     retry = sampler.retry_target_accept
-    if result.diagnostics.divergences and retry is not None and retry > sampler.target_accept:
+    if divergent_transitions(idata) and retry is not None and retry > sampler.target_accept:
         # Divergences mean the step size was too large for the posterior's geometry (typically the
         # funnel of the pooling scale); smaller steps are the standard remedy. The retry is reported.
-        result = _sample(compiled, data, stats, metric, replace(sampler, target_accept=retry), parameters)
-    return result
+        sampler = replace(sampler, target_accept=retry)
+        idata = _sample(compiled, data, stats, metric, sampler)
+    # diagnosed once, the run that is kept (R-hat and ESS of a discarded run would cost a tenth of a second)
+    return Fit(metric, stats, idata, diagnose(idata, compiled.parameters), sampler.backend, sampler)
 
 
 def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings,
@@ -155,7 +154,7 @@ def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: Sampl
 
 
 def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset, metric: Metric,
-            sampler: SamplerSettings, parameters: list[str]) -> Fit:
+            sampler: SamplerSettings) -> FitData:
     try:
         with progress(f"{metric.name}: sampling {sampler.chains} chains x {sampler.tune} + {sampler.draws} draws"
                       + (f" (target_accept {sampler.target_accept})" if sampler.target_accept > 0.9 else "")):
@@ -165,18 +164,14 @@ def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
                 idata = _sample_pymc(compiled, data, sampler)
     except (ValueError, RuntimeError, FloatingPointError) as exc:
         raise ModelError(f"metric {metric.name!r}: sampling failed ({str(exc).splitlines()[0]})") from None
-    idata = attach_stats(_label(idata, stats), stats)
-    return Fit(metric, stats, idata, diagnose(idata, parameters), sampler.backend, sampler)
+    return attach_stats(_label(idata, stats), stats)
 
 
 def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
-                   s: SamplerSettings) -> "az.InferenceData":
-    import nutpie
-
-    model = compiled.native.sampler(data, coords_for(stats))
-    return nutpie.sample(model, draws=s.draws, tune=s.tune, chains=s.chains,
-                         cores=min(s.chains, os.cpu_count() or 1), seed=s.seed,
-                         target_accept=s.target_accept, progress_bar=False, save_warmup=False)
+                   s: SamplerSettings) -> FitData:
+    settings = NutsSettings(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, os.cpu_count() or 1),
+                            seed=s.seed, target_accept=s.target_accept)
+    return sample_nuts(compiled.native, data, coords_for(stats), settings)
 
 
 def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> "az.InferenceData":
@@ -193,14 +188,12 @@ def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSet
                          target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False)
 
 
-def _label(idata: "az.InferenceData", stats: xr.Dataset) -> "az.InferenceData":
+def _label(idata: "az.InferenceData | FitData", stats: xr.Dataset) -> FitData:
     """Attach this data's arm/segment labels (a re-used compiled model carries the first fit's)."""
-    import arviz as az
-
     coords = coords_for(stats)
     posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
     # the sampler's unconstrained copies (``effect_sd_log__``) and its internal statistics are left out, as
     # pm.sample leaves them out: they double what every stored posterior costs to write and read
     posterior = posterior[[v for v in posterior.data_vars if not str(v).endswith("__")]]
     stats_kept = [v for v in SAMPLE_STATS if v in idata.sample_stats]
-    return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats[stats_kept])
+    return FitData(posterior=posterior, sample_stats=idata.sample_stats[stats_kept])

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.families import family_of
 from bayes_ab.models.diagnostics import Diagnostics
+from bayes_ab.models.fitdata import FitData
 from bayes_ab.spec import Metric, SamplerSettings
-
-if TYPE_CHECKING:     # ArviZ costs seconds to import; only the functions that build its objects load it
-    import arviz as az
 
 
 @dataclass(frozen=True)
@@ -23,7 +19,7 @@ class Fit(HtmlRepr):
 
     metric: Metric
     stats: xr.Dataset
-    idata: az.InferenceData
+    idata: FitData
     diagnostics: Diagnostics
     backend: str
     sampler: SamplerSettings
@@ -48,19 +44,11 @@ class Fit(HtmlRepr):
 
     def to_netcdf(self, path: str | os.PathLike) -> str:
         """Write the posterior (with the statistics as ``constant_data``) as ArviZ netCDF."""
-        return self.idata.to_netcdf(str(path), engine="h5netcdf")
+        return self.idata.to_netcdf(path)
 
 
-def attach_stats(idata: az.InferenceData, stats: xr.Dataset) -> az.InferenceData:
+def attach_stats(idata: FitData, stats: xr.Dataset) -> FitData:
     """Store the statistics the posterior was fitted to as the ``constant_data`` group."""
     constant = stats.copy()
     constant.attrs = {k: str(v) for k, v in stats.attrs.items()}
-    return with_group(idata, "constant_data", constant)
-
-
-def with_group(idata: az.InferenceData, name: str, dataset: xr.Dataset) -> az.InferenceData:
-    """``idata`` with group ``name`` set to ``dataset`` (added or replaced), every other group kept."""
-    groups = {g: getattr(idata, g) for g in idata.groups() if g != name}
-    import arviz as az
-
-    return az.InferenceData(**groups, **{name: dataset})
+    return idata.with_group("constant_data", constant)

@@ -16,7 +16,7 @@ import xarray as xr
 from bayes_ab.display import HtmlRepr
 from bayes_ab.intervals import hdi
 from bayes_ab.metric import Metric, Novelty
-from bayes_ab.models.result import Fit, with_group
+from bayes_ab.models.result import Fit
 from bayes_ab.novelty.model import CellLifts, NoveltyPosterior, posterior
 from bayes_ab.novelty.panel import weekly_means
 
@@ -156,7 +156,7 @@ def long_run_fit(model: Fit, posteriors: dict[str, NoveltyPosterior], effects: N
         replaced.loc[{"arm": arm}] = value.transpose(*[d for d in mean.dims if d != "arm"])
     posterior_group = model.idata.posterior.assign(mean=replaced)
     posterior_group.attrs = {**posterior_group.attrs, "long_run_arms": ",".join(sorted(used))}
-    return replace(model, idata=with_group(model.idata, "posterior", posterior_group))
+    return replace(model, idata=model.idata.with_group("posterior", posterior_group))
 
 
 __all__ = ["ArmNovelty", "NoveltyEffects", "WeekLift", "analyze_novelty", "cell_lifts", "long_run_fit", "LIKELY"]

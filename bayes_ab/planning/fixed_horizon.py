@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import stats
+from scipy.special import ndtri
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
@@ -91,7 +91,7 @@ def fixed_horizon_sample_size(
     control = baseline.value
     treatment = control * (1 + sign * effect)
     diff = treatment - control
-    z_alpha, z_power = stats.norm.isf(alpha / 2), stats.norm.isf(1 - power)
+    z_alpha, z_power = -ndtri(alpha / 2), -ndtri(1 - power)      # normal quantiles: norm.isf(q) = -ndtri(q)
     sd_null, sd_alt = family_for(metric).fixed_horizon_sds(metric, baseline, control, treatment, ratio)
     control_users = math.ceil(((z_alpha * sd_null + z_power * sd_alt) / diff) ** 2)
     treatment_users = math.ceil(ratio * control_users)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal, Mapping, Protocol
 
 import numpy as np
-from scipy import stats as st
+from scipy.special import ndtri
 
 from bayes_ab.decision import Action, decide
 from bayes_ab.decision.evidence import evidence_from_draws
@@ -221,7 +221,7 @@ class FixedHorizonRule:
     def decide(self, look: Look) -> str:
         if look.day < look.horizon:
             return Action.HOLD
-        critical = st.norm.isf(FIXED_HORIZON_ALPHA)
+        critical = -ndtri(FIXED_HORIZON_ALPHA)
         better, worse = _verdicts(look, lambda lift, v: v > 0 and abs(lift) / math.sqrt(v) > critical)
         if worse:
             return Action.ROLLBACK

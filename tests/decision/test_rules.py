@@ -182,6 +182,8 @@ def test_unknown_stage_is_refused():
 
 def test_srm_p_value_matches_scipy():
     assert srm_p_value([5100, 4900], [0.5, 0.5]) == pytest.approx(st.chisquare([5100, 4900]).pvalue)
+    users, weights = np.array([1000, 1080, 990]), np.array([0.3, 0.3, 0.4])
+    assert srm_p_value(users, weights) == pytest.approx(st.chisquare(users, users.sum() * weights).pvalue, rel=1e-9)
     assert srm_p_value([2000, 8000], [0.2, 0.8]) == pytest.approx(1.0)
 
 

@@ -12,7 +12,7 @@ from bayes_ab.errors import DataError
 from bayes_ab.models import fit
 from bayes_ab.effects.compute import hdi
 from bayes_ab.families.count import (BASELINE_LOG_SD, LOG_ALPHA_SD, CountParams, dispersion_test,
-                                     negative_binomial_check, sample_count, variant)
+                                     negative_binomial_check, sample_count, tail_share, variant)
 from bayes_ab.simulation import HeavyTailedCounts
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -269,3 +269,12 @@ def test_bad_counts_are_refused():
     frame["trades"] = [1, 2, 1.5, 0, 3, 1]
     with pytest.raises(DataError, match=r"'trades'.*non-integer counts"):
         aggregate(spec, frame)
+
+
+@pytest.mark.parametrize("cut, mean, alpha", [(12, 2.3, 0.7), (0, 0.5, 2.0), (150, 1.3, 0.1), (3000, 2.0, 0.05),
+                                              (7, 1.5, np.inf), (40, 3.0, np.inf)])
+def test_tail_share_is_scipy_stats_survival_function(cut, mean, alpha):
+    from scipy import stats as st
+
+    expected = (st.poisson.sf(cut, mean) if np.isinf(alpha) else st.nbinom.sf(cut, alpha, alpha / (alpha + mean)))
+    assert tail_share(cut, mean, alpha) == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,94 @@
+"""The sampler driver: the draws nutpie's own front end gives, without its imports."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nutpie
+from nutpie.compile_pymc import CompiledPyMCModel
+from bayes_ab.data import conversion_stats
+from bayes_ab.models.compiled import native_model, structure_key
+from bayes_ab.models.hierarchy import coords_for, prior_data
+from bayes_ab.models.nuts import NutsSettings, _flat_names, library, sample
+from bayes_ab.families import family_of
+from bayes_ab.spec import EffectPrior, Metric
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def nutpie_model(native, data, coords) -> CompiledPyMCModel:
+    """The same loaded callbacks wrapped as nutpie's own PyMC model, for ``nutpie.sample`` (the reference)."""
+    layout = native.layout
+    arrays, words = {}, []
+    for name, dtype, _ in layout.data:
+        array = np.array(data[name], dtype=dtype, order="C", copy=True)
+        arrays[name] = array
+        words += [array.ctypes.data, *array.shape]
+    merged = {**layout.coords, **coords}
+    index = {name: pd.Index(values) for name, values in merged.items()}
+    index["unconstrained_parameter"] = pd.Index(_flat_names(layout))
+    offsets = np.cumsum([0, *(math.prod(s) for s in layout.shapes)])
+    initial = np.asarray(layout.initial, dtype=float)
+    return CompiledPyMCModel(
+        _n_dim=layout.n_dim, dims={k: tuple(v) for k, v in layout.dims.items()}, _coords=index,
+        _shapes={name: tuple(shape) for name, shape in zip(layout.names, layout.shapes)},
+        compiled_logp_func=native.logp_callback, compiled_expand_func=native.expand_callback,
+        initial_point_func=lambda seed=None: initial + np.random.default_rng(seed).uniform(-1, 1, initial.size),
+        shared_data=arrays, user_data=np.array(words, dtype=np.uint64), n_expanded=layout.n_expanded,
+        shape_info=(list(layout.names), [slice(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:])],
+                    list(layout.shapes)),
+        logp_func=None, expand_func=None)
+
+
+def test_the_draws_and_statistics_are_nutpies_bit_for_bit(cache_dir):
+    users = np.array([[3000, 2000, 900], [3000, 2000, 900]])
+    stats = conversion_stats(["control", "treatment"], ["a", "b", "c"], users,
+                             np.array([[300, 190, 95], [330, 215, 88]]), "converted")
+    metric = Metric(name="converted", family="conversion", column="converted",
+                    prior=EffectPrior(effect_sd=0.5, heterogeneity_sd=0.1))
+    family = family_of(stats)
+    data = {**family.model_data(stats), **prior_data(metric.prior)}
+    native = native_model(structure_key("conversion", "test", dict(stats.sizes), data),
+                          lambda: family.build_model(stats, metric))
+    coords = coords_for(stats)
+    settings = NutsSettings(draws=300, tune=300, chains=3, cores=2, seed=17, target_accept=0.85)
+    ours = sample(native, data, coords, settings)
+    theirs = nutpie.sample(nutpie_model(native, data, coords), draws=300, tune=300, chains=3, cores=2, seed=17,
+                           target_accept=0.85, progress_bar=False, save_warmup=False)
+    assert set(ours.posterior.data_vars) == {v for v in theirs.posterior.data_vars if not v.endswith("__")}
+    for name in ours.posterior.data_vars:
+        np.testing.assert_array_equal(ours.posterior[name].values, theirs.posterior[name].values)
+        assert ours.posterior[name].dims == theirs.posterior[name].dims
+    for name in ours.sample_stats.data_vars:
+        np.testing.assert_array_equal(ours.sample_stats[name].values, theirs.sample_stats[name].values)
+    assert list(ours.posterior["segment"].values) == ["a", "b", "c"]
+    assert ours.posterior.sizes["draw"] == 300 and ours.posterior.sizes["chain"] == 3
+
+
+def test_the_extension_is_the_one_nutpie_uses():
+    # nutpie is imported in this process: its extension must be re-used, never initialised twice
+    assert library() is nutpie._lib
+
+
+def test_missing_or_misshapen_data_are_refused(cache_dir):
+    users = np.array([[300, 200], [300, 200]])
+    stats = conversion_stats(["control", "treatment"], ["a", "b"], users, np.array([[30, 19], [33, 21]]), "c")
+    metric = Metric(name="c", family="conversion", column="c")
+    family = family_of(stats)
+    data = {**family.model_data(stats), **prior_data(metric.prior)}
+    native = native_model(structure_key("conversion", "test", dict(stats.sizes), data),
+                          lambda: family.build_model(stats, metric))
+    settings = NutsSettings(draws=10, tune=10, chains=1, cores=1, seed=1, target_accept=0.8)
+    name = native.layout.data[0][0]
+    with pytest.raises(KeyError, match=name):
+        sample(native, {k: v for k, v in data.items() if k != name}, coords_for(stats), settings)
+    with pytest.raises(ValueError, match="rank"):
+        sample(native, {**data, name: np.ravel(data[name])[None, None, :]}, coords_for(stats), settings)
