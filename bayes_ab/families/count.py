@@ -29,7 +29,7 @@ from typing import Any, Sequence, TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import optimize, special
+from scipy import special
 
 from bayes_ab.data.engine import INTEGER
 from bayes_ab.data.queries import MetricQuery, capped, metric_column, numeric_checks
@@ -109,8 +109,32 @@ def negative_binomial_alpha(values: np.ndarray, users: np.ndarray) -> float:
         return -float((users * terms).sum())
 
     start = np.log(mean ** 2 / (variance - mean))          # the method-of-moments shape, to bracket
-    found = optimize.minimize_scalar(negative_log_likelihood, bounds=(start - 8, start + 8), method="bounded")
-    return float(np.exp(found.x))
+    return float(np.exp(golden_section_minimum(negative_log_likelihood, start - 8, start + 8)))
+
+
+GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
+def golden_section_minimum(function, low: float, high: float, tolerance: float = 1e-7) -> float:
+    """The minimum of a unimodal ``function`` on ``[low, high]``, to ``tolerance``, by golden-section search.
+
+    The negative binomial's likelihood in ``log alpha`` is one-dimensional and unimodal; this search needs
+    about 45 evaluations of it. (``scipy.optimize.minimize_scalar`` finds the same point; importing
+    scipy.optimize costs every check-in with a count metric 0.17 s, a twentieth of the command.)
+    """
+    a, b = float(low), float(high)
+    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+    fc, fd = function(c), function(d)
+    while b - a > tolerance:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - GOLDEN * (b - a)
+            fc = function(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + GOLDEN * (b - a)
+            fd = function(d)
+    return (a + b) / 2.0
 
 
 def tail_share(cut: float, mean: float, alpha: float) -> float:

@@ -12,7 +12,8 @@ from bayes_ab.errors import DataError
 from bayes_ab.models import fit
 from bayes_ab.effects.compute import hdi
 from bayes_ab.families.count import (BASELINE_LOG_SD, LOG_ALPHA_SD, CountParams, dispersion_test,
-                                     negative_binomial_check, sample_count, tail_share, variant)
+                                     golden_section_minimum, negative_binomial_alpha, negative_binomial_check, sample_count,
+                                     tail_share, variant)
 from bayes_ab.simulation import HeavyTailedCounts
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -278,3 +279,28 @@ def test_tail_share_is_scipy_stats_survival_function(cut, mean, alpha):
 
     expected = (st.poisson.sf(cut, mean) if np.isinf(alpha) else st.nbinom.sf(cut, alpha, alpha / (alpha + mean)))
     assert tail_share(cut, mean, alpha) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed, shape, mean", [(1, 0.3, 2.0), (2, 1.5, 0.7), (3, 8.0, 5.0), (4, 0.05, 12.0)])
+def test_the_negative_binomial_shape_is_the_maximum_likelihood_scipy_finds(seed, shape, mean):
+    from scipy import optimize, special
+
+    draws = np.random.default_rng(seed).negative_binomial(shape, shape / (shape + mean), 20_000)
+    values, users = np.unique(draws, return_counts=True)
+    values, users = values.astype(float), users.astype(float)
+    m = (users * values).sum() / users.sum()
+
+    def nll(log_alpha):
+        a = np.exp(log_alpha)
+        return -float((users * (special.gammaln(values + a) - special.gammaln(a) + a * np.log(a / (a + m))
+                                + values * np.log(m / (a + m)))).sum())
+
+    start = np.log(m ** 2 / ((users * (values - m) ** 2).sum() / (users.sum() - 1) - m))
+    reference = optimize.minimize_scalar(nll, bounds=(start - 8, start + 8), method="bounded",
+                                         options={"xatol": 1e-10}).x
+    assert np.log(negative_binomial_alpha(values, users)) == pytest.approx(reference, abs=1e-5)
+
+
+def test_golden_section_search_finds_the_minimum_of_a_parabola_and_an_edge():
+    assert golden_section_minimum(lambda x: (x - 1.234) ** 2, -10, 10) == pytest.approx(1.234, abs=1e-6)
+    assert golden_section_minimum(lambda x: x, 2.0, 5.0) == pytest.approx(2.0, abs=1e-6)
