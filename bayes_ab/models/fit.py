@@ -3,7 +3,8 @@
 A model's *structure* is its family, likelihood variant, number of arms, segments (and days), and the names,
 types and ranks of its data; the effect prior is data. On the ``nutpie`` backend the compiled sampler is
 cached on disk (:mod:`bayes_ab.models.compiled`), so a structure compiles once per machine and every later
-process — the next check-in, the next ``analyze`` — loads it in a fraction of a second. Within a process,
+process — the next check-in, the next ``analyze`` — loads it in a fraction of a second, and samples it through
+nutpie's compiled core (:mod:`bayes_ab.models.nuts`) without importing PyMC or ArviZ. Within a process,
 :class:`ModelCache` keeps what was loaded, so a re-fit costs only the sampling. The ``pymc`` backend keeps the
 PyMC model and swaps data with ``pm.set_data``.
 """
