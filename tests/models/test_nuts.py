@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,21 @@ from bayes_ab.families import family_of
 from bayes_ab.spec import EffectPrior, Metric
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path))
-    return tmp_path
+@pytest.fixture(scope="module")
+def loaded():
+    """One compiled structure (3-segment conversion) for every test here, in its own cache folder."""
+    with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory() as folder:
+        patch.setenv("BAYES_AB_CACHE_DIR", folder)
+        users = np.array([[3000, 2000, 900], [3000, 2000, 900]])
+        stats = conversion_stats(["control", "treatment"], ["a", "b", "c"], users,
+                                 np.array([[300, 190, 95], [330, 215, 88]]), "converted")
+        metric = Metric(name="converted", family="conversion", column="converted",
+                        prior=EffectPrior(effect_sd=0.5, heterogeneity_sd=0.1))
+        family = family_of(stats)
+        data = {**family.model_data(stats), **prior_data(metric.prior)}
+        native = native_model(structure_key("conversion", "test", dict(stats.sizes), data),
+                              lambda: family.build_model(stats, metric))
+        yield native, data, coords_for(stats)
 
 
 def nutpie_model(native, data, coords) -> CompiledPyMCModel:
@@ -48,17 +60,8 @@ def nutpie_model(native, data, coords) -> CompiledPyMCModel:
         logp_func=None, expand_func=None)
 
 
-def test_the_draws_and_statistics_are_nutpies_bit_for_bit(cache_dir):
-    users = np.array([[3000, 2000, 900], [3000, 2000, 900]])
-    stats = conversion_stats(["control", "treatment"], ["a", "b", "c"], users,
-                             np.array([[300, 190, 95], [330, 215, 88]]), "converted")
-    metric = Metric(name="converted", family="conversion", column="converted",
-                    prior=EffectPrior(effect_sd=0.5, heterogeneity_sd=0.1))
-    family = family_of(stats)
-    data = {**family.model_data(stats), **prior_data(metric.prior)}
-    native = native_model(structure_key("conversion", "test", dict(stats.sizes), data),
-                          lambda: family.build_model(stats, metric))
-    coords = coords_for(stats)
+def test_the_draws_and_statistics_are_nutpies_bit_for_bit(loaded):
+    native, data, coords = loaded
     settings = NutsSettings(draws=300, tune=300, chains=3, cores=2, seed=17, target_accept=0.85)
     ours = sample(native, data, coords, settings)
     theirs = nutpie.sample(nutpie_model(native, data, coords), draws=300, tune=300, chains=3, cores=2, seed=17,
@@ -78,17 +81,11 @@ def test_the_extension_is_the_one_nutpie_uses():
     assert library() is nutpie._lib
 
 
-def test_missing_or_misshapen_data_are_refused(cache_dir):
-    users = np.array([[300, 200], [300, 200]])
-    stats = conversion_stats(["control", "treatment"], ["a", "b"], users, np.array([[30, 19], [33, 21]]), "c")
-    metric = Metric(name="c", family="conversion", column="c")
-    family = family_of(stats)
-    data = {**family.model_data(stats), **prior_data(metric.prior)}
-    native = native_model(structure_key("conversion", "test", dict(stats.sizes), data),
-                          lambda: family.build_model(stats, metric))
+def test_missing_or_misshapen_data_are_refused(loaded):
+    native, data, coords = loaded
     settings = NutsSettings(draws=10, tune=10, chains=1, cores=1, seed=1, target_accept=0.8)
     name = native.layout.data[0][0]
     with pytest.raises(KeyError, match=name):
-        sample(native, {k: v for k, v in data.items() if k != name}, coords_for(stats), settings)
+        sample(native, {k: v for k, v in data.items() if k != name}, coords, settings)
     with pytest.raises(ValueError, match="rank"):
-        sample(native, {**data, name: np.ravel(data[name])[None, None, :]}, coords_for(stats), settings)
+        sample(native, {**data, name: np.ravel(data[name])[None, None, :]}, coords, settings)
