@@ -73,8 +73,9 @@ class Diagnostics(HtmlRepr):
 
 def diagnose(idata: "FitData", parameters: list[str],
              reported: tuple[str, ...] = ("mean", "effect")) -> Diagnostics:
-    """Compute :class:`Diagnostics` from a fit's groups (:class:`~bayes_ab.models.fitdata.FitData`) (rank-normalised split R-hat over every
-    parameter and reported quantity; bulk and tail ESS over the reported ones)."""
+    """Compute :class:`Diagnostics` from a fit's groups (:class:`~bayes_ab.models.fitdata.FitData`):
+    rank-normalised split R-hat over every parameter and reported quantity, bulk and tail ESS over the
+    reported ones."""
     posterior = idata.posterior
     names = [v for v in dict.fromkeys(parameters + list(reported)) if v in posterior]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]

@@ -162,20 +162,22 @@ def _sample(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
             if sampler.backend == Backend.NUTPIE:
                 idata = _sample_nutpie(compiled, data, stats, sampler)
             else:
-                idata = _sample_pymc(compiled, data, sampler)
+                idata = _sample_pymc(compiled, data, stats, sampler)
     except (ValueError, RuntimeError, FloatingPointError) as exc:
         raise ModelError(f"metric {metric.name!r}: sampling failed ({str(exc).splitlines()[0]})") from None
-    return attach_stats(_label(idata, stats), stats)
+    return attach_stats(idata, stats)
 
 
 def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
                    s: SamplerSettings) -> FitData:
+    # labelled with this data's coordinates, unconstrained copies and unused statistics left out (models.nuts)
     settings = NutsSettings(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, os.cpu_count() or 1),
                             seed=s.seed, target_accept=s.target_accept)
     return sample_nuts(compiled.native, data, coords_for(stats), settings)
 
 
-def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSettings) -> "az.InferenceData":
+def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
+                 s: SamplerSettings) -> FitData:
     import logging
 
     import pymc as pm
@@ -184,17 +186,19 @@ def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], s: SamplerSet
     with compiled.model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pm.set_data(data)
-        return pm.sample(draws=s.draws, tune=s.tune, chains=s.chains,
-                         cores=min(s.chains, os.cpu_count() or 1), random_seed=s.seed,
-                         target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False)
+        idata = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains,
+                          cores=min(s.chains, os.cpu_count() or 1), random_seed=s.seed,
+                          target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False)
+    return _from_pymc(idata, stats)
 
 
-def _label(idata: "az.InferenceData | FitData", stats: xr.Dataset) -> FitData:
-    """Attach this data's arm/segment labels (a re-used compiled model carries the first fit's)."""
+def _from_pymc(idata: "az.InferenceData", stats: xr.Dataset) -> FitData:
+    """A PyMC fit as :class:`FitData`, with this data's arm/segment labels (a re-used PyMC model carries the
+    first fit's) and the statistics :mod:`bayes_ab.models.nuts` keeps."""
     coords = coords_for(stats)
     posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
-    # the sampler's unconstrained copies (``effect_sd_log__``) and its internal statistics are left out, as
-    # pm.sample leaves them out: they double what every stored posterior costs to write and read
+    # unconstrained copies (``effect_sd_log__``) and other internal statistics are left out, as models.nuts
+    # leaves them out: they double what every stored posterior costs to write and read
     posterior = posterior[[v for v in posterior.data_vars if not str(v).endswith("__")]]
     stats_kept = [v for v in SAMPLE_STATS if v in idata.sample_stats]
     return FitData(posterior=posterior, sample_stats=idata.sample_stats[stats_kept])

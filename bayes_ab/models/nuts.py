@@ -165,12 +165,12 @@ def _fit_data(layout: "Layout", labels: Mapping[str, list], draw_batches: list, 
     """The post-tuning draws and statistics of every chain as ``(chain, draw, ...)`` Datasets."""
     import pyarrow as pa        # pandas' Arrow support has imported it already
 
+    traced = [(name, shape) for name, shape in zip(layout.names, layout.shapes) if not name.endswith("__")]
     draws_by_chain, stats_by_chain = [], []
     for draw_batch, stat_batch in zip(draw_batches, stat_batches):
         draw_table, stat_table = pa.record_batch(draw_batch), pa.record_batch(stat_batch)
         kept = ~stat_table.column("tuning").to_numpy(zero_copy_only=False)
-        draws_by_chain.append({name: _column(draw_table, name, shape)[kept]
-                               for name, shape in zip(layout.names, layout.shapes) if not name.endswith("__")})
+        draws_by_chain.append({name: _column(draw_table, name, shape)[kept] for name, shape in traced})
         stats_by_chain.append({name: _column(stat_table, name, ())[kept] for name in SAMPLE_STATS
                                if name in stat_table.schema.names})
     lengths = {len(chain[next(iter(chain))]) for chain in draws_by_chain}
@@ -181,7 +181,7 @@ def _fit_data(layout: "Layout", labels: Mapping[str, list], draw_batches: list, 
     posterior = xr.Dataset(
         {name: (("chain", "draw", *layout.dims.get(name, _default_dims(name, shape))),
                 np.stack([chain[name] for chain in draws_by_chain]))
-         for name, shape in zip(layout.names, layout.shapes) if not name.endswith("__")},
+         for name, shape in traced},
         coords=coords)
     posterior = posterior.assign_coords({dim: labels[dim] for dim in posterior.dims if dim in labels})
     sample_stats = xr.Dataset({name: (("chain", "draw"), np.stack([chain[name] for chain in stats_by_chain]))
@@ -192,7 +192,7 @@ def _fit_data(layout: "Layout", labels: Mapping[str, list], draw_batches: list, 
 def _column(table, name: str, shape: tuple[int, ...]) -> np.ndarray:
     """One column as ``(rows, *shape)``: list columns are flattened, scalars read as they are."""
     column = table.column(name)
-    if shape or hasattr(column, "flatten"):
+    if hasattr(column, "flatten"):
         values = column.flatten().to_numpy(zero_copy_only=False)
         return values.reshape((len(column), *shape))
     return column.to_numpy(zero_copy_only=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
