@@ -8,13 +8,15 @@ graph, compiles it to numba through PyTensor and writes:
 
 - ``<cache>/<key>/callbacks.py``: the generated C callbacks (:mod:`bayes_ab.models.native`), whose machine
   code numba caches beside it;
-- ``<cache>/<key>/layout.json``: what the sampler needs besides the code (traced names, shapes, dims, the
-  data arrays' order and the unconstrained starting point).
+- ``<cache>/<key>/layout.json``: what the sampler needs besides the code (traced names, shapes, dims and the
+  data arrays' order).
 
 Any later process with the same key loads both in well under a second, without building the PyMC graph. Data
 (including the effect priors, which are data of the model rather than part of its identity) reach the code
 through addresses in ``user_data``, so new data of any size never recompile, and a changed model can never be
-served stale: its source, and therefore its key, differ. ``BAYES_AB_CACHE_DIR`` chooses the cache directory
+served stale: its source, and therefore its key, differ. The starting point is compiled too and computed from
+each run's data: it depends on the priors, so a value stored by the compiling run would make the draws for one
+seed depend on which run compiled the structure first. ``BAYES_AB_CACHE_DIR`` chooses the cache directory
 (default ``$XDG_CACHE_HOME/bayes-ab`` or ``~/.cache/bayes-ab``); deleting it is always safe.
 """
 
@@ -105,8 +107,6 @@ class Layout:
     """The data arrays in call order: name, dtype, rank."""
     parameters: tuple[str, ...]
     """The free random variables (their R-hat is part of the diagnostics)."""
-    initial: tuple[float, ...]
-    """The unconstrained starting point before each chain's jitter."""
 
     @property
     def n_expanded(self) -> int:
@@ -121,23 +121,65 @@ class Layout:
         return cls(key=raw["key"], n_dim=raw["n_dim"], names=tuple(raw["names"]),
                    shapes=tuple(tuple(s) for s in raw["shapes"]), n_unconstrained=raw["n_unconstrained"],
                    dims={k: tuple(v) for k, v in raw["dims"].items()}, coords=raw["coords"],
-                   data=tuple((n, d, int(r)) for n, d, r in raw["data"]), parameters=tuple(raw["parameters"]),
-                   initial=tuple(raw["initial"]))
+                   data=tuple((n, d, int(r)) for n, d, r in raw["data"]), parameters=tuple(raw["parameters"]))
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """A run's data arrays in the layout's order, and the ``user_data`` words the callbacks read them through.
+
+    ``user_data`` holds, per array, its address and then its sizes; the arrays are kept here (read-only) so
+    the addresses stay valid for as long as this object lives.
+    """
+
+    arrays: dict[str, np.ndarray]
+    user_data: np.ndarray
+
+    @classmethod
+    def pack(cls, layout: Layout, data: Mapping[str, np.ndarray]) -> "ModelData":
+        """``data`` checked against the layout (every array present, of the compiled rank) and laid out."""
+        arrays, words = {}, []
+        for name, dtype, ndim in layout.data:
+            if name not in data:
+                raise KeyError(f"model data {name!r} missing")
+            array = np.array(data[name], dtype=dtype, order="C", copy=True)
+            if array.ndim != ndim:
+                raise ValueError(f"model data {name!r} has rank {array.ndim}, the compiled model expects {ndim}")
+            array.flags.writeable = False
+            arrays[name] = array
+            words += [array.ctypes.data, *array.shape]
+        return cls(arrays, np.array(words or [0], dtype=np.uint64))
+
+    @property
+    def address(self) -> int:
+        return self.user_data.ctypes.data
 
 
 @dataclass(frozen=True)
 class NativeModel:
-    """A loaded structure: its layout and its two C callbacks (kept alive here)."""
+    """A loaded structure: its layout and its three C callbacks (kept alive here)."""
 
     layout: Layout
     logp_callback: Any
     expand_callback: Any
+    initial_callback: Any
     compiled: bool
     """True when this process compiled it (a cache miss)."""
 
     @property
     def parameters(self) -> list[str]:
         return list(self.layout.parameters)
+
+    def support_point(self, data: ModelData) -> np.ndarray:
+        """PyMC's starting point for this data: each free variable's support point, unconstrained, unjittered."""
+        import ctypes
+
+        out = np.empty(self.layout.n_dim)
+        pointer = out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        status = self.initial_callback.ctypes(self.layout.n_dim, pointer, data.address)
+        if status != 0:
+            raise RuntimeError(f"the model's starting point could not be computed (status {status})")
+        return out
 
 
 def native_model(key: str, build: Callable[[], "pm.Model"]) -> NativeModel:
@@ -220,12 +262,13 @@ def _callbacks(layout: Layout, module, compiled: bool) -> NativeModel:
     """The C callbacks of ``module`` with numba's on-disk cache (a load when the cache holds them)."""
     import numba
 
-    from bayes_ab.models.native import EXPAND_SIGNATURE, LOGP_SIGNATURE
+    from bayes_ab.models.native import EXPAND_SIGNATURE, INITIAL_SIGNATURE, LOGP_SIGNATURE
 
     with _environments_without_imports():
         logp = numba.cfunc(LOGP_SIGNATURE, cache=True)(module.logp)
         expand = numba.cfunc(EXPAND_SIGNATURE, cache=True)(module.expand)
-    return NativeModel(layout, logp, expand, compiled)
+        initial = numba.cfunc(INITIAL_SIGNATURE, cache=True)(module.initial)
+    return NativeModel(layout, logp, expand, initial, compiled)
 
 
 @contextmanager
@@ -267,7 +310,7 @@ def _environments_without_imports() -> Iterator[None]:
 def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     import pytensor
     import pytensor.tensor as pt
-    from pymc.initial_point import make_initial_point_fn
+    from pymc.initial_point import make_initial_point_expression
     from pytensor.compile.sharedvalue import SharedVariable
 
     from bayes_ab.models import special
@@ -275,7 +318,12 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
 
     special.register()
     value_vars = list(model.value_vars)
-    start = make_initial_point_fn(model=model, jitter_rvs=set(), return_transformed=True)(0)
+    # PyMC's default start (as pm.sample and nutpie use it), kept as a graph of the data: priors are data
+    starts = make_initial_point_expression(free_rvs=model.free_RVs, rvs_to_transforms=model.rvs_to_transforms,
+                                           initval_strategies=model.rvs_to_initial_values, jitter_rvs=set(),
+                                           return_transformed=True)
+    start = dict(zip((v.name for v in value_vars),
+                     pytensor.function([], starts, mode="FAST_COMPILE", on_unused_input="ignore")()))
     shapes = [tuple(int(s) for s in np.shape(start[v.name])) for v in value_vars]
     sizes = [math.prod(s) for s in shapes]
     n_dim = sum(sizes)
@@ -295,9 +343,12 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     others = [v for v in model.unobserved_value_vars if v.name not in names_unconstrained]
     logp_out, gradient_out, *others_out = pytensor.clone_replace([logp, gradient, *others], replace)
     expanded = pt.concatenate([point, *[pt.as_tensor(v).ravel() for v in others_out]])
+    starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, dict(zip(shared, inputs))))
+    initial = pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in starts_out])
     logp_fn = pytensor.function([point, *inputs], [logp_out, gradient_out], mode="NUMBA",
                                 on_unused_input="ignore")
     expand_fn = pytensor.function([point, *inputs], [expanded], mode="NUMBA", on_unused_input="ignore")
+    initial_fn = pytensor.function(inputs, [initial], mode="NUMBA", on_unused_input="ignore")
     values = {v.name: np.asarray(v.get_value()) for v in shared}
     shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode="FAST_COMPILE",
                                  on_unused_input="ignore")
@@ -312,7 +363,6 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
                 if values_ is not None},
         data=tuple((v.name, values[v.name].dtype.name, v.type.ndim) for v in shared),
         parameters=tuple(rv.name for rv in model.free_RVs),
-        initial=tuple(float(x) for v in value_vars for x in np.ravel(start[v.name])),
     )
     source = wrapper_source(key, n_dim, layout.n_expanded, list(layout.data))
     callbacks_path = directory / CALLBACKS_FILE
@@ -322,9 +372,34 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     module = _import_callbacks(key, callbacks_path)
     module.logp_inner = logp_fn.vm.jit_fn
     module.expand_inner = expand_fn.vm.jit_fn
+    module.initial_inner = initial_fn.vm.jit_fn
     native = _callbacks(layout, module, compiled=True)
     write_atomically(directory / LAYOUT_FILE, lambda tmp: tmp.write_text(layout.to_json()))    # last: a layout marks a complete entry
     return native
+
+
+def _start_inputs(model: "pm.Model", starts: list, data_inputs: dict) -> dict:
+    """What replaces the shared variables of PyMC's starting-point graph (which holds copies of the model's).
+
+    A data array becomes the compiled function's input of the same name; a dimension's length becomes a
+    constant, since the structure's sizes are part of its key.
+    """
+    import pytensor.tensor as pt
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    by_name = {variable.name: replacement for variable, replacement in data_inputs.items()}
+    replace = {}
+    for variable in graph_inputs(starts):
+        if not isinstance(variable, SharedVariable):
+            continue
+        if variable.name in by_name:
+            replace[variable] = by_name[variable.name]
+        elif variable.name in model.dim_lengths:
+            replace[variable] = pt.constant(variable.get_value(), name=variable.name)
+        else:
+            raise RuntimeError(f"the starting point depends on {variable.name!r}, neither data nor a dimension")
+    return replace
 
 
 def _plain(value: Any) -> Any:

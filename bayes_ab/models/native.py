@@ -1,12 +1,14 @@
 """Numba pieces of the disk-cached sampler (:mod:`bayes_ab.models.compiled`); imported only to build or load one.
 
 The sampler calls a model's log-density through two C callbacks (log-density with gradient, and the
-expansion of a draw into every traced quantity). Numba caches a compiled function on disk only when the
-function lives in a real source file and references no objects created at run time ("dynamic globals").
-So the callbacks of each model structure are written out as a small generated module (:func:`wrapper_source`)
-whose functions read the data arrays through the addresses in ``user_data`` (never closing over them) and call
-the structure's PyTensor functions through module globals bound before the first compilation. Every later
-process loads the machine code from numba's cache and never rebuilds the PyMC graph.
+expansion of a draw into every traced quantity); a third gives the starting point for the run's data (PyMC's
+support point of each free variable, unconstrained), because the priors that set it are data. Numba caches a
+compiled function on disk only when the function lives in a real source file and references no objects created
+at run time ("dynamic globals"). So the callbacks of each model structure are written out as a small generated
+module (:func:`wrapper_source`) whose functions read the data arrays through the addresses in ``user_data``
+(never closing over them) and call the structure's PyTensor functions through module globals bound before the
+first compilation. Every later process loads the machine code from numba's cache and never rebuilds the PyMC
+graph.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ N_DIM = {n_dim}
 N_EXPANDED = {n_expanded}
 logp_inner = None     # bound to the structure's PyTensor function before a compilation; a cache hit never reads it
 expand_inner = None
+initial_inner = None
 
 
 @njit
@@ -72,6 +75,15 @@ def _expand(x, out, words):
     return 0
 
 
+@njit
+def _initial(out, words):
+{unpack}
+    (values,) = initial_inner({initial_args})
+    for i in range(N_DIM):
+        out[i] = values[i]
+    return 0
+
+
 # The C callbacks keep only the argument checks and the exception guard: numba's analysis of a try block
 # grows with everything compiled inside it, so the model's code stays in the separately compiled helpers.
 def logp(dim, x_, grad_, logp_, user_data_):
@@ -91,6 +103,15 @@ def expand(dim, expanded, x_, out_, user_data_):
         return _expand(carray(x_, (N_DIM,)), carray(out_, (N_EXPANDED,)), carray(user_data_, ({words},), np.uint64))
     except Exception:  # noqa: BLE001
         return -2
+
+
+def initial(dim, out_, user_data_):
+    if dim != N_DIM:
+        return -1
+    try:
+        return _initial(carray(out_, (N_DIM,)), carray(user_data_, ({words},), np.uint64))
+    except Exception:  # noqa: BLE001
+        return -2
 '''
 
 
@@ -108,10 +129,12 @@ def wrapper_source(key: str, n_dim: int, n_expanded: int, data: list[tuple[str, 
         names.append(f"d{index}")
         word += 1 + ndim
     return _HEADER.format(key=key, n_dim=n_dim, n_expanded=n_expanded, words=max(word, 1),
-                          unpack="\n".join(lines) or "    pass", args="".join(f", {n}" for n in names))
+                          unpack="\n".join(lines) or "    pass", args="".join(f", {n}" for n in names),
+                          initial_args=", ".join(names))
 
 
 LOGP_SIGNATURE = types.int64(types.uint64, types.CPointer(types.double), types.CPointer(types.double),
                              types.CPointer(types.double), types.voidptr)
 EXPAND_SIGNATURE = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
                                types.CPointer(types.double), types.voidptr)
+INITIAL_SIGNATURE = types.int64(types.uint64, types.CPointer(types.double), types.voidptr)

@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
 
+from bayes_ab.models.compiled import Layout, ModelData, NativeModel
 from bayes_ab.models.fitdata import FitData
-
-if TYPE_CHECKING:
-    from bayes_ab.models.compiled import Layout, NativeModel
 
 LIBRARY = "nutpie._lib"
 
@@ -71,7 +69,7 @@ class NutsSettings:
     target_accept: float
 
 
-def sample(native: "NativeModel", data: Mapping[str, np.ndarray], coords: Mapping[str, list[str]],
+def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[str, list[str]],
            settings: NutsSettings) -> FitData:
     """Posterior draws of a loaded structure on ``data``, labelled by ``coords``.
 
@@ -94,28 +92,18 @@ def sample(native: "NativeModel", data: Mapping[str, np.ndarray], coords: Mappin
     """
     lib = library()
     layout = native.layout
-    arrays, words = {}, []
-    for name, dtype, ndim in layout.data:
-        if name not in data:
-            raise KeyError(f"model data {name!r} missing")
-        array = np.array(data[name], dtype=dtype, order="C", copy=True)
-        if array.ndim != ndim:
-            raise ValueError(f"model data {name!r} has rank {array.ndim}, the compiled model expects {ndim}")
-        array.flags.writeable = False
-        arrays[name] = array
-        words += [array.ctypes.data, *array.shape]
-    user_data = np.array(words or [0], dtype=np.uint64)
-    keep_alive = (arrays, user_data, native)       # the callbacks read these addresses while sampling
+    packed = ModelData.pack(layout, data)
+    keep_alive = (packed, native)       # the callbacks read these addresses while sampling
 
     labels = _labels(layout, coords)
     sizes = {name: len(values) for name, values in labels.items()}
-    logp = lib.LogpFunc(native.logp_callback.address, user_data.ctypes.data, keep_alive)
-    expand = lib.ExpandFunc(layout.n_dim, layout.n_expanded, native.expand_callback.address,
-                            user_data.ctypes.data, keep_alive)
+    logp = lib.LogpFunc(native.logp_callback.address, packed.address, keep_alive)
+    expand = lib.ExpandFunc(layout.n_dim, layout.n_expanded, native.expand_callback.address, packed.address,
+                            keep_alive)
     variables = lib.PyVariable.new_variables(list(layout.names), ["float64"] * len(layout.names),
                                              [list(shape) for shape in layout.shapes], sizes,
                                              {name: tuple(dims) for name, dims in layout.dims.items()})
-    initial = np.asarray(layout.initial, dtype=float)
+    initial = native.support_point(packed)
 
     def initial_point(seed: Any = None) -> np.ndarray:
         # PyMC's default start: the support point on the unconstrained scale, jittered by U(-1, 1)
@@ -144,14 +132,14 @@ def sample(native: "NativeModel", data: Mapping[str, np.ndarray], coords: Mappin
     return _fit_data(layout, labels, draw_batches, stat_batches)
 
 
-def _labels(layout: "Layout", coords: Mapping[str, list[str]]) -> dict[str, list]:
+def _labels(layout: Layout, coords: Mapping[str, list[str]]) -> dict[str, list]:
     """The layout's coordinates, overridden by this data's, plus the unconstrained vector's element names."""
     merged = {**layout.coords, **{k: list(v) for k, v in coords.items() if k in layout.coords}}
     merged["unconstrained_parameter"] = _flat_names(layout)
     return merged
 
 
-def _flat_names(layout: "Layout") -> list[str]:
+def _flat_names(layout: Layout) -> list[str]:
     names = []
     for name, shape in zip(layout.names[:layout.n_unconstrained], layout.shapes):
         if not shape:
@@ -161,7 +149,7 @@ def _flat_names(layout: "Layout") -> list[str]:
     return names
 
 
-def _fit_data(layout: "Layout", labels: Mapping[str, list], draw_batches: list, stat_batches: list) -> FitData:
+def _fit_data(layout: Layout, labels: Mapping[str, list], draw_batches: list, stat_batches: list) -> FitData:
     """The post-tuning draws and statistics of every chain as ``(chain, draw, ...)`` Datasets."""
     import pyarrow as pa        # pandas' Arrow support has imported it already
 

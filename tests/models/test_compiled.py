@@ -120,19 +120,22 @@ SCRIPT = textwrap.dedent("""
     from conftest import FAST
     from bayes_ab.data import conversion_stats
     from bayes_ab.models import ModelCache, fit
-    from bayes_ab.spec import Metric
+    from bayes_ab.spec import EffectPrior, Metric
 
     HEAVY = {{"arviz", "matplotlib", "pymc", "pytensor", "scipy.stats"}}
     cache = ModelCache()
     runs = []
-    for segments in map(int, sys.argv[1:]):        # one structure per segment count
+    for run in sys.argv[1:]:        # "SEGMENTS:HETEROGENEITY_SD"; one structure per segment count
+        segments, heterogeneity_sd = int(run.split(":")[0]), float(run.split(":")[1])
         users = np.full((2, segments), 2500)
         rates = np.array([[0.10] * segments, [0.11] * segments])
         stats = conversion_stats(["control", "treatment"], [f"s{{i}}" for i in range(segments)], users,
                                  np.round(users * rates).astype(int), "converted")
         imported = sorted(HEAVY & set(sys.modules))       # before this fit
         loaded = cache.from_disk
-        result = fit(stats, Metric(name="converted", family="conversion", column="converted"), FAST, cache)
+        metric = Metric(name="converted", family="conversion", column="converted",
+                        prior=EffectPrior(effect_sd=0.5, heterogeneity_sd=heterogeneity_sd))
+        result = fit(stats, metric, FAST, cache)
         draws = np.ascontiguousarray(result.idata.posterior["mean"].values)
         runs.append({{"loaded": cache.from_disk - loaded, "imported_before": imported,
                      "imported_after": sorted(HEAVY & set(sys.modules)),
@@ -143,21 +146,29 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_a_fresh_process_loads_the_compiled_model_and_draws_the_same_posterior(tmp_path):
-    env = {**os.environ, "BAYES_AB_CACHE_DIR": str(tmp_path)}
     script = SCRIPT.format(tests=str(ROOT / "tests"))
 
-    def process(*segments: int) -> list[dict]:
-        done = subprocess.run([sys.executable, "-c", script, *map(str, segments)], env=env, capture_output=True,
+    def process(cache: str, *runs: str) -> list[dict]:
+        env = {**os.environ, "BAYES_AB_CACHE_DIR": str(tmp_path / cache)}
+        done = subprocess.run([sys.executable, "-c", script, *runs], env=env, capture_output=True,
                               text=True, check=True, timeout=600)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    (compiled,) = process(2)
-    loaded, compiled_after_a_load = process(2, 3)     # a load, then a new structure compiled in the same process
-    (reloaded,) = process(3)
-    assert [compiled["loaded"], loaded["loaded"], compiled_after_a_load["loaded"], reloaded["loaded"]] == [0, 1, 0, 1]
+    (compiled,) = process("one", "2:0.1")
+    # a load, then a new structure compiled in the same process
+    loaded, compiled_after_a_load = process("one", "2:0.1", "3:0.1")
+    (reloaded,) = process("one", "3:0.1")
+    # the compiled structure of a wider heterogeneity prior, on another machine's cache, then loaded here
+    (compiled_elsewhere,) = process("two", "2:0.8")
+    (loaded_with_another_prior,) = process("one", "2:0.8")
+    assert [compiled["loaded"], loaded["loaded"], compiled_after_a_load["loaded"], reloaded["loaded"],
+            compiled_elsewhere["loaded"], loaded_with_another_prior["loaded"]] == [0, 1, 0, 1, 0, 1]
     # the same machine code, data and seed: the same draws, bit for bit
     assert compiled["digest"] == loaded["digest"]
     assert compiled_after_a_load["digest"] == reloaded["digest"]
+    # the starting point is computed from the run's prior: the draws do not depend on which prior compiled
+    # the structure first (they did while the compiling run's start was stored with the code)
+    assert loaded_with_another_prior["digest"] == compiled_elsewhere["digest"] != compiled["digest"]
     # true lift 0.01; FAST's 1,000 draws: the posterior mean is within a few posterior sds (~0.006)
     for run in (compiled, compiled_after_a_load):
         assert 0.0 < run["lift"] < 0.025

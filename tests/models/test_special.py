@@ -47,4 +47,4 @@ def test_a_negative_binomial_model_is_cached_on_disk_whole(tmp_path, monkeypatch
 
     native_model("nbtest", build)
     cached = {p.name.split("-")[0] for p in (cache_root() / "nbtest" / "__pycache__").glob("*.nbi")}
-    assert cached == {"callbacks.logp", "callbacks.expand"}
+    assert cached == {"callbacks.logp", "callbacks.expand", "callbacks.initial"}
