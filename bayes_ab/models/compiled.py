@@ -343,6 +343,7 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     others = [v for v in model.unobserved_value_vars if v.name not in names_unconstrained]
     logp_out, gradient_out, *others_out = pytensor.clone_replace([logp, gradient, *others], replace)
     expanded = pt.concatenate([point, *[pt.as_tensor(v).ravel() for v in others_out]])
+    starts = _without_draws(starts)
     starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, dict(zip(shared, inputs))))
     initial = pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in starts_out])
     logp_fn = pytensor.function([point, *inputs], [logp_out, gradient_out], mode="NUMBA",
@@ -374,8 +375,43 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     module.expand_inner = expand_fn.vm.jit_fn
     module.initial_inner = initial_fn.vm.jit_fn
     native = _callbacks(layout, module, compiled=True)
+    _check_start(native, values, np.concatenate([np.ravel(start[v.name]) for v in value_vars]))
     write_atomically(directory / LAYOUT_FILE, lambda tmp: tmp.write_text(layout.to_json()))    # last: a layout marks a complete entry
     return native
+
+
+def _without_draws(starts: list) -> list:
+    """PyMC's starting-point graph with each random draw in it replaced by zeros of the draw's shape.
+
+    A support point may be written in terms of its variable's draw for the shape alone: ZeroSumNormal's is
+    ``zeros_like(draw)``. Compiled as it is, the graph would take a random generator as an input, which a C
+    callback cannot be given. The shapes are the structure's (part of its key), so they are constants here;
+    :func:`_check_start` then confirms that the compiled start equals PyMC's, which a value that did depend
+    on a draw would not.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.distributions.distribution import SymbolicRandomVariable
+    from pytensor.graph.traversal import graph_inputs, io_toposort
+    from pytensor.tensor.random.op import RandomVariable
+    from pytensor.tensor.type import TensorType
+
+    draws = [output for node in io_toposort(list(graph_inputs(starts)), starts)
+             if isinstance(node.op, (RandomVariable, SymbolicRandomVariable))
+             for output in node.outputs if isinstance(output.type, TensorType)]
+    if not draws:
+        return starts
+    shapes = pytensor.function([], [draw.shape for draw in draws], mode="FAST_COMPILE")()
+    return pytensor.clone_replace(starts, {draw: pt.zeros(tuple(int(n) for n in shape), dtype=draw.dtype)
+                                           for draw, shape in zip(draws, shapes)})
+
+
+def _check_start(native: NativeModel, values: Mapping[str, np.ndarray], expected: np.ndarray) -> None:
+    """Refuse a compiled starting point that differs from PyMC's on the compiling run's data."""
+    computed = native.support_point(ModelData.pack(native.layout, values))
+    if not np.allclose(computed, expected, rtol=1e-10, atol=1e-12):
+        raise RuntimeError(f"structure {native.layout.key}: the compiled starting point {computed.tolist()} "
+                           f"differs from PyMC's {expected.tolist()}")
 
 
 def _start_inputs(model: "pm.Model", starts: list, data_inputs: dict) -> dict:

@@ -14,7 +14,7 @@ import pytest
 
 from bayes_ab.data import conversion_stats
 from bayes_ab.models import ModelCache, fit
-from bayes_ab.models.compiled import LAYOUT_FILE, cache_root, native_model, structure_key
+from bayes_ab.models.compiled import LAYOUT_FILE, ModelData, cache_root, native_model, structure_key
 from bayes_ab.models.nuts import NutsSettings, sample
 from bayes_ab.spec import EffectPrior, Metric
 
@@ -195,3 +195,24 @@ def test_entries_unused_for_a_month_are_pruned_when_a_structure_is_compiled(cach
     os.utime(stale / LAYOUT_FILE, (0, 0))
     native_model(structure_key("location", "prune", {}, {"y": np.zeros(3)}), lambda: location_model(np.zeros(3)))
     assert not stale.exists()
+
+
+def test_a_support_point_written_with_a_draw_compiles_and_a_random_start_is_refused(cache_dir):
+    """ZeroSumNormal's support point is ``zeros_like(draw)``: its draw gives a shape only, so it compiles (and
+    equals PyMC's start, which the compilation checks). A start drawn from the prior cannot be a function of
+    the data; it is refused at compile time, never served as zeros."""
+    def build(initval):
+        with pm.Model(coords={"segment": ["a", "b", "c"]}) as model:
+            y = pm.Data("y", np.array([0.5, -0.2, 0.1]), dims="segment")
+            scale = pm.HalfNormal("scale", 2.0, initval=initval)
+            offsets = pm.ZeroSumNormal("offsets", sigma=scale, dims="segment")
+            pm.Potential("obs", pm.logp(pm.Normal.dist(offsets, 1.0), y).sum())
+        return model
+
+    native = native_model(structure_key("zerosum", "support", {"segment": 3}, {"y": np.zeros(3)}),
+                          lambda: build(None))
+    start = native.support_point(ModelData.pack(native.layout, {"y": np.array([3.0, 1.0, -4.0])}))
+    # HalfNormal(2)'s support point is 2 (log 2 unconstrained); the zero-sum offsets' is 0
+    np.testing.assert_allclose(start, [np.log(2.0), 0.0, 0.0], atol=1e-12)
+    with pytest.raises(RuntimeError, match="differs from PyMC's"):
+        native_model(structure_key("zerosum", "prior", {"segment": 3}, {"y": np.zeros(3)}), lambda: build("prior"))
