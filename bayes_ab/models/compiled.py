@@ -22,6 +22,7 @@ seed depend on which run compiled the structure first. ``BAYES_AB_CACHE_DIR`` ch
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import json
@@ -172,8 +173,6 @@ class NativeModel:
 
     def support_point(self, data: ModelData) -> np.ndarray:
         """PyMC's starting point for this data: each free variable's support point, unconstrained, unjittered."""
-        import ctypes
-
         out = np.empty(self.layout.n_dim)
         pointer = out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
         status = self.initial_callback.ctypes(self.layout.n_dim, pointer, data.address)
@@ -344,7 +343,7 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
     logp_out, gradient_out, *others_out = pytensor.clone_replace([logp, gradient, *others], replace)
     expanded = pt.concatenate([point, *[pt.as_tensor(v).ravel() for v in others_out]])
     starts = _without_draws(starts)
-    starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, dict(zip(shared, inputs))))
+    starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, inputs))
     initial = pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in starts_out])
     logp_fn = pytensor.function([point, *inputs], [logp_out, gradient_out], mode="NUMBA",
                                 on_unused_input="ignore")
@@ -414,17 +413,18 @@ def _check_start(native: NativeModel, values: Mapping[str, np.ndarray], expected
                            f"differs from PyMC's {expected.tolist()}")
 
 
-def _start_inputs(model: "pm.Model", starts: list, data_inputs: dict) -> dict:
-    """What replaces the shared variables of PyMC's starting-point graph (which holds copies of the model's).
+def _start_inputs(model: "pm.Model", starts: list, inputs: list) -> dict:
+    """What replaces the shared variables of PyMC's starting-point graph (which holds copies of the model's,
+    so they are matched by name).
 
-    A data array becomes the compiled function's input of the same name; a dimension's length becomes a
-    constant, since the structure's sizes are part of its key.
+    A data array becomes the compiled function's input of the same name (``inputs``); a dimension's length
+    becomes a constant, since the structure's sizes are part of its key.
     """
     import pytensor.tensor as pt
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    by_name = {variable.name: replacement for variable, replacement in data_inputs.items()}
+    by_name = {variable.name: variable for variable in inputs}
     replace = {}
     for variable in graph_inputs(starts):
         if not isinstance(variable, SharedVariable):
