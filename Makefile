@@ -1,15 +1,17 @@
-# bayes-ab: every target sets up its own virtual environment first.
+# bayes-ab: every target sets up its own virtual environment first, with the tested releases (constraints.txt).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CANARY ?= /tmp/bayes-ab-canary
+WORKERS ?= 2
 
-.PHONY: demo test test-fast bench browser java postgres clean
+.PHONY: demo test test-fast bench docs canary browser java postgres clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 ## demo: simulate the push-notification experiment and analyse it end to end
@@ -32,13 +34,26 @@ java:
 postgres:
 	./scripts/install-postgres.sh
 
-## test: the whole suite, statistical checks marked `slow` included
+## test: the whole suite, statistical checks marked `slow` included, on $(WORKERS) worker processes
 test: $(STAMP) browser java postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
 
 ## test-fast: the suite without the slow statistical checks
 test-fast: $(STAMP) java postgres
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow"
+
+## docs: the documentation site (docs/ -> site/), warnings as errors
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+## canary: the newest releases of the sampler stack in a throwaway venv, and the smoke tests on them
+canary:
+	rm -rf $(CANARY)
+	$(PYTHON) -m venv $(CANARY)
+	$(CANARY)/bin/pip install --quiet --upgrade pip
+	$(CANARY)/bin/pip install --quiet '.[dev]'
+	$(CANARY)/bin/pip install --quiet --upgrade nutpie pymc pytensor numba llvmlite
+	$(CANARY)/bin/python scripts/canary.py
 
 ## bench: the performance figures recorded in benchmarks/RESULTS.md
 bench: $(STAMP) java postgres
@@ -48,4 +63,4 @@ bench: $(STAMP) java postgres
 	$(BIN)/python benchmarks/warehouse.py
 
 clean:
-	rm -rf $(VENV) models/*/ reports/*.html
+	rm -rf $(VENV) site models/*/ reports/*.html

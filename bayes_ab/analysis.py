@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families import family_for
 from bayes_ab.files import remove_stale_temporaries, sha256_of, write_atomically
-from bayes_ab.models import Fit, ModelCache, fit
-from bayes_ab.models.fit import DEFAULT_CACHE
-from bayes_ab.novelty.panel import panel_metrics, panel_statistics
+from bayes_ab.posterior import Fit, ModelCache, fit
+from bayes_ab.posterior.fit import DEFAULT_CACHE
+from bayes_ab.aggregation.panel import panel_metrics, panel_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 
@@ -176,7 +176,7 @@ def analyze_stats(
     e.g. from :mod:`bayes_ab.data.stats` constructors or stored aggregates) and compute its effects.
 
     ``panels``: the statistics by week since exposure of metrics with ``novelty``
-    (:func:`~bayes_ab.novelty.panel.panel_statistics`); such a metric's effects then carry the novelty
+    (:func:`~bayes_ab.aggregation.panel.panel_statistics`); such a metric's effects then carry the novelty
     analysis, and read the long-run lift when it is used.
     """
     missing = [m.name for m in spec.metrics if m.name not in stats]

@@ -12,8 +12,9 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from bayes_ab.engine_names import (BASELINE_FORMS, DEFAULT_MASTER, DIALECT_NAMES, ENGINE_NAMES, MASTER_VARIABLE,
-                                   URL_VARIABLE)
+from bayes_ab.data.dialects import DIALECTS
+from bayes_ab.data.engines import DEFAULT_ENGINE, ENGINE_NAMES
+from bayes_ab.data.environment import DEFAULT_MASTER, MASTER_VARIABLE, URL_VARIABLE
 from bayes_ab.errors import BayesAbError, SpecError
 
 # Everything else is imported by the command that needs it: the statistical stack (PyMC, ArviZ, SciPy) takes
@@ -120,9 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     ahead = commands.add_parser("plan", help="how many users and days the decision rule needs (by simulation)")
     ahead.add_argument("spec", help="experiment spec (YAML); its plan: section supplies defaults")
     ahead.add_argument("--baseline", action="append", default=[], metavar="METRIC=VALUE",
-                       help=(f"control baseline of a primary metric, by family: {BASELINE_FORMS} (a "
-                             "trailing value may be left out where the family has a default); repeat per "
-                             "metric; METRIC= may be left out with one primary"))
+                       help=("control baseline of a primary metric in its family's form (`bayes-ab families` "
+                             "lists them, e.g. a rate, or MEAN,DISPERSION; a trailing value may be left out where "
+                             "the family has a default); repeat per metric; METRIC= may be left out with one "
+                             "primary"))
     ahead.add_argument("--daily-traffic", type=int, help="users per day at 100%% of traffic")
     ahead.add_argument("--effect", type=float, help="minimum relative improvement worth detecting (0.05 = 5%%)")
     ahead.add_argument("--days", type=int, help="horizon in days (default: the plan's, else 28)")
@@ -176,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("sql", help="print the aggregation as SQL for a warehouse; its output is what "
                                             "analyze --aggregated reads")
     query.add_argument("spec", help="experiment spec (YAML)")
-    query.add_argument("--dialect", required=True, choices=DIALECT_NAMES, help="the SQL dialect to write")
+    query.add_argument("--dialect", required=True, choices=DIALECTS, help="the SQL dialect to write")
     query.add_argument("--table", required=True, help="the table or view of per-user rows (schema.table)")
     query.add_argument("--url", help="read the column types from this database (else metric columns are taken "
                                      "as numbers, the arm and segments as text)")
@@ -186,6 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     past.add_argument("experiment", help="experiment name (the spec's name)")
     past.add_argument("--models-dir", default="models", help="where the ledger lives (default: models)")
     past.set_defaults(run=_history)
+
+    kinds = commands.add_parser("families", help="list the metric families: their spec fields, planning baseline "
+                                                 "and unit")
+    kinds.set_defaults(run=_families)
     for command in (parser, *commands.choices.values()):
         command.allow_abbrev = False     # --out must not silently become --outlook-days
     return parser
@@ -227,7 +233,7 @@ def _input_arguments(parser: argparse.ArgumentParser,
     parser.add_argument("--data", help="per-user rows (.parquet/.csv), or aggregates with --aggregated "
                                        "(with --engine sql: --table or the spec's query instead)")
     parser.add_argument("--aggregated", action="store_true", help=aggregated_help)
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default="duckdb",
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=DEFAULT_ENGINE,
                         help="where the data are aggregated: duckdb (embedded, default), spark, or sql (a database)")
     parser.add_argument("--spark-master", help="Spark master URL with --engine spark (default: "
                                                f"${MASTER_VARIABLE}, else {DEFAULT_MASTER})")
@@ -306,12 +312,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _plan_novelty(args: argparse.Namespace, spec, baseline: dict) -> int:
+    from bayes_ab.families import family_for, registry
     from bayes_ab.novelty.planning import plan_novelty
     from bayes_ab.spec import parse_baseline
 
     metric = spec.metric(args.novelty)
-    if metric.family not in ("conversion", "count"):
-        raise SpecError(f"--novelty {metric.name}: planning simulates conversion and count metrics, not {metric.family}")
+    if not family_for(metric).draws_from_means:
+        simulated = ", ".join(name for name, family in registry().items() if family.draws_from_means)
+        raise SpecError(f"--novelty {metric.name}: planning simulates {simulated} metrics, not {metric.family}")
     if args.early is None or args.long_run is None:
         raise SpecError("--novelty needs --early and --long-run (relative lifts, e.g. 0.08 and 0.015)")
     raw = baseline.get(metric.name, spec.plan.baseline.get(metric.name) if spec.plan else None)
@@ -333,12 +341,22 @@ def _plan_novelty(args: argparse.Namespace, spec, baseline: dict) -> int:
     return 0
 
 
-def _baseline_forms() -> str:
-    """How ``--baseline`` is written for each registered family, e.g. ``conversion RATE; mean MEAN,SD``."""
+def _baseline_form(family) -> str:
+    """How ``--baseline`` is written for ``family``, e.g. ``RATE`` or ``MEAN,SD``."""
+    return ",".join(f.upper() for f in family.baseline_fields) or "RATE"
+
+
+def _families(args: argparse.Namespace) -> int:
     from bayes_ab.families import registry
 
-    return "; ".join(f"{name} {','.join(f.upper() for f in family.baseline_fields) or 'RATE'}"
-                     for name, family in registry().items())
+    for index, (name, family) in enumerate(registry().items()):
+        if index:
+            print()
+        doc = (type(family).__doc__ or "").strip().splitlines()[0]
+        fields = ", ".join(family.params_type.keys()) or "none"
+        print(f"{name}: {doc}\n  its own spec fields: {fields}\n  planning baseline: --baseline METRIC="
+              f"{_baseline_form(family)}\n  absolute differences: {family.unit}")
+    return 0
 
 
 def _parse_baseline_arguments(spec, values: list[str]) -> dict:
@@ -442,7 +460,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from bayes_ab.data.warehouse import warehouse_query
+    from bayes_ab.aggregation.warehouse import warehouse_query
     from bayes_ab.spec import load_spec
 
     spec = load_spec(args.spec)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from bayes_ab.analysis import Analysis
 from bayes_ab.effects import MetricEffects, sentence
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.families import family_for
 from bayes_ab.sampling import EXACT, Backend
 

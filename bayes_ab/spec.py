@@ -16,6 +16,7 @@ import yaml
 
 from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
+from bayes_ab.learned_prior import load_prior
 from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, Baseline, Direction, EffectPrior, Metric,
                              Novelty,
                              Role)
@@ -488,8 +489,6 @@ def _learned_prior(r: "_Reader"):
     path = Path(text).expanduser()
     if not path.is_absolute() and r.source != "<spec>":
         path = Path(r.source).parent / path
-    from bayes_ab.priors.store import load_prior
-
     try:
         return load_prior(path)
     except SpecError as exc:

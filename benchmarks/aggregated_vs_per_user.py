@@ -17,8 +17,8 @@ import nutpie
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayes_ab.data import conversion_stats
-from bayes_ab.models import ModelCache, fit
+from bayes_ab.families.conversion import conversion_stats
+from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.families.conversion import BASELINE_LOGIT_SD
 from bayes_ab.spec import Metric, SamplerSettings
 

@@ -4,7 +4,7 @@ For each size it writes a Parquet file with DuckDB (not timed) and then, each in
 process so that peak memory belongs to the measured step alone, times:
 
 - ``bare``: DuckDB's own grouped scan of the same columns (COUNT/SUM per arm x segment), the floor;
-- ``aggregate``: :func:`bayes_ab.data.aggregate` for two conversion metrics, data checks included;
+- ``aggregate``: :func:`bayes_ab.aggregation.aggregate` for two conversion metrics, data checks included;
 - ``aggregate+units``: the same with the unit-id uniqueness check (an exact COUNT DISTINCT);
 - ``families``: conversion + count (histogram, a second query) + mean with a CUPED covariate;
 - ``spark``: the ``aggregate`` and ``families`` specs on Spark ``local[2]`` after the session is up
@@ -67,7 +67,7 @@ if mode == "bare":
     duckdb.sql(sys.argv[5]).fetchall()
     result["seconds"] = time.perf_counter() - start
 elif mode == "duckdb":
-    from bayes_ab.data import aggregate
+    from bayes_ab.aggregation import aggregate
     import bayes_ab.data.duckdb_engine      # imports are per process, not per row: loaded before the clock
     from bayes_ab.spec import parse_spec
     spec = parse_spec(spec_raw)
@@ -77,7 +77,7 @@ elif mode == "duckdb":
     result["users"] = int(next(iter(stats.values()))["n"].sum())
 elif mode == "spark":
     import os
-    from bayes_ab.data import aggregate
+    from bayes_ab.aggregation import aggregate
     from bayes_ab.data.spark_engine import SparkEngine
     from bayes_ab.spec import parse_spec
     spec = parse_spec(spec_raw)
@@ -186,8 +186,8 @@ def incremental(workdir: Path) -> None:
     shutil.rmtree(held, ignore_errors=True)
     shutil.move(str(last), held)
     script = (
-        "import sys, time, json; from bayes_ab.data import aggregate; "
-        "from bayes_ab.data.incremental import aggregate_incrementally; from bayes_ab.spec import parse_spec; "
+        "import sys, time, json; from bayes_ab.aggregation import aggregate; "
+        "from bayes_ab.aggregation.incremental import aggregate_incrementally; from bayes_ab.spec import parse_spec; "
         "spec = parse_spec(json.loads(sys.argv[2])); t = time.perf_counter(); "
         "r = aggregate_incrementally(spec, sys.argv[1], sys.argv[3]) if sys.argv[4] == 'inc' else aggregate(spec, sys.argv[1]); "
         "print(json.dumps({'seconds': time.perf_counter() - t, 'text': r.text() if sys.argv[4] == 'inc' else ''}))")

@@ -45,9 +45,9 @@ FITS = """
 import json, sys, time
 t0 = time.perf_counter()
 from bayes_ab.analysis import analyze_stats
-from bayes_ab.data import aggregate
-from bayes_ab.models import ModelCache, fit
-from bayes_ab.models.fit import DEFAULT_CACHE
+from bayes_ab.aggregation import aggregate
+from bayes_ab.posterior import ModelCache, fit
+from bayes_ab.posterior.fit import DEFAULT_CACHE
 from bayes_ab.spec import load_spec
 import bayes_ab.console, bayes_ab.decision
 from bayes_ab.models.nuts import library

@@ -22,9 +22,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bayes_ab.data import count_stats  # noqa: E402
+from bayes_ab.families.count import count_stats  # noqa: E402
 from bayes_ab.effects.compute import hdi  # noqa: E402
-from bayes_ab.models import fit  # noqa: E402
+from bayes_ab.posterior import fit  # noqa: E402
 from bayes_ab.families.count import CountModel, CountParams, sample_count  # noqa: E402
 from bayes_ab.simulation import HeavyTailedCounts  # noqa: E402
 from bayes_ab.spec import Metric, SamplerSettings  # noqa: E402

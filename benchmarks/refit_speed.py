@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 import pymc as pm
 
-from bayes_ab.data import conversion_stats
+from bayes_ab.families.conversion import conversion_stats
 from bayes_ab.families import registry
-from bayes_ab.models import ModelCache, fit
+from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.models.hierarchy import prior_data
 from bayes_ab.spec import Metric, SamplerSettings
 

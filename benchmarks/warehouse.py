@@ -3,11 +3,11 @@
 A throwaway PostgreSQL server (tests/postgres_server.py) gets a table of ``--rows`` users made by
 ``generate_series`` inside the database (not timed). Then, each ``REPEATS`` times:
 
-- ``sql engine``: :func:`bayes_ab.data.aggregate` with the SQL engine: the same queries as DuckDB's, data
+- ``sql engine``: :func:`bayes_ab.aggregation.aggregate` with the SQL engine: the same queries as DuckDB's, data
   checks included, translated to PostgreSQL; only aggregates come back; again without ``unit_column`` (no
   unit-id uniqueness check, a GROUP BY over every id);
 - ``pull + duckdb``: ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` of the columns the spec reads into a file,
-  then :func:`bayes_ab.data.aggregate` on DuckDB over that file (the fastest way psycopg moves rows out);
+  then :func:`bayes_ab.aggregation.aggregate` on DuckDB over that file (the fastest way psycopg moves rows out);
 - ``printed sql``: ``bayes-ab sql --dialect postgres``'s query run by the server, its rows fetched.
 
 Bytes back are the CSV size of what crosses the connection (the aggregates' CSV for the engine).
@@ -72,11 +72,11 @@ def main() -> None:
     import psycopg
 
     import postgres_server
-    from bayes_ab.data import aggregate
+    from bayes_ab.aggregation import aggregate
     from bayes_ab.data.engine import DatabaseSource
-    from bayes_ab.data.scan import ScanPlan
+    from bayes_ab.aggregation.scan import ScanPlan
     from bayes_ab.data.sql_engine import SQLEngine
-    from bayes_ab.data.warehouse import warehouse_query
+    from bayes_ab.aggregation.warehouse import warehouse_query
     from bayes_ab.spec import parse_spec
 
     reason = postgres_server.unavailable()

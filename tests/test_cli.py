@@ -167,11 +167,17 @@ def test_help_answers_without_importing_the_statistical_stack():
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_the_help_texts_baseline_forms_are_the_registered_families():
-    from bayes_ab.cli import _baseline_forms
-    from bayes_ab.engine_names import BASELINE_FORMS
+def test_families_lists_every_registered_family_with_its_baseline_form(capsys):
+    from bayes_ab.families import registry
 
-    assert BASELINE_FORMS == _baseline_forms()
+    assert main(["families"]) == 0
+    out = capsys.readouterr().out
+    for name, family in registry().items():
+        assert f"\n{name}: " in "\n" + out
+        form = ",".join(f.upper() for f in family.baseline_fields) or "RATE"
+        block = ("\n" + out).split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0]
+        assert f"--baseline METRIC={form}\n" in block
+    assert "--baseline METRIC=MEAN,DISPERSION" in out and "--baseline METRIC=RATE" in out
 
 
 

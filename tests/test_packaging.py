@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bayes_ab import DISTRIBUTION
+from bayes_ab import DISTRIBUTION, __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,8 +26,12 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_the_wheel_is_named_after_the_free_distribution_name(wheel):
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert version == __version__
     assert DISTRIBUTION == "bayes-ab-engine"
-    assert wheel.name.startswith("bayes_ab_engine-0.1.0-py3-none-any")
+    assert wheel.name.startswith(f"bayes_ab_engine-{version}-py3-none-any")
 
 
 def test_the_wheel_installs_into_a_fresh_virtualenv_with_its_command(wheel, tmp_path):

@@ -19,14 +19,14 @@ from pathlib import Path
 from bayes_ab.analysis import Analysis, analyze_stats
 from bayes_ab.checkins.ledger import LOOKS_FOLDER, Ledger, LookRecord
 from bayes_ab.checkins.look import TIME_FORMAT, look_payload, look_time
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import Engine, Source
-from bayes_ab.data.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
-from bayes_ab.novelty.panel import panel_statistics
+from bayes_ab.aggregation.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
+from bayes_ab.aggregation.panel import panel_statistics
 from bayes_ab.decision import Recommendation, recommend
 from bayes_ab.files import is_stale_temporary, remove_stale_temporaries, temporary_path, temporary_target
-from bayes_ab.models import ModelCache
-from bayes_ab.models.fit import DEFAULT_CACHE
+from bayes_ab.posterior import ModelCache
+from bayes_ab.posterior.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 LEDGER_FILE = "ledger.sqlite"

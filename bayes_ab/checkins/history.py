@@ -10,7 +10,7 @@ import pandas as pd
 
 from bayes_ab.checkins.checkin import ledger_for
 from bayes_ab.checkins.ledger import LookRecord
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.errors import LedgerError
 from bayes_ab.metric import Role
 

@@ -14,8 +14,8 @@ from bayes_ab.checkins.look import utc_timestamp
 from bayes_ab.decision import TERMINAL_ACTIONS
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import LedgerError
-from bayes_ab.models import ModelCache
-from bayes_ab.models.fit import DEFAULT_CACHE
+from bayes_ab.posterior import ModelCache
+from bayes_ab.posterior.fit import DEFAULT_CACHE
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 

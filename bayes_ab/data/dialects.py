@@ -1,6 +1,6 @@
 """One translation of the canonical (DuckDB-dialect) queries into every engine's and warehouse's SQL.
 
-The queries of :mod:`bayes_ab.data.scan` are written once. sqlglot translates them; where a target lacks a
+The queries of :mod:`bayes_ab.aggregation.scan` are written once. sqlglot translates them; where a target lacks a
 function the queries use, the expression is first rewritten into standard SQL that means the same:
 
 - ``isnan(x)``: PostgreSQL, Redshift and Snowflake have no such function, but there NaN equals NaN, so
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from bayes_ab.engine_names import DIALECT_NAMES
-
-DIALECTS: tuple[str, ...] = DIALECT_NAMES       # the command line offers them without importing sqlglot
+DIALECTS: tuple[str, ...] = ("postgres", "bigquery", "snowflake", "redshift", "trino", "spark", "duckdb")
+"""The dialects ``bayes-ab sql`` writes (sqlglot is imported only to translate, so naming them costs nothing)."""
 CANONICAL = "duckdb"
 
 _NAN_EQUALS_NAN = ("postgres", "redshift", "snowflake")

@@ -1,8 +1,9 @@
 """Where aggregation queries run: the engine interface, opened tables and column kinds.
 
 Queries are written once, in DuckDB's SQL dialect (:mod:`bayes_ab.data.queries`,
-:mod:`bayes_ab.data.scan`). An engine opens a source as a :class:`Table` and runs those queries
-on it, translating them to its own dialect when it needs to (Spark does, with sqlglot).
+:mod:`bayes_ab.aggregation.scan`). An engine opens a source as a :class:`Table` and runs those queries
+on it, translating them to its own dialect when it needs to (Spark does, with sqlglot). The engines are
+registered by name in :mod:`bayes_ab.data.engines`, above the three implementations.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any, Callable, Protocol, Union
 
 import pandas as pd
 
-from bayes_ab.engine_names import ENGINE_NAMES
 from bayes_ab.errors import DataError
 
 
@@ -91,32 +91,6 @@ def is_spark_dataframe(source: object) -> bool:
     """True for a ``pyspark.sql.DataFrame`` (checked without importing pyspark)."""
     return any(cls.__module__.startswith("pyspark.sql") and cls.__name__ == "DataFrame"
                for cls in type(source).__mro__)
-
-
-def resolve_engine(engine: "Engine | str | None", source: Source) -> "Engine":
-    """The engine to use: given, named (``"duckdb"``, ``"spark"``, ``"sql"``), or picked from ``source``.
-
-    A Spark DataFrame is aggregated by Spark in its own session, a :class:`DatabaseSource` by the SQL
-    engine (its URL from ``BAYES_AB_DATABASE_URL``); anything else by DuckDB unless another engine is named.
-    """
-    if engine is not None and not isinstance(engine, str):
-        return engine
-    if engine is None:
-        engine = ("spark" if is_spark_dataframe(source) else
-                  "sql" if isinstance(source, DatabaseSource) else "duckdb")
-    if engine == "sql":
-        from bayes_ab.data.sql_engine import SQLEngine
-
-        return SQLEngine()
-    if engine == "duckdb":
-        from bayes_ab.data.duckdb_engine import DuckDBEngine
-
-        return DuckDBEngine()
-    if engine == "spark":
-        from bayes_ab.data.spark_engine import SparkEngine
-
-        return SparkEngine()
-    raise DataError(f"unknown aggregation engine {engine!r} (choose from {', '.join(ENGINE_NAMES)})")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pandas as pd
 from bayes_ab.data.dialects import translate
 from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, DatabaseSource, Source, Table, file_input,
                                   first_line, is_spark_dataframe)
-from bayes_ab.engine_names import DEFAULT_MASTER, MASTER_VARIABLE
+from bayes_ab.data.environment import DEFAULT_MASTER, MASTER_VARIABLE
 from bayes_ab.errors import DataError
 
 # Aggregates are small (arms x segments x days x keys): few shuffle partitions suffice in local mode,

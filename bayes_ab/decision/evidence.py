@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from bayes_ab.effects.compute import effective_draws, lift_probabilities, probability_mcse
-from bayes_ab.models.result import Fit
+from bayes_ab.posterior.result import Fit
 from bayes_ab.spec import Metric
 
 

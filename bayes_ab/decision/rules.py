@@ -68,7 +68,7 @@ from scipy.special import ndtri
 from bayes_ab.decision.checks import RuleCheck
 from bayes_ab.decision.evidence import MetricEvidence, evidence_from_fit, joint_within_margin
 from bayes_ab.decision.srm import srm_checks
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.effects.compute import probability_mcse
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Role

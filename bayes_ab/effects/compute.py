@@ -1,6 +1,6 @@
 """Effects from posterior draws: lifts, P(beat control), P(best), expected loss, ROPE.
 
-All functions are pure functions of a :class:`~bayes_ab.models.result.Fit`. Direction-aware: for a
+All functions are pure functions of a :class:`~bayes_ab.posterior.result.Fit`. Direction-aware: for a
 "decrease is good" metric, beating control means a lower value and losses are counted the other way.
 The overall effect averages segment means weighted by each segment's share of traffic.
 """
@@ -20,7 +20,7 @@ from bayes_ab.display import HtmlRepr
 from bayes_ab.families import family_for
 from bayes_ab.intervals import hdi
 from bayes_ab.models.diagnostics import Diagnostics
-from bayes_ab.models.result import Fit
+from bayes_ab.posterior.result import Fit
 from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.effects.compute import MetricEffects
 from bayes_ab.families import family_for
 

@@ -6,9 +6,8 @@ Everything outside this package finds a family here, by the name a metric's spec
 Family names are the registry's keys -- an open set by design, so that a family is added by its module
 and one registry line.
 
-The registry is loaded on first use, not when this package is imported: the family modules build on the
-data and model layers (:mod:`bayes_ab.data.queries`, :mod:`bayes_ab.models.hierarchy`), whose packages in
-turn dispatch through this one.
+The family modules build on the floors below (:mod:`bayes_ab.data.queries`, :mod:`bayes_ab.models.hierarchy`);
+nothing below dispatches through this package, so the registry is imported with it.
 """
 
 from __future__ import annotations
@@ -17,12 +16,11 @@ import xarray as xr
 
 from bayes_ab.errors import ModelError
 from bayes_ab.families.base import Accumulator, Family, FamilyParams, Truth
+from bayes_ab.families.registered import FAMILIES
 
 
 def registry() -> dict[str, Family]:
     """Every registered family by name."""
-    from bayes_ab.families.registered import FAMILIES
-
     return FAMILIES
 
 

@@ -29,16 +29,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
 import numpy as np
 import xarray as xr
 
+from bayes_ab.data.queries import MetricQuery
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Baseline, FamilyParams, Metric
+from bayes_ab.models.fitdata import FitData
+from bayes_ab.models.quadrature import IntegrableModel
 from bayes_ab.sampling import SamplerSettings
 
-if TYPE_CHECKING:      # only for annotations: importing these at run time would import a family half-way
+if TYPE_CHECKING:      # only for annotations: PyMC takes seconds to import and is needed only to build a model
     import pymc as pm
-
-    from bayes_ab.data.queries import MetricQuery
-    from bayes_ab.models.fitdata import FitData
-    from bayes_ab.models.quadrature import IntegrableModel
 
 
 class Truth(Protocol):
@@ -89,6 +88,9 @@ class Family(ABC):
     cannot be read from a daily panel."""
     baseline_fields: ClassVar[tuple[str, ...]] = ()
     """Fields of a planning baseline mapping (``mean`` first); empty: the baseline is one rate."""
+    max_mean: ClassVar[float | None] = None
+    """The largest value the metric's mean can take (a rate's 1), or ``None`` when it is unbounded above: a
+    mean derived outside the model (novelty's long-run mean) is clipped to it."""
 
     # -- spec --------------------------------------------------------------------------------
 
@@ -204,6 +206,17 @@ class Family(ABC):
         """An accumulator, empty or holding ``start`` (one-segment statistics already observed)."""
         return self.accumulator_type(metric, arms, start)
 
+    def draw_from_means(self, rng: np.random.Generator, means: np.ndarray) -> np.ndarray | None:
+        """One value per user whose own expected value is ``means`` (same shape), for simulations that model
+        users' heterogeneity themselves (novelty planning's frailty); ``None`` (the default) when a user's
+        value is not determined by its mean alone (a mean's spread, a ratio's denominator)."""
+        return None
+
+    @property
+    def draws_from_means(self) -> bool:
+        """Whether :meth:`draw_from_means` is defined for this family."""
+        return type(self).draw_from_means is not Family.draw_from_means
+
     # -- planning ----------------------------------------------------------------------------
 
     @abstractmethod
@@ -225,7 +238,7 @@ class Family(ABC):
     # -- presentation ------------------------------------------------------------------------
 
     def figure(self, fit, interval: float) -> tuple[str | None, str]:
-        """The family's report figure (a data URI) of a fit (:class:`bayes_ab.models.result.Fit`) and its
+        """The family's report figure (a data URI) of a fit (:class:`bayes_ab.posterior.result.Fit`) and its
         caption; none by default."""
         return None, ""
 
@@ -260,6 +273,7 @@ class RateFamily(Family):
 
     unit = "percentage points"
     unit_scale = 100.0
+    max_mean = 1.0
 
     def parse_baseline(self, raw: Any, where: str) -> Baseline:
         rate = finite(raw, "the baseline rate", where)

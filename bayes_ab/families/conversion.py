@@ -122,6 +122,10 @@ class Conversion(RateFamily):
 
     name = "conversion"
     panel_total = "MAX"         # converted in the period: on any of its days
+
+    def draw_from_means(self, rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
+        """A user converts with probability its own rate (capped at 1)."""
+        return (rng.random(np.shape(means)) < np.minimum(means, 1.0)).astype(float)
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """Successes: per user a 0/1 (or boolean) value; in aggregated rows the column holds converted users."""
         column = metric_column(metric, metric.column, kinds, "conversions")

@@ -367,6 +367,10 @@ class Count(SumsFamily):
         """The effect is a log ratio of means: log(1 + r) has slope 1 at r = 0."""
         return 1.0
 
+    def draw_from_means(self, rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
+        """A user's count is Poisson given its own mean (the heterogeneity is in ``means``)."""
+        return rng.poisson(means).astype(float)
+
     def parse_params(self, read: ParamReader) -> CountParams:
         model = CountModel(read.choice("count_model", tuple(CountModel), CountModel.AUTO))
         cap = None
@@ -467,7 +471,7 @@ class Count(SumsFamily):
 
     def figure(self, fit, interval: float) -> tuple[str | None, str]:
         """The observed share of users per count value, per arm."""
-        from bayes_ab.report import figures
+        from bayes_ab import figures
 
         users = fit.stats["users"].sum("segment")
         values = fit.stats["value"].values

@@ -112,7 +112,7 @@ MILESTONES = (1, 7, 30)
 
 def retention_milestones(fit, days: tuple[int, ...] = MILESTONES, interval: float = 0.9) -> pd.DataFrame:
     """Overall (traffic-weighted) retention on each day in ``days`` per arm of a retention fit
-    (:class:`bayes_ab.models.result.Fit`), with HDI, relative lift against control and P(beat control).
+    (:class:`bayes_ab.posterior.result.Fit`), with HDI, relative lift against control and P(beat control).
     Days beyond the fitted curve are left out.
     """
     survival = fit.idata.posterior["survival"]
@@ -364,7 +364,7 @@ class Retention(RateFamily):
 
     def figure(self, fit, interval: float) -> tuple[str | None, str]:
         """The posterior retention curve per arm with its bands."""
-        from bayes_ab.report import figures     # matplotlib only when a report is drawn
+        from bayes_ab import figures     # matplotlib only when a report is drawn
 
         curve = retention_curve(fit, interval)
         curves = {str(arm): (part["day"].values, part["retention"].values, part["low"].values, part["high"].values)
@@ -375,7 +375,7 @@ class Retention(RateFamily):
 
     def text_lines(self, fit, interval: float) -> list[str]:
         """The retention milestones (D1, D7, D30) per arm."""
-        from bayes_ab.effects import format as fmt
+        from bayes_ab import format as fmt
 
         milestones = retention_milestones(fit, interval=interval)
         shown = pd.DataFrame({

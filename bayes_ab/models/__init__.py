@@ -1,7 +1,11 @@
-"""Hierarchical PyMC models on sufficient statistics, and conjugate closed forms."""
+"""Inference machinery, family-agnostic: model-building helpers (:mod:`~bayes_ab.models.hierarchy`), conjugate
+closed forms, exact integration (:mod:`~bayes_ab.models.quadrature`), the compiled-model cache and the NUTS
+driver, and convergence diagnostics.
+
+Nothing here knows a metric family or a spec: the families build their models from these pieces, and
+:mod:`bayes_ab.posterior` drives them (fits a family's model to statistics).
+"""
 
 from bayes_ab.models.diagnostics import Diagnostics
-from bayes_ab.models.fit import ModelCache, fit
-from bayes_ab.models.result import Fit
 
-__all__ = ["Diagnostics", "Fit", "ModelCache", "fit"]
+__all__ = ["Diagnostics"]

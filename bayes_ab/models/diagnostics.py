@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayes_ab.models.convergence import ess_bulk, ess_tail, rank_rhat
-
 from bayes_ab.display import HtmlRepr
+from bayes_ab.errors import ModelError
+from bayes_ab.models.convergence import ess_bulk, ess_tail, rank_rhat
 
 if TYPE_CHECKING:
     from bayes_ab.models.fitdata import FitData
@@ -94,10 +94,21 @@ def diagnose(idata: "FitData", parameters: list[str],
 
 
 def divergent_transitions(idata: "FitData") -> int:
-    """How many post-tuning transitions diverged (0 when the fit has no sampler statistics)."""
-    if "sample_stats" in idata.groups() and "diverging" in idata.sample_stats:
-        return int(idata.sample_stats["diverging"].sum())
-    return 0
+    """How many post-tuning transitions diverged: 0 for exact draws (no ``sample_stats`` group: a closed form
+    or an integration has no transitions).
+
+    Raises
+    ------
+    ModelError
+        An MCMC fit (one with sampler statistics) without the ``diverging`` statistic: it cannot be told
+        clean, so it is not reported clean.
+    """
+    if "sample_stats" not in idata.groups():
+        return 0
+    if "diverging" not in idata.sample_stats:
+        raise ModelError("the fit's sampler statistics have no 'diverging': divergences cannot be counted "
+                         f"(statistics present: {', '.join(map(str, idata.sample_stats.data_vars)) or 'none'})")
+    return int(idata.sample_stats["diverging"].sum())
 
 
 def _stacked(posterior, names: list[str]) -> np.ndarray:

@@ -19,6 +19,13 @@ import xarray as xr
 GROUPS = ("posterior", "sample_stats", "constant_data", "observed_data", "prior", "posterior_predictive")
 """The ArviZ group names a fit may carry, in the order ArviZ writes them."""
 
+SAMPLE_STATS = ("diverging", "energy", "energy_error", "step_size", "depth", "n_steps", "logp", "mean_tree_accept")
+"""The sampler statistics kept with an MCMC posterior (divergences for the diagnostics; energy for BFMI; the
+rest to see how hard the sampler worked)."""
+REQUIRED_STATS = ("diverging",)
+"""Statistics without which an MCMC fit cannot be diagnosed: a sampler that stops reporting one (a renamed
+column in a new release) is an error, never a fit reported clean."""
+
 
 @dataclass(frozen=True, init=False)
 class FitData:
@@ -65,3 +72,30 @@ class FitData:
             dataset.to_netcdf(str(path), mode=mode, group=name, engine="h5netcdf")
             mode = "a"
         return str(path)
+
+
+def sampler_statistics(found: Mapping[str, object], where: str) -> list[str]:
+    """The names of :data:`SAMPLE_STATS` present in ``found`` (a sampler's statistics), in that order.
+
+    Raises
+    ------
+    RuntimeError
+        A statistic of :data:`REQUIRED_STATS` is missing; ``where`` names the sampler.
+    """
+    missing = [name for name in REQUIRED_STATS if name not in found]
+    if missing:
+        raise RuntimeError(f"{where} returned no {', '.join(missing)!s} statistic: the fit cannot be diagnosed "
+                           "(a sampler release that renamed its statistics?)")
+    return [name for name in SAMPLE_STATS if name in found]
+
+
+def from_inference_data(idata, coords: Mapping[str, list]) -> FitData:
+    """An ArviZ ``InferenceData`` (from ``pm.sample`` or ``nutpie.sample``) as :class:`FitData`: relabelled with
+    this data's coordinates (a re-used model carries the first fit's), the sampler's unconstrained copies
+    (``effect_sd_log__``) left out as :mod:`bayes_ab.models.nuts` leaves them out, and :data:`SAMPLE_STATS` kept.
+    """
+    posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
+    posterior = posterior[[v for v in posterior.data_vars if not str(v).endswith("__")]]
+    kept = sampler_statistics(idata.sample_stats.data_vars, "the sampler")
+    return FitData(posterior=posterior, sample_stats=idata.sample_stats[kept])
+

@@ -22,13 +22,10 @@ import numpy as np
 import xarray as xr
 
 from bayes_ab.models.compiled import Layout, ModelData, NativeModel
-from bayes_ab.models.fitdata import FitData
+from bayes_ab.models.fitdata import FitData, sampler_statistics
 
 LIBRARY = "nutpie._lib"
 
-SAMPLE_STATS = ("diverging", "energy", "energy_error", "step_size", "depth", "n_steps", "logp", "mean_tree_accept")
-"""The sampler statistics kept with a posterior (divergences for the diagnostics; energy for BFMI; the rest to
-see how hard the sampler worked)."""
 
 
 @lru_cache(maxsize=1)
@@ -88,7 +85,7 @@ def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[
     -------
     FitData
         ``posterior`` (every traced quantity; the sampler's unconstrained copies ``*__`` left out, as PyMC
-        leaves them out) and ``sample_stats`` (:data:`SAMPLE_STATS`), tuning draws dropped.
+        leaves them out) and ``sample_stats`` (:data:`~bayes_ab.models.fitdata.SAMPLE_STATS`), tuning draws dropped.
     """
     lib = library()
     layout = native.layout
@@ -159,8 +156,8 @@ def _fit_data(layout: Layout, labels: Mapping[str, list], draw_batches: list, st
         draw_table, stat_table = pa.record_batch(draw_batch), pa.record_batch(stat_batch)
         kept = ~stat_table.column("tuning").to_numpy(zero_copy_only=False)
         draws_by_chain.append({name: _column(draw_table, name, shape)[kept] for name, shape in traced})
-        stats_by_chain.append({name: _column(stat_table, name, ())[kept] for name in SAMPLE_STATS
-                               if name in stat_table.schema.names})
+        stats_by_chain.append({name: _column(stat_table, name, ())[kept]
+                               for name in sampler_statistics(stat_table.schema.names, "nutpie's sampler")})
     lengths = {len(chain[next(iter(chain))]) for chain in draws_by_chain}
     if len(lengths) != 1:
         raise RuntimeError(f"chains returned different numbers of draws {sorted(lengths)}")

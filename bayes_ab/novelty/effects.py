@@ -13,12 +13,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import xarray as xr
 
+from bayes_ab.aggregation.panel import weekly_means
 from bayes_ab.display import HtmlRepr
+from bayes_ab.families import family_for
 from bayes_ab.intervals import hdi
 from bayes_ab.metric import Metric, Novelty
-from bayes_ab.models.result import Fit
 from bayes_ab.novelty.model import CellLifts, NoveltyPosterior, posterior
-from bayes_ab.novelty.panel import weekly_means
+from bayes_ab.posterior.result import Fit
 
 LIKELY = 0.95
 """P(novelty) or P(primacy) at which ``novelty: auto`` switches to the long-run lift (and the report says
@@ -104,7 +105,7 @@ def cell_lifts(stats: xr.Dataset, arm: str) -> tuple[CellLifts, list[tuple[str, 
 def analyze_novelty(stats: xr.Dataset, metric: Metric, interval: float, draws: int,
                     seed: int | None) -> tuple[NoveltyEffects, dict[str, NoveltyPosterior]]:
     """The novelty model for every treatment arm of ``metric`` (``stats`` from
-    :func:`~bayes_ab.novelty.panel.novelty_statistics`)."""
+    :func:`~bayes_ab.aggregation.panel.novelty_statistics`)."""
     rng = np.random.default_rng(seed)
     arms, posteriors = [], {}
     complete, users, sums = stats["complete"].values, stats["users"].values, stats["sum"].values
@@ -146,13 +147,14 @@ def long_run_fit(model: Fit, posteriors: dict[str, NoveltyPosterior], effects: N
     mean = model.idata.posterior["mean"]
     chains, draws = mean.sizes["chain"], mean.sizes["draw"]
     control = mean.isel(arm=0)
+    bound = family_for(model.metric).max_mean
     replaced = mean.copy()
     for arm in used:
         tau = posteriors[arm].tau_inf
         ratio = np.resize(np.exp(tau), chains * draws).reshape(chains, draws)
         value = control * xr.DataArray(ratio, dims=("chain", "draw"))
-        if model.metric.family == "conversion":
-            value = value.clip(max=1.0)
+        if bound is not None:
+            value = value.clip(max=bound)
         replaced.loc[{"arm": arm}] = value.transpose(*[d for d in mean.dims if d != "arm"])
     posterior_group = model.idata.posterior.assign(mean=replaced)
     posterior_group.attrs = {**posterior_group.attrs, "long_run_arms": ",".join(sorted(used))}

@@ -3,7 +3,7 @@
 Data: for each exposure cohort c and week since exposure k (complete weeks only), the log-ratio of the
 treatment's to the control's mean per-user value, ``r[c, k]``, with the delta-method covariance of all of
 them (the same users appear in every week of their cohort, so the weeks of one cohort are correlated; the
-covariance comes from per-user cross sums, see :mod:`bayes_ab.novelty.panel`). Model::
+covariance comes from per-user cross sums, see :mod:`bayes_ab.aggregation.panel`). Model::
 
     r[c, k] = tau_inf + delta * 2 ** (-k / half_life) + eta[c + k] + error,   error ~ N(0, V)
     tau_inf ~ N(0, 0.5^2)                 (log scale: lifts within about -63%..+170% at two sd)

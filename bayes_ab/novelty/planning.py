@@ -13,7 +13,8 @@ A week count "tells them apart" when novelty is found in at least ``power`` of t
 lasting effect is flagged in at most ``false_rate`` of the lasting ones (default 80% and 10%).
 
 Users are heterogeneous (a gamma frailty with shape ``dispersion`` persists across weeks, so the same users
-stay heavy): a count is Poisson given the frailty, a conversion Bernoulli with the frailty on its rate.
+stay heavy); given the frailty, the family draws each user's weekly value (``Family.draw_from_means``: a count
+is Poisson, a conversion Bernoulli with the frailty on its rate).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from datetime import date, timedelta
 import numpy as np
 import xarray as xr
 
+from bayes_ab.aggregation.panel import DAYS_PER_WEEK as DAYS, weekly_dataset
 from bayes_ab.display import HtmlRepr
+from bayes_ab.families import registry
 from bayes_ab.metric import Metric
 from bayes_ab.novelty.effects import analyze_novelty
 from bayes_ab.novelty.model import decay
-from bayes_ab.novelty.panel import DAYS_PER_WEEK as DAYS, weekly_dataset
 
 _ORIGIN = date(2026, 1, 5)      # a Monday: cohort labels only
 
@@ -83,20 +85,22 @@ class NoveltyPlan(HtmlRepr):
 
 def simulate_weekly(rng: np.random.Generator, family: str, n_users: int, weekly_mean: float, dispersion: float,
                     lift_by_week: np.ndarray, exposure_days: int, share_treated: float = 0.5):
-    """Users' weekly values for every week since exposure: (arm, exposure day, values users x weeks)."""
+    """Users' weekly values for every week since exposure: (arm, exposure day, values users x weeks).
+
+    ``family``: the registered family whose :meth:`~bayes_ab.families.Family.draw_from_means` draws a user's
+    value given its rate."""
     treated = rng.random(n_users) < share_treated
     exposed = rng.integers(0, exposure_days, n_users)
     frailty = rng.gamma(dispersion, 1.0 / dispersion, n_users)
     factor = np.where(treated[:, None], 1.0 + lift_by_week[None, :], 1.0)
     rate = weekly_mean * frailty[:, None] * factor
-    values = (rng.random(rate.shape) < np.minimum(rate, 1.0)).astype(float) if family == "conversion" \
-        else rng.poisson(rate).astype(float)
+    values = registry()[family].draw_from_means(rng, rate)
     return treated.astype(int), exposed, values
 
 
 def weekly_statistics(arm: np.ndarray, exposed: np.ndarray, values: np.ndarray, last_day: int,
                       arms: tuple[str, str] = ("control", "treatment")) -> xr.Dataset:
-    """The statistics :func:`~bayes_ab.novelty.panel.novelty_statistics` computes, from simulated users
+    """The statistics :func:`~bayes_ab.aggregation.panel.novelty_statistics` computes, from simulated users
     (only users exposed by ``last_day``; weeks not yet complete are masked)."""
     keep = exposed <= last_day
     arm, exposed, values = arm[keep], exposed[keep], values[keep]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bayes_ab.learned_prior import load_prior
 from bayes_ab.priors.learn import MIN_EXPERIMENTS, EffectDistribution, LearnedEffects, learn_effects
 from bayes_ab.priors.past import PastResult, PastResults, from_models, read_table
-from bayes_ab.priors.store import load_prior, write_prior
+from bayes_ab.priors.store import write_prior
 
 
 def learn_prior(out: str | Path, models_dir: str | Path | None = None, tables: list[str] | tuple[str, ...] = (),

@@ -22,13 +22,11 @@ through its scale-mixture form, ``theta | lambda ~ Normal(mu, tau * sqrt(lambda)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import optimize, special
 
-Form = Literal["normal", "student_t"]
-FORMS: tuple[Form, ...] = ("normal", "student_t")
+from bayes_ab.learned_prior import Form
 
 MIN_EXPERIMENTS = 5
 """Fewer past experiments cannot tell a spread from the noise, let alone a tail."""

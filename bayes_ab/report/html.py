@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from bayes_ab.analysis import Analysis
 from bayes_ab.checkins.history import History
 from bayes_ab.decision import Recommendation
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.files import write_atomically
 from bayes_ab.report.sections import build_content
 from bayes_ab.stopping import OperatingCharacteristics, stored_operating_characteristics

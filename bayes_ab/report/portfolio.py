@@ -102,8 +102,8 @@ def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path =
     """
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from bayes_ab.effects import format as fmt
-    from bayes_ab.priors.store import parse_prior, read_prior_document
+    from bayes_ab import format as fmt
+    from bayes_ab.learned_prior import parse_prior, read_prior_document
 
     reports = Path(reports_dir)
     rows = portfolio_rows(models_dir, reports)
@@ -128,7 +128,7 @@ def _prior_figure(document: dict, prior) -> str:
     import numpy as np
 
     from bayes_ab.priors.learn import EffectDistribution
-    from bayes_ab.report.figures import learned_prior
+    from bayes_ab.figures import learned_prior
 
     past = [r["estimate"] for r in (document.get("provenance") or {}).get("results", []) if "estimate" in r]
     alternatives = document.get("alternatives") or {}

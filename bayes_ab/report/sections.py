@@ -1,7 +1,7 @@
 """The report's contents, section by section, as plain values for the template (no HTML here).
 
 Every string that comes from data (arm, segment, metric and experiment names) stays a plain string:
-the template escapes it. Figures are PNG data URIs from :mod:`bayes_ab.report.figures`.
+the template escapes it. Figures are PNG data URIs from :mod:`bayes_ab.figures`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from bayes_ab.checkins.history import History
 from bayes_ab.decision import Recommendation
 from bayes_ab.decision.evidence import harm_draws, relative_lift_draws
 from bayes_ab.decision.srm import srm_checks
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.effects import sentence
 from bayes_ab.intervals import hdi
 from bayes_ab.metric import Role
-from bayes_ab.models import Fit, fit
+from bayes_ab.posterior import Fit, fit
 from bayes_ab.families import family_for
-from bayes_ab.report import figures
+from bayes_ab import figures
 from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import SamplerSettings
 from bayes_ab.stopping import OperatingCharacteristics, RuleComparison

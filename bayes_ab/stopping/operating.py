@@ -39,7 +39,7 @@ import xarray as xr
 
 from bayes_ab.decision import TERMINAL_ACTIONS, Action
 from bayes_ab.display import HtmlRepr
-from bayes_ab.effects import format as fmt
+from bayes_ab import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
 from bayes_ab.families import family_for

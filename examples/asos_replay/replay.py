@@ -19,7 +19,7 @@ import pandas as pd
 
 from bayes_ab.checkins import history
 from bayes_ab.checkins.replay import Checkpoint, Replay, replay
-from bayes_ab.data.moments import moments_stats
+from bayes_ab.aggregation.moments import moments_stats
 from bayes_ab.errors import DataError
 from bayes_ab.spec import Arm, load_spec
 

@@ -12,9 +12,9 @@ import yaml
 from scipy import stats as st
 
 from bayes_ab.checkins import checkin, history
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.cli import main
-from bayes_ab.models import ModelCache
+from bayes_ab.posterior import ModelCache
 from bayes_ab.spec import SamplerSettings, load_spec
 
 from conftest import FAST, make_spec

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from bayes_ab.data.moments import moments_stats
+from bayes_ab.aggregation.moments import moments_stats
 from bayes_ab.errors import DataError
 
 from conftest import FAST, example_module

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import BOOLEAN, FLOAT, INTEGER, STRING
 from bayes_ab.data.queries import Column, numeric_checks
 from bayes_ab.errors import DataError

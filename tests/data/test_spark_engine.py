@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bayes_ab.cli import main
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.data.spark_engine import column_kind, to_spark_sql
 from bayes_ab.errors import DataError
 
@@ -123,7 +123,7 @@ def test_spark_master_needs_the_spark_engine(tmp_path, family_parquet, capsys):
 def test_aggregated_rows_of_every_family_give_the_same_statistics_on_spark(spark):
     import duckdb
 
-    from bayes_ab.data.warehouse import warehouse_query
+    from bayes_ab.aggregation.warehouse import warehouse_query
 
     spec = make_spec(FAMILY_METRICS, segments=("country", "tier"))
     rows = family_rows(3000, seed=9)

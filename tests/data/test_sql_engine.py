@@ -21,10 +21,10 @@ import yaml
 
 import postgres_server
 from bayes_ab.cli import main
-from bayes_ab.data import aggregate, aggregate_incrementally
+from bayes_ab.aggregation import aggregate, aggregate_incrementally
 from bayes_ab.data.engine import DatabaseSource
 from bayes_ab.data.sql_engine import SQLEngine, type_kind
-from bayes_ab.data.warehouse import warehouse_query
+from bayes_ab.aggregation.warehouse import warehouse_query
 from bayes_ab.errors import DataError
 from bayes_ab.spec import load_spec
 
@@ -235,7 +235,7 @@ def test_database_type_names_map_to_kinds():
 
 
 def test_a_daily_panel_in_postgres_gives_duckdbs_weekly_statistics(server):
-    from bayes_ab.novelty.panel import panel_statistics
+    from bayes_ab.aggregation.panel import panel_statistics
 
     rows = pd.DataFrame({
         "user_id": [1, 1, 1, 2, 2, 3, 4, 4],

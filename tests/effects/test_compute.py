@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from bayes_ab.data import conversion_stats
+from bayes_ab.families.conversion import conversion_stats
 from bayes_ab.effects import compute_effects, sentence
-from bayes_ab.models import fit
+from bayes_ab.posterior import fit
 from bayes_ab.models.conjugate import beta_posterior, prob_beta_greater
 from bayes_ab.spec import Metric, SamplerSettings
 

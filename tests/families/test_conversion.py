@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bayes_ab.data import conversion_stats
+from bayes_ab.families.conversion import conversion_stats
 from bayes_ab.effects import compute_effects
-from bayes_ab.models import ModelCache, fit
+from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.models.conjugate import beta_posterior, prob_beta_greater
 from bayes_ab.spec import EffectPrior, Metric, SamplerSettings
 

@@ -7,9 +7,10 @@ import pymc as pm
 import pytest
 
 from bayes_ab.analysis import analyze
-from bayes_ab.data import aggregate, count_stats
+from bayes_ab.aggregation import aggregate
+from bayes_ab.families.count import count_stats
 from bayes_ab.errors import DataError
-from bayes_ab.models import fit
+from bayes_ab.posterior import fit
 from bayes_ab.effects.compute import hdi
 from bayes_ab.families.count import (BASELINE_LOG_SD, LOG_ALPHA_SD, CountParams, dispersion_test,
                                      golden_section_minimum, negative_binomial_alpha, negative_binomial_check, sample_count,

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bayes_ab.analysis import analyze
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.errors import DataError
 from bayes_ab.spec import SamplerSettings
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from bayes_ab.analysis import analyze
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families.ratio import cell_ratios, ratio_stats
-from bayes_ab.models import fit
+from bayes_ab.posterior import fit
 from bayes_ab.planning import fixed_horizon_sample_size
 from bayes_ab.spec import Baseline, SamplerSettings, parse_spec
 from bayes_ab.stopping.generate import accumulator, truth

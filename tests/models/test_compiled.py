@@ -12,8 +12,8 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from bayes_ab.data import conversion_stats
-from bayes_ab.models import ModelCache, fit
+from bayes_ab.families.conversion import conversion_stats
+from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.models.compiled import LAYOUT_FILE, ModelData, cache_root, native_model, structure_key
 from bayes_ab.models.nuts import NutsSettings, sample
 from bayes_ab.spec import EffectPrior, Metric
@@ -118,8 +118,8 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {tests!r})
     from conftest import FAST
-    from bayes_ab.data import conversion_stats
-    from bayes_ab.models import ModelCache, fit
+    from bayes_ab.families.conversion import conversion_stats
+    from bayes_ab.posterior import ModelCache, fit
     from bayes_ab.spec import EffectPrior, Metric
 
     HEAVY = {{"arviz", "matplotlib", "pymc", "pytensor", "scipy.stats"}}

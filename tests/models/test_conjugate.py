@@ -6,7 +6,7 @@ from scipy import stats as st
 
 from bayes_ab.families.conversion import sample_conversion
 from bayes_ab.models.conjugate import beta_posterior, prob_beta_greater, prob_beta_greater_numeric
-from bayes_ab.data import conversion_stats
+from bayes_ab.families.conversion import conversion_stats
 from bayes_ab.spec import SamplerSettings
 
 from conftest import make_spec

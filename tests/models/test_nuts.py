@@ -12,7 +12,7 @@ import pytest
 import nutpie
 from nutpie.compile_pymc import CompiledPyMCModel
 from pymc.initial_point import make_initial_point_fn
-from bayes_ab.data import conversion_stats
+from bayes_ab.families.conversion import conversion_stats
 from bayes_ab.models.compiled import ModelData, native_model, structure_key
 from bayes_ab.models.hierarchy import coords_for, prior_data
 from bayes_ab.models.nuts import NutsSettings, _flat_names, library, sample

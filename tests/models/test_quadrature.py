@@ -13,7 +13,7 @@ from scipy import integrate, optimize
 from bayes_ab.effects.compute import compute_effects
 from bayes_ab.families.conversion import BASELINE_LOGIT_SD, conversion_stats
 from bayes_ab.metric import EffectPrior
-from bayes_ab.models import fit
+from bayes_ab.posterior import fit
 from bayes_ab.models.conjugate import prob_beta_greater
 from bayes_ab.models.quadrature import ArmLikelihood, binomial_logit, exact_draws
 from bayes_ab.sampling import EXACT, SamplerSettings

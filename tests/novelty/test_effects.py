@@ -11,7 +11,7 @@ import pytest
 from bayes_ab.analysis import analyze
 from bayes_ab.decision import recommend
 from bayes_ab.novelty.effects import LIKELY, analyze_novelty
-from bayes_ab.novelty.panel import panel_statistics
+from bayes_ab.aggregation.panel import panel_statistics
 from bayes_ab.spec import load_spec
 
 from conftest import EXAMPLES, example_module, FAST

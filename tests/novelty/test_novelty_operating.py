@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bayes_ab.novelty.effects import analyze_novelty
-from bayes_ab.novelty.panel import panel_statistics
+from bayes_ab.aggregation.panel import panel_statistics
 from bayes_ab.spec import load_spec
 
 from conftest import EXAMPLES, example_module

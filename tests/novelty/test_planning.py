@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_ab.cli import main
-from bayes_ab.novelty.panel import panel_statistics
+from bayes_ab.aggregation.panel import panel_statistics
 from bayes_ab.novelty.planning import plan_novelty, simulate_weekly, weekly_statistics
 from bayes_ab.spec import load_spec
 

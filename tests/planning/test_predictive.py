@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bayes_ab.analysis import analyze_stats
-from bayes_ab.data import conversion_stats, count_stats
+from bayes_ab.families.conversion import conversion_stats
+from bayes_ab.families.count import count_stats
 from bayes_ab.decision import recommend
 from bayes_ab.errors import SpecError
 from bayes_ab.planning import decision_outlook

@@ -17,7 +17,7 @@ from bayes_ab.errors import SpecError
 from bayes_ab.families import family_for
 from bayes_ab.families.conversion import BASELINE_LOGIT_SD, conversion_stats
 from bayes_ab.metric import EffectPrior, LearnedEffectPrior
-from bayes_ab.models import ModelCache, fit
+from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.report.sections import _prior
 from bayes_ab.sampling import EXACT, SamplerSettings
 from bayes_ab.spec import Metric, load_spec
@@ -147,7 +147,7 @@ def test_simulated_posteriors_are_weighted_by_the_learned_prior():
 
 def test_retention_maps_relative_retention_to_a_hazard_shift():
     """Retention at horizon H is prod(1 - h_t): a relative change r is a hazard-logit shift of -r / sum(h)."""
-    from bayes_ab.data import aggregate
+    from bayes_ab.aggregation import aggregate
 
     from conftest import make_spec as spec_of
 

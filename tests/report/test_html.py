@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from bayes_ab.analysis import analyze, analyze_stats
-from bayes_ab.data import count_stats, retention_stats
+from bayes_ab.families.count import count_stats
+from bayes_ab.families.retention import retention_stats
 from bayes_ab.decision import recommend
 from bayes_ab.report import render_report, write_report
 from bayes_ab.spec import SamplerSettings

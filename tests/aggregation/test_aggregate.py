@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ab.data import aggregate, combine
+from bayes_ab.aggregation import aggregate, combine
 from bayes_ab.errors import DataError
 
 from conftest import make_spec

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bayes_ab.data.dialects import DIALECTS, quoted_name, translate
 from bayes_ab.data.engine import DATE, FLOAT, STRING, Table
-from bayes_ab.data.scan import ScanPlan
+from bayes_ab.aggregation.scan import ScanPlan
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError
 from bayes_ab.spec import ExperimentSpec

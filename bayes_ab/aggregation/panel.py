@@ -3,7 +3,7 @@
 Two uses of the same rows:
 
 - **Per-user totals** for every metric (a conversion is the user's MAX over days, a count or a mean its
-  SUM), as a relation the ordinary aggregation (:class:`~bayes_ab.data.scan.ScanPlan`) reads as if it were
+  SUM), as a relation the ordinary aggregation (:class:`~bayes_ab.aggregation.scan.ScanPlan`) reads as if it were
   one row per user, with all its checks. A NULL on any day makes the user's total NULL and a negative day
   makes it negative, so the missing-value and sign checks still see them.
 - **By week since exposure**, for metrics with ``novelty``: per arm and exposure day, the users, each
@@ -93,10 +93,10 @@ def _as_date(column: Column) -> str:
 
 def panel_statistics(spec: ExperimentSpec, source, engine=None) -> dict[str, xr.Dataset]:
     """:func:`novelty_statistics` of ``source`` opened by ``engine`` (as for
-    :func:`~bayes_ab.data.aggregate`); empty without novelty metrics."""
+    :func:`~bayes_ab.aggregation.aggregate`); empty without novelty metrics."""
     if not panel_metrics(spec):
         return {}
-    from bayes_ab.data.engine import resolve_engine
+    from bayes_ab.data.engines import resolve_engine
 
     table = resolve_engine(engine, source).open(source)
     try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bayes_ab.data import aggregate
-from bayes_ab.data.incremental import PartialStore, aggregate_incrementally
+from bayes_ab.aggregation import aggregate
+from bayes_ab.aggregation.incremental import PartialStore, aggregate_incrementally
 from bayes_ab.errors import DataError
 
 from conftest import make_spec

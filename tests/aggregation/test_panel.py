@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.errors import DataError, SpecError
-from bayes_ab.novelty.panel import panel_statistics, weekly_means
+from bayes_ab.aggregation.panel import panel_statistics, weekly_means
 
 from conftest import make_spec
 

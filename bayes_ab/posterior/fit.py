@@ -14,35 +14,40 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Hashable
+from typing import TYPE_CHECKING, Any, Hashable
 
 import numpy as np
 import xarray as xr
 
 from bayes_ab.errors import ModelError
 from bayes_ab.families import Family, family_of
+from bayes_ab.models import nutpie_api
+from bayes_ab.models.compat import NativeUnavailable, check_compile, public_notice, sampler_path
 from bayes_ab.models.compiled import NativeModel, native_model, structure_key
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.diagnostics import diagnose, divergent_transitions, independent_draws
-from bayes_ab.models.fitdata import FitData
+from bayes_ab.models.fitdata import FitData, from_inference_data
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, coords_for, mapped_prior_data
-from bayes_ab.models.nuts import SAMPLE_STATS, NutsSettings
+from bayes_ab.models.nuts import NutsSettings
 from bayes_ab.models.nuts import sample as sample_nuts
 from bayes_ab.models.quadrature import exact_draws
-from bayes_ab.models.result import Fit, attach_stats
+from bayes_ab.posterior.result import Fit, attach_stats
 from bayes_ab.progress import progress
 from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
 
 if TYPE_CHECKING:
-    import arviz as az
     import pymc as pm
 
 
 @dataclass
 class _Compiled:
+    """One structure, prepared for its backend: the disk-cached native model (the fast path), or the PyMC
+    model with nutpie's public compiled form of it (``public``, the fallback path) or alone (``pymc``)."""
+
     native: NativeModel | None = None
     model: "pm.Model | None" = None
+    public: Any = None
 
     @property
     def parameters(self) -> list[str]:
@@ -71,8 +76,8 @@ class ModelCache:
         if (key, backend) not in self.compiled:
             if backend == Backend.NUTPIE:
                 with progress(f"{metric.name}: preparing the {family.name} model"):
-                    entry = _Compiled(native=native_model(key, lambda: family.build_model(stats, metric)))
-                self.from_disk += not entry.native.compiled
+                    entry = _prepare_nutpie(key, lambda: family.build_model(stats, metric))
+                self.from_disk += entry.native is not None and not entry.native.compiled
             else:
                 entry = _Compiled(model=family.build_model(stats, metric))
             self.compiled[(key, backend)] = entry
@@ -81,6 +86,22 @@ class ModelCache:
 
 
 DEFAULT_CACHE = ModelCache()
+
+
+def _prepare_nutpie(key: str, build) -> _Compiled:
+    """The structure for nutpie: native and disk-cached when the installed libraries are the ones that path
+    was built for (:mod:`bayes_ab.models.compat`), else compiled through nutpie's public API."""
+    if sampler_path().native:
+        def build_checked():        # called on a cache miss only: PyTensor is imported to compile anyway
+            check_compile()
+            return build()
+
+        try:
+            return _Compiled(native=native_model(key, build_checked))
+        except NativeUnavailable as exc:
+            public_notice(str(exc))
+    model = build()
+    return _Compiled(model=model, public=nutpie_api.compile_model(model))
 
 def fit(
     stats: xr.Dataset,
@@ -93,7 +114,7 @@ def fit(
     Parameters
     ----------
     stats
-        Statistics of one metric (``bayes_ab.data.aggregate`` output).
+        Statistics of one metric (``bayes_ab.aggregation.aggregate`` output).
     metric
         The metric's spec (family, prior).
     sampler
@@ -173,7 +194,9 @@ def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.D
     # labelled with this data's coordinates, unconstrained copies and unused statistics left out (models.nuts)
     settings = NutsSettings(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, os.cpu_count() or 1),
                             seed=s.seed, target_accept=s.target_accept)
-    return sample_nuts(compiled.native, data, coords_for(stats), settings)
+    if compiled.native is not None:
+        return sample_nuts(compiled.native, data, coords_for(stats), settings)
+    return nutpie_api.sample(compiled.public, data, coords_for(stats), settings)
 
 
 def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dataset,
@@ -189,16 +212,4 @@ def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dat
         idata = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains,
                           cores=min(s.chains, os.cpu_count() or 1), random_seed=s.seed,
                           target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False)
-    return _from_pymc(idata, stats)
-
-
-def _from_pymc(idata: "az.InferenceData", stats: xr.Dataset) -> FitData:
-    """A PyMC fit as :class:`FitData`, with this data's arm/segment labels (a re-used PyMC model carries the
-    first fit's) and the statistics :mod:`bayes_ab.models.nuts` keeps."""
-    coords = coords_for(stats)
-    posterior = idata.posterior.assign_coords({k: v for k, v in coords.items() if k in idata.posterior.dims})
-    # unconstrained copies (``effect_sd_log__``) and other internal statistics are left out, as models.nuts
-    # leaves them out: they double what every stored posterior costs to write and read
-    posterior = posterior[[v for v in posterior.data_vars if not str(v).endswith("__")]]
-    stats_kept = [v for v in SAMPLE_STATS if v in idata.sample_stats]
-    return FitData(posterior=posterior, sample_stats=idata.sample_stats[stats_kept])
+    return from_inference_data(idata, coords_for(stats))

@@ -5,15 +5,16 @@ checks (missing values, non-binary conversions, negative or fractional counts, c
 observation window) are folded into it as cheap detectors, so clean input is scanned once for them.
 Families whose statistics need a finer key (count histograms, retention life tables) add one query
 grouped by that key. Only failing input pays for further queries that count and show the bad rows.
-The queries are those of :class:`~bayes_ab.data.scan.ScanPlan`, whichever engine runs them.
+The queries are those of :class:`~bayes_ab.aggregation.scan.ScanPlan`, whichever engine runs them.
 """
 
 from __future__ import annotations
 
 import xarray as xr
 
-from bayes_ab.data.engine import Engine, Source, resolve_engine
-from bayes_ab.data.scan import MISSING_SEGMENT, SEGMENT_SEPARATOR, ScanPlan
+from bayes_ab.data.engine import Engine, Source
+from bayes_ab.data.engines import resolve_engine
+from bayes_ab.aggregation.scan import MISSING_SEGMENT, SEGMENT_SEPARATOR, ScanPlan
 from bayes_ab.errors import DataError
 from bayes_ab.spec import ExperimentSpec
 
@@ -57,7 +58,7 @@ def aggregate(
         if spec.activity_column:        # a daily panel: its per-user totals are the rows
             if aggregated:
                 raise DataError(f"{spec.source}: a daily panel (activity_column) is per-user-day rows, not aggregates")
-            from bayes_ab.novelty.panel import per_user_table
+            from bayes_ab.aggregation.panel import per_user_table
 
             table = per_user_table(spec, table)
         plan = ScanPlan.for_table(spec, table, aggregated=aggregated)

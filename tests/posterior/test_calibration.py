@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from bayes_ab.data import aggregate
+from bayes_ab.aggregation import aggregate
 from bayes_ab.families import conversion, retention
-from bayes_ab.models import fit
+from bayes_ab.posterior import fit
 from bayes_ab.spec import SamplerSettings
 
 from conftest import make_spec

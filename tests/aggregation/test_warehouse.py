@@ -13,9 +13,9 @@ import pytest
 import sqlglot
 
 from bayes_ab.cli import main
-from bayes_ab.data import aggregate, aggregate_incrementally
+from bayes_ab.aggregation import aggregate, aggregate_incrementally
 from bayes_ab.data.dialects import DIALECTS, translate
-from bayes_ab.data.warehouse import warehouse_query
+from bayes_ab.aggregation.warehouse import warehouse_query
 from bayes_ab.errors import DataError
 
 from conftest import make_spec

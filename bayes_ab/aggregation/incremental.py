@@ -26,8 +26,9 @@ from urllib.parse import quote
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.data.engine import Engine, Source, resolve_engine
-from bayes_ab.data.scan import Partials, ScanPlan
+from bayes_ab.data.engine import Engine, Source
+from bayes_ab.data.engines import resolve_engine
+from bayes_ab.aggregation.scan import Partials, ScanPlan
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import DataError
 from bayes_ab.files import remove_stale_temporaries, sha256_of, temporary_path
@@ -149,7 +150,7 @@ def aggregate_incrementally(
     spec
         Must name ``day_column``: the day of each unit's first exposure (DATE, integer or text).
     source, aggregated, engine
-        As for :func:`~bayes_ab.data.aggregate`.
+        As for :func:`~bayes_ab.aggregation.aggregate`.
     store
         A :class:`PartialStore` or its folder (check-ins use ``models/<experiment>/aggregates``).
     rescan
@@ -158,7 +159,7 @@ def aggregate_incrementally(
     Returns
     -------
     IncrementalAggregation
-        The statistics (equal to those of a full :func:`~bayes_ab.data.aggregate`) and what was
+        The statistics (equal to those of a full :func:`~bayes_ab.aggregation.aggregate`) and what was
         scanned and reused.
     """
     store = store if isinstance(store, PartialStore) else PartialStore(store)
