@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CANARY ?= /tmp/bayes-ab-canary
 WORKERS ?= 2
 
-.PHONY: demo test test-fast bench docs canary browser java postgres clean
+.PHONY: demo test test-fast bench docs canary mutants browser java postgres clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ canary:
 	$(CANARY)/bin/pip install --quiet '.[dev]'
 	$(CANARY)/bin/pip install --quiet --upgrade nutpie pymc pytensor numba llvmlite
 	$(CANARY)/bin/python scripts/canary.py
+
+## mutants: plant one bug at a time in the core numeric modules and see the tests fail (scripts/mutants.py)
+mutants: $(STAMP)
+	$(BIN)/python scripts/mutants.py --budget-minutes $(or $(BUDGET),40) --workers $(WORKERS)
 
 ## bench: the performance figures recorded in benchmarks/RESULTS.md
 bench: $(STAMP) java postgres

@@ -183,3 +183,29 @@ def test_no_module_outside_the_families_names_a_family():
             elif isinstance(node, ast.Constant) and node.value in names - {"mean", "count"}:
                 found.append(f"{source}:{node.lineno}: {node.value!r}")
     assert found == []
+
+
+def test_the_compiled_model_cache_ignores_exactly_the_parts_above_the_families():
+    """A model's code is built by its family from the floors below it; the cache key hashes those sources and no
+    others (editing the report never recompiles a model), and nothing below may be left out (a stale model)."""
+    from bayes_ab.models.compiled import ABOVE_THE_MODELS
+
+    below = reachable("Families") | {"Families"}
+    for path in source_files():
+        relative = path.relative_to(PACKAGE)
+        ignored = relative.parts[0] in ABOVE_THE_MODELS
+        assert ignored == (part_of(path.relative_to(ROOT).as_posix()) not in below), relative.as_posix()
+
+
+def test_the_cache_key_follows_the_families_and_not_the_report(tmp_path):
+    import shutil
+
+    from bayes_ab.models.compiled import source_digest
+
+    copy = tmp_path / "bayes_ab"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = source_digest(copy)
+    (copy / "report" / "sections.py").write_text((copy / "report" / "sections.py").read_text() + "\n# edited\n")
+    assert source_digest(copy) == before
+    (copy / "families" / "count.py").write_text((copy / "families" / "count.py").read_text() + "\n# edited\n")
+    assert source_digest(copy) != before

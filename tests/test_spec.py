@@ -37,9 +37,14 @@ def test_valid_spec_is_parsed_and_normalised(tmp_path):
     assert metric.prior.effect_sd == 0.3 and metric.prior.heterogeneity_sd == 0.2
 
 
-def test_examples_specs_load():
-    for path in EXAMPLES.glob("*/spec.yaml"):
-        assert load_spec(path).metrics
+def test_every_example_spec_loads():
+    paths = sorted(EXAMPLES.glob("*/*.yaml"))
+    names = {p.relative_to(EXAMPLES).as_posix() for p in paths}
+    assert {"push_notification/spec.yaml", "cookie_cats/spec.yaml", "group_stories/spec.yaml",
+            "planning/checkout_button.yaml", "push_notification/novelty.yaml"} <= names
+    for path in paths:
+        spec = load_spec(path)
+        assert spec.metrics and spec.source == str(path)
 
 
 @pytest.mark.parametrize("old,new,field", [

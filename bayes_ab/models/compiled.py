@@ -58,13 +58,27 @@ def cache_root() -> Path:
     return Path(base) / "bayes-ab" / "models"
 
 
+ABOVE_THE_MODELS = ("aggregation", "posterior", "novelty", "effects", "decision", "checkins", "stopping", "priors",
+                    "planning", "report", "spec.py", "analysis.py", "console.py", "cli.py")
+"""The parts of the package above the families (``docs/architecture.md``): a model's graph is built by its family
+from the floors below, so editing these never changes compiled code and never invalidates the cache. Named by
+exclusion on purpose: a new module anywhere else counts until it is listed here."""
+
+
 @lru_cache(maxsize=1)
 def _code_version() -> str:
-    """Digest of every bayes-ab source file and the versions of the libraries that turn them into code."""
+    """Digest of the sources a model's code can depend on and the versions of the libraries that compile it."""
+    return source_digest(Path(__file__).resolve().parents[1])
+
+
+def source_digest(package: Path) -> str:
+    """:func:`_code_version` of the package at ``package``: every source file below the spec, and the libraries."""
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode())
+        relative = path.relative_to(package)
+        if relative.parts[0] in ABOVE_THE_MODELS:
+            continue
+        digest.update(str(relative).encode())
         digest.update(path.read_bytes())
     for name in _LIBRARIES:
         try:

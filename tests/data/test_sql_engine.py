@@ -24,7 +24,6 @@ from bayes_ab.cli import main
 from bayes_ab.aggregation import aggregate, aggregate_incrementally
 from bayes_ab.data.engine import DatabaseSource
 from bayes_ab.data.sql_engine import SQLEngine, type_kind
-from bayes_ab.aggregation.warehouse import warehouse_query
 from bayes_ab.errors import DataError
 from bayes_ab.spec import load_spec
 
@@ -140,15 +139,16 @@ def example(name: str):
 
 
 @pytest.mark.parametrize("name", ["push_notification", "onboarding"])
-def test_printed_postgres_sql_through_psql_gives_the_posteriors_of_per_user_input(server, tmp_path, name):
+def test_printed_postgres_sql_through_psql_gives_the_posteriors_of_per_user_input(server, tmp_path, name, capsys):
     raw, rows = example(name)
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(raw))
     load(server, name, rows)
     sql_path, aggregated_csv = tmp_path / "aggregate.sql", tmp_path / "aggregated.csv"
+    capsys.readouterr()
     assert main(["sql", str(spec_path), "--dialect", "postgres", "--table", name]) == 0
     spec = load_spec(spec_path)
-    sql_path.write_text(warehouse_query(spec, name, "postgres").text())
+    sql_path.write_text(capsys.readouterr().out)          # exactly what a user would paste into psql
     subprocess.run([server.psql(), "-h", "127.0.0.1", "-p", str(server.port), "-U", postgres_server.USER,
                     "-d", postgres_server.DATABASE, "-v", "ON_ERROR_STOP=1", "--csv", "-f", str(sql_path),
                     "-o", str(aggregated_csv)], check=True, env=server.env, capture_output=True)

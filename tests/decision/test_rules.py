@@ -164,15 +164,29 @@ def test_confidently_harmed_segment_gets_a_targeted_rollout():
     assert rec.action == "advance" and "exclude c" in rec.headline and rec.targeted_segments == ("a", "b")
 
 
-def test_the_rule_reads_the_same_numbers_as_the_effects_table():
-    """decide() sees evidence computed from the fit's draws: P(beat) and losses equal the table's."""
+@pytest.mark.parametrize("direction, lift", [("increase", 0.02), ("decrease", -0.02), ("decrease", 0.03)])
+def test_the_evidence_the_rule_reads_is_defined_on_the_fits_draws(direction, lift):
+    """decide() reads P(beat), the losses, P(ROPE), P(beyond the margin) and P(severe harm) of the overall lift:
+    each equals its definition computed here from the fit's draws, and P(beat) and the losses equal the table's."""
     from bayes_ab.decision.evidence import evidence_from_fit
 
-    result = experiment(n=20_000, lift=0.02)
+    result = experiment(n=20_000, lift=lift, primary_direction=direction)
+    fit = result.fits["primary"]
+    overall = fit.overall_mean.transpose("chain", "draw", "arm").values.reshape(-1, 2)
+    relative = overall[:, 1] / overall[:, 0] - 1
+    better = relative if direction == "increase" else -relative      # > 0 when the treatment is better
+    e = evidence_from_fit(fit, "treatment", 0.1)
+    margin = fit.metric.margin
+    assert e.p_beat == pytest.approx(np.mean(better > 0), abs=1e-12)
+    assert e.loss_ship_rel == pytest.approx(np.mean(np.clip(-better, 0, None)), abs=1e-12)
+    assert e.loss_keep_rel == pytest.approx(np.mean(np.clip(better, 0, None)), abs=1e-12)
+    assert e.p_rope == pytest.approx(np.mean(np.abs(relative) < fit.metric.rope), abs=1e-12)
+    assert e.p_beyond_margin == pytest.approx(np.mean(-better > margin), abs=1e-12)
+    assert e.p_severe == pytest.approx(np.mean(-better > 0.1), abs=1e-12)
     row = result.effects["primary"].overall("treatment")
-    e = evidence_from_fit(result.fits["primary"], "treatment", 0.1)
-    assert (e.p_beat, e.loss_ship_rel, e.loss_keep_rel, e.p_rope) == pytest.approx(
-        (row.p_beat_control, row.loss_ship_rel, row.loss_keep_rel, row.p_rope), abs=1e-12)
+    assert (e.p_beat, e.loss_ship_rel, e.loss_keep_rel) == pytest.approx(
+        (row.p_beat_control, row.loss_ship_rel, row.loss_keep_rel), abs=1e-12)
+    assert 0.02 < e.p_beat < 0.98 or direction == "decrease" and lift > 0    # the draws straddle no effect
 
 
 def test_unknown_stage_is_refused():
@@ -244,3 +258,60 @@ def test_p_worse_just_above_the_harm_threshold_rolls_back_only_beyond_its_mc_err
                 "guardrail": _evidence(guardrail, 0.5, ess)}
     rec = decide(s, 50, 7, 200_000, "treatment", evidence)      # P(worse) 0.996 against 0.995
     assert rec.action == action, rec.text()
+
+
+@pytest.mark.parametrize("better", ["a", "b"])
+def test_with_several_arms_the_rule_judges_the_arm_with_the_least_expected_loss(better):
+    """Of several treatments the recommendation is about the one whose shipping costs least in expectation
+    (here the one with the larger lift), whichever position it has among the arms."""
+    lifts = {"a": 0.02, "b": 0.06} if better == "b" else {"a": 0.06, "b": 0.02}
+    rows = []
+    for arm, lift in (("control", 0.0), *lifts.items()):
+        rows.append({"arm": arm, "segment": "all", "users": 60_000, "primary": round(60_000 * 0.1 * (1 + lift)),
+                     "guardrail": 600})
+    three = make_spec([{"name": "primary", "family": "conversion", "column": "primary"},
+                       {"name": "guardrail", "family": "conversion", "column": "guardrail", "direction": "decrease",
+                        "role": "guardrail", "margin": 0.1}], segments=("segment",), arms=("control", "a", "b"))
+    result = analyze(three, pd.DataFrame(rows), aggregated=True, sampler=EXACT)
+    losses = {arm: result.effects["primary"].overall(arm).loss_ship_rel for arm in lifts}
+    assert losses[better] < losses[{"a": "b", "b": "a"}[better]]
+    rec = recommend(result, stage=50, days=7)
+    assert rec.arm == better, rec.text()
+
+
+def test_srm_weights_are_shares_whatever_their_scale_and_no_users_is_no_evidence():
+    users = np.array([2600, 7400])
+    expected = st.chisquare(users, users.sum() * np.array([0.25, 0.75])).pvalue
+    assert srm_p_value(users, [1, 3]) == pytest.approx(expected, rel=1e-9)        # weights 1:3 are 25% / 75%
+    assert srm_p_value(users, [25, 75]) == pytest.approx(expected, rel=1e-9)
+    assert srm_p_value([0, 0], [0.5, 0.5]) == 1.0
+    assert srm_p_value([1, 0], [0.5, 0.5]) == pytest.approx(st.chisquare([1, 0]).pvalue)      # one user: p = 0.32
+
+
+def test_srm_checks_cover_every_segment_and_pass_at_the_threshold():
+    from bayes_ab.decision.srm import srm_check, srm_checks
+
+    result = experiment(segments={"a": 0.0, "b": 0.0})
+    checks = srm_checks(result.stats["primary"], result.spec, 0.001)
+    assert [c.name for c in checks] == ["sample ratio (overall)", "sample ratio (a)", "sample ratio (b)"]
+    single = experiment()
+    assert [c.name for c in srm_checks(single.stats["primary"], single.spec, 0.001)] == ["sample ratio (overall)"]
+    users = np.array([5100, 4900])
+    p = srm_p_value(users, [0.5, 0.5])
+    assert srm_check("overall", users, np.array([0.5, 0.5]), p).passed                  # p >= threshold passes
+    assert not srm_check("overall", users, np.array([0.5, 0.5]), p * 1.0001).passed
+    assert srm_check("overall", users, np.array([1.0, 1.0]), 0.001).detail.endswith("planned 50% / 50%")
+    assert "= 51.0% / 49.0%" in srm_check("overall", users, np.array([0.5, 0.5]), 0.001).detail
+
+
+def test_srm_tests_each_arm_against_its_own_planned_share():
+    from bayes_ab.decision.srm import srm_checks
+
+    uneven = make_spec([{"name": "primary", "family": "conversion", "column": "primary"}],
+                       arms=("control", "treatment"))
+    uneven = replace(uneven, arms=(replace(uneven.arms[0], weight=0.25), replace(uneven.arms[1], weight=0.75)))
+    rows = pd.DataFrame([{"arm": "control", "users": 2500, "primary": 250},
+                         {"arm": "treatment", "users": 7500, "primary": 750}])
+    result = analyze(uneven, rows, aggregated=True, sampler=EXACT)
+    [overall] = srm_checks(result.stats["primary"], uneven, 0.001)
+    assert overall.passed and overall.value == "p = 1"            # exactly the planned 25% / 75%

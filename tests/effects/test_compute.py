@@ -141,7 +141,9 @@ def test_mc_standard_errors_match_the_spread_of_repeated_estimates_on_autocorrel
         out = lift_probabilities(diff, diff, 1.0, 0.01, chains)
         estimates.append(out["p_beat_control"])
         reported.append(out["p_beat_control_mcse"])
-    spread = np.std(estimates, ddof=1)                 # its own sampling error: about 4% at 300 repetitions
-    assert abs(np.mean(reported) / spread - 1) < 0.2, (np.mean(reported), spread)
+    spread = np.std(estimates, ddof=1)
+    # the spread's own sampling error at 300 repetitions is 1 / sqrt(2 x 299) = 4.1% of it; three of those
+    # (the average of 300 reported errors is far steadier; measured ratio 0.997)
+    assert abs(np.mean(reported) / spread - 1) < 3 / np.sqrt(2 * 299), (np.mean(reported), spread)
     assert np.mean(reported) > 2 * np.sqrt(0.9 * 0.1 / (chains * draws))
     assert abs(np.mean(estimates) - 0.9) < 3 * spread / np.sqrt(300)

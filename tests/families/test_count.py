@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+from scipy import stats as st
 
 from bayes_ab.analysis import analyze
 from bayes_ab.aggregation import aggregate
@@ -66,15 +67,24 @@ def test_poisson_special_case_agrees_with_gamma_poisson_closed_form():
     assert dispersion_test(stats)[1] > 0.05
     model_fit = fit(stats, metric, SETTINGS)
     assert model_fit.diagnostics.passed
-    exact = sample_count(stats, metric, SamplerSettings(draws=100_000, chains=1, seed=3)).posterior["mean"]
+    # the exact Gamma-Poisson posterior (Jeffreys prior), written here with SciPy: Gamma(0.5 + sum, rate n)
+    posteriors = [st.gamma(0.5 + x.sum(), scale=1 / x.size) for x in samples.values()]
+    control, treatment = posteriors
+    grid = np.linspace(control.ppf(1e-10), control.isf(1e-10), 200_001)
+    p_exact = float(np.trapezoid(control.pdf(grid) * treatment.sf(grid), grid))      # P(treatment > control)
     mcmc = model_fit.mean
-    p_exact = float((exact.isel(arm=1) > exact.isel(arm=0)).mean())
     p_mcmc = float((mcmc.isel(arm=1) > mcmc.isel(arm=0)).mean())
     ess = model_fit.diagnostics.min_ess_bulk
     assert abs(p_mcmc - p_exact) < 4 * np.sqrt(p_exact * (1 - p_exact) / ess) + 0.01
-    sd = exact.std(("chain", "draw")).values
-    assert np.all(np.abs(mcmc.mean(("chain", "draw")).values - exact.mean(("chain", "draw")).values)
+    sd = np.array([d.std() for d in posteriors])
+    assert np.all(np.abs(mcmc.mean(("chain", "draw")).values[:, 0] - [d.mean() for d in posteriors])
                   < 4 * sd / np.sqrt(ess))
+    # and the package's own closed form is that posterior
+    exact = sample_count(stats, metric, SamplerSettings(draws=100_000, chains=1, seed=3)).posterior["mean"]
+    for k, d in enumerate(posteriors):
+        draws = exact.isel(arm=k).values.ravel()
+        assert abs(draws.mean() - d.mean()) < 4 * d.std() / np.sqrt(draws.size)
+        assert draws.std() == pytest.approx(d.std(), rel=0.02)
 
 
 def test_auto_picks_negative_binomial_for_overdispersed_counts_and_recovers_lift():
@@ -242,6 +252,13 @@ def test_the_hierarchical_robust_model_matches_its_closed_form_on_cookie_cats(co
     width = closed.rel_high - closed.rel_low
     assert abs((model.rel_high - model.rel_low) - width) < 0.1 * width
     assert abs(model.rel_lift - closed.rel_lift) < 0.1 * width
+    # both against the delta method written here from the players' capped rounds (Welch's standard errors)
+    x = {arm: np.minimum(part["sum_gamerounds"].to_numpy(float), 1000) for arm, part in cookie_cats.groupby("version")}
+    m = {arm: v.mean() for arm, v in x.items()}
+    ratio = m["gate_40"] / m["gate_30"]
+    se = ratio * np.sqrt(sum(v.var(ddof=1) / (v.size * m[arm] ** 2) for arm, v in x.items()))
+    assert abs((model.rel_high - model.rel_low) - 2 * 1.6449 * se) < 0.1 * width
+    assert abs(model.rel_lift - (ratio - 1)) < 0.1 * width
 
 
 @pytest.mark.slow

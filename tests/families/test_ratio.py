@@ -84,19 +84,20 @@ def test_hierarchical_lift_interval_agrees_with_the_per_user_bootstrap():
     row = result.effects["dms_per_view"].overall("treatment")
     assert result.effects["dms_per_view"].diagnostics.passed
     rng = np.random.default_rng(7)
-    arms = {arm: part[["dms", "views"]].to_numpy(float) for arm, part in rows.groupby("arm")}
-    lifts = []
-    for _ in range(600):
-        ratios = {}
-        for arm, values in arms.items():
-            sample = values[rng.integers(0, len(values), len(values))]
-            ratios[arm] = sample[:, 0].sum() / sample[:, 1].sum()
-        lifts.append(ratios["treatment"] / ratios["control"] - 1)
+    ratios = {}
+    for arm, part in rows.groupby("arm"):
+        values = part[["dms", "views"]].to_numpy(float)
+        sample = rng.integers(0, len(values), (4000, len(values)), dtype=np.int32)     # 4,000 replicates
+        ratios[arm] = values[sample, 0].sum(axis=1) / values[sample, 1].sum(axis=1)
+    lifts = ratios["treatment"] / ratios["control"] - 1
     low, high = np.quantile(lifts, [0.05, 0.95])
     width = high - low
-    # 600 bootstrap replicates: their 90% quantiles move by about 5% of the width
-    assert (row.rel_high - row.rel_low) == pytest.approx(width, rel=0.2)
-    assert row.rel_lift == pytest.approx(np.median(lifts), abs=0.15 * width)
+    # Monte Carlo error of the two widths: the bootstrap's 5%/95% quantiles of 4,000 replicates move by about
+    # 2% of the width, the model's interval from ~1,500 effective draws by about 3%: 3.6% together, and 11%
+    # is three of those (measured: 0.981 of the bootstrap's width)
+    assert (row.rel_high - row.rel_low) == pytest.approx(width, rel=0.11)
+    # the medians differ by far less: about 1% of the width each
+    assert row.rel_lift == pytest.approx(np.median(lifts), abs=0.05 * width)
 
 
 def test_pooled_segments_cover_the_true_lift_and_weigh_segments_by_denominator():

@@ -47,7 +47,16 @@ def test_the_metrics_numbers_and_decision_read_the_long_run_lift(decaying):
     assert "[the lift shown is the long-run lift]" in effects.model_note
     # the whole-test lift the model would have reported is larger than the long-run one
     assert found.weeks[0].observed > row.rel_lift
-    recommend(decaying, stage=25, days=7)          # the decision runs on the long-run posterior
+    # the decision runs on the long-run posterior: the fit it reads holds it, and its severe-harm check is
+    # the probability computed from those draws
+    from bayes_ab.decision.evidence import evidence_from_fit
+
+    fit = decaying.fits["trades"]
+    assert fit.idata.posterior.attrs["long_run_arms"] == "push"
+    rec = recommend(decaying, stage=25, days=7)
+    severe = next(r for r in rec.reasons if r.name == "severe harm: trades P(worse by > 10%)")
+    assert severe.probability == pytest.approx(evidence_from_fit(fit, "push", 0.1).p_severe, abs=1e-12)
+    assert rec.action == "advance", rec.text()
 
 
 def test_the_sentence_says_where_the_lift_is_settling(decaying):
@@ -57,8 +66,15 @@ def test_the_sentence_says_where_the_lift_is_settling(decaying):
 
 
 def test_auto_uses_the_long_run_lift_only_when_novelty_or_primacy_is_likely(decaying):
+    # the example's conversion fades too little to be sure (P(novelty) about 0.93 < 0.95): the whole-test lift
     found = decaying.effects["trade_conversion"].novelty.arm("push")
-    assert found.used == (found.likely is not None)
+    assert found.p_novelty < LIKELY and found.likely is None and not found.used
+    assert "[the lift shown is the long-run lift]" not in decaying.effects["trade_conversion"].model_note
+    # a lift of +40% fading to +1.5%: novelty is likely and the long-run lift is used
+    strong = analyze(load_spec(SPEC), generator().panel(n_users=20_000, early=0.4, seed=3), sampler=FAST)
+    found = strong.effects["trade_conversion"].novelty.arm("push")
+    assert found.likely == "novelty" and found.used
+    assert "[the lift shown is the long-run lift]" in strong.effects["trade_conversion"].model_note
 
 
 def test_a_constant_effect_with_a_market_holiday_is_not_flagged():

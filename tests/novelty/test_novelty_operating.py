@@ -42,7 +42,9 @@ def test_a_constant_effect_is_flagged_as_novelty_in_at_most_10_percent_of_200_ex
     print(f"constant +3%: novelty flagged {flagged:.1%}, primacy {np.mean([f.likely == 'primacy' for f in found]):.1%}, "
           f"long-run 90% interval covers {covered:.1%}")
     assert flagged <= 0.10
-    assert covered >= 0.80
+    # 90% intervals over 200 experiments: a binomial standard error of 2.1 points; three of them below 90%
+    # (the model is conservative under a constant effect: 98% measured, see benchmarks/RESULTS.md)
+    assert covered >= 0.90 - 3 * np.sqrt(0.9 * 0.1 / 200)
 
 
 def test_a_decaying_effect_is_found_and_its_long_run_lift_covered():
@@ -51,5 +53,6 @@ def test_a_decaying_effect_is_found_and_its_long_run_lift_covered():
     flagged = np.mean([f.likely == "novelty" for f in found])
     covered = np.mean([f.long_run_low <= make.LONG_RUN <= f.long_run_high for f in found])
     print(f"+8% -> +1.5%: novelty flagged {flagged:.1%}, long-run 90% interval covers {covered:.1%}")
-    assert covered >= 0.80
+    # 60 experiments: a binomial standard error of 3.9 points; 2.5 of them below 90% is 80.3%
+    assert covered >= 0.90 - 2.5 * np.sqrt(0.9 * 0.1 / 60)
     assert flagged >= 0.5

@@ -58,7 +58,14 @@ def test_plan_figures_are_consistent():
     assert curve[-1] == pytest.approx(1 - planned.rates["undecided"])
     assert result.assurance(8, outcomes=("ship",)) == pytest.approx(result.simulated.power)
     decided_mean, restricted = result.expected_days()
-    assert 1 <= decided_mean <= restricted + 1e-9 or restricted <= 8
+    # by their definitions, from the simulated experiments' stopping days (undecided ones count as day 8)
+    simulated = result.simulated.scenario("planned effect")
+    undecided = simulated.experiments - len(simulated.stop_days)
+    assert simulated.stop_days and undecided > 0
+    assert decided_mean == pytest.approx(np.mean(simulated.stop_days))
+    assert restricted == pytest.approx((np.sum(simulated.stop_days) + 8 * undecided) / simulated.experiments)
+    # undecided experiments weigh in at the horizon, later than any decision: the mean can only grow
+    assert 1 <= decided_mean < restricted <= 8
     table = result.to_pandas()
     assert set(table["scenario"]) == {"planned effect", "no effect"} and (table["p_decision"] <= 1).all()
     text = result.text()

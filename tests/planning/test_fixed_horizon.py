@@ -77,3 +77,25 @@ def test_bad_input_is_named():
         fixed_horizon_sample_size(metric("conversion"), Baseline(0.9), 0.2)
     with pytest.raises(SpecError, match="alpha and power"):
         fixed_horizon_sample_size(metric("mean"), Baseline(1.0, 1.0), 0.1, power=1.2)
+
+
+@pytest.mark.parametrize("alpha, power", [(0.0, 0.8), (1.0, 0.8), (0.05, 0.0), (0.05, 1.0)])
+def test_alpha_and_power_must_be_strictly_inside_zero_and_one(alpha, power):
+    with pytest.raises(SpecError, match="alpha and power must be in"):
+        fixed_horizon_sample_size(metric("conversion"), Baseline(0.1), 0.05, alpha=alpha, power=power)
+
+
+def test_a_split_with_no_treatment_is_refused_and_the_total_is_both_arms():
+    with pytest.raises(SpecError, match="ratio must be positive, got 0"):
+        fixed_horizon_sample_size(metric("conversion"), Baseline(0.1), 0.05, ratio=0.0)
+    plan = fixed_horizon_sample_size(metric("conversion"), Baseline(0.1), 0.05, ratio=2.0)
+    assert plan.total_users == plan.control_users + plan.treatment_users and plan.treatment_users > plan.control_users
+
+
+def test_a_decrease_is_good_metric_is_sized_for_a_lower_treatment_value():
+    ours = fixed_horizon_sample_size(metric("conversion", "decrease"), Baseline(0.2), 0.1)
+    # statsmodels: the treated arm 10% lower (0.18 against 0.2)
+    theirs = samplesize_proportions_2indep_onetail(-0.02, 0.2, power=0.8, ratio=1.0, alpha=0.05)
+    assert ours.control_users == pytest.approx(theirs, rel=0.01)
+    up = fixed_horizon_sample_size(metric("conversion"), Baseline(0.2), 0.1)
+    assert up.control_users != ours.control_users         # 0.22 has another variance than 0.18

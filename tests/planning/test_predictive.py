@@ -58,15 +58,20 @@ def test_the_outlook_follows_the_posterior_direction():
     assert outlook.probability(5, ("rollback",)) > 0.9
 
 
-def test_counts_continue_from_their_histograms():
+@pytest.mark.parametrize("treatment_mean, expected", [(2.6, "ship"), (1.5, "rollback")])
+def test_counts_continue_from_their_histograms_toward_what_they_show(treatment_mean, expected):
+    """A count primary clearly better (or worse) than control: continuing from its histograms, the outlook
+    almost always ends in that decision and never in the opposite one."""
     spec = make_spec(metrics=[{"name": "trades", "family": "count", "column": "t", "role": "primary"}], ramp=RAMP)
     rng = np.random.default_rng(0)
     hist = np.stack([np.bincount(rng.negative_binomial(1.0, 1 / (1 + m), 4000), minlength=40)[:40]
-                     for m in (2.0, 2.1)])[:, None, :]
+                     for m in (2.0, treatment_mean)])[:, None, :]
     stats = count_stats(spec.arm_names, ["all"], np.arange(40), hist, "trades")
     analysis = analyze_stats(spec, {"trades": stats}, sampler=CONJUGATE)
-    outlook = decision_outlook(analysis, 50, 0, 20_000, days=3, draws=20)
-    assert outlook.draws == 20 and 0 <= outlook.probability(3) <= 1
+    outlook = decision_outlook(analysis, 50, 7, 20_000, days=3, draws=20)
+    opposite = "rollback" if expected == "ship" else "ship"
+    assert outlook.draws == 20
+    assert outlook.probability(3, (expected,)) >= 0.9 and outlook.probability(3, (opposite,)) == 0.0
 
 
 def test_bad_input_is_named():

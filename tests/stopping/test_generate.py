@@ -93,4 +93,8 @@ def test_classical_estimates_match_the_statistics():
     km, greenwood = accumulator(retention, ARMS, life).estimate()
     hazard = (life["lost"] / life["at_risk"]).isel(day=slice(0, 7)).values[:, 0, :]
     np.testing.assert_allclose(km, np.prod(1 - hazard, axis=1))
+    # Greenwood's formula: Var S(t) = S(t)^2 * sum over days of d / (n (n - d))
+    lost = life["lost"].isel(day=slice(0, 7)).values[:, 0, :]
+    at_risk = life["at_risk"].isel(day=slice(0, 7)).values[:, 0, :]
+    np.testing.assert_allclose(greenwood, km ** 2 * np.sum(lost / (at_risk * (at_risk - lost)), axis=1), rtol=1e-12)
     assert np.all(greenwood > 0) and np.all(np.abs(km - 0.45) < 5 * np.sqrt(greenwood))

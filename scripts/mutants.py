@@ -1,0 +1,310 @@
+"""Mutation testing of the core numeric modules: plant one small bug at a time, see whether a test fails.
+
+    python scripts/mutants.py                          # every target below, 2 workers, a 40-minute budget
+    python scripts/mutants.py --only effects --budget-minutes 10
+    make mutants
+
+A mutant is the module with one operator changed, as a reviewer would slip: ``<`` for ``<=``, ``+`` for ``-``,
+``max`` for ``min``, ``argmax`` for ``argmin``, ``and`` for ``or``, a sign dropped, a constant moved. Each is
+written into a private copy of the project and the module's killer tests (the non-slow tests that exercise it)
+run against it; a failing test kills the mutant, a passing run lets it survive. The score is the share killed.
+Survivors are either killed by a new test or listed in :data:`EQUIVALENT` with the reason they cannot be.
+
+Why not mutmut or cosmic-ray: both mutate every function of the package and run the whole suite (or trace
+coverage first); here a target module has a handful of killer test files, the model cache stays warm (the
+compiled-model key hashes only the floors below the spec, so mutating effects or decisions never recompiles a
+model), and a budget in minutes bounds a run to a working session. Mutants are taken in a seeded shuffled
+order, so a run cut by the budget is a random sample of the whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TARGETS: dict[str, tuple[str, ...]] = {
+    "bayes_ab/effects/compute.py": ("tests/effects",),
+    "bayes_ab/decision/rules.py": ("tests/decision",),
+    "bayes_ab/decision/evidence.py": ("tests/decision", "tests/effects"),
+    "bayes_ab/decision/srm.py": ("tests/decision",),
+    "bayes_ab/intervals.py": ("tests/test_intervals.py", "tests/effects"),
+    "bayes_ab/planning/fixed_horizon.py": ("tests/planning/test_fixed_horizon.py",),
+    "bayes_ab/families/base.py": ("tests/families/test_base.py", "tests/planning/test_fixed_horizon.py",
+                                  "tests/stopping/test_generate.py"),
+}
+"""Module -> its killer tests: effects, decisions, SRM, intervals, the families' planning variances."""
+
+_TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
+        "only the effective size of the indicator reads it")
+_CLAMP = ("the clamp keeps ndtri finite at P = 0 or 1; the estimate is shown only below the ship threshold and "
+          "only for P > 0.5, where neither bound is reached")
+_STAND_IN = ("a NaN or infinite draw (a relative lift over a zero control) enters the effective-size estimate as "
+             "a constant stand-in; which constant is a choice of the estimator, not a property any output has")
+_NEGATIVE_DIMENSION = "numpy reads any negative dimension in reshape as 'the rest', as it reads -1"
+
+EQUIVALENT: dict[str, str] = {
+    "bayes_ab/decision/evidence.py:evidence_from_draws+12.23-45:* -> /": "sign / d has the sign of sign * d; " + _TIE,
+    "bayes_ab/decision/evidence.py:evidence_from_draws+12.23-49:> -> >=": _TIE,
+    "bayes_ab/decision/evidence.py:evidence_from_draws+12.61-86:< -> <=": _TIE,
+    "bayes_ab/decision/evidence.py:harm_draws+3.11-86:> -> >=": ("a draw exactly at the margin has probability 0 "
+                                                            "among continuous posterior draws (the report's "
+                                                            "figure reads these)"),
+    "bayes_ab/decision/rules.py:_more_users+3.44-48:1e-09 -> 2e-09": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_users+3.51-59:- -> +": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_users+3.51-52:1 -> 2": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_users+3.55-59:1e-09 -> 2e-09": _CLAMP,
+    "bayes_ab/effects/compute.py:_segment_rows+27.65-77:== -> !=": ("P(best)'s error read off the complement "
+                                                                "indicator: 1 - x has the autocorrelation of x, "
+                                                                "so the same effective size"),
+    "bayes_ab/effects/compute.py:_segment_rows+3.67-68:1 -> 2": _NEGATIVE_DIMENSION,
+    "bayes_ab/effects/compute.py:effective_draws+5.63-66:0.0 -> 1.0": _STAND_IN,
+    "bayes_ab/effects/compute.py:effective_draws+5.75-78:0.0 -> 1.0": _STAND_IN,
+    "bayes_ab/effects/compute.py:effective_draws+5.87-90:0.0 -> 1.0": _STAND_IN,
+    "bayes_ab/effects/compute.py:effective_draws+8.49-50:1 -> 2": _NEGATIVE_DIMENSION,
+    "bayes_ab/effects/compute.py:lift_probabilities+22.82-94:> -> >=": ("an effective size of 0 means no draws, whose "
+                                                                    "standard deviation is NaN either way"),
+    "bayes_ab/families/base.py:count+0.59-60:1 -> 2": "a Protocol's signature: never executed",
+    "bayes_ab/families/base.py:format_absolute+3.22-40:>= -> >": ("at 0.1 both branches give 2 decimals "
+                                                              "(1 - floor(log10 0.1) = 2)"),
+    "bayes_ab/families/base.py:format_absolute+3.37-40:0.1 -> 0.2": ("from 0.1 to 0.2 both branches give 2 decimals "
+                                                                 "(1 - floor(log10 x) = 2 there)"),
+}
+"""Surviving mutants no test can kill, by id (module:function+line offset.column:change), with the reason."""
+
+SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+         ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.And: ast.Or, ast.Or: ast.And,
+         ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+NAMES = {"min": "max", "max": "min", "maximum": "minimum", "minimum": "maximum", "argmax": "argmin",
+         "argmin": "argmax", "any": "all", "all": "any", "nanmax": "nanmin", "nanmin": "nanmax"}
+SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.Add: "+",
+           ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.And: "and", ast.Or: "or", ast.Is: "is",
+           ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted change: where (module, function, line), what (``before -> after``) and its stable id."""
+
+    module: str
+    function: str
+    line: int
+    offset: int         # lines into its function: the id stays put when code elsewhere in the file moves
+    column: int
+    end: int            # the node's last column: nested nodes (a + b + c) can start at one column
+    change: str
+    index: int          # the candidate's position in the module's walk: what :func:`mutate` changes
+
+    @property
+    def id(self) -> str:
+        return f"{self.module}:{self.function}+{self.offset}.{self.column}-{self.end}:{self.change}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mutant: Mutant
+    status: str         # killed | survived | timeout
+    seconds: float
+
+
+def _candidates(tree: ast.Module):
+    """Every mutable place in walk order: (node, field, description)."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, (ast.JoinedStr, ast.Raise, ast.Assert))
+               for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in skipped or id(node) in docstrings:
+            continue
+        if isinstance(node, ast.Compare):
+            for k, op in enumerate(node.ops):
+                if type(op) in SWAPS:
+                    yield node, ("ops", k), f"{SYMBOLS[type(op)]} -> {SYMBOLS[SWAPS[type(op)]]}"
+        elif isinstance(node, (ast.BinOp, ast.BoolOp)) and type(node.op) in SWAPS:
+            yield node, ("op", None), f"{SYMBOLS[type(node.op)]} -> {SYMBOLS[SWAPS[type(node.op)]]}"
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
+            yield node, ("unary", None), f"{'-' if isinstance(node.op, ast.USub) else 'not '}x -> x"
+        elif isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if name in NAMES:
+                yield node, ("call", None), f"{name} -> {NAMES[name]}"
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+              and not isinstance(node.value, bool)):
+            yield node, ("constant", None), f"{node.value!r} -> {_moved_constant(node.value)!r}"
+
+
+def _moved_constant(value: float) -> float:
+    if isinstance(value, int):
+        return value + 1
+    return 1.0 if value == 0 else value * 2
+
+
+def _function_at(tree: ast.Module, line: int) -> tuple[str, int]:
+    """The innermost function holding ``line`` and its first line (``<module>`` and 0 outside functions)."""
+    best = ("<module>", 0)
+    for node in ast.walk(tree):
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= node.end_lineno
+                and node.lineno >= best[1]):
+            best = (node.name, node.lineno)
+    return best
+
+
+def mutants_of(module: str) -> list[Mutant]:
+    source = (ROOT / module).read_text()
+    tree, lines = ast.parse(source), source.splitlines()
+    found = []
+    for index, (node, (what, k), change) in enumerate(_candidates(tree)):
+        if "# pragma: no mutate" in lines[node.lineno - 1]:
+            continue
+        if what == "ops" and len(node.ops) > 1:
+            change += f" (comparison {k + 1} of {len(node.ops)})"       # 0 < a < 1 is one node
+        function, start = _function_at(tree, node.lineno)
+        found.append(Mutant(module, function, node.lineno, node.lineno - start, node.col_offset, node.end_col_offset,
+                            change, index))
+    return found
+
+
+def mutate(source: str, index: int) -> str:
+    """``source`` with candidate ``index`` changed (the rest unparsed unchanged in meaning)."""
+    tree = ast.parse(source)
+    node, (what, k), _ = list(_candidates(tree))[index]
+    if what == "ops":
+        node.ops[k] = SWAPS[type(node.ops[k])]()
+    elif what == "op":
+        node.op = SWAPS[type(node.op)]()
+    elif what == "unary":
+        _replace(tree, node, node.operand)
+    elif what == "call":
+        if isinstance(node.func, ast.Attribute):
+            node.func.attr = NAMES[node.func.attr]
+        else:
+            node.func.id = NAMES[node.func.id]
+    else:
+        node.value = _moved_constant(node.value)
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    """Put ``new`` where ``old`` stands in ``tree``."""
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if value is old:
+                setattr(parent, field, new)
+                return
+            if isinstance(value, list) and any(item is old for item in value):
+                value[[i for i, item in enumerate(value) if item is old][0]] = new
+                return
+    raise ValueError("node not found")
+
+
+def _copy_project(target: Path) -> None:
+    ignore = shutil.ignore_patterns(".venv", ".git", "models", "reports", "site", "__pycache__", "*.egg-info",
+                                    "build", "_work")
+    for name in ("bayes_ab", "tests", "examples"):
+        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    for name in ("pyproject.toml", "constraints.txt", "mkdocs.yml"):
+        shutil.copy2(ROOT / name, target / name)
+
+
+def _run_tests(workdir: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(workdir), "PYTHONDONTWRITEBYTECODE": "1"}
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+                               *tests], cwd=workdir, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - start
+    return ("survived" if done.returncode == 0 else "killed"), time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", default=[], help="targets whose path contains this text")
+    parser.add_argument("--budget-minutes", type=float, default=40.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "mutants.json")
+    args = parser.parse_args()
+    targets = {m: t for m, t in TARGETS.items() if not args.only or any(o in m for o in args.only)}
+    work = Path(tempfile.mkdtemp(prefix="bayes-ab-mutants-"))
+    slots = []
+    for w in range(args.workers):
+        _copy_project(work / f"w{w}")
+        slots.append(work / f"w{w}")
+    baselines = {}
+    for module, tests in targets.items():
+        status, seconds = _run_tests(slots[0], tests, timeout=1800)
+        if status != "survived":
+            print(f"mutants: the killer tests of {module} fail without a mutant ({status}); fix them first")
+            return 2
+        baselines[module] = seconds
+    pool = [m for module in targets for m in mutants_of(module)]
+    random.Random(args.seed).shuffle(pool)
+    deadline = time.monotonic() + 60 * args.budget_minutes
+    free = list(slots)
+    outcomes: list[Outcome] = []
+
+    def run(mutant: Mutant) -> Outcome | None:
+        if time.monotonic() > deadline:
+            return None
+        workdir = free.pop()
+        path = workdir / mutant.module
+        original = path.read_text()
+        try:
+            path.write_text(mutate(original, mutant.index))
+            status, seconds = _run_tests(workdir, targets[mutant.module], timeout=3 * baselines[mutant.module] + 30)
+        finally:
+            path.write_text(original)
+            free.append(workdir)
+        return Outcome(mutant, status, seconds)
+
+    with ThreadPoolExecutor(max_workers=args.workers) as executor:
+        for outcome in executor.map(run, pool):
+            if outcome is not None:
+                outcomes.append(outcome)
+                print(f"  [{len(outcomes)}/{len(pool)}] {outcome.status:8} {outcome.mutant.id}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    report(outcomes, len(pool), args)
+    return 0
+
+
+def report(outcomes: list[Outcome], total: int, args) -> None:
+    by_module: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_module.setdefault(o.mutant.module, []).append(o)
+    print(f"mutants: {len(outcomes)} of {total} run (budget {args.budget_minutes:g} min, {args.workers} workers, "
+          f"seed {args.seed})")
+    survivors = []
+    for module, found in sorted(by_module.items()):
+        killed = sum(o.status != "survived" for o in found)
+        unexplained = [o for o in found if o.status == "survived" and o.mutant.id not in EQUIVALENT]
+        equivalent = sum(o.status == "survived" and o.mutant.id in EQUIVALENT for o in found)
+        score = killed / max(len(found) - equivalent, 1)
+        print(f"  {module}: {killed}/{len(found)} killed ({equivalent} equivalent), score {score:.1%}")
+        survivors += unexplained
+    for o in survivors:
+        print(f"  SURVIVED {o.mutant.id} (in {o.mutant.function})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"run": {"seed": args.seed, "budget_minutes": args.budget_minutes,
+                                            "workers": args.workers, "mutants": total, "ran": len(outcomes)},
+                                    "outcomes": [{**asdict(o.mutant), "id": o.mutant.id, "status": o.status,
+                                                  "seconds": round(o.seconds, 1)} for o in outcomes]}, indent=1))
+    print(f"  written: {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
