@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     ahead.add_argument("--power", type=float, default=0.8, help="power of the fixed-horizon reference")
     ahead.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ahead.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    ahead.add_argument("--correlation", type=float, help="per-user correlation of the simulated metrics (default: "
+                                                         "the plan's, else 0.3)")
+    ahead.add_argument("--calibrate", action="store_true",
+                       help="choose the least strict ship_beat, harm, severe_harm and guardrails_safe that keep this "
+                            "plan's false ships, false rollbacks and breached-guardrail ships at or under 5%% on its "
+                            "simulations; prints the decision: block to paste")
+    ahead.add_argument("--write", metavar="FILE", help="with --calibrate: also write the decision: block to FILE")
     ahead.add_argument("--novelty", metavar="METRIC", help="instead: how many weeks tell a fading lift (--early -> "
                                                            "--long-run) from a lasting one, for this metric")
     ahead.add_argument("--early", type=float, help="with --novelty: the first week's relative lift (0.08 = 8%%)")
@@ -305,10 +312,35 @@ def _plan(args: argparse.Namespace) -> int:
         return _plan_novelty(args, spec, baseline)
     if args.early is not None or args.long_run is not None:
         raise SpecError("--early and --long-run need --novelty METRIC")
+    if args.write and not args.calibrate:
+        raise SpecError("--write needs --calibrate (it writes the calibrated decision: block)")
+    if args.correlation is not None and not 0 <= args.correlation < 1:
+        raise SpecError(f"--correlation: must be in [0, 1), got {args.correlation}")
+    if args.write:
+        _writable_file(args.write, "--write")
     plan = plan_settings(spec, daily_users=args.daily_traffic, baseline=baseline, effect=args.effect, days=args.days,
-                         look_every=args.look_every, experiments=args.experiments)
+                         look_every=args.look_every, experiments=args.experiments, correlation=args.correlation)
+    if args.calibrate:
+        from bayes_ab.planning.calibration import calibrate
+
+        found = calibrate(spec, plan, seed=args.seed, workers=args.workers)
+        print(found.text())
+        if args.write:
+            from bayes_ab.files import write_atomically
+
+            path = write_atomically(Path(args.write), lambda tmp: Path(tmp).write_text(found.decision_block() + "\n"))
+            print(f"\nwritten: {path}")
+        return 0
     print(plan_experiment(spec, plan, seed=args.seed, workers=args.workers, alpha=args.alpha, power=args.power).text())
     return 0
+
+
+def _writable_file(path: str, option: str) -> None:
+    """Refuse an output file whose folder cannot be written, or that is a folder, before any simulation."""
+    target = Path(path)
+    if target.is_dir():
+        raise SpecError(f"{option} {path}: is a folder, not a file")
+    _writable_folder(str(target.parent if str(target.parent) else "."), option)
 
 
 def _plan_novelty(args: argparse.Namespace, spec, baseline: dict) -> int:

@@ -66,33 +66,47 @@ cycle of user behaviour."""
 @dataclass(frozen=True)
 class DecisionThresholds:
     """Thresholds of the default decision rule (``bayes_ab.decision.rules`` gives the reasoning and the
-    simulations that chose them).
+    simulations that chose them; ``bayes-ab plan SPEC --calibrate`` chooses them for one plan).
 
     ``caring``: expected relative loss below which a choice is not worth worrying about (0.1%).
     ``guardrails_safe``: P(all guardrails within their margins) needed to ship (0.95): non-inferiority.
-    ``harm``: at the maximum-power stage, P(a primary is worse than control) or P(a guardrail is worse
-    than its margin) that rolls back (0.995: daily looks must not turn noise into "harm").
+    ``harm``: at the maximum-power stage, the probability that rolls back when a primary is worse than control
+    or a guardrail is worse than its margin -- family-wise over the metrics judged: each of the ``k`` primaries
+    and guardrails is held to ``1 - (1 - harm) / k`` (Bonferroni), so that adding guardrails does not add false
+    rollbacks. The default 0.99 is 0.995 per metric with one primary and one guardrail: daily looks must not
+    turn noise into "harm".
     ``severe_margin`` and ``severe_harm``: at every stage, P(a primary or guardrail is worse than control
-    by more than ``severe_margin`` relative) >= ``severe_harm`` rolls back (10%, 0.95).
+    by more than ``severe_margin`` relative) that rolls back, family-wise like ``harm`` (10%, 0.9: 0.95 per
+    metric with two).
     ``rope``: P(every primary lift inside its ROPE) to stop for no effect (0.95).
     ``srm_p``: sample-ratio-mismatch p-value below which data are distrusted (0.001).
-    ``segment_harm``: P(a segment is harmed) that is reported with a targeted rollout (0.9).
+    ``segment_harm``: P(a segment is harmed) reported with a targeted rollout, family-wise over the segments
+    and primaries (0.95: with 12 segments and one primary, 0.9958 per segment).
     ``ship_beat``: P(every primary beats control) needed to ship (0.99, chosen by simulation so that
     daily looks at the maximum-power stage keep the false-ship rate at or under 5%).
     ``max_power_stage``: the stage (percent) from which the rule decides; below it, stages only guard
     against severe harm. ``None``: the largest stage below 100.
+    ``calibration``: where the thresholds come from when ``--calibrate`` chose them (its simulation, in one
+    line); empty for hand-set or default thresholds.
     """
 
     caring: float = 0.001
     guardrails_safe: float = 0.95
-    harm: float = 0.995
+    harm: float = 0.99
     severe_margin: float = 0.1
-    severe_harm: float = 0.95
+    severe_harm: float = 0.9
     rope: float = 0.95
     srm_p: float = 0.001
-    segment_harm: float = 0.9
+    segment_harm: float = 0.95
     ship_beat: float = 0.99
     max_power_stage: float | None = None
+    calibration: str = ""
+
+    @staticmethod
+    def per_metric(family_wise: float, judged: int) -> float:
+        """The probability each of ``judged`` comparisons must reach so that any of them reaches it by chance
+        at most ``1 - family_wise`` of the time (Bonferroni: the tail split evenly)."""
+        return 1.0 - (1.0 - family_wise) / max(judged, 1)
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,10 @@ class PlanSettings:
     ``days``: the last look; ``look_every``: days between looks; ``effect``: planned relative
     improvement of every primary metric; ``baseline``: per primary metric (required) and per guardrail
     (optional: guardrails with a baseline are simulated too, and a guardrail-breach scenario is run);
-    ``experiments``: simulated experiments per scenario.
+    ``experiments``: simulated experiments per scenario; ``correlation``: how much the simulated metrics move
+    together per user, as the correlation of each user's latent activity between any two metrics (a Gaussian
+    copula: an engaged user converts more, counts more, stays longer). The default 0.3 is moderate; 0 draws
+    the metrics independently, the hardest case for a rule that judges several metrics.
     """
 
     daily_users: int
@@ -112,6 +129,7 @@ class PlanSettings:
     days: int = 28
     look_every: int = 1
     experiments: int = 1000
+    correlation: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -426,7 +444,7 @@ def _parse_thresholds(r: "_Reader", ramp: tuple[Stage, ...]) -> DecisionThreshol
     default = DecisionThresholds()
     names = ("caring", "guardrails_safe", "harm", "severe_margin", "severe_harm", "rope", "srm_p", "segment_harm",
              "ship_beat")
-    r.reject_unknown(set(names) | {"max_power_stage"})
+    r.reject_unknown(set(names) | {"max_power_stage", "calibration"})
     values: dict[str, Any] = {}
     for name in names:
         values[name] = r.number(name, getattr(default, name))
@@ -438,7 +456,10 @@ def _parse_thresholds(r: "_Reader", ramp: tuple[Stage, ...]) -> DecisionThreshol
         if stage not in [s.percent for s in ramp]:
             r.fail("max_power_stage", f"must be one of the ramp's stages "
                                       f"({', '.join(f'{s.percent:g}' for s in ramp)}), got {stage:g}")
-    return DecisionThresholds(**values, max_power_stage=stage)
+    calibration = r.get("calibration", "")
+    if not isinstance(calibration, str):
+        r.fail("calibration", f"must be text (what chose the thresholds), got {calibration!r}")
+    return DecisionThresholds(**values, max_power_stage=stage, calibration=" ".join(calibration.split()))
 
 
 def _check_ramp_split(r: "_Reader", ramp: tuple[Stage, ...], arms: tuple[Arm, ...]) -> None:
@@ -452,7 +473,7 @@ def _check_ramp_split(r: "_Reader", ramp: tuple[Stage, ...], arms: tuple[Arm, ..
 
 
 def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
-    r.reject_unknown({"daily_users", "baseline", "effect", "days", "look_every", "experiments"})
+    r.reject_unknown({"daily_users", "baseline", "effect", "days", "look_every", "experiments", "correlation"})
     effect = r.number("effect", 0.05)
     if effect <= 0:
         r.fail("effect", f"must be a positive relative improvement (0.05 = 5%), got {effect}")
@@ -466,9 +487,13 @@ def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
             baselines.fail(metric.name, "is required: the control-arm baseline of every primary metric")
         parsed[metric.name] = parse_baseline(baselines.get(metric.name), metric,
                                              f"{r.source}: {baselines.path}.{metric.name}")
+    correlation = r.number("correlation", PlanSettings.correlation)
+    if not 0 <= correlation < 1:
+        r.fail("correlation", f"must be in [0, 1), got {correlation}")
     return PlanSettings(
         daily_users=r.count("daily_users", None), baseline=parsed, effect=effect,
         days=r.count("days", 28), look_every=r.count("look_every", 1), experiments=r.count("experiments", 1000),
+        correlation=correlation,
     )
 
 

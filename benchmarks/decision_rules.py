@@ -6,7 +6,8 @@ trade-off behind the default ``harm`` and ``ship_beat``. Figures go to benchmark
 1. The push-notification demo plan (20,000 users/day, 11.5% trade conversion, +5% planned, opt-out
    guardrail at 0.73% with a 10% margin, default five-stage ramp, daily looks for 28 days): every rule
    on the same simulated experiments, four scenarios (no effect, +5%, -5%, guardrail breach).
-2. The seed planning scenarios (checkout 5,000/day 3% +10%; 2% baseline +20% at 10,000/day).
+2. The seed planning scenarios (checkout 5,000/day 3% +10%; 2% baseline +20% at 10,000/day) and Group
+   Stories (two primaries, four guardrails, a breach scenario per guardrail).
 3. With ``--sweep``: the default rule at several ``harm`` / ``ship_beat`` settings on the push plan,
    the trade-off between rollbacks of changes that do nothing and the exposure to a harmful change.
 """
@@ -29,6 +30,7 @@ SPECS = {
     "push notification demo": ROOT / "examples" / "push_notification" / "spec.yaml",
     "checkout, 5,000/day, 3%, +10%": ROOT / "examples" / "planning" / "checkout_button.yaml",
     "2% baseline, +20%, 10,000/day": ROOT / "examples" / "planning" / "two_percent_baseline.yaml",
+    "group stories (2 primaries, 4 guardrails)": ROOT / "examples" / "group_stories" / "spec.yaml",
 }
 SWEEP = ((0.99, 0.99), (0.995, 0.99), (0.9975, 0.99), (0.999, 0.99), (0.995, 0.975), (0.995, 0.985),
          (0.995, 0.995))
@@ -39,8 +41,11 @@ def main() -> None:
     parser.add_argument("--experiments", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--only", action="append", default=[], help="plans whose title contains this text")
     args = parser.parse_args()
     for title, path in SPECS.items():
+        if args.only and not any(o in title for o in args.only):
+            continue
         start = time.perf_counter()
         compared = compare_rules(load_spec(path), experiments=args.experiments, workers=args.workers)
         print(f"## {title} ({time.perf_counter() - start:.0f} s)\n{compared.text()}\n", flush=True)

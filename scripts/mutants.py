@@ -56,33 +56,34 @@ _STAND_IN = ("a NaN or infinite draw (a relative lift over a zero control) enter
 _NEGATIVE_DIMENSION = "numpy reads any negative dimension in reshape as 'the rest', as it reads -1"
 
 EQUIVALENT: dict[str, str] = {
-    "bayes_ab/decision/evidence.py:evidence_from_draws+12.23-45:* -> /": "sign / d has the sign of sign * d; " + _TIE,
-    "bayes_ab/decision/evidence.py:evidence_from_draws+12.23-49:> -> >=": _TIE,
-    "bayes_ab/decision/evidence.py:evidence_from_draws+12.61-86:< -> <=": _TIE,
-    "bayes_ab/decision/evidence.py:harm_draws+3.11-86:> -> >=": ("a draw exactly at the margin has probability 0 "
-                                                            "among continuous posterior draws (the report's "
-                                                            "figure reads these)"),
-    "bayes_ab/decision/rules.py:_more_users+3.44-48:1e-09 -> 2e-09": _CLAMP,
-    "bayes_ab/decision/rules.py:_more_users+3.51-59:- -> +": _CLAMP,
-    "bayes_ab/decision/rules.py:_more_users+3.51-52:1 -> 2": _CLAMP,
-    "bayes_ab/decision/rules.py:_more_users+3.55-59:1e-09 -> 2e-09": _CLAMP,
-    "bayes_ab/effects/compute.py:_segment_rows+27.65-77:== -> !=": ("P(best)'s error read off the complement "
-                                                                "indicator: 1 - x has the autocorrelation of x, "
-                                                                "so the same effective size"),
-    "bayes_ab/effects/compute.py:_segment_rows+3.67-68:1 -> 2": _NEGATIVE_DIMENSION,
-    "bayes_ab/effects/compute.py:effective_draws+5.63-66:0.0 -> 1.0": _STAND_IN,
-    "bayes_ab/effects/compute.py:effective_draws+5.75-78:0.0 -> 1.0": _STAND_IN,
-    "bayes_ab/effects/compute.py:effective_draws+5.87-90:0.0 -> 1.0": _STAND_IN,
-    "bayes_ab/effects/compute.py:effective_draws+8.49-50:1 -> 2": _NEGATIVE_DIMENSION,
-    "bayes_ab/effects/compute.py:lift_probabilities+22.82-94:> -> >=": ("an effective size of 0 means no draws, whose "
-                                                                    "standard deviation is NaN either way"),
-    "bayes_ab/families/base.py:count+0.59-60:1 -> 2": "a Protocol's signature: never executed",
-    "bayes_ab/families/base.py:format_absolute+3.22-40:>= -> >": ("at 0.1 both branches give 2 decimals "
-                                                              "(1 - floor(log10 0.1) = 2)"),
-    "bayes_ab/families/base.py:format_absolute+3.37-40:0.1 -> 0.2": ("from 0.1 to 0.2 both branches give 2 decimals "
-                                                                 "(1 - floor(log10 x) = 2 there)"),
+    "bayes_ab/decision/evidence.py:evidence_from_draws:* -> /:`sign * (arm - control)`":
+        "sign / d has the sign of sign * d; " + _TIE,
+    "bayes_ab/decision/evidence.py:evidence_from_draws:> -> >=:`sign * (arm - control) > 0`": _TIE,
+    "bayes_ab/decision/evidence.py:evidence_from_draws:< -> <=:`np.abs(rel) < metric.rope`": _TIE,
+    "bayes_ab/decision/evidence.py:harm_draws:> -> >=:`relative_worsening(fit.metric, overall.isel(arm=0).values...`":
+        "a draw exactly at the margin has probability 0 among continuous posterior draws (the report's figure "
+        "reads these)",
+    "bayes_ab/decision/rules.py:_more_users:1e-09 -> 2e-09:`1e-9`": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_users:1e-09 -> 2e-09:`1e-9`#1": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_users:- -> +:`1 - 1e-9`": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_users:1 -> 2:`1`": _CLAMP,
+    "bayes_ab/effects/compute.py:_segment_rows:== -> !=:`winners == k`#1":
+        "P(best)'s error read off the complement indicator: 1 - x has the autocorrelation of x, so the same "
+        "effective size",
+    "bayes_ab/effects/compute.py:_segment_rows:1 -> 2:`1`": _NEGATIVE_DIMENSION,
+    "bayes_ab/effects/compute.py:effective_draws:0.0 -> 1.0:`0.0`": _STAND_IN,
+    "bayes_ab/effects/compute.py:effective_draws:0.0 -> 1.0:`0.0`#1": _STAND_IN,
+    "bayes_ab/effects/compute.py:effective_draws:0.0 -> 1.0:`0.0`#2": _STAND_IN,
+    "bayes_ab/effects/compute.py:effective_draws:1 -> 2:`1`#1": _NEGATIVE_DIMENSION,
+    "bayes_ab/effects/compute.py:lift_probabilities:> -> >=:`loss_ess > 0`":
+        "an effective size of 0 means no draws, whose standard deviation is NaN either way",
+    "bayes_ab/families/base.py:count:1 -> 2:`1`": "a Protocol's signature: never executed",
+    "bayes_ab/families/base.py:format_absolute:>= -> >:`abs(scaled) >= 0.1`":
+        "at 0.1 both branches give 2 decimals (1 - floor(log10 0.1) = 2)",
+    "bayes_ab/families/base.py:format_absolute:0.1 -> 0.2:`0.1`":
+        "from 0.1 to 0.2 both branches give 2 decimals (1 - floor(log10 x) = 2 there)",
 }
-"""Surviving mutants no test can kill, by id (module:function+line offset.column:change), with the reason."""
+"""Surviving mutants no test can kill, by id (module:function:change:`code`#repeat), with the reason."""
 
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
          ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.And: ast.Or, ast.Or: ast.And,
@@ -101,15 +102,14 @@ class Mutant:
     module: str
     function: str
     line: int
-    offset: int         # lines into its function: the id stays put when code elsewhere in the file moves
-    column: int
-    end: int            # the node's last column: nested nodes (a + b + c) can start at one column
+    code: str           # the mutated expression's source: the id stays put when lines around it move
     change: str
     index: int          # the candidate's position in the module's walk: what :func:`mutate` changes
+    repeat: int = 0     # the same change of the same code earlier in the same function
 
     @property
     def id(self) -> str:
-        return f"{self.module}:{self.function}+{self.offset}.{self.column}-{self.end}:{self.change}"
+        return f"{self.module}:{self.function}:{self.change}:`{self.code}`" + (f"#{self.repeat}" if self.repeat else "")
 
 
 @dataclass(frozen=True)
@@ -166,15 +166,18 @@ def _function_at(tree: ast.Module, line: int) -> tuple[str, int]:
 def mutants_of(module: str) -> list[Mutant]:
     source = (ROOT / module).read_text()
     tree, lines = ast.parse(source), source.splitlines()
-    found = []
+    found, seen = [], {}
     for index, (node, (what, k), change) in enumerate(_candidates(tree)):
         if "# pragma: no mutate" in lines[node.lineno - 1]:
             continue
         if what == "ops" and len(node.ops) > 1:
             change += f" (comparison {k + 1} of {len(node.ops)})"       # 0 < a < 1 is one node
-        function, start = _function_at(tree, node.lineno)
-        found.append(Mutant(module, function, node.lineno, node.lineno - start, node.col_offset, node.end_col_offset,
-                            change, index))
+        function, _ = _function_at(tree, node.lineno)
+        code = " ".join((ast.get_source_segment(source, node) or "").split())
+        code = code if len(code) <= 60 else code[:57] + "..."
+        key = (function, change, code)
+        seen[key] = seen.get(key, -1) + 1
+        found.append(Mutant(module, function, node.lineno, code, change, index, seen[key]))
     return found
 
 

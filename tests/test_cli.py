@@ -211,3 +211,32 @@ def test_a_look_in_the_future_is_refused(tmp_path, capsys):
             "--as-of", "2099-01-01T00:00:00Z", "--models-dir", str(tmp_path)]
     assert main(args) == 2
     assert "is in the future" in capsys.readouterr().err
+
+
+def test_plan_calibrate_prints_and_writes_the_decision_block(capsys, tmp_path):
+    import yaml
+
+    out_file = tmp_path / "decision.yaml"
+    code = main(["plan", str(PLANNING / "two_percent_baseline.yaml"), "--calibrate", "--experiments", "20",
+                 "--days", "6", "--workers", "1", "--write", str(out_file)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Calibration of two_percent_baseline: 20 simulated experiments per scenario" in out
+    assert "Paste into the spec:\ndecision:\n  ship_beat: " in out and f"written: {out_file}" in out
+    block = yaml.safe_load(out_file.read_text())["decision"]
+    assert 0.5 < block["ship_beat"] < 1 and "20 experiments per scenario" in block["calibration"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--write", "x.yaml"], "--write needs --calibrate"),
+    (["--calibrate", "--correlation", "1.5"], "--correlation: must be in [0, 1), got 1.5"),
+])
+def test_calibration_arguments_are_checked_before_any_simulation(capsys, tmp_path, args, message):
+    code = main(["plan", str(PLANNING / "two_percent_baseline.yaml"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_write_onto_a_folder_is_refused_before_the_simulation(capsys, tmp_path):
+    code = main(["plan", str(PLANNING / "two_percent_baseline.yaml"), "--calibrate", "--write", str(tmp_path)])
+    assert code == 2 and "is a folder, not a file" in capsys.readouterr().err

@@ -62,13 +62,13 @@ def evidence_from_draws(metric: Metric, control: np.ndarray, arm: np.ndarray, se
     sign = 1.0 if metric.increase_is_good else -1.0
     worse = relative_worsening(metric, control, arm)
     rel = -sign * worse
-    probabilities = lift_probabilities(arm - control, rel, sign, metric.rope)
+    probabilities = lift_probabilities(arm - control, rel, sign, metric.rope, margin=metric.margin)
     beyond, severe = worse > metric.margin, worse > severe_margin
     flags = {"p_beat": sign * (arm - control) > 0, "p_rope": np.abs(rel) < metric.rope,
              "p_beyond_margin": beyond, "p_severe": severe}
     ess = {name: effective_draws(flag, chains) for name, flag in flags.items()}
     return MetricEvidence(metric, probabilities["p_beat_control"], probabilities["loss_ship_rel"],
-                          probabilities["loss_keep_rel"], probabilities["p_rope"], float(np.mean(beyond)),
+                          probabilities["loss_keep_rel"], probabilities["p_rope"], probabilities["p_beyond_margin"],
                           float(np.mean(severe)), beyond, ess)
 
 

@@ -16,12 +16,15 @@ Order of evaluation (every check is recorded in the trace, in this order):
    MCMC diagnostics is "not evaluated" and blocks any advance, ship or stop; harm found in the sound fits
    still rolls back, since evidence of harm should not wait for an unrelated fit.
 2. Severe harm, at every stage and every look: P(a primary or guardrail is worse than control by more
-   than ``severe_margin`` = 10% relative) >= ``severe_harm`` = 0.95 -> ``rollback``. At a 1% stage a
-   change that breaks something shows it in a day; 95% (not 99.5%) because the margin already demands
-   a large effect and the stage exposes few users.
+   than ``severe_margin`` = 10% relative) >= its per-metric share of ``severe_harm`` = 0.9 (0.95 for each of
+   two judged metrics) -> ``rollback``. At a 1% stage a change that breaks something shows it in a day; 95%
+   (not 99.5%) because the margin already demands a large effect and the stage exposes few users.
 3. Harm, at the maximum-power stage and every look (a rollback does not wait for the stage's minimum
-   days): P(a primary is worse than control) >= ``harm`` = 0.995 while rolling back forgoes an expected
-   gain below ``caring``; or P(a guardrail is worse than its ``margin``) >= ``harm`` -> ``rollback``.
+   days): P(a primary is worse than control) >= its per-metric share of ``harm`` = 0.99 (0.995 for each of
+   two) while rolling back forgoes an expected gain below ``caring``; or P(a guardrail is worse than its
+   ``margin``) >= that share -> ``rollback``. ``harm`` and ``severe_harm`` are family-wise: with ``k``
+   primaries and guardrails judged, each is held to ``1 - (1 - harm) / k`` (Bonferroni), so a plan with ten
+   guardrails is not ten times as likely to roll back a change that does nothing.
 4. Minimum exposure of the current stage (days and users) not reached -> ``hold``.
 5. Below the maximum-power stage: ``advance`` (the risk stage has done its job).
 6. Futility: every primary's lift is inside its ROPE with P >= ``rope`` = 0.95 and both expected losses
@@ -58,6 +61,7 @@ of shipping a guardrail regression beyond its margin near 5% per look.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Mapping, Sequence
@@ -72,7 +76,7 @@ from bayes_ab import format as fmt
 from bayes_ab.effects.compute import probability_mcse
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Role
-from bayes_ab.spec import ExperimentSpec, Metric
+from bayes_ab.spec import DecisionThresholds, ExperimentSpec, Metric
 
 UNDECIDED_SE = 2.0
 """A probability within this many Monte Carlo standard errors of its threshold decides nothing."""
@@ -118,6 +122,8 @@ class Recommendation:
     headline: str
     reasons: tuple[RuleCheck, ...]
     targeted_segments: tuple[str, ...] = ()
+    thresholds: str = ""
+    """Where the rule's thresholds come from: a calibration of this plan, the spec, or the defaults."""
 
     @property
     def deciding_check(self) -> RuleCheck | None:
@@ -128,7 +134,7 @@ class Recommendation:
         """JSON-ready form: the action, stages, headline, targeted segments and the trace."""
         return {"action": self.action, "arm": self.arm, "from_stage": self.from_stage, "to_stage": self.to_stage,
                 "headline": self.headline, "targeted_segments": list(self.targeted_segments),
-                "reasons": [asdict(r) for r in self.reasons]}
+                "thresholds": self.thresholds, "reasons": [asdict(r) for r in self.reasons]}
 
     def to_pandas(self) -> pd.DataFrame:
         """The rule trace, one row per check."""
@@ -139,7 +145,8 @@ class Recommendation:
 
     def text(self) -> str:
         """Headline and trace for the console."""
-        return "\n".join([f"Recommendation: {self.headline}"] + ["  " + r.line() for r in self.reasons])
+        return "\n".join([f"Recommendation: {self.headline}"] + ["  " + r.line() for r in self.reasons]
+                         + ([f"  thresholds: {self.thresholds}"] if self.thresholds else []))
 
 
 def recommend(analysis, stage: float, days: float) -> Recommendation:
@@ -163,16 +170,21 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
     arm = min(first.treatments, key=lambda a: first.overall(a).loss_ship_rel)
     stats = next(iter(analysis.stats.values()))
     gates = srm_checks(stats, spec, t.srm_p)
+    judged = spec.metrics_in(Role.PRIMARY, Role.GUARDRAIL)
     for name, fit in analysis.fits.items():
         d = fit.diagnostics
+        decides = spec.metric(name) in judged
+        detail = "; ".join(d.problems)
+        if not decides and not d.passed:
+            detail += "; a secondary metric is reported, never decided on: this blocks nothing"
         gates.append(RuleCheck(f"MCMC diagnostics ({name})", d.summary().split(" - ")[0],
                                f"R-hat <= {d.max_rhat_allowed}, ESS >= {d.min_ess_required:.0f}, 0 divergences",
-                               d.passed, "; ".join(d.problems), blocking=True))
-    judged = spec.metrics_in(Role.PRIMARY, Role.GUARDRAIL)
+                               d.passed, detail, blocking=decides))
     evidence = {m.name: evidence_from_fit(analysis.fits[m.name], arm, t.severe_margin)
                 for m in judged if analysis.fits[m.name].diagnostics.passed}
     unsound = [m for m in judged if m.name not in evidence]
-    harmed = _harmed_segments(analysis, primaries, arm, t.segment_harm)
+    harmed = _harmed_segments(analysis, primaries, arm,
+                              t.per_metric(t.segment_harm, len(_segments(analysis)) * len(primaries)))
     return decide(spec, stage, days, int(stats["n"].sum()), arm, evidence, gates, unsound, harmed,
                   tuple(str(s) for s in stats["segment"].values))
 
@@ -207,10 +219,12 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     current, following = spec.ramp[index], spec.ramp[min(index + 1, len(spec.ramp) - 1)]
     primaries = spec.metrics_in(Role.PRIMARY)
     guardrails = [m for m in spec.metrics if m.role == Role.GUARDRAIL and (m.name in evidence or m in unsound)]
+    judged = len(primaries) + len(guardrails)
+    harm_limit, severe_limit = t.per_metric(t.harm, judged), t.per_metric(t.severe_harm, judged)
     trace: list[RuleCheck] = list(gates)
 
     def done(action: Action, to: float, headline: str, targeted: tuple[str, ...] = ()) -> Recommendation:
-        return Recommendation(action, arm, stage, to, headline, tuple(trace), targeted)
+        return Recommendation(action, arm, stage, to, headline, tuple(trace), targeted, thresholds_source(t))
 
     def harm(name: str, p: float, mcse: float, threshold: float, what: str) -> Recommendation | None:
         """Record P(harm) against its threshold; the rollback when it is reached beyond its MC noise."""
@@ -237,7 +251,7 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
             failed.append(check)
             continue
         rollback = harm(f"severe harm: {metric.name} P(worse by > {fmt.threshold(t.severe_margin)})", e.p_severe,
-                        e.mcse("p_severe"), t.severe_harm, f"it makes {metric.name} worse by more than {fmt.threshold(t.severe_margin)}")
+                        e.mcse("p_severe"), severe_limit, f"it makes {metric.name} worse by more than {fmt.threshold(t.severe_margin)}")
         if rollback:
             return rollback
 
@@ -248,18 +262,19 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
         for metric in (m for m in primaries if m.name in evidence):
             e = evidence[metric.name]
             worse, mcse = 1 - e.p_beat, e.mcse("p_beat")
-            harmed = clears(worse, mcse, t.harm) and e.loss_keep_rel < t.caring
+            harmed = clears(worse, mcse, harm_limit) and e.loss_keep_rel < t.caring
             trace.append(RuleCheck(f"harm: primary {metric.name} P(worse than control), gain forgone by rolling back",
                                    f"{_shown(worse, mcse)}, {e.loss_keep_rel:.3%}",
-                                   f"< {fmt.threshold(t.harm)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback",
-                                   not harmed, _noise(worse, mcse, t.harm), probability=worse, limit=t.harm, mcse=mcse))
+                                   f"< {fmt.threshold(harm_limit)} or gain forgone >= {fmt.threshold(t.caring)} to avoid rollback",
+                                   not harmed, _noise(worse, mcse, harm_limit), probability=worse, limit=harm_limit,
+                                   mcse=mcse))
             if harmed:
                 return done(Action.ROLLBACK, 0, f"Roll back {arm}: {fmt.probability(1 - e.p_beat)} probability that it "
                                            f"makes {metric.name} worse.")
         for metric in (m for m in guardrails if m.name in evidence):
             e = evidence[metric.name]
             rollback = harm(f"harm: guardrail {metric.name} P(worse by > {metric.margin:.1%})",
-                            e.p_beyond_margin, e.mcse("p_beyond_margin"), t.harm,
+                            e.p_beyond_margin, e.mcse("p_beyond_margin"), harm_limit,
                             f"{metric.name} is worse than its {metric.margin:.1%} margin")
             if rollback:
                 return rollback
@@ -282,7 +297,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
 
     if harmed_segments:
         trace.append(RuleCheck("segments confidently harmed", ", ".join(harmed_segments),
-                               f"P(harm) < {t.segment_harm:.0%} in every segment", False,
+                               f"P(harm) < {fmt.threshold(t.per_metric(t.segment_harm, len(segments) * len(primaries)))} "
+                               "in every segment", False,
                                "consider a targeted rollout to the other segments"))
     targeted = tuple(s for s in segments if s not in harmed_segments) if harmed_segments else ()
     note = f" (targeted: exclude {', '.join(harmed_segments)})" if harmed_segments else ""
@@ -347,11 +363,22 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
     return done(Action.HOLD, stage, f"Hold at {stage:g}%: {'; '.join(needs)}.")
 
 
+def thresholds_source(t: DecisionThresholds) -> str:
+    """Where ``t`` comes from, in one line: a calibration (its note), the spec, or the defaults."""
+    if t.calibration:
+        return f"calibrated for this plan ({t.calibration})"
+    default = DecisionThresholds()
+    if all(getattr(t, name) == getattr(default, name) for name in ("ship_beat", "harm", "severe_harm",
+                                                                    "guardrails_safe")):
+        return "the defaults, not calibrated for this plan (bayes-ab plan SPEC --calibrate)"
+    return "set in the spec, not calibrated (bayes-ab plan SPEC --calibrate)"
+
+
 def _more_users(users: int, p_beat: float, needed: float) -> str:
     """Roughly how many more users would take P(beat) to ``needed`` if the observed lift held: the
     z-score of a fixed lift grows like sqrt(users)."""
     z_now, z_needed = ndtri(min(max(p_beat, 1e-9), 1 - 1e-9)), ndtri(needed)
-    if z_now <= 0:
+    if z_now <= 0 or not z_needed < math.inf:       # no lift to extrapolate, or a threshold out of reach
         return ""
     return f"; roughly {int(users * ((z_needed / z_now) ** 2 - 1)):,} more users if the lift holds"
 

@@ -68,6 +68,8 @@ class ArmEffect(HtmlRepr):
     loss_keep_rel: float
     loss_vs_best_abs: float
     p_rope: float
+    p_beyond_margin: float
+    """P(worse than control by more than the metric's ``margin``, relative): what the rule judges a guardrail by."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: 
         diff = value - control
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(control > 0, value / control - 1.0, np.nan)
-        lift = _NO_LIFT if k == 0 else _lift(diff, rel, sign, metric.rope, interval, chains)
+        lift = _NO_LIFT if k == 0 else _lift(diff, rel, sign, metric.rope, metric.margin, interval, chains)
         p_best = float(np.mean(winners == k))
         rows.append(ArmEffect(
             segment=segment,
@@ -175,20 +177,21 @@ def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: 
     return rows
 
 
-def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, interval: float,
+def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, margin: float, interval: float,
           chains: int) -> dict[str, float]:
     """Lift fields of :class:`ArmEffect` from draws of the absolute and relative difference."""
     abs_low, abs_high = hdi(diff, interval)
     rel_low, rel_high = hdi(rel, interval)
     return dict(abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
                 rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
-                **lift_probabilities(diff, rel, sign, rope, chains))
+                **lift_probabilities(diff, rel, sign, rope, chains, margin=margin))
 
 
 def lift_probabilities(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float,
-                       chains: int | None = None) -> dict[str, float]:
-    """P(beat control), expected losses and P(inside the ROPE) from draws of arm - control (``diff``)
-    and arm / control - 1 (``rel``); ``sign`` is +1 when an increase is good, -1 otherwise.
+                       chains: int | None = None, *, margin: float) -> dict[str, float]:
+    """P(beat control), expected losses, P(inside the ROPE) and P(worse by more than ``margin``) from draws of
+    arm - control (``diff``) and arm / control - 1 (``rel``); ``sign`` is +1 when an increase is good, -1
+    otherwise.
 
     ``chains``: the draws are that many MCMC chains, one after the other; ``None`` (the default) means
     independent draws. It sets the Monte Carlo standard errors ``p_beat_control_mcse`` and
@@ -211,6 +214,7 @@ def lift_probabilities(diff: np.ndarray, rel: np.ndarray, sign: float, rope: flo
         loss_keep_abs=float(np.mean(np.maximum(0.0, sign * diff))),
         loss_keep_rel=float(np.nanmean(np.maximum(0.0, sign * rel))),
         p_rope=float(np.nanmean(np.abs(rel) < rope)),
+        p_beyond_margin=float(np.nanmean(-sign * rel > margin)),
     )
 
 
@@ -232,4 +236,5 @@ def effective_draws(draws: np.ndarray, chains: int | None) -> float:
 
 _NO_LIFT = dict.fromkeys(("abs_lift", "abs_low", "abs_high", "rel_lift", "rel_low", "rel_high",
                           "p_beat_control", "p_beat_control_mcse", "loss_ship_abs", "loss_ship_rel",
-                          "loss_ship_rel_mcse", "loss_keep_abs", "loss_keep_rel", "p_rope"), float("nan"))
+                          "loss_ship_rel_mcse", "loss_keep_abs", "loss_keep_rel", "p_rope", "p_beyond_margin"),
+                         float("nan"))

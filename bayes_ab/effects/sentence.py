@@ -5,6 +5,7 @@ from __future__ import annotations
 from bayes_ab import format as fmt
 from bayes_ab.effects.compute import MetricEffects
 from bayes_ab.families import family_for
+from bayes_ab.metric import Role
 
 
 def novelty_sentence(found, interval: float) -> str:
@@ -26,15 +27,22 @@ def novelty_sentence(found, interval: float) -> str:
 
 def sentence(effects: MetricEffects, arm: str) -> str:
     """E.g. "There is a 96% probability that push increases trade conversion; most likely +4.1%
-    (90% interval +0.6% to +7.7%); expected loss if shipped: 0.02 percentage points."
+    (90% interval +0.6% to +7.7%); expected loss if shipped: 0.02 percentage points." For a guardrail, the
+    probability that it stays within its margin (and that it is worse by more), which is what the rule reads.
     """
     metric = effects.metric
     row = effects.overall(arm)
     verb = "increases" if metric.increase_is_good else "decreases"
     loss = family_for(metric).format_absolute(row.loss_ship_abs)
+    name = metric.name.replace("_", " ")
+    if metric.role == Role.GUARDRAIL:        # a guardrail is judged by its margin, not by any worsening
+        opening = (f"There is a {fmt.probability(1 - row.p_beyond_margin)} probability that {arm} keeps {name} "
+                   f"within its {fmt.threshold(metric.margin)} margin ({fmt.probability(row.p_beyond_margin)} that "
+                   f"it is worse by more)")
+    else:
+        opening = f"There is a {fmt.probability(row.p_beat_control)} probability that {arm} {verb} {name}"
     text = (
-        f"There is a {fmt.probability(row.p_beat_control)} probability that {arm} {verb} "
-        f"{metric.name.replace('_', ' ')}; most likely {fmt.relative(row.rel_lift)} "
+        f"{opening}; most likely {fmt.relative(row.rel_lift)} "
         f"({effects.interval:.0%} interval {fmt.relative(row.rel_low)} to {fmt.relative(row.rel_high)}); "
         f"expected loss if shipped: {loss}."
     )

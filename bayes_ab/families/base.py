@@ -45,9 +45,11 @@ class Truth(Protocol):
 
     metric: Metric
 
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+    def draw(self, rng: np.random.Generator, arms: np.ndarray, latent: np.ndarray | None = None) -> np.ndarray:
         """One value per user (a row per user for families with several columns); ``arms`` holds each
-        user's arm index (0 = control)."""
+        user's arm index (0 = control). ``latent``: each user's activity as a uniform in (0, 1), shared in part
+        between metrics so that they correlate (a higher latent, a larger value: more conversions, more counts,
+        a larger denominator, a later churn); ``None`` draws the metric independently."""
 
 
 class Accumulator(Protocol):

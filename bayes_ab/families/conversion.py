@@ -84,8 +84,10 @@ class _RateTruth:
         self.metric = metric
         self.rates = np.clip(baseline.value * factors, 0.0, 1.0)
 
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        return (rng.random(arms.size) < self.rates[arms]).astype(np.int8)
+    def draw(self, rng: np.random.Generator, arms: np.ndarray, latent: np.ndarray | None = None) -> np.ndarray:
+        # a user converts when its uniform is in the top ``rate`` share: a high latent activity converts
+        u = rng.random(arms.size) if latent is None else 1.0 - latent
+        return (u < self.rates[arms]).astype(np.int8)
 
 
 class _Conversions:

@@ -340,11 +340,17 @@ class _CountTruth:
     def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
         self.metric, self.means, self.shape = metric, baseline.value * factors, baseline.spread
 
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
+    def draw(self, rng: np.random.Generator, arms: np.ndarray, latent: np.ndarray | None = None) -> np.ndarray:
         mean = self.means[arms]
         if self.shape is None:
-            return rng.poisson(mean)
-        return rng.negative_binomial(self.shape, self.shape / (self.shape + mean))
+            return rng.poisson(mean)            # no user-level rate to carry a latent activity: independent
+        if latent is None:
+            return rng.negative_binomial(self.shape, self.shape / (self.shape + mean))
+        # the negative binomial as a gamma-Poisson mixture, the user's gamma rate at its latent quantile
+        from scipy.special import gammaincinv
+
+        rate = gammaincinv(self.shape, np.clip(latent, 1e-12, 1 - 1e-12)) / self.shape * mean
+        return rng.poisson(rate)
 
 
 class _Counts(MeanSums):

@@ -146,8 +146,12 @@ class _NormalTruth:
     def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
         self.metric, self.means, self.sd = metric, baseline.value * factors, float(baseline.spread)
 
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        return rng.normal(self.means[arms], self.sd)
+    def draw(self, rng: np.random.Generator, arms: np.ndarray, latent: np.ndarray | None = None) -> np.ndarray:
+        if latent is None:
+            return rng.normal(self.means[arms], self.sd)
+        from scipy.special import ndtri
+
+        return self.means[arms] + self.sd * ndtri(np.clip(latent, 1e-12, 1 - 1e-12))
 
 
 class MeanSums(Sums):

@@ -170,8 +170,12 @@ class _RatioTruth:
     def __init__(self, metric: Metric, baseline: Baseline, factors: np.ndarray):
         self.metric, self.ratios, self.denominator = metric, baseline.value * factors, float(baseline.spread)
 
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        den = rng.geometric(1.0 / (1.0 + self.denominator), size=arms.size) - 1.0
+    def draw(self, rng: np.random.Generator, arms: np.ndarray, latent: np.ndarray | None = None) -> np.ndarray:
+        p = 1.0 / (1.0 + self.denominator)
+        if latent is None:
+            den = rng.geometric(p, size=arms.size) - 1.0
+        else:       # the geometric's inverse CDF: a high latent activity, a large denominator
+            den = np.floor(np.log1p(-np.clip(latent, 0.0, 1 - 1e-12)) / np.log1p(-p))
         return np.column_stack([rng.poisson(self.ratios[arms] * den), den])
 
 

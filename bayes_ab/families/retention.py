@@ -213,8 +213,12 @@ class _ChurnTruth:
         retention = np.clip(baseline.value * factors, 1e-9, 1 - 1e-9)
         self.hazards = 1.0 - retention ** (1.0 / RetentionParams.of(metric).horizon)
 
-    def draw(self, rng: np.random.Generator, arms: np.ndarray) -> np.ndarray:
-        return rng.geometric(self.hazards[arms])
+    def draw(self, rng: np.random.Generator, arms: np.ndarray, latent: np.ndarray | None = None) -> np.ndarray:
+        if latent is None:
+            return rng.geometric(self.hazards[arms])
+        # the geometric's inverse CDF: a high latent activity stays longer
+        days = np.ceil(np.log1p(-np.clip(latent, 0.0, 1 - 1e-12)) / np.log1p(-self.hazards[arms]))
+        return np.maximum(days, 1.0).astype(np.int64)
 
 
 class _LifeTables:

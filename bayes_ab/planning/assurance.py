@@ -114,6 +114,7 @@ def plan_settings(
     days: int | None = None,
     look_every: int | None = None,
     experiments: int | None = None,
+    correlation: float | None = None,
 ) -> PlanSettings:
     """The spec's ``plan:`` with the given settings replaced (or a new plan when the spec has none).
 
@@ -133,7 +134,7 @@ def plan_settings(
         parsed[name] = raw if isinstance(raw, Baseline) else parse_baseline(raw, metric, f"baseline {name!r}")
     settings = base or PlanSettings(daily_users=0, baseline={})
     changes = {k: v for k, v in dict(daily_users=daily_users, effect=effect, days=days, look_every=look_every,
-                                     experiments=experiments).items() if v is not None}
+                                     experiments=experiments, correlation=correlation).items() if v is not None}
     plan = replace(settings, baseline=parsed, **changes)
     check_plan(spec, plan)
     return plan

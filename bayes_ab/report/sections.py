@@ -116,13 +116,15 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
     weight_sum = sum(weights.values())
     traffic = tuple({"arm": str(arm), "users": int(n), "share": int(n) / total,
                      "planned": weights[str(arm)] / weight_sum} for arm, n in zip(first["arm"].values, per_arm.values))
+    decides = {m.name for m in spec.metrics_in(Role.PRIMARY, Role.GUARDRAIL)}
     diagnostics = tuple({"metric": name, "summary": f.diagnostics.summary(), "passed": f.diagnostics.passed,
-                         "problems": "; ".join(f.diagnostics.problems), "d": f.diagnostics}
+                         "problems": "; ".join(f.diagnostics.problems), "d": f.diagnostics,
+                         "blocks": name in decides}         # a secondary metric is reported, never decided on
                         for name, f in result.fits.items())
     srm = tuple(srm_checks(first, spec, spec.decision.srm_p))
     blocking = tuple([f"sample ratio mismatch: {c.name}" for c in srm if not c.passed]
                      + [f"MCMC diagnostics failed for {d['metric']}: {d['problems']}" for d in diagnostics
-                        if not d["passed"]])
+                        if not d["passed"] and d["blocks"]])
     sentences = tuple((e.metric.name, sentence(e, arm)) for e in result.effects.values()
                       if e.metric.role == Role.PRIMARY for arm in e.treatments)
     sentences += tuple((e.metric.name, sentence(e, arm)) for e in result.effects.values()
@@ -151,15 +153,33 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
 
 
 def _card(result: Analysis, arm: str) -> tuple[dict, ...]:
-    """The review card's lines: every primary and guardrail with P(helps), P(harms) and the lift interval."""
+    """The review card's lines, each reading what the rule judges the metric by.
+
+    A primary: the probability the arm helps and that it harms (P(beat control) and its complement), against
+    the ship and harm thresholds. A guardrail: the probability it stays within its margin and that it is worse
+    by more, against the harm threshold and the share needed to ship -- not the probability of any worsening,
+    which a guardrail may well have while comfortably within its margin.
+    """
+    t = result.spec.decision
     rows = []
     for role in (Role.PRIMARY, Role.GUARDRAIL):
         for effects in (e for e in result.effects.values() if e.metric.role == role):
-            row = effects.overall(arm)
-            rows.append({"metric": effects.metric.name, "role": role, "p_helps": row.p_beat_control,
-                         "p_harms": 1 - row.p_beat_control, "lift": row.rel_lift, "low": row.rel_low,
-                         "high": row.rel_high, "interval": effects.interval,
-                         "passed": effects.diagnostics.passed})
+            row, metric = effects.overall(arm), effects.metric
+            line = {"metric": metric.name, "role": role, "lift": row.rel_lift, "low": row.rel_low,
+                    "high": row.rel_high, "interval": effects.interval, "passed": effects.diagnostics.passed}
+            if role == Role.PRIMARY:
+                helps, harms = row.p_beat_control, 1 - row.p_beat_control
+                line.update(reads=f"helps {fmt.probability(helps)}, harms {fmt.probability(harms)}",
+                            status="harms" if harms >= t.harm else "helps" if helps >= t.ship_beat
+                            else "not shown to help yet", good=helps >= t.ship_beat)
+            else:
+                beyond = row.p_beyond_margin
+                line.update(reads=f"within its {fmt.threshold(metric.margin)} margin {fmt.probability(1 - beyond)}, "
+                                  f"worse by more {fmt.probability(beyond)}",
+                            status="beyond its margin" if beyond >= t.harm else "within its margin"
+                            if 1 - beyond >= t.guardrails_safe else "not shown within its margin yet",
+                            good=1 - beyond >= t.guardrails_safe)
+            rows.append(line)
     return tuple(rows)
 
 

@@ -13,13 +13,14 @@ Scenarios (true relative effects in each metric's good direction):
 - ``planned effect``: every primary improves by the plan's effect (power, time to ship);
 - ``harmful``: every primary worsens by the plan's effect (rollback rate and the treatment user-days
   exposed to the harm before the run ended);
-- ``guardrail breach``: primaries improve by the plan's effect while the first simulated guardrail
-  worsens by twice its margin (run only when a guardrail has a baseline);
+- ``guardrail breach: <guardrail>``: one per simulated guardrail: primaries improve by the plan's effect
+  while that guardrail alone worsens by twice its margin (run for every guardrail with a baseline);
 - ``learned prior``: each experiment's true effect is drawn from the first primary's learned prior
   (``prior: {learned: ...}``; run only when it has one), so the rates are what the organisation's own
   history implies: how often the rule ships, how often what it ships was in truth no better than control,
   and how often it rolls back a real improvement.
 
+Metrics are drawn with a per-user correlation (``plan.correlation``; see :class:`~bayes_ab.spec.PlanSettings`).
 Posteriors come from the conjugate closed forms (unpooled, one segment), so thousands of experiments
 finish in minutes.
 """
@@ -50,6 +51,9 @@ from bayes_ab.stopping.rules import RULES, Look, RuleName, SimulatedRule, rule
 
 OUTCOMES = TERMINAL_ACTIONS + ("undecided",)
 SCENARIOS = ("no effect", "planned effect", "harmful", "guardrail breach", "learned prior")
+"""The kinds of scenario, in the order they run and are shown; a breach is run per guardrail, named
+``guardrail breach: <guardrail>``."""
+BREACH = "guardrail breach"
 LEARNED = "learned prior"
 LEARNED_CLIP = 0.9            # true effects drawn from a (fat-tailed) learned prior are clipped to +/-90%
 BREACH_MARGINS = 2.0          # the guardrail-breach scenario worsens a guardrail by twice its margin
@@ -59,7 +63,7 @@ FALSE_SHIP_TARGET = 0.05      # the false-ship rate under daily looks the defaul
 @dataclass(frozen=True)
 class ScenarioResult(HtmlRepr):
     """Outcomes of ``experiments`` simulated experiments with true relative ``lift`` of the primaries
-    (and ``guardrail_lift`` of the first simulated guardrail; negative is worse).
+    (and ``guardrail_lift`` of the guardrail ``breached``; negative is worse).
 
     ``rates`` maps each outcome to its share; ``stop_days`` and ``stop_outcomes`` hold the day and the
     action of every decided experiment; ``final_stage`` counts experiments by the last stage they ran at;
@@ -82,6 +86,13 @@ class ScenarioResult(HtmlRepr):
     scenario, where ``lift`` is NaN."""
     outcomes: tuple[str, ...] = ()
     """Each experiment's outcome, in the order of ``lifts``."""
+    breached: str = ""
+    """The guardrail worsened in a breach scenario."""
+
+    @property
+    def kind(self) -> str:
+        """The scenario's kind (one of :data:`SCENARIOS`): its name without the breached guardrail."""
+        return self.name.split(":", 1)[0]
 
     def share(self, outcome: str, harmful: bool) -> float:
         """Share of all experiments that ended in ``outcome`` with a true lift <= 0 (``harmful``) or > 0."""
@@ -180,14 +191,17 @@ class OperatingCharacteristics:
         return "\n".join(lines + ([f"  WARNING: {warning}"] if warning else []))
 
     def false_ship_warning(self) -> str | None:
-        """A sentence when the default rule ships changes that do nothing more often than the 5% target
-        by more than two Monte Carlo standard errors (daily looks compound the one-look level)."""
+        """A sentence when the default rule ships, or rolls back, changes that do nothing more often than the 5%
+        target (daily looks compound the one-look level; many guardrails add chances to cry harm)."""
         null = self.scenario("no effect")
-        if self.rule != "default" or self.false_ship - 2 * null.standard_error("ship") <= FALSE_SHIP_TARGET:
+        over = [f"{what} a change that does nothing {null.rates[outcome]:.1%} (+/- {null.standard_error(outcome):.1%}) "
+                f"of the time" for outcome, what in (("ship", "ships"), ("rollback", "rolls back"))
+                if null.rates[outcome] > FALSE_SHIP_TARGET]
+        if self.rule != "default" or not over:
             return None
-        return (f"this plan ships a change that does nothing {self.false_ship:.1%} of the time, above the "
-                f"{FALSE_SHIP_TARGET:.0%} target: raise decision.ship_beat (0.995, 0.999), lengthen the ramp's "
-                "minimum days at the deciding stage, or look less often")
+        return (f"this plan {' and '.join(over)}, above the {FALSE_SHIP_TARGET:.0%} target: calibrate its thresholds "
+                "(bayes-ab plan SPEC --calibrate), lengthen the ramp's minimum days at the deciding stage, or look "
+                "less often")
 
     def _repr_html_(self) -> str:
         return (f"<p>{html.escape(self.text().splitlines()[0])}</p>"
@@ -218,7 +232,8 @@ class RuleComparison(HtmlRepr):
         """One row per scenario and rule."""
         table = pd.concat([r.to_pandas() for r in self.rules], ignore_index=True)
         order = {name: i for i, name in enumerate(SCENARIOS)}
-        return table.sort_values("scenario", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+        return table.sort_values("scenario", key=lambda c: c.str.split(":").str[0].map(order),
+                                 kind="stable").reset_index(drop=True)
 
     def text(self) -> str:
         """A side-by-side table: outcome rates, median days and exposure per scenario and rule."""
@@ -308,9 +323,8 @@ def compare_rules(
     plan = replace(plan, experiments=experiments or plan.experiments)
     check_plan(spec, plan)
     results: dict[str, list[ScenarioResult]] = {name: [] for name in rules}
-    for scenario, (lift, guardrail_lift) in scenarios(spec, plan).items():
-        index = SCENARIOS.index(scenario)
-        jobs = [(spec, plan, tuple(rules), lift, guardrail_lift, np.random.SeedSequence([seed, index, i]))
+    for scenario, (lift, guardrail_lift, breached) in scenarios(spec, plan).items():
+        jobs = [(spec, plan, tuple(rules), lift, guardrail_lift, breached, seeds(seed, scenario, spec, plan, i))
                 for i in range(plan.experiments)]
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
@@ -318,7 +332,8 @@ def compare_rules(
         else:
             runs = [_run_job(job) for job in jobs]
         for position, name in enumerate(rules):
-            results[name].append(_summarise(scenario, lift, guardrail_lift, [run[position] for run in runs]))
+            results[name].append(_summarise(scenario, lift, guardrail_lift, [run[position] for run in runs],
+                                            breached))
     return RuleComparison(tuple(OperatingCharacteristics(spec.name, name, plan, tuple(results[name])) for name in rules))
 
 
@@ -328,15 +343,24 @@ def simulated_metrics(spec: ExperimentSpec, plan: PlanSettings) -> list[Metric]:
             if m.role == Role.PRIMARY or (m.role == Role.GUARDRAIL and m.name in plan.baseline)]
 
 
-def scenarios(spec: ExperimentSpec, plan: PlanSettings) -> dict[str, tuple[float, float]]:
-    """Scenario name -> (true lift of the primaries, true lift of the first simulated guardrail)."""
-    runs = {"no effect": (0.0, 0.0), "planned effect": (plan.effect, 0.0), "harmful": (-plan.effect, 0.0)}
-    guardrails = [m for m in simulated_metrics(spec, plan) if m.role == Role.GUARDRAIL]
-    if guardrails:
-        runs["guardrail breach"] = (plan.effect, -BREACH_MARGINS * guardrails[0].margin)
+def scenarios(spec: ExperimentSpec, plan: PlanSettings) -> dict[str, tuple[float, float, str]]:
+    """Scenario name -> (true lift of the primaries, true lift of the breached guardrail, its name)."""
+    runs = {"no effect": (0.0, 0.0, ""), "planned effect": (plan.effect, 0.0, ""), "harmful": (-plan.effect, 0.0, "")}
+    for guardrail in (m for m in simulated_metrics(spec, plan) if m.role == Role.GUARDRAIL):
+        runs[f"{BREACH}: {guardrail.name}"] = (plan.effect, -BREACH_MARGINS * guardrail.margin, guardrail.name)
     if _learned_primary(spec) is not None:
-        runs[LEARNED] = (float("nan"), 0.0)
+        runs[LEARNED] = (float("nan"), 0.0, "")
     return runs
+
+
+def seeds(seed: int, scenario: str, spec: ExperimentSpec, plan: PlanSettings, experiment: int) -> np.random.SeedSequence:
+    """The world of ``experiment`` in ``scenario``: the same whatever the rules or the workers; breaches of
+    different guardrails have worlds of their own."""
+    kind = scenario.split(":", 1)[0]
+    guardrails = [m.name for m in simulated_metrics(spec, plan) if m.role == Role.GUARDRAIL]
+    breached = scenario.split(": ", 1)[1] if kind == BREACH else None
+    extra = [guardrails.index(breached)] if breached in guardrails and guardrails.index(breached) > 0 else []
+    return np.random.SeedSequence([seed, SCENARIOS.index(kind), *extra, experiment])
 
 
 def _learned_primary(spec: ExperimentSpec) -> Metric | None:
@@ -414,6 +438,7 @@ def run_world(
     stage_index: int = 0,
     days_at_stage: float = 0.0,
     ends: Collection[str] = TERMINAL_ACTIONS,
+    correlation: float = 0.0,
 ) -> list[tuple[str, int, float, int, float]]:
     """Simulate ``days`` days of one world and run every rule on it.
 
@@ -438,7 +463,8 @@ def run_world(
         if not active:
             break
         arms = world_rng.choice(len(weights), size=daily_users, p=weights)
-        values = {name: t.draw(world_rng, arms) for name, t in truths.items()}
+        values = {name: t.draw(world_rng, arms, latent) for (name, t), latent
+                  in zip(truths.items(), _latent(world_rng, daily_users, len(truths), correlation))}
         for run in active:
             stage = run.ramp[run.stage_index].percent
             if not run.max_power_day and stage >= spec.max_power_stage:
@@ -460,29 +486,46 @@ def run_world(
             for run in runs]
 
 
+def _latent(rng: np.random.Generator, users: int, metrics: int, correlation: float) -> list[np.ndarray | None]:
+    """Each user's latent activity per metric, as uniforms whose normal scores correlate by ``correlation``
+    between any two metrics (one shared factor); ``None`` for each metric (independent draws) at 0."""
+    if correlation <= 0 or metrics < 2:
+        return [None] * metrics
+    from scipy.special import ndtr
+
+    shared = np.sqrt(correlation) * rng.standard_normal(users)
+    own = np.sqrt(1.0 - correlation)
+    return [ndtr(shared + own * rng.standard_normal(users)) for _ in range(metrics)]
+
+
+def truths_for(spec: ExperimentSpec, plan: PlanSettings, lift: float, guardrail_lift: float,
+               breached: str) -> dict[str, Truth]:
+    """Every simulated metric's truth: primaries ``lift`` better, the ``breached`` guardrail ``guardrail_lift``
+    (negative: worse), the other guardrails unchanged."""
+    truths = {}
+    for metric in simulated_metrics(spec, plan):
+        effect = lift if metric.role != Role.GUARDRAIL else guardrail_lift if metric.name == breached else 0.0
+        truths[metric.name] = truth(metric, plan.baseline[metric.name], factors_for(metric, effect, len(spec.arm_names)))
+    return truths
+
+
 def _run_job(job) -> list[tuple[str, int, float, int, float, float]]:
     """One simulated experiment, every rule -> [(outcome, day, stage, max-power day, exposure, true lift)]."""
-    spec, plan, names, lift, guardrail_lift, seed_sequence = job
+    spec, plan, names, lift, guardrail_lift, breached, seed_sequence = job
     world_rng = np.random.default_rng(seed_sequence)
     if np.isnan(lift):       # the learned-prior scenario: this world's true effect, from its own stream
         lift = draw_learned_lift(_learned_primary(spec), np.random.default_rng(seed_sequence.generate_state(4)))
     streams = seed_sequence.spawn(len(RULES))       # one stream per rule, whichever rules run
     rule_rngs = [np.random.default_rng(streams[RULES.index(n)]) for n in names]
-    truths = {}
-    first_guardrail = True
-    for metric in simulated_metrics(spec, plan):
-        effect = lift
-        if metric.role == Role.GUARDRAIL:
-            effect, first_guardrail = (guardrail_lift if first_guardrail else 0.0), False
-        truths[metric.name] = truth(metric, plan.baseline[metric.name],
-                                    factors_for(metric, effect, len(spec.arm_names)))
+    truths = truths_for(spec, plan, lift, guardrail_lift, breached)
     results = run_world(spec, truths, [rule(n) for n in names], daily_users=plan.daily_users, days=plan.days,
-                        look_every=plan.look_every, effect=plan.effect, world_rng=world_rng, rule_rngs=rule_rngs)
+                        look_every=plan.look_every, effect=plan.effect, world_rng=world_rng, rule_rngs=rule_rngs,
+                        correlation=plan.correlation)
     return [(*r, lift) for r in results]
 
 
 def _summarise(name: str, lift: float, guardrail_lift: float,
-               results: list[tuple[str, int, float, int, float, float]]) -> ScenarioResult:
+               results: list[tuple[str, int, float, int, float, float]], breached: str = "") -> ScenarioResult:
     outcomes = [r[0] for r in results]
     stages: dict[str, int] = {}
     for _, _, stage, *_ in results:
@@ -491,4 +534,4 @@ def _summarise(name: str, lift: float, guardrail_lift: float,
     return ScenarioResult(name, lift, len(results), {o: outcomes.count(o) / len(results) for o in OUTCOMES},
                           tuple(day for _, day in decided), tuple(outcome for outcome, _ in decided), stages,
                           guardrail_lift, tuple(r[3] for r in results), tuple(float(r[4]) for r in results),
-                          tuple(float(r[5]) for r in results), tuple(outcomes))
+                          tuple(float(r[5]) for r in results), tuple(outcomes), breached)

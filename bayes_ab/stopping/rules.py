@@ -16,6 +16,17 @@
 - ``fixed_horizon``: the classical test, at the maximum-power stage from day one and looked at once, on
   the horizon day: one-sided z-tests at 5%; ship when every primary is significantly better and no
   guardrail significantly worse, roll back when any is significantly worse, otherwise stop.
+- ``risk_aware``: the risk-aware decision rule of Schultzberg, Ankargren and Franberg ("Risk-aware product
+  decisions in A/B tests with multiple metrics", 2024), looked at once on the horizon day at full power:
+  success metrics (primaries) tested for superiority with Bonferroni over them (one-sided alpha / S), guardrails
+  for non-inferiority against their margins, each at alpha (an intersection-union test: all must pass, so no
+  correction), and every metric for deterioration with Bonferroni over all of them. Ship when some primary is
+  significantly better and every guardrail significantly non-inferior; roll back when any metric significantly
+  deteriorates; otherwise stop. (The paper also corrects the *power* for the number of guardrails -- a sample
+  size matter, which planning's fixed-horizon reference shows.)
+- ``holm`` and ``benjamini_hochberg``: the fixed-horizon test with its one-sided p-values adjusted across the
+  metrics (Holm's step-down for the family-wise error, Benjamini-Hochberg for the false discovery rate), for
+  deterioration over every metric and for superiority over the primaries.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from dataclasses import dataclass
 from typing import Literal, Mapping, Protocol
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from bayes_ab.decision import Action, decide
 from bayes_ab.decision.evidence import evidence_from_draws
@@ -36,8 +47,10 @@ from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_
 from bayes_ab.spec import ExperimentSpec, Metric, Stage
 from bayes_ab.stopping.generate import Accumulator
 
-RuleName = Literal["default", "naive", "sequential", "fixed_horizon"]
-RULES: tuple[RuleName, ...] = ("default", "naive", "sequential", "fixed_horizon")
+RuleName = Literal["default", "naive", "sequential", "fixed_horizon", "risk_aware", "holm", "benjamini_hochberg"]
+RULES: tuple[RuleName, ...] = ("default", "naive", "sequential", "fixed_horizon", "risk_aware", "holm",
+                               "benjamini_hochberg")
+"""Every rule, in the order their random streams are numbered (add new rules at the end)."""
 NAIVE_THRESHOLD = 0.95
 SEQUENTIAL_ALPHA = 0.10
 FIXED_HORIZON_ALPHA = 0.05
@@ -78,7 +91,8 @@ class SimulatedRule(Protocol):
 def rule(name: RuleName) -> SimulatedRule:
     """The rule called ``name`` (one of :data:`RULES`)."""
     return {"default": DefaultRule, "naive": NaiveRule, "sequential": SequentialRule,
-            "fixed_horizon": FixedHorizonRule}[name]()
+            "fixed_horizon": FixedHorizonRule, "risk_aware": RiskAwareRule, "holm": HolmRule,
+            "benjamini_hochberg": BenjaminiHochbergRule}[name]()
 
 
 def max_power_only(spec: ExperimentSpec) -> tuple[Stage, ...]:
@@ -93,7 +107,17 @@ class DefaultRule:
         return spec.ramp
 
     def decide(self, look: Look) -> str:
-        spec = look.spec
+        return self.recommend(look, look.spec).action
+
+    def recommend(self, look: Look, spec: ExperimentSpec):
+        """The rule's recommendation at ``look`` under ``spec``'s thresholds (:func:`bayes_ab.decision.decide`
+        on the evidence of closed-form posteriors resampled by each metric's effect prior)."""
+        users, arm, evidence, gates = self.inputs(look, spec)
+        return decide(spec, look.stage, look.days_at_stage, users, arm, evidence, gates)
+
+    def inputs(self, look: Look, spec: ExperimentSpec) -> tuple[int, str, dict, list]:
+        """What :func:`~bayes_ab.decision.decide` reads at ``look``: users, the arm, each metric's evidence and the
+        sample-ratio gate (drawing the posteriors from the look's stream, so the same look gives the same)."""
         primaries = spec.metrics_in(Role.PRIMARY)
         draws = {name: with_effect_prior(acc, spec.metric(name), acc.posterior(look.rng, POSTERIOR_DRAWS), look.rng)
                  for name, acc in look.accumulators.items()}
@@ -105,8 +129,7 @@ class DefaultRule:
         evidence = {name: evidence_from_draws(spec.metric(name), d[:, 0], d[:, arm], severe) for name, d in draws.items()}
         users = next(iter(look.accumulators.values())).users()
         gates = [srm_check("overall", users, np.array(spec.arm_weights), spec.decision.srm_p)]
-        return decide(spec, look.stage, look.days_at_stage, int(users.sum()), spec.arm_names[arm], evidence,
-                      gates).action
+        return int(users.sum()), spec.arm_names[arm], evidence, gates
 
 
 def with_effect_prior(acc: Accumulator, metric: Metric, draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -226,4 +249,95 @@ class FixedHorizonRule:
         if worse:
             return Action.ROLLBACK
         return Action.SHIP if better else Action.STOP_NO_EFFECT
+
+
+def _z_tests(look: Look) -> list[tuple[Metric, float, float]]:
+    """Per simulated metric: (metric, z of the best treatment's relative lift, its z against the margin) --
+    the lift in the good direction over its delta-method standard error, and (lift + margin) over the same."""
+    found = []
+    for name, acc in look.accumulators.items():
+        metric = look.spec.metric(name)
+        lift, variance = relative_lift_z(acc, metric.increase_is_good)
+        if not (np.isfinite(lift) and variance > 0):
+            found.append((metric, math.nan, math.nan))
+            continue
+        sd = math.sqrt(variance)
+        found.append((metric, lift / sd, (lift + metric.margin) / sd))
+    return found
+
+
+def _p_upper(z: float) -> float:
+    """One-sided p-value of a z-statistic against "no improvement" (NaN: no evidence, p = 1)."""
+    return 1.0 if not np.isfinite(z) else float(ndtr(-z))
+
+
+def holm(p_values: list[float], alpha: float) -> list[bool]:
+    """Which hypotheses Holm's step-down procedure rejects at family-wise level ``alpha``."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def benjamini_hochberg(p_values: list[float], alpha: float) -> list[bool]:
+    """Which hypotheses the Benjamini-Hochberg procedure rejects at false-discovery rate ``alpha``."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    passing = [rank for rank, i in enumerate(order) if p_values[i] <= alpha * (rank + 1) / len(p_values)]
+    cut = max(passing, default=-1)
+    rejected = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        rejected[i] = rank <= cut
+    return rejected
+
+
+class RiskAwareRule:
+    name: RuleName = "risk_aware"
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        return max_power_only(spec)
+
+    def decide(self, look: Look) -> str:
+        if look.day < look.horizon:
+            return Action.HOLD
+        tests = _z_tests(look)
+        primaries = [z for m, z, _ in tests if m.role == Role.PRIMARY]
+        alpha = FIXED_HORIZON_ALPHA
+        if any(_p_upper(-z) < alpha / len(tests) for _, z, _ in tests):       # deterioration, Bonferroni
+            return Action.ROLLBACK
+        superior = any(_p_upper(z) < alpha / len(primaries) for z in primaries)
+        non_inferior = all(_p_upper(z_margin) < alpha for m, _, z_margin in tests if m.role == Role.GUARDRAIL)
+        return Action.SHIP if superior and non_inferior else Action.STOP_NO_EFFECT
+
+
+class _AdjustedFixedHorizon:
+    """The fixed-horizon test with its p-values adjusted across the metrics by :attr:`procedure`."""
+
+    name: RuleName
+    procedure = staticmethod(holm)
+
+    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
+        return max_power_only(spec)
+
+    def decide(self, look: Look) -> str:
+        if look.day < look.horizon:
+            return Action.HOLD
+        tests = _z_tests(look)
+        if any(self.procedure([_p_upper(-z) for _, z, _ in tests], FIXED_HORIZON_ALPHA)):
+            return Action.ROLLBACK
+        primaries = [z for m, z, _ in tests if m.role == Role.PRIMARY]
+        return Action.SHIP if all(self.procedure([_p_upper(z) for z in primaries], FIXED_HORIZON_ALPHA)) \
+            else Action.STOP_NO_EFFECT
+
+
+class HolmRule(_AdjustedFixedHorizon):
+    name: RuleName = "holm"
+    procedure = staticmethod(holm)
+
+
+class BenjaminiHochbergRule(_AdjustedFixedHorizon):
+    name: RuleName = "benjamini_hochberg"
+    procedure = staticmethod(benjamini_hochberg)
 

@@ -28,6 +28,7 @@ SPEC = make_spec([
      "margin": 0.05},
 ])
 T = SPEC.decision
+HARM, SEVERE = T.per_metric(T.harm, 4), T.per_metric(T.severe_harm, 4)      # two primaries, two guardrails
 SHIPPABLE = dict(p_beat=0.999, loss_ship_rel=0.0001, loss_keep_rel=0.01, p_rope=0.2, p_beyond_margin=0.0,
                  p_severe=0.0)
 
@@ -56,21 +57,22 @@ def test_shippable_evidence_ships_to_100():
     assert (rec.action, rec.from_stage, rec.to_stage) == (Action.SHIP, 50, 100)
     assert rec.headline.startswith("Ship to 100%: 99.9% probability that treatment helps p1")
     assert rec.text().splitlines()[0] == f"Recommendation: {rec.headline}"
-    assert rec.text().count("\n") == len(rec.reasons) and "  [pass] to ship" in rec.text()
+    assert rec.text().count("\n") == len(rec.reasons) + 1 and "  [pass] to ship" in rec.text()
+    assert rec.text().endswith("thresholds: the defaults, not calibrated for this plan (bayes-ab plan SPEC --calibrate)")
     assert html.escape(rec.headline) in rec._repr_html_() and "<table" in rec._repr_html_()
 
 
-@pytest.mark.parametrize("p, rolled", [(T.severe_harm, True), (np.nextafter(T.severe_harm, 0), False)])
+@pytest.mark.parametrize("p, rolled", [(SEVERE, True), (np.nextafter(SEVERE, 0), False)])
 def test_severe_harm_rolls_back_from_its_threshold_on_at_any_stage(p, rolled):
     rec = decide(SPEC, 1, 1, 1000, "treatment", all_evidence(g2={"p_severe": p}))
     severe = check(rec, "severe harm: g2")
-    assert severe.passed == (not rolled) and severe.probability == p and severe.limit == T.severe_harm
+    assert severe.passed == (not rolled) and severe.probability == p and severe.limit == SEVERE
     assert (rec.action, rec.to_stage) == ((Action.ROLLBACK, 0) if rolled else (Action.ADVANCE, 5))
     assert "MC SE" not in severe.value        # exact numbers show no Monte Carlo error
 
 
-@pytest.mark.parametrize("worse, keep, rolled", [(T.harm, 0.0, True), (T.harm, T.caring, False),
-                                                 (np.nextafter(T.harm, 0), 0.0, False)])
+@pytest.mark.parametrize("worse, keep, rolled", [(HARM, 0.0, True), (HARM, T.caring, False),
+                                                 (np.nextafter(HARM, 0), 0.0, False)])
 def test_a_primary_is_harmed_from_the_threshold_on_unless_rolling_back_forgoes_a_gain(worse, keep, rolled):
     rec = at_max_power(all_evidence(p2={"p_beat": 1 - worse, "loss_keep_rel": keep}), days=0, users=0)
     harm = check(rec, "harm: primary p2")
@@ -80,7 +82,7 @@ def test_a_primary_is_harmed_from_the_threshold_on_unless_rolling_back_forgoes_a
         assert rec.headline == f"Roll back treatment: {harm.value.split(',')[0]} probability that it makes p2 worse."
 
 
-@pytest.mark.parametrize("p, rolled", [(T.harm, True), (np.nextafter(T.harm, 0), False)])
+@pytest.mark.parametrize("p, rolled", [(HARM, True), (np.nextafter(HARM, 0), False)])
 def test_a_guardrail_beyond_its_margin_rolls_back_from_the_threshold_on(p, rolled):
     rec = at_max_power(all_evidence(g1={"p_beyond_margin": p}))
     assert check(rec, "harm: guardrail g1 P(worse by > 10.0%)").passed == (not rolled)
@@ -220,3 +222,29 @@ def test_primaries_are_not_judged_against_a_guardrails_margin():
     rec = at_max_power({**all_evidence(), "p1": evidence("p1", p_beyond_margin=1.0, beyond=flags)})
     assert rec.action == Action.SHIP
     assert not any(r.name.startswith("harm: guardrail p1") for r in rec.reasons)
+
+
+def test_harm_is_family_wise_over_the_metrics_judged():
+    """Each of k primaries and guardrails is held to 1 - (1 - harm) / k: with four judged here, 0.9975."""
+    assert HARM == pytest.approx(0.9975) and SEVERE == pytest.approx(0.975)
+    one = make_spec([{"name": "p1", "family": "conversion", "column": "p1"}])
+    alone = decide(one, 50, 7, 50_000, "treatment", {"p1": evidence("p1", p_beat=0.005, loss_keep_rel=0.0)})
+    assert check(alone, "harm: primary p1").limit == pytest.approx(0.99) and alone.action == Action.ROLLBACK
+    rec = at_max_power(all_evidence(p1={"p_beat": 0.005, "loss_keep_rel": 0.0}))       # not enough among four
+    assert rec.action == Action.HOLD and check(rec, "harm: primary p1").limit == pytest.approx(0.9975)
+
+
+def test_the_rule_says_where_its_thresholds_come_from():
+    from bayes_ab.decision.rules import thresholds_source
+
+    assert thresholds_source(T).startswith("the defaults, not calibrated")
+    assert thresholds_source(replace(T, harm=0.995)).startswith("set in the spec, not calibrated")
+    assert thresholds_source(replace(T, guardrails_safe=0.9)).startswith("set in the spec, not calibrated")
+    assert thresholds_source(replace(T, calibration="seed 0")) == "calibrated for this plan (seed 0)"
+
+
+def test_no_estimate_of_more_users_for_a_threshold_no_probability_reaches():
+    from bayes_ab.decision.rules import _more_users
+
+    assert _more_users(1000, 0.9, 1.0) == "" and _more_users(1000, 0.9, 2.0) == ""
+    assert _more_users(1000, 0.9, 0.99).startswith("; roughly ")

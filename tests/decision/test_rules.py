@@ -132,7 +132,8 @@ def test_failed_diagnostics_block_whatever_the_effects():
     fits = {name: replace(fit, diagnostics=bad) if name == "primary" else fit for name, fit in result.fits.items()}
     rec = recommend(Analysis(result.spec, result.stats, fits, result.effects), stage=50, days=10)
     assert rec.action == "hold" and "cannot advance on bad data" in rec.headline
-    assert any(r.name == "MCMC diagnostics (primary)" and not r.passed and r.blocking for r in rec.reasons)
+    gate = next(r for r in rec.reasons if r.name == "MCMC diagnostics (primary)")
+    assert not gate.passed and gate.blocking and "secondary" not in gate.detail
 
 
 def test_a_sound_guardrail_fit_can_still_roll_back_when_another_fit_failed():
@@ -315,3 +316,45 @@ def test_srm_tests_each_arm_against_its_own_planned_share():
     result = analyze(uneven, rows, aggregated=True, sampler=EXACT)
     [overall] = srm_checks(result.stats["primary"], uneven, 0.001)
     assert overall.passed and overall.value == "p = 1"            # exactly the planned 25% / 75%
+
+
+def test_a_secondary_metrics_failed_fit_is_reported_and_blocks_nothing():
+    rows = []
+    for arm, factor in (("control", 1.0), ("treatment", 1.05)):
+        rows.append({"arm": arm, "segment": "all", "users": 100_000, "primary": round(10_000 * factor),
+                     "guardrail": 1000, "other": 5000})
+    spec = make_spec([{"name": "primary", "family": "conversion", "column": "primary"},
+                      {"name": "guardrail", "family": "conversion", "column": "guardrail", "direction": "decrease",
+                       "role": "guardrail", "margin": 0.1},
+                      {"name": "other", "family": "conversion", "column": "other", "role": "secondary"}],
+                     segments=("segment",))
+    result = analyze(spec, pd.DataFrame(rows), aggregated=True, sampler=EXACT)
+    bad = Diagnostics(max_rhat=1.05, min_ess_bulk=120, min_ess_tail=300, divergences=3, chains=4, draws=1000)
+    fits = {name: replace(fit, diagnostics=bad) if name == "other" else fit for name, fit in result.fits.items()}
+    healthy = recommend(result, stage=50, days=7)
+    rec = recommend(Analysis(spec, result.stats, fits, result.effects), stage=50, days=7)
+    assert rec.action == healthy.action == "ship", rec.text()
+    gate = next(r for r in rec.reasons if r.name == "MCMC diagnostics (other)")
+    assert not gate.passed and not gate.blocking and "a secondary metric is reported, never decided on" in gate.detail
+    for stage in (1, 5, 25):
+        assert recommend(Analysis(spec, result.stats, fits, result.effects), stage=stage, days=1).action == "advance"
+
+
+def test_segment_harm_is_split_over_every_segment_and_primary():
+    """With 3 segments and 2 primaries a segment is flagged when P(a primary is worse there) >= 1 - 0.05 / 6
+    (99.17%): segment c, between 96.7% and 99.17%, is not flagged."""
+    rows = []
+    for segment, treated in (("a", 1000), ("b", 1000), ("c", 915)):
+        rows += [{"arm": "control", "segment": segment, "users": 10_000, "primary": 1000, "other": 1000,
+                  "guardrail": 100},
+                 {"arm": "treatment", "segment": segment, "users": 10_000, "primary": treated, "other": 1000,
+                  "guardrail": 100}]
+    spec = make_spec([{"name": "primary", "family": "conversion", "column": "primary"},
+                      {"name": "other", "family": "conversion", "column": "other"},
+                      {"name": "guardrail", "family": "conversion", "column": "guardrail", "direction": "decrease",
+                       "role": "guardrail", "margin": 0.1}], segments=("segment",))
+    result = analyze(spec, pd.DataFrame(rows), aggregated=True, sampler=EXACT)
+    harm = 1 - next(r for r in result.effects["primary"].rows if r.segment == "c" and r.arm == "treatment").p_beat_control
+    assert 1 - 0.05 / 1.5 < harm < 1 - 0.05 / 6, harm          # flagged only if the split were not over both
+    rec = recommend(result, stage=5, days=3)
+    assert not any(r.name == "segments confidently harmed" for r in rec.reasons), rec.text()

@@ -138,7 +138,7 @@ def test_mc_standard_errors_match_the_spread_of_repeated_estimates_on_autocorrel
         for t in range(1, draws):
             z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi ** 2) * rng.normal(size=chains)
         diff = (1.2816 + z).ravel()                              # P(diff > 0) = 0.9
-        out = lift_probabilities(diff, diff, 1.0, 0.01, chains)
+        out = lift_probabilities(diff, diff, 1.0, 0.01, chains, margin=0.02)
         estimates.append(out["p_beat_control"])
         reported.append(out["p_beat_control_mcse"])
     spread = np.std(estimates, ddof=1)

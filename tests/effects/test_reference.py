@@ -32,7 +32,8 @@ def reference_hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
     return float(x[best]), float(x[best + k])
 
 
-def reference_rows(draws: np.ndarray, increase_is_good: bool, rope: float) -> dict[str, dict[str, float]]:
+def reference_rows(draws: np.ndarray, increase_is_good: bool, rope: float,
+                   margin: float = 0.02) -> dict[str, dict[str, float]]:
     """Per arm, from draws of every arm's mean (draws x arms), the table's quantities by their definitions."""
     good = draws if increase_is_good else -draws          # larger is better on this scale
     control = draws[:, 0]
@@ -55,6 +56,7 @@ def reference_rows(draws: np.ndarray, increase_is_good: bool, rope: float) -> di
                 "loss_keep_abs": float(np.mean(np.clip(better_abs, 0, None))),
                 "loss_keep_rel": float(np.mean(np.clip(better_rel, 0, None))),
                 "p_rope": float(np.mean(np.abs(relative) < rope)),
+                "p_beyond_margin": float(np.mean(-better_rel > margin)),
             })
             row["abs_low"], row["abs_high"] = reference_hdi(absolute, INTERVAL)
             row["rel_low"], row["rel_high"] = reference_hdi(relative, INTERVAL)
@@ -72,14 +74,15 @@ def stats():
 
 @pytest.mark.parametrize("direction", ["increase", "decrease"])
 def test_every_quantity_equals_its_definition_overall_and_per_segment(stats, direction):
-    metric = Metric(name="converted", family="conversion", column="converted", direction=direction, rope=0.05)
+    metric = Metric(name="converted", family="conversion", column="converted", direction=direction, rope=0.05,
+                    margin=0.04)
     result = fit(stats, metric, DRAWS)
     effects = compute_effects(result, INTERVAL)
     mean = result.mean.transpose("chain", "draw", "arm", "segment").values.reshape(-1, len(ARMS), 2)
     users = stats["n"].values.sum(axis=0).astype(float)             # segment weights: users, all arms
     overall = (mean * (users / users.sum())).sum(axis=2)
     for segment, draws in (("overall", overall), ("s1", mean[..., 0]), ("s2", mean[..., 1])):
-        expected = reference_rows(draws, direction == "increase", 0.05)
+        expected = reference_rows(draws, direction == "increase", 0.05, 0.04)
         for arm in ARMS:
             row = next(r for r in effects.rows if r.segment == segment and r.arm == arm)
             for name, value in expected[arm].items():
@@ -131,13 +134,14 @@ def test_probabilities_are_strict_and_their_errors_follow_their_definitions():
 
     diff = np.array([0.0, 0.0, 1.0, -1.0, 2.0, -0.5, 0.0, 3.0])
     rel = np.array([0.0, 0.01, 0.1, -0.1, 0.2, -0.05, -0.01, 0.3])
-    out = lift_probabilities(diff, rel, 1.0, 0.01)
+    out = lift_probabilities(diff, rel, 1.0, 0.01, margin=0.05)
     assert out["p_beat_control"] == 3 / 8                       # three strictly positive of eight
     assert out["p_rope"] == 1 / 8                               # |rel| < 0.01: only the exact zero
+    assert out["p_beyond_margin"] == 1 / 8                      # worse by more than 5%: -0.1, not the -0.05 tie
     loss = np.maximum(0, -rel)
     assert out["loss_ship_rel_mcse"] == pytest.approx(loss.std() / np.sqrt(8), rel=1e-12)
     assert out["p_beat_control_mcse"] == pytest.approx(np.sqrt(3 / 8 * 5 / 8 / 8), rel=1e-12)
-    down = lift_probabilities(diff, rel, -1.0, 0.01)
+    down = lift_probabilities(diff, rel, -1.0, 0.01, margin=0.05)
     assert down["p_beat_control"] == 2 / 8 and down["loss_keep_rel"] == pytest.approx(np.mean(np.maximum(0, -rel)))
     assert probability_mcse(0.3, 0.5) == pytest.approx(np.sqrt(0.21 / 0.5))     # a fraction of a draw is an ESS
     assert np.isnan(probability_mcse(0.3, 0.0)) and np.isnan(probability_mcse(float("nan"), 100.0))
@@ -194,5 +198,5 @@ def test_independent_draws_in_chains_count_fully_and_one_draw_has_no_spread_erro
 
     rng = np.random.default_rng(5)
     assert effective_draws(rng.normal(size=8000), 4) == pytest.approx(8000, rel=0.1)
-    single = lift_probabilities(np.array([0.5]), np.array([-0.1]), 1.0, 0.01)
+    single = lift_probabilities(np.array([0.5]), np.array([-0.1]), 1.0, 0.01, margin=0.02)
     assert single["loss_ship_rel_mcse"] == 0.0

@@ -114,7 +114,7 @@ def test_demo_report_prints_with_the_review_card_on_page_one(demo_report):
     first = document[0]
     # words as the PDF lays them out: a table header may wrap ("probability it / helps") with the figures' widths
     text = " ".join(first.get_textpage().get_text_range().split())
-    for expected in ("Review card", "probability it helps", "trade_conversion", "notification_opt_out",
+    for expected in ("Review card", "what the rule reads", "trade_conversion", "notification_opt_out",
                      "What would change it"):
         assert expected in text, (expected, text[:600])
     image = first.render(scale=1.5).to_pil()

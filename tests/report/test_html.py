@@ -77,8 +77,23 @@ def test_failed_diagnostics_are_shown_as_blocking():
     fits["converted"] = type(fits["converted"])(**{**fits["converted"].__dict__, "diagnostics": failed})
     broken = type(result)(result.spec, result.stats, fits, result.effects)
     html = render_report(broken)
-    assert "Blocking: no recommendation may act on these results" in html
+    assert "Blocking: the rule cannot advance or ship on these results" in html
     assert "FAILED (blocking): R-hat 1.200 &gt; 1.01" in html
+
+
+def test_a_secondary_metrics_failed_fit_is_reported_but_not_blocking():
+    result = evil_analysis()
+    secondary = make_spec(segments=("seg",), metrics=[
+        {"name": "converted", "family": "conversion", "column": "converted", "role": "primary"},
+        {"name": "opted_out", "family": "conversion", "column": "opted_out", "role": "secondary",
+         "direction": "decrease"}])
+    failed = type(result.fits["opted_out"].diagnostics)(max_rhat=1.2, min_ess_bulk=50, min_ess_tail=40,
+                                                        divergences=3, chains=2, draws=300)
+    fits = dict(result.fits)
+    fits["opted_out"] = type(fits["opted_out"])(**{**fits["opted_out"].__dict__, "diagnostics": failed})
+    html = render_report(type(result)(secondary, result.stats, fits, result.effects))
+    assert 'class="blocking"' not in html
+    assert "FAILED (secondary metric: reported, blocks nothing): R-hat 1.200 &gt; 1.01" in html
 
 
 def test_retention_curves_and_count_distributions_are_drawn():
@@ -149,7 +164,8 @@ def test_review_card_header_and_the_arm_a_multi_arm_recommendation_is_about():
     card = html[html.index('id="review-card"'):html.index("</div>", html.index('id="review-card"'))]
     assert html.index('id="review-card"') < html.index('<section id="headline">')
     assert rec.action.replace("_", " ").upper() in card and "about arm <strong>c</strong>" in card
-    assert "converted" in card and "opted_out" in card and "probability it harms" in card
+    assert "converted" in card and "opted_out" in card and "what the rule reads" in card
+    assert "within its 2% margin" in card and "worse by more" in card and "helps " in card
     assert "about 3 more day(s)" in card
     assert 'alt="P(best) of every arm per metric"' in html
     two_arms = evil_analysis()

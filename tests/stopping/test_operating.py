@@ -55,7 +55,8 @@ def test_guardrails_with_a_baseline_are_simulated_with_a_breach_scenario():
         ramp=SHORT_RAMP, plan={"daily_users": 40_000, "days": 10, "effect": 0.05, "experiments": 30,
                                "baseline": {"conv": 0.1, "crash": 0.05}})
     result = compare_rules(guarded, rules=("default", "sequential"), seed=2)
-    breach = result.rule("default").scenario("guardrail breach")
+    breach = result.rule("default").scenario("guardrail breach: crash")
+    assert breach.breached == "crash" and breach.kind == "guardrail breach"
     assert breach.guardrail_lift == pytest.approx(-0.4)
     # a 40% rise in crashes against a 20% margin: the default rule never ships it; the sequential rule,
     # which only asks that guardrails not be significantly worse, does not always stop it either
@@ -101,7 +102,7 @@ def test_the_default_rule_meets_its_targets_on_the_push_plan():
         return 2 * np.sqrt(max(p * (1 - p), 0.01) / runs)
 
     planned, null = ours.scenario("planned effect"), ours.scenario("no effect")
-    harmful, breach = ours.scenario("harmful"), ours.scenario("guardrail breach")
+    harmful, breach = ours.scenario("harmful"), next(s for s in ours.scenarios if s.kind == "guardrail breach")
     assert planned.rates["ship"] >= 0.90 - tol(0.90), result.text()
     assert planned.rates["rollback"] <= 0.01 + tol(0.01), result.text()
     assert null.rates["ship"] <= 0.05 + tol(0.05), result.text()
@@ -112,4 +113,68 @@ def test_the_default_rule_meets_its_targets_on_the_push_plan():
     # within a day of the mSPRT: the rule acts only on probabilities beyond 2 MC standard errors of their
     # thresholds (issue 17), which costs a true +5% one day of median time to ship (11 against 10)
     assert planned.stop_quantiles(("ship",))[1] <= reference.scenario("planned effect").stop_quantiles(("ship",))[1] + 1
-    assert harmful.median_exposure() <= reference.scenario("harmful").median_exposure(), result.text()
+    # harm stopped no later than by the mSPRT: the same median day, and user-days exposed within 2% (the two
+    # rules stop on the same day in most experiments; their medians differ by the traffic of the days between)
+    harmful_reference = reference.scenario("harmful")
+    assert harmful.stop_quantiles(("rollback",))[1] <= harmful_reference.stop_quantiles(("rollback",))[1]
+    assert harmful.median_exposure() <= 1.02 * harmful_reference.median_exposure(), result.text()
+
+
+@pytest.mark.slow
+def test_ten_guardrails_do_not_multiply_false_rollbacks_and_a_breach_is_not_shipped():
+    """Harm is family-wise: with one primary and ten guardrails (metrics drawn independently, the hardest
+    case) a change that does nothing is rolled back at most 5% of the time within 2.5 binomial standard errors
+    of 200 experiments, and a breach of one guardrail (2x its margin) is not shipped in at least 95%."""
+    from bayes_ab.stopping.recording import outcomes, record
+
+    metrics = [{"name": "conv", "family": "conversion", "column": "conv", "role": "primary"}]
+    metrics += [{"name": f"g{k}", "family": "conversion", "column": f"g{k}", "role": "guardrail",
+                 "direction": "decrease", "margin": 0.1} for k in range(1, 11)]
+    guarded = make_spec(metrics=metrics, plan={"daily_users": 20_000, "days": 20, "effect": 0.05, "correlation": 0,
+                                               "baseline": {"conv": 0.115, **{f"g{k}": 0.02 for k in range(1, 11)}}})
+    runs = record(guarded, experiments=200, seed=3, workers=2, scenario_names=("no effect", "guardrail breach: g1"))
+    margin = 2.5 * np.sqrt(0.05 * 0.95 / 200)
+    null = outcomes(runs["no effect"], guarded.decision)
+    assert null.rate("rollback") <= 0.05 + margin and null.rate("ship") <= 0.05 + margin
+    assert outcomes(runs["guardrail breach: g1"], guarded.decision).rate("ship") <= 0.05 + margin
+
+
+@pytest.mark.slow
+def test_a_a_with_twelve_segments_rarely_flags_a_segment():
+    """Segment harm is family-wise over the segments: in A/A experiments with 12 segments some segment is
+    flagged as confidently harmed at most 5% of the time (within 2.5 standard errors of 400 experiments). The
+    unpooled closed form is used: pooling shrinks segments toward the overall effect, so it flags less."""
+    import pandas as pd
+
+    from bayes_ab.analysis import analyze
+    from bayes_ab.decision import recommend
+    from bayes_ab.spec import SamplerSettings
+
+    spec12 = make_spec(metrics=[{"name": "conv", "family": "conversion", "column": "conv"}], segments=("segment",))
+    rng, flagged = np.random.default_rng(12), 0
+    closed = SamplerSettings(draws=2000, chains=1, seed=1, backend="conjugate")
+    for _ in range(400):
+        users = rng.multinomial(60_000, np.full(24, 1 / 24))
+        rows = pd.DataFrame({"arm": np.repeat(["control", "treatment"], 12), "segment": np.tile(range(12), 2),
+                             "users": users, "conv": rng.binomial(users, 0.1)})
+        rec = recommend(analyze(spec12, rows, aggregated=True, sampler=closed), stage=50, days=7)
+        flagged += any(r.name == "segments confidently harmed" for r in rec.reasons)
+    assert flagged / 400 <= 0.05 + 2.5 * np.sqrt(0.05 * 0.95 / 400), flagged
+
+
+def test_a_plan_whose_rule_ships_or_rolls_back_too_many_null_changes_is_told_to_calibrate():
+    from bayes_ab.stopping.operating import OperatingCharacteristics, ScenarioResult
+
+    def null(ship, rollback):
+        rates = {"ship": ship, "rollback": rollback, "stop_no_effect": 0.0, "undecided": 1 - ship - rollback}
+        return ScenarioResult("no effect", 0.0, 1000, rates, (), (), {})
+
+    plan = spec().plan
+    fine = OperatingCharacteristics("x", "default", plan, (null(0.049, 0.05),))
+    assert fine.false_ship_warning() is None
+    rolls = OperatingCharacteristics("x", "default", plan, (null(0.03, 0.061),)).false_ship_warning()
+    assert rolls.startswith("this plan rolls back a change that does nothing 6.1% (+/- 0.8%) of the time")
+    assert "bayes-ab plan SPEC --calibrate" in rolls
+    both = OperatingCharacteristics("x", "default", plan, (null(0.056, 0.061),)).false_ship_warning()
+    assert "ships a change that does nothing 5.6%" in both and " and rolls back" in both
+    assert OperatingCharacteristics("x", "sequential", plan, (null(0.1, 0.1),)).false_ship_warning() is None

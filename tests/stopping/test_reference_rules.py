@@ -82,3 +82,34 @@ def test_effect_prior_resampling_matches_a_normal_posterior():
     effect = (reweighted[:, 1] - reweighted[:, 0]) / sd
     assert effect.mean() == pytest.approx(expected_mean, abs=0.05 * expected_sd + 4 * expected_sd / math.sqrt(5000))
     assert effect.std() == pytest.approx(expected_sd, rel=0.05)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_and_benjamini_hochberg_reject_what_statsmodels_rejects(seed):
+    from statsmodels.stats.multitest import multipletests
+
+    from bayes_ab.stopping.rules import benjamini_hochberg, holm
+
+    rng = np.random.default_rng(seed)
+    p_values = list(np.concatenate([rng.uniform(0, 0.02, 3), rng.uniform(0, 1, 7)]))
+    for ours, method in ((holm, "holm"), (benjamini_hochberg, "fdr_bh")):
+        assert ours(p_values, 0.05) == list(multipletests(p_values, alpha=0.05, method=method)[0])
+
+
+def test_the_multi_metric_references_run_beside_the_default_rule():
+    from bayes_ab.stopping import compare_rules
+
+    guarded = make_spec(
+        metrics=[{"name": "conv", "family": "conversion", "column": "conv", "role": "primary"},
+                 {"name": "crash", "family": "conversion", "column": "crash", "role": "guardrail",
+                  "direction": "decrease", "margin": 0.2}],
+        ramp=[{"percent": 50, "min_days": 1}, {"percent": 100}],
+        plan={"daily_users": 40_000, "days": 6, "effect": 0.08, "experiments": 20,
+              "baseline": {"conv": 0.1, "crash": 0.05}})
+    result = compare_rules(guarded, rules=("fixed_horizon", "risk_aware", "holm", "benjamini_hochberg"), seed=3)
+    for name in ("risk_aware", "holm", "benjamini_hochberg"):
+        rule = result.rule(name)
+        # a large true +8% on 120,000 users per arm: every experiment ships; a 40% crash rise: none does
+        assert rule.scenario("planned effect").rates["ship"] == 1.0, name
+        assert rule.scenario("guardrail breach: crash").rates["ship"] == 0.0, name
+        assert rule.scenario("harmful").rates["rollback"] == 1.0, name
