@@ -53,6 +53,15 @@ def _writable_folder(path: str, option: str) -> None:
         raise SpecError(f"{option} {path}: {reason}")
 
 
+def _check_stage(spec, args: argparse.Namespace) -> None:
+    """Refuse a stage outside the ramp, or a stage without its days, before any data is read or fitted."""
+    if args.stage is None:
+        return
+    spec.stage_index(args.stage)
+    if args.days is None:
+        raise SpecError(f"--stage {args.stage:g} needs --days: the days of exposure at that stage (0 on its first day)")
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     _writable_folder(args.models_dir, "--models-dir")
     if getattr(args, "report", False):
@@ -91,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     run.add_argument("--report", action="store_true", help="also write a self-contained HTML report")
     run.add_argument("--stage", type=_stage, help="current ramp stage in percent: print a recommendation")
-    run.add_argument("--days", type=_days, default=0.0, help="days of exposure at the current stage")
+    run.add_argument("--days", type=_days, help="days of exposure at the current stage (required with --stage)")
     _outlook_arguments(run)
     run.set_defaults(run=_analyze)
 
@@ -101,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="posteriors are written here; its ledger and error rates are shown (default: models)")
     page.add_argument("--reports-dir", default="reports", help="where the report is written (default: reports)")
     page.add_argument("--stage", type=_stage, help="current ramp stage in percent: include the recommendation")
-    page.add_argument("--days", type=_days, default=0.0, help="days of exposure at the current stage")
+    page.add_argument("--days", type=_days, help="days of exposure at the current stage (required with --stage)")
     _outlook_arguments(page)
     page.set_defaults(run=_analyze, report=True)
 
@@ -211,6 +220,7 @@ def _checkin(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     spec = load_spec(args.spec)
+    _check_stage(spec, args)
     done = checkin(spec, _source(args, spec), stage=args.stage, days=args.days, as_of=args.as_of,
                    models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
                    rescan=args.rescan)
@@ -455,6 +465,8 @@ def _priors_learn(args: argparse.Namespace) -> int:
     from bayes_ab.priors import learn_prior
 
     _writable_folder(str(Path(args.out).parent), "--out")
+    if Path(args.out).is_dir():
+        raise SpecError(f"--out {args.out}: is a folder; name the prior file to write (e.g. {Path(args.out) / 'prior.yaml'})")
     models_dir = args.models_dir if args.models_dir or args.table else "models"
     learned, past, path = learn_prior(args.out, models_dir=models_dir, tables=args.table, metric=args.metric,
                                       family=args.family, role=args.role)
@@ -471,6 +483,11 @@ def learned_text(learned, past, path) -> str:
         lines.append(f"  {shape}: location {d.location:+.3%}, scale {d.scale:.3%}; 90% of true effects in "
                      f"{middle[0]:+.2%} to {middle[2]:+.2%}; leave-one-out {d.loo:.1f}, AIC {d.aic:.1f}")
     lines.append(f"  chosen: {learned.chosen.form} (higher leave-one-out score)")
+    if learned.chosen.fitted_scale is not None:
+        lines.append(f"  WARNING: these results cannot tell the spread of true effects from zero (maximum-likelihood "
+                     f"scale {learned.chosen.fitted_scale:.2g}); the prior uses {learned.chosen.scale:.3%}, the "
+                     "largest scale they fit as well (95% profile-likelihood interval), so that a new experiment's "
+                     "data can still move it")
     lines += [f"  skipped {s}" for s in past.skipped]
     return "\n".join(lines)
 
@@ -479,6 +496,8 @@ def _portfolio(args: argparse.Namespace) -> int:
     from bayes_ab.report.portfolio import write_portfolio
 
     _writable_folder(args.reports_dir, "--reports-dir")
+    if not Path(args.models_dir).is_dir():      # an empty page would read as "no experiments"
+        raise SpecError(f"--models-dir {args.models_dir}: no such folder (where analyze and checkin store experiments)")
     print(f"portfolio: {write_portfolio(args.models_dir, args.reports_dir, args.prior)}")
     return 0
 
@@ -516,6 +535,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
     _check_outputs(args)
     spec = load_spec(args.spec)
+    _check_stage(spec, args)
     result = analyze(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
     print(render_text(result))
     recommendation, outlook = None, None

@@ -2,7 +2,8 @@
 
 A spec's ``prior: {learned: FILE}`` names such a file, so reading one belongs with the vocabulary the spec is
 made of, below everything that learns priors (:mod:`bayes_ab.priors` writes them). The file is YAML read with
-the safe loader and checked field by field; every error names the file and the field.
+the guarded safe loader (:mod:`bayes_ab.yaml_files`) and checked field by field; every error names the file
+and the field.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+from scipy import special
+
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import LearnedEffectPrior
+from bayes_ab.yaml_files import read_yaml_file
 
 FORMAT_VERSION = 1
 """The ``bayes_ab_prior`` field of the files this version reads and writes."""
@@ -20,6 +25,40 @@ FORMAT_VERSION = 1
 Form = Literal["normal", "student_t"]
 FORMS: tuple[Form, ...] = ("normal", "student_t")
 """The distributions of true effects a prior file may hold."""
+
+LOG_LAMBDA = np.linspace(-25.0, 25.0, 801)
+"""Grid of ``u = log(lambda)`` for the Student-t's scale-mixture form, ``Normal(mu, scale * sqrt(lambda))`` with
+``lambda ~ InverseGamma(df / 2, df / 2)``: an estimate's density or tail is a 1-D integral of normal ones,
+accurate whatever the ratio of the scale to the estimate's standard error."""
+TRAPEZOID = np.log(np.where((np.arange(LOG_LAMBDA.size) % (LOG_LAMBDA.size - 1)) == 0, 0.5, 1.0))
+"""Log trapezoid weights on :data:`LOG_LAMBDA` (times its step)."""
+
+CONFLICT_P = 0.01
+"""A new experiment's estimate in the outer 1% of what the learned prior predicts is a prior-data conflict."""
+
+
+def log_mixing(half: float) -> np.ndarray:
+    """Log density of ``u = log(lambda)`` on :data:`LOG_LAMBDA` for ``lambda ~ InverseGamma(half, half)``
+    (``half`` = df / 2): the mixing weights of the Student-t's scale-mixture form."""
+    u = LOG_LAMBDA
+    return half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
+
+
+def predictive_tail(prior: LearnedEffectPrior, estimate: float, standard_error: float) -> float:
+    """How surprising ``estimate`` (relative effect, with its ``standard_error``) is under ``prior``.
+
+    The prior predicts an estimate ``theta + e`` with ``theta`` from the prior and ``e ~ Normal(0, standard_error)``;
+    that prediction is symmetric and unimodal about the prior's location, so the share of it at least as far from
+    the location as ``estimate`` is the probability of a less likely estimate (Evans & Moshonov's prior-data
+    conflict check). Small values say the data sit where the prior expected almost nothing: the posterior is then
+    the prior's word against the data's, and the data-only answer must be read beside it.
+    """
+    distance = abs(estimate - prior.location)
+    if prior.df is None:
+        return float(2 * special.ndtr(-distance / math.hypot(prior.scale, standard_error)))
+    sd = np.sqrt(prior.scale ** 2 * np.exp(LOG_LAMBDA) + standard_error ** 2)
+    log_weights = log_mixing(0.5 * prior.df) + TRAPEZOID + np.log(LOG_LAMBDA[1] - LOG_LAMBDA[0])
+    return float(min(1.0, np.sum(np.exp(log_weights) * 2 * special.ndtr(-distance / sd))))
 
 
 def load_prior(path: str | Path) -> LearnedEffectPrior:
@@ -34,16 +73,9 @@ def load_prior(path: str | Path) -> LearnedEffectPrior:
 
 
 def read_prior_document(path: str | Path) -> Any:
-    """The prior file's YAML as written (safe loader), unchecked: :func:`parse_prior` checks it."""
-    import yaml
-
-    source = Path(path)
-    try:
-        return yaml.safe_load(source.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{source}: no such prior file") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{source}: not a readable YAML prior file ({str(exc).splitlines()[0]})") from None
+    """The prior file's YAML as written, unchecked (:func:`parse_prior` checks it), read with the guards of
+    :func:`~bayes_ab.yaml_files.read_yaml_file`: a regular file of at most 1 MB, UTF-8, no aliases."""
+    return read_yaml_file(path, "prior file")
 
 
 def parse_prior(document: Any, path: str | Path) -> LearnedEffectPrior:

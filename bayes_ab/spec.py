@@ -7,16 +7,17 @@ Every validation error names the file and the field at fault, e.g.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
 from bayes_ab.learned_prior import load_prior
+from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yaml_file
 from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, Baseline, Direction, EffectPrior, Metric,
                              Novelty,
                              Role)
@@ -213,51 +214,22 @@ class ExperimentSpec:
         raise SpecError(f"{self.source}: no metric named {name!r}")
 
 
-MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_BYTES = MAX_YAML_BYTES
 MAX_DRAWS = 100_000
 MAX_CHAINS = 64
 MAX_EXACT_DRAWS = 2_000_000
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases: a spec never needs them, and nested aliases ("billion laughs")
-    make a few hundred bytes expand to billions of values for whatever walks them."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.events.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed in a spec; "
-                                              "write the value out", event.start_mark)
-        return super().compose_node(parent, index)
-
-
 def load_spec(path: str | Path) -> ExperimentSpec:
-    """Load and validate an experiment spec from a YAML file (safe loader).
+    """Load and validate an experiment spec from a YAML file (guarded: :func:`~bayes_ab.yaml_files.read_yaml_file`).
 
     Raises
     ------
     SpecError
-        When the file is missing, is not YAML, or a field is invalid; the message names both.
+        When the file is missing, not a regular file, too large, not YAML, or a field is invalid; the message
+        names both.
     """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: spec file is larger than {MAX_SPEC_BYTES:,} bytes ({size:,}); a spec is a "
-                            "page of YAML")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec file ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
-    try:
-        raw = yaml.load(text, Loader=_SpecLoader)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    raw = read_yaml_file(path, "spec file", max_bytes=MAX_SPEC_BYTES)
     return parse_spec(raw, source=str(path))
 
 
@@ -503,6 +475,12 @@ def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:
     return registry()[metric.family].parse_baseline(raw, where)
 
 
+PRIOR_DIRS = "BAYES_AB_PRIOR_DIRS"
+"""Environment variable: further folders (separated by ``os.pathsep``) a spec's learned prior may be read from.
+A spec is written by whoever sets up an experiment; which files the job that runs it may read is the operator's
+to say, so a spec alone cannot reach beyond its own folder and the working folder."""
+
+
 def _learned_prior(r: "_Reader"):
     """``prior: {learned: FILE}``: a prior file written by ``bayes-ab priors learn``, its path relative to the
     spec's folder; refused beside ``effect_sd`` (which it replaces)."""
@@ -511,9 +489,14 @@ def _learned_prior(r: "_Reader"):
     if r.get("effect_sd") is not None:
         r.fail("effect_sd", "cannot be given with 'learned': the learned distribution is the effect's prior")
     text = r.string("learned", None)
+    folder = Path(r.source).parent if r.source != "<spec>" else Path.cwd()
     path = Path(text).expanduser()
-    if not path.is_absolute() and r.source != "<spec>":
-        path = Path(r.source).parent / path
+    if not path.is_absolute():
+        path = folder / path
+    allowed = [folder, Path.cwd()] + [Path(p) for p in os.environ.get(PRIOR_DIRS, "").split(os.pathsep) if p]
+    if not inside_allowed_folders(path, allowed):
+        r.fail("learned", f"{text}: outside the spec's folder and the working folder; list its folder in "
+               f"{PRIOR_DIRS} to allow it (symbolic links are followed)")
     try:
         return load_prior(path)
     except SpecError as exc:

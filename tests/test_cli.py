@@ -85,6 +85,9 @@ def test_cli_prints_effects_and_sentence(cookie_cats_run, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--data", "missing.csv"], "data file not found"),
     (["--data", str(COOKIE_CATS), "--aggregated"], "missing column 'users'"),
+    # argument errors come before the data is read or a model fitted (the data file here does not exist)
+    (["--data", "missing.csv", "--stage", "33", "--days", "1"], "stage 33% is not in the ramp plan"),
+    (["--data", "missing.csv", "--stage", "25"], "--stage 25 needs --days"),
 ])
 def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
     code = main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--models-dir", str(tmp_path), *args])

@@ -128,7 +128,7 @@ class ScanPlan:
             column = typed_column(spec.users_column, table.kind(spec.users_column), None, "users")
             checks = numeric_checks(column, None, "users", whole=True, minimum=0, what="counts") + checks
             sums["users"] = _summed_column(column)
-            checks += _sum_checks(queries, table.columns)
+            checks += _sum_checks(queries, table.columns, column)
             details = {name: {alias: sums["users"] if condition is None else
                               f"SUM(CASE WHEN {condition} THEN {column.number()} ELSE 0 END)"
                               for alias, condition in queries[name].detail_users.items()}
@@ -376,10 +376,12 @@ def _summed_column(column: Column) -> str:
     return f"SUM({column.sql})" if column.kind == INTEGER else f"SUM({column.number()})"
 
 
-def _sum_checks(queries: dict[str, MetricQuery], kinds: dict[str, str]) -> list[Check]:
+def _sum_checks(queries: dict[str, MetricQuery], kinds: dict[str, str], users: Column) -> list[Check]:
     """The checks of aggregated rows' sum columns: numbers, finite, and whole or non-negative where their
-    :class:`~bayes_ab.data.queries.Sum` says so; a column shared by two metrics is checked once."""
-    checks, seen = [], set()
+    :class:`~bayes_ab.data.queries.Sum` says so; then, row by row, that the row is a possible group of users
+    (no users -> sums of 0, per-user bounds, Cauchy-Schwarz between a row's sums). A column shared by two
+    metrics is checked once."""
+    checks, seen, found = [], set(), {}
     for i, (name, q) in enumerate(queries.items()):
         for j, s in enumerate(q.sums.values()):
             if s.column in seen:
@@ -388,4 +390,29 @@ def _sum_checks(queries: dict[str, MetricQuery], kinds: dict[str, str]) -> list[
             column = typed_column(s.column, kinds[s.column], name, "sums")
             checks += numeric_checks(column, name, f"m{i}s{j}", whole=s.whole, minimum=s.minimum,
                                      what="counts" if s.whole else "sums")
+            found[s.column] = (s, column, name, f"m{i}s{j}")
+    squares = {s.factors[0]: column for s, column, _, _ in found.values()
+               if len(s.factors) == 2 and s.factors[0] == s.factors[1]}
+    n = users.number()
+    for s, column, name, alias in found.values():
+        v = column.number()
+        checks.append(Check.counted(f"{alias}_empty", f"({n} = 0 AND {v} <> 0)", "is not 0 in rows with 0 users",
+                                    s.column, name))
+        if s.per_user_max is not None:
+            times = "" if s.per_user_max == 1 else f" x {s.per_user_max:g}"
+            checks.append(Check.counted(f"{alias}_over", f"({v} > {n} * {float(s.per_user_max)!r})",
+                                        f"is larger than the row's users{times} (at most {s.per_user_max:g} per user)",
+                                        s.column, name))
+        bound = None
+        if len(s.factors) == 1 and s.factors[0] in squares:
+            other = squares[s.factors[0]]
+            bound, what = f"{n} * {other.number()}", f"users x {other.name!r}"
+        elif len(s.factors) == 2 and s.factors[0] != s.factors[1] and all(f in squares for f in s.factors):
+            a, b = (squares[f] for f in s.factors)
+            bound, what = f"{a.number()} * {b.number()}", f"{a.name!r} x {b.name!r}"
+        if bound is not None:
+            # a row's sums are of one group of users: Cauchy-Schwarz holds for them, up to rounding
+            checks.append(Check.counted(f"{alias}_cauchy", f"({v} * {v} > ({bound}) * (1 + 1e-9) + 1e-9)",
+                                        f"squared is larger than {what} in some rows: not sums over one group "
+                                        "of users (Cauchy-Schwarz)", s.column, name))
     return checks

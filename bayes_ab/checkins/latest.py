@@ -61,6 +61,8 @@ def latest_result(folder: str | Path) -> LatestResult | None:
         The ledger is foreign, corrupted or altered.
     DataError
         ``summary.json`` or ``effects.csv`` cannot be read.
+    SpecError
+        The files of an ``analyze`` are not those its manifest lists (a truncated or edited file, a mixed run).
     """
     folder = Path(folder)
     if (folder / "ledger.sqlite").exists():
@@ -86,10 +88,13 @@ def _from_ledger(folder: Path) -> LatestResult | None:
 def _from_analysis(folder: Path) -> LatestResult | None:
     import pandas as pd
 
+    from bayes_ab.analysis import read_manifest
+
     summary_path = folder / "summary.json"
     if not summary_path.exists():
         return None
-    try:
+    read_manifest(folder)         # one complete run, every file as written: a truncated posterior or an edited
+    try:                          # summary is named, never read as results
         summary = json.loads(summary_path.read_text())
         effects = pd.read_csv(folder / "effects.csv")
     except (OSError, ValueError) as exc:

@@ -51,12 +51,21 @@ class Sum:
     ``bayes-ab sql`` prints the query that makes them) carry it in the column ``column``, the sum over the
     row's users, and the rows are summed again; ``whole`` and ``minimum`` are what such a column must
     satisfy (counts of users are whole and non-negative, sums of squares are non-negative).
+
+    Each aggregated row must also be a possible group of users, checked row by row (a cell's sums can hide a
+    bad row): no users means every sum is 0; a per-user value of at most ``per_user_max`` (a conversion: 1)
+    sums to at most that many times the row's users; and ``factors`` names the aggregated value columns whose
+    per-user product this sums (``("y",)``: the values; ``("y", "y")``: their squares; ``("y", "x")``: a
+    cross-product), so that sums of one row obey Cauchy-Schwarz: ``(sum y)^2 <= users * sum y^2`` and
+    ``(sum xy)^2 <= sum x^2 * sum y^2``.
     """
 
     per_user: str
     column: str
     whole: bool = False
     minimum: float | None = None
+    per_user_max: float | None = None
+    factors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

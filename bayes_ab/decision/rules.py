@@ -72,6 +72,7 @@ from scipy.special import ndtri
 from bayes_ab.decision.checks import RuleCheck
 from bayes_ab.decision.evidence import MetricEvidence, evidence_from_fit, joint_within_margin
 from bayes_ab.decision.srm import srm_checks
+from bayes_ab.learned_prior import CONFLICT_P
 from bayes_ab import format as fmt
 from bayes_ab.effects.compute import probability_mcse
 from bayes_ab.errors import SpecError
@@ -180,8 +181,19 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
         gates.append(RuleCheck(f"MCMC diagnostics ({name})", d.summary().split(" - ")[0],
                                f"R-hat <= {d.max_rhat_allowed}, ESS >= {d.min_ess_required:.0f}, 0 divergences",
                                d.passed, detail, blocking=decides))
+    conflicted = set()
+    for m in judged:
+        checks = analysis.effects[m.name].prior_checks
+        for check in (c for c in checks if c.arm == arm):
+            gates.append(RuleCheck(f"prior-data conflict ({m.name})", f"p = {check.p_value:.2g}",
+                                   f"p >= {CONFLICT_P:g}", not check.conflicts,
+                                   f"the data alone say {fmt.relative(check.data_lift)}; the learned prior expects "
+                                   "effects near its location" + ("; its posterior is not acted on"
+                                                                  if check.conflicts else ""), blocking=True))
+            if check.conflicts:
+                conflicted.add(m.name)
     evidence = {m.name: evidence_from_fit(analysis.fits[m.name], arm, t.severe_margin)
-                for m in judged if analysis.fits[m.name].diagnostics.passed}
+                for m in judged if analysis.fits[m.name].diagnostics.passed and m.name not in conflicted}
     unsound = [m for m in judged if m.name not in evidence]
     harmed = _harmed_segments(analysis, primaries, arm,
                               t.per_metric(t.segment_harm, len(_segments(analysis)) * len(primaries)))
@@ -246,7 +258,8 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
                 raise ValueError(f"decide: no evidence for metric {metric.name!r}")
             check = RuleCheck(f"{metric.role} {metric.name}: evidence", "not evaluated",
                               "a fit that passed its diagnostics", False,
-                              "its fit failed the diagnostics above; harm cannot be ruled out", blocking=True)
+                              "its fit failed a check above (MCMC diagnostics or prior-data conflict); harm "
+                              "cannot be ruled out", blocking=True)
             trace.append(check)
             failed.append(check)
             continue

@@ -23,20 +23,53 @@ def srm_p_value(users: np.ndarray, weights: np.ndarray) -> float:
 
 
 def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> list[RuleCheck]:
-    """Overall and per-segment SRM checks; a failure is blocking."""
+    """Overall and per-segment SRM checks; a failure is blocking.
+
+    The overall check is one test at ``threshold``. The per-segment checks are a family: with 1,000 segments,
+    each tested at p < 0.001, one fails by chance in two experiments out of three. They are corrected by Holm's
+    step-down (segment ``i`` of ``k``, by increasing p-value, fails while ``p_(i) < threshold / (k - i + 1)``),
+    which keeps the chance that any segment of a correctly split experiment fails at ``threshold`` whatever the
+    number of segments, and flags every segment Bonferroni would and possibly more.
+    """
     weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in stats["arm"].values])
-    scopes = [("overall", stats["n"].sum("segment").values)]
-    if stats.sizes["segment"] > 1:
-        scopes += [(str(s), stats["n"].sel(segment=s).values) for s in stats["segment"].values]
-    return [srm_check(scope, users, weights, threshold) for scope, users in scopes]
+    checks = [srm_check("overall", stats["n"].sum("segment").values, weights, threshold)]
+    count = stats.sizes["segment"]
+    if count > 1:
+        users = list(stats["n"].transpose("segment", "arm").values)
+        p_values = [srm_p_value(u, weights) for u in users]
+        failed = holm_rejected(p_values, threshold)
+        order = np.argsort(p_values, kind="stable")
+        limits = np.empty(count)
+        limits[order] = threshold / (count - np.arange(count))
+        checks += [srm_check(str(s), u, weights, limit, family=count, failed=f)
+                   for s, u, limit, f in zip(stats["segment"].values, users, limits, failed)]
+    return checks
 
 
-def srm_check(scope: str, users: np.ndarray, weights: np.ndarray, threshold: float) -> RuleCheck:
-    """The blocking SRM check of one scope (``overall`` or a segment): users per arm against ``weights``."""
+def holm_rejected(p_values: list[float], alpha: float) -> list[bool]:
+    """Holm's step-down at family-wise level ``alpha``: by increasing p-value, the ``i``-th of ``k`` (from 1)
+    is rejected while ``p_(i) < alpha / (k - i + 1)`` holds for it and every smaller one."""
+    order = np.argsort(p_values, kind="stable")
+    k = len(p_values)
+    rejected = [False] * k
+    for rank, index in enumerate(order):
+        if p_values[index] >= alpha / (k - rank):
+            break
+        rejected[index] = True
+    return rejected
+
+
+def srm_check(scope: str, users: np.ndarray, weights: np.ndarray, threshold: float,
+              family: int = 1, failed: bool | None = None) -> RuleCheck:
+    """The blocking SRM check of one scope (``overall`` or a segment): users per arm against ``weights``.
+
+    For a segment among ``family`` > 1, ``threshold`` is its Holm limit (by its rank) and ``failed`` Holm's
+    verdict, which also depends on the smaller p-values."""
     weights = np.asarray(weights, dtype=float)
     planned = " / ".join(f"{w:.0%}" for w in weights / weights.sum())
     p = srm_p_value(users, weights)
     shares = " / ".join(f"{u / users.sum():.1%}" for u in users) if users.sum() else "no users"
-    return RuleCheck(name=f"sample ratio ({scope})", value=f"p = {p:.2g}", threshold=f"p >= {threshold:g}",
-                     passed=p >= threshold, blocking=True,
+    corrected = f" (Holm, {family:,} segments)" if family > 1 else ""
+    return RuleCheck(name=f"sample ratio ({scope})", value=f"p = {p:.2g}", threshold=f"p >= {threshold:.2g}{corrected}",
+                     passed=p >= threshold if failed is None else not failed, blocking=True,
                      detail=f"users {', '.join(f'{int(u):,}' for u in users)} = {shares}, planned {planned}")

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_ab.display import HtmlRepr
+from bayes_ab.effects.conflict import PriorConflict, prior_conflicts
 from bayes_ab.families import family_for
 from bayes_ab.intervals import hdi
 from bayes_ab.models.diagnostics import Diagnostics
@@ -88,6 +89,12 @@ class MetricEffects:
     """Facts about the data that change what the numbers mean (:meth:`Family.warnings`)."""
     novelty: "NoveltyEffects | None" = None
     """The effect by week since exposure and the long-run effect (metrics with ``novelty``)."""
+    prior_checks: tuple[PriorConflict, ...] = ()
+    """Per treatment arm, the data-only estimate against the learned prior (metrics with a learned prior)."""
+
+    def conflict(self, arm: str) -> PriorConflict | None:
+        """The prior-data conflict of ``arm``, if its check failed."""
+        return next((c for c in self.prior_checks if c.arm == arm and c.conflicts), None)
 
     def overall(self, arm: str) -> ArmEffect:
         """The overall (traffic-weighted) effect of ``arm``."""
@@ -127,8 +134,14 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     if fit.backend == EXACT:
         draws = fit.sampler.chains * fit.sampler.draws
         note += f" [exact posterior by numerical integration, {draws:,} independent draws]"
+    checks = prior_conflicts(fit, interval)
+    warned = tuple(family.warnings(stats, metric)) + tuple(
+        f"prior-data conflict ({c.arm}): the data alone say {c.data_lift:+.1%} ({interval:.0%} interval "
+        f"{c.data_low:+.1%} to {c.data_high:+.1%}), where the learned prior predicts an estimate this far from "
+        f"{metric.prior.learned.location:+.2%} with probability {c.p_value:.2g}; the posterior is the prior's word "
+        "against the data's, and no decision acts on it" for c in checks if c.conflicts)
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
-                         fit.diagnostics, fit.backend, fit.sampler, note, family.warnings(stats, metric))
+                         fit.diagnostics, fit.backend, fit.sampler, note, warned, prior_checks=checks)
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,

@@ -49,6 +49,12 @@ def sentence(effects: MetricEffects, arm: str) -> str:
     found = effects.novelty.arm(arm) if effects.novelty is not None else None
     if found is not None and found.weeks:
         text += " " + novelty_sentence(found, effects.interval)
+    conflict = effects.conflict(arm)
+    if conflict is not None:      # the data's answer leads: the posterior is the prior's word against it
+        text = (f"PRIOR-DATA CONFLICT: the data alone say {fmt.relative(conflict.data_lift)} "
+                f"({effects.interval:.0%} interval {fmt.relative(conflict.data_low)} to "
+                f"{fmt.relative(conflict.data_high)}), far from what the learned prior expects; with that prior: "
+                + text[0].lower() + text[1:])
     for warning in effects.warnings:
         text += f" Caution: {warning}."
     if not effects.diagnostics.passed:

@@ -153,7 +153,8 @@ class Conversion(RateFamily):
             return conversion_stats(arms, segments, cells(table, "users", shape),
                                     cells(table, f"{alias}_successes", shape), metric.name)
 
-        return MetricQuery(checks, {f"{alias}_successes": Sum(successes, metric.column, whole=True, minimum=0)},
+        return MetricQuery(checks, {f"{alias}_successes": Sum(successes, metric.column, whole=True, minimum=0,
+                                                                 per_user_max=1)},
                            build)
 
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:

@@ -205,16 +205,17 @@ class Mean(SumsFamily):
         column = metric_column(metric, metric.column, kinds, "values")
         y, y_name = capped(column, params.cap), value_name(metric.column, params.cap)
         checks = numeric_checks(column, metric.name, alias)
-        sums = {f"{alias}_sum": Sum(f"SUM({y})", y_name),
-                f"{alias}_sumsq": Sum(f"SUM({y} * {y})", product_name(y_name, y_name), minimum=0)}
+        sums = {f"{alias}_sum": Sum(f"SUM({y})", y_name, factors=(y_name,)),
+                f"{alias}_sumsq": Sum(f"SUM({y} * {y})", product_name(y_name, y_name), minimum=0,
+                                      factors=(y_name, y_name))}
         if params.covariate:
             covariate = metric_column(metric, params.covariate, kinds, "covariate values")
             x = covariate.number()
             checks += numeric_checks(covariate, metric.name, alias + "x")
-            sums.update({f"{alias}_sum_x": Sum(f"SUM({x})", params.covariate),
-                         f"{alias}_sum_x2": Sum(f"SUM({x} * {x})", product_name(params.covariate, params.covariate),
-                                                minimum=0),
-                         f"{alias}_sum_xy": Sum(f"SUM({y} * {x})", product_name(y_name, params.covariate))})
+            c = params.covariate
+            sums.update({f"{alias}_sum_x": Sum(f"SUM({x})", c, factors=(c,)),
+                         f"{alias}_sum_x2": Sum(f"SUM({x} * {x})", product_name(c, c), minimum=0, factors=(c, c)),
+                         f"{alias}_sum_xy": Sum(f"SUM({y} * {x})", product_name(y_name, c), factors=(y_name, c))})
 
         def build(arms, segments, table, detail):
             shape = (len(arms), len(segments))

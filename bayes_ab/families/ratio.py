@@ -281,12 +281,13 @@ class Ratio(Family):
         checks = (numeric_checks(top, metric.name, alias + "n")
                   + numeric_checks(bottom, metric.name, alias + "d", minimum=0, what="denominators"))
         num, den = p.numerator, p.denominator
-        sums = {f"{alias}_sum_num": Sum(f"SUM({y})", num),
-                f"{alias}_sum_den": Sum(f"SUM({x})", den, minimum=0),
-                f"{alias}_sum_num2": Sum(f"SUM({y} * {y})", product_name(num, num), minimum=0),
-                f"{alias}_sum_den2": Sum(f"SUM({x} * {x})", product_name(den, den), minimum=0),
-                f"{alias}_sum_num_den": Sum(f"SUM({y} * {x})", product_name(num, den)),
-                f"{alias}_zero_den": Sum(f"COUNT(*) FILTER (WHERE {x} = 0)", f"{den}_zero", whole=True, minimum=0)}
+        sums = {f"{alias}_sum_num": Sum(f"SUM({y})", num, factors=(num,)),
+                f"{alias}_sum_den": Sum(f"SUM({x})", den, minimum=0, factors=(den,)),
+                f"{alias}_sum_num2": Sum(f"SUM({y} * {y})", product_name(num, num), minimum=0, factors=(num, num)),
+                f"{alias}_sum_den2": Sum(f"SUM({x} * {x})", product_name(den, den), minimum=0, factors=(den, den)),
+                f"{alias}_sum_num_den": Sum(f"SUM({y} * {x})", product_name(num, den), factors=(num, den)),
+                f"{alias}_zero_den": Sum(f"COUNT(*) FILTER (WHERE {x} = 0)", f"{den}_zero", whole=True, minimum=0,
+                                         per_user_max=1)}
 
         def build(arms, segments, table, detail):
             shape = (len(arms), len(segments))

@@ -49,7 +49,10 @@ def learn_prior(out: str | Path, models_dir: str | Path | None = None, tables: l
                         f"{' for ' + wanted if wanted else ''}: at least {MIN_EXPERIMENTS} are needed"
                         + (f" ({len(skipped)} experiment(s) skipped: {skipped[0]}{'; ...' if len(skipped) > 1 else ''})"
                            if skipped else ""))
-    learned = learn_effects([r.estimate for r in past.results], [r.standard_error for r in past.results])
+    try:
+        learned = learn_effects([r.estimate for r in past.results], [r.standard_error for r in past.results])
+    except ValueError as exc:
+        raise DataError(f"{', '.join(sources)}: {exc}") from None
     path = write_prior(out, learned, past, sources, {"metric": metric, "family": family, "role": role})
     return learned, past, path
 

@@ -21,12 +21,16 @@ through its scale-mixture form, ``theta | lambda ~ Normal(mu, tau * sqrt(lambda)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
 
+from bayes_ab.learned_prior import LOG_LAMBDA as _LOG_LAMBDA
+from bayes_ab.learned_prior import TRAPEZOID as _TRAPEZOID
 from bayes_ab.learned_prior import Form
+from bayes_ab.learned_prior import log_mixing as _log_mixing
 
 MIN_EXPERIMENTS = 5
 """Fewer past experiments cannot tell a spread from the noise, let alone a tail."""
@@ -34,8 +38,9 @@ MIN_EXPERIMENTS = 5
 DF_BOUNDS = (1.0, 50.0)
 """Degrees of freedom searched: from Cauchy tails to practically normal."""
 
-_LOG_LAMBDA = np.linspace(-25.0, 25.0, 801)
-_TRAPEZOID = np.log(np.where((np.arange(_LOG_LAMBDA.size) % (_LOG_LAMBDA.size - 1)) == 0, 0.5, 1.0))
+PROFILE_DROP = 0.5 * 3.841458820694124
+"""Half the 95% quantile of chi-square(1): the drop of the profile log-likelihood that ends a 95% interval."""
+
 _MIN_SCALE = 1e-7
 
 
@@ -52,6 +57,8 @@ class EffectDistribution:
     aic: float
     loo: float
     """Sum over experiments of the log density of each estimate under the distribution fitted without it."""
+    fitted_scale: float | None = None
+    """The maximum-likelihood scale when :attr:`scale` was raised above it (see :func:`supported_scale`)."""
 
     def quantile(self, q: float | np.ndarray) -> np.ndarray:
         """Quantiles of the true effects."""
@@ -147,7 +154,19 @@ def learn_effects(estimates: np.ndarray, standard_errors: np.ndarray, cross_vali
         raise ValueError(f"{y.size} past experiment(s): at least {MIN_EXPERIMENTS} are needed")
     if not (np.isfinite(y).all() and np.isfinite(s).all() and (s > 0).all()):
         raise ValueError("estimates must be finite and standard errors finite and > 0")
-    return LearnedEffects(_fit("normal", y, s, cross_validate), _fit("student_t", y, s, cross_validate), int(y.size))
+    extreme = (f"check the past results for extreme estimates (largest |estimate| {np.max(np.abs(y)):g}, largest "
+               f"standard error {np.max(s):g})")
+    try:
+        with np.errstate(all="ignore"):
+            learned = LearnedEffects(_fit("normal", y, s, cross_validate), _fit("student_t", y, s, cross_validate),
+                                     int(y.size))
+    except (ValueError, FloatingPointError, OverflowError):
+        raise ValueError(f"the fit of the distribution of true effects failed; {extreme}") from None
+    for d in (learned.normal, learned.student_t):
+        if not (math.isfinite(d.location) and math.isfinite(d.scale) and d.scale < 1e3):
+            raise ValueError(f"the {d.form} fit found no finite distribution (location {d.location:g}, scale "
+                             f"{d.scale:g}); {extreme}")
+    return learned
 
 
 def marginal_log_density(form: Form, y: np.ndarray, s: np.ndarray, location: float, scale: float,
@@ -160,13 +179,6 @@ def marginal_log_density(form: Form, y: np.ndarray, s: np.ndarray, location: flo
     sd = np.sqrt(scale ** 2 * np.exp(u)[None, :] + s[:, None] ** 2)
     terms = _normal_log_density(y[:, None], location, sd) + _log_mixing(0.5 * df)[None, :]
     return special.logsumexp(terms + _TRAPEZOID[None, :], axis=1) + np.log(u[1] - u[0])
-
-
-def _log_mixing(half: float) -> np.ndarray:
-    """Log density of ``u = log(lambda)`` on :data:`_LOG_LAMBDA` for ``lambda ~ InverseGamma(half, half)``
-    (``half`` = df / 2): the mixing weights of the Student-t's scale-mixture form."""
-    u = _LOG_LAMBDA
-    return half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
 
 
 def _normal_log_density(y, mean, sd):
@@ -183,7 +195,53 @@ def _fit(form: Form, y: np.ndarray, s: np.ndarray, cross_validate: bool) -> Effe
         keep = np.arange(y.size) != i
         fitted = _maximise(form, y[keep], s[keep], best)
         loo += float(marginal_log_density(form, y[i:i + 1], s[i:i + 1], *fitted)[0])
+    supported = supported_scale(form, y, s, best)
+    if supported > scale:
+        location, df = _profile(form, y, s, supported, best)[1:]
+        return EffectDistribution(form, location, supported, df, log_lik, 2 * parameters - 2 * log_lik, loo,
+                                  fitted_scale=scale)
     return EffectDistribution(form, location, scale, df, log_lik, 2 * parameters - 2 * log_lik, loo)
+
+
+def supported_scale(form: Form, y: np.ndarray, s: np.ndarray, best: tuple[float, float, float | None]) -> float:
+    """The scale a learned prior may use: the maximum-likelihood one, unless the past results cannot tell the
+    spread of true effects from zero -- then the upper end of its 95% profile-likelihood interval.
+
+    Why: when the estimates scatter no more than their own standard errors explain, the likelihood is flat
+    towards zero and its maximum sits at (or near) the boundary: 8 results with standard errors of 1% can give a
+    scale of 3e-06, a prior that no data of a new experiment can move -- it would call a change that halves
+    conversion an improvement. Scales up to the interval's upper end fit the history as well (within the 95%
+    profile-likelihood interval); the largest of them is the one that claims least. When the interval excludes
+    zero (the spread is detected) the maximum-likelihood scale stands.
+    """
+    location, scale, df = best
+    top = -_objective(_pack(form, location, scale, df), form, y, s)[0]
+    floor = min(_MIN_SCALE * 10, scale)
+    if top - _profile(form, y, s, floor, best)[0] > PROFILE_DROP:
+        return scale                                       # the spread is detected: zero is outside the interval
+    upper = 100 * max(float(np.std(y)), float(np.median(s))) + 1
+    if top - _profile(form, y, s, upper, best)[0] <= PROFILE_DROP:
+        return upper
+    return float(np.exp(optimize.brentq(lambda u: top - _profile(form, y, s, float(np.exp(u)), best)[0] - PROFILE_DROP,
+                                        np.log(max(scale, floor)), np.log(upper), xtol=1e-6)))
+
+
+def _profile(form: Form, y: np.ndarray, s: np.ndarray, scale: float,
+             start: tuple[float, float, float | None]) -> tuple[float, float, float | None]:
+    """The log-likelihood maximised over location (and df) at a fixed ``scale``, with those maximisers."""
+    if form == "normal":
+        w = 1 / (scale ** 2 + s ** 2)
+        location = float(np.sum(w * y) / np.sum(w))
+        return float(marginal_log_density(form, y, s, location, scale).sum()), location, None
+    log_scale = np.log(scale)
+    result = optimize.minimize(_objective, _pack(form, start[0], scale, start[2]), args=(form, y, s), jac=True,
+                               method="L-BFGS-B", bounds=[(None, None), (log_scale, log_scale),
+                                                          tuple(np.log(DF_BOUNDS))])
+    return float(-result.fun), float(result.x[0]), float(np.exp(result.x[2]))
+
+
+def _pack(form: Form, location: float, scale: float, df: float | None) -> np.ndarray:
+    return np.array([location, np.log(scale)] + ([] if form == "normal" else [np.log(df)]))
 
 
 def _maximise(form: Form, y: np.ndarray, s: np.ndarray,

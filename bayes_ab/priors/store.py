@@ -51,4 +51,9 @@ def _distribution(d: EffectDistribution) -> dict[str, Any]:
     out = {"form": d.form, "location": float(d.location), "scale": float(d.scale)}
     if d.df is not None:
         out["df"] = float(d.df)
+    if d.fitted_scale is not None:
+        out["fitted_scale"] = float(d.fitted_scale)
+        out["scale_note"] = (f"the past results cannot tell the spread of true effects from zero: the scale is the "
+                             f"upper end of its 95% profile-likelihood interval, not the maximum-likelihood "
+                             f"{d.fitted_scale:.3g}")
     return out

@@ -166,7 +166,7 @@ def aggregated_rows(changes=None) -> pd.DataFrame:
 
 
 def test_successes_exceed_trials():
-    with pytest.raises(DataError, match=r"successes \(120\) exceed users \(100\) for arm 'treatment'"):
+    with pytest.raises(DataError, match=r"'clicked'.* is larger than the row's users .*arm 'treatment'.*'120'"):
         aggregate(spec(), aggregated_rows({(1, "clicked"): 120}), aggregated=True)
 
 
@@ -223,3 +223,58 @@ def test_a_ragged_csv_row_is_named_with_its_line(tmp_path, line, fields):
     spec = make_spec([{"name": "converted", "family": "conversion", "column": "converted"}])
     with pytest.raises(DataError, match=rf"users.csv: line 3 has {fields} field\(s\) but the header has 2"):
         aggregate(spec, path)
+
+
+# -- impossible aggregated rows (issue 36): each row must be a possible group of users --------------------------
+
+RATIO = [{"name": "aov", "family": "ratio", "numerator": "revenue", "denominator": "orders"}]
+MEAN = [{"name": "revenue", "family": "mean", "column": "revenue"}]
+
+
+def _rows(extra: dict, users=(100, 100, 50, 50)) -> pd.DataFrame:
+    """Two rows per arm (one cell each), so a bad row hides inside a cell whose totals look possible."""
+    return pd.DataFrame({"arm": ["control", "treatment", "control", "treatment"], "users": list(users), **extra})
+
+
+@pytest.mark.parametrize("metrics, extra, users, message", [
+    # more conversions than users in one row, although the cell's totals (60 <= 150) are possible
+    (METRICS[:1], {"clicked": [10, 12, 50, 4]}, (100, 100, 10, 50),
+     r"column 'clicked' \(metric 'clicked'\) is larger than the row's users"),
+    # users = 0 with conversions
+    (METRICS[:1], {"clicked": [10, 12, 3, 4]}, (100, 100, 0, 50), r"'clicked'.* is not 0 in rows with 0 users"),
+    # users = 0 with a revenue sum of 1e6: the lift would move by -98.7%
+    (MEAN, {"revenue": [500.0, 520.0, 1e6, 260.0], "revenue_sq": [5e3, 5.2e3, 0.0, 2.6e3]}, (100, 100, 0, 50),
+     r"'revenue'.* is not 0 in rows with 0 users"),
+    # a sum too large for its sum of squares: (sum y)^2 > users * sum y^2
+    (MEAN, {"revenue": [500.0, 520.0, 250.0, 2600.0], "revenue_sq": [5e3, 5.2e3, 2.5e3, 2.6e3]}, (100, 100, 50, 50),
+     r"'revenue'.*squared is larger than users x 'revenue_sq'.*Cauchy-Schwarz"),
+    # a ratio cross-sum that breaks Cauchy-Schwarz ("per-user correlation 14.85")
+    (RATIO, {"revenue": [500.0, 520.0, 250.0, 260.0], "orders": [100, 100, 50, 50],
+             "revenue_sq": [5e3, 5.2e3, 2.5e3, 2.6e3], "orders_sq": [400, 400, 200, 200],
+             "revenue_x_orders": [1e3, 1.04e3, 500.0, 2.5e4], "orders_zero": [0, 0, 0, 0]}, (100, 100, 50, 50),
+     r"'revenue_x_orders'.*squared is larger than 'revenue_sq' x 'orders_sq'"),
+    # more users with no orders than users
+    (RATIO, {"revenue": [500.0, 520.0, 250.0, 260.0], "orders": [100, 100, 50, 50],
+             "revenue_sq": [5e3, 5.2e3, 2.5e3, 2.6e3], "orders_sq": [400, 400, 200, 200],
+             "revenue_x_orders": [1e3, 1.04e3, 500.0, 520.0], "orders_zero": [0, 0, 0, 70]}, (100, 100, 50, 50),
+     r"'orders_zero'.* is larger than the row's users"),
+])
+def test_an_impossible_aggregated_row_is_refused_with_its_column_and_arm(metrics, extra, users, message):
+    with pytest.raises(DataError, match=message) as refused:
+        aggregate(make_spec(metrics), _rows(extra, users), aggregated=True)
+    assert "\n" not in str(refused.value) and "arm '" in str(refused.value)
+
+
+def test_possible_aggregated_rows_pass_every_row_check():
+    """The rows ``bayes-ab sql`` would print for real users (sums of one group each) pass, ratio and mean."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for arm in ("control", "treatment"):
+        for _ in range(3):
+            orders = rng.poisson(2, 200)
+            revenue = orders * rng.gamma(2, 20, 200)
+            rows.append({"arm": arm, "users": 200, "revenue": revenue.sum(), "orders": orders.sum(),
+                         "revenue_sq": (revenue ** 2).sum(), "orders_sq": (orders ** 2).sum(),
+                         "revenue_x_orders": (revenue * orders).sum(), "orders_zero": int((orders == 0).sum())})
+    stats = aggregate(make_spec(RATIO + MEAN), pd.DataFrame(rows), aggregated=True)
+    assert float(stats["aov"]["n"].sum()) == 1200 and float(stats["revenue"]["n"].sum()) == 1200

@@ -103,7 +103,8 @@ def test_more_successes_than_users_in_a_cell_is_refused():
     spec = make_spec()
     rows = pd.DataFrame({"arm": ["control", "treatment", "treatment"], "users": [10, 5, 4],
                          "converted": [3, 6, 5]})
-    with pytest.raises(DataError, match=r"successes \(11\) exceed users \(9\) for arm 'treatment'"):
+    with pytest.raises(DataError, match=r"'converted'.* is larger than the row's users .*2 row\(s\), first in arm "
+                                        r"'treatment'"):
         aggregate(spec, rows, aggregated=True)
 
 

@@ -48,7 +48,7 @@ def test_a_spec_reads_its_learned_prior_relative_to_itself(tmp_path):
     learned = load_spec(tmp_path / "spec.yaml").metric("converted").prior.learned
     assert learned.experiments == 42 and learned.location == 0.05 and learned.df is None
     (tmp_path / "spec.yaml").write_text(SPEC.replace("conversion.yaml", "missing.yaml"))
-    with pytest.raises(SpecError, match=r"spec.yaml: metrics\[0\].prior.learned: .*missing.yaml: no such prior file"):
+    with pytest.raises(SpecError, match=r"spec.yaml: metrics\[0\].prior.learned: .*missing.yaml: prior file not found"):
         load_spec(tmp_path / "spec.yaml")
     (tmp_path / "spec.yaml").write_text(SPEC.replace("{learned: priors/conversion.yaml}",
                                                      "{learned: priors/conversion.yaml, effect_sd: 0.3}"))

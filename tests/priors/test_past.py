@@ -15,6 +15,8 @@ from bayes_ab.cli import main
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.priors import from_models, learn_prior, load_prior, read_table
 
+from conftest import seal_outputs
+
 
 def _history(path, n=12, seed=0):
     rng = np.random.default_rng(seed)
@@ -61,6 +63,7 @@ def _stored(folder, name, action, lift, low, high, interval=0.9):
         {"metric": "conv", "segment": "mobile", "arm": "b", "is_control": False, "is_overall": False,
          "rel_lift": 0.5, "rel_low": 0.4, "rel_high": 0.6},
     ]).to_csv(out / "effects.csv", index=False)
+    seal_outputs(out)
 
 
 def test_finished_experiments_are_read_from_models_and_running_ones_skipped(tmp_path):
@@ -122,3 +125,18 @@ def test_cli_learns_and_refuses_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "for metric 'revenue': at least 5 are needed" in err
     assert main(["priors", "learn", "--models-dir", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_folder_as_out_and_results_that_fit_no_finite_distribution(tmp_path, capsys):
+    _history(tmp_path / "past.csv", n=8)
+    (tmp_path / "priors").mkdir()
+    assert main(["priors", "learn", "--table", str(tmp_path / "past.csv"), "--out", str(tmp_path / "priors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is a folder; name the prior file to write" in err
+    table = pd.read_csv(tmp_path / "past.csv")
+    table.loc[0, "estimate"] = 4.4e301
+    table.to_csv(tmp_path / "extreme.csv", index=False)
+    out = tmp_path / "extreme.yaml"
+    assert main(["priors", "learn", "--table", str(tmp_path / "extreme.csv"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "largest |estimate| 4.4e+301" in err and not out.exists()

@@ -16,7 +16,7 @@ from bayes_ab.priors import learn_prior
 from bayes_ab.report import write_report
 from bayes_ab.report.portfolio import portfolio_rows, write_portfolio
 
-from conftest import make_spec
+from conftest import make_spec, seal_outputs
 from test_browser import FLAGS, chromium
 
 
@@ -44,6 +44,13 @@ def stored(tmp_path_factory):
     pd.DataFrame([{"metric": "m", "arm": "<script>alert(1)</script>", "is_control": False, "is_overall": True,
                    "rel_lift": 0.01, "rel_low": 0.0, "rel_high": 0.02, "p_beat_control": 0.9}]).to_csv(
         hostile / "effects.csv", index=False)
+    seal_outputs(hostile)
+    edited = models / "edited"                 # an analysis whose summary was changed after it was written
+    edited.mkdir()
+    (edited / "summary.json").write_text(json.dumps({"experiment": "edited", "interval": 0.9}))
+    (edited / "effects.csv").write_bytes((hostile / "effects.csv").read_bytes())
+    seal_outputs(edited)
+    (edited / "summary.json").write_text(json.dumps({"experiment": "edited", "interval": 0.5}))
     (models / "broken").mkdir()
     (models / "broken" / "ledger.sqlite").write_bytes(b"not a database at all")
     rng = np.random.default_rng(3)
@@ -65,6 +72,7 @@ def test_rows_carry_status_evidence_and_links(stored):
     assert rows["loser"].rel_high < 0 and rows["winner"].last_look.startswith("look 1, 2026-03-01T09:00:00Z, stage 50%")
     assert rows["one_off"].status == "analysed"
     assert rows["broken"].status == "unreadable" and rows["broken"].problem
+    assert rows["edited"].status == "unreadable" and "summary.json: not the file of the run" in rows["edited"].problem
 
 
 def test_page_is_escaped_self_contained_and_clean_in_chromium(stored):
@@ -87,7 +95,7 @@ def test_page_is_escaped_self_contained_and_clean_in_chromium(stored):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
         page.goto(page_path.as_uri(), wait_until="load")
-        assert page.locator("section#experiments tbody tr").count() == 5
+        assert page.locator("section#experiments tbody tr").count() == 6      # winner, loser, undecided, one_off, broken, edited
         images = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
         assert images == [True]
         links = page.evaluate("Array.from(document.links).map(a => a.href)")
@@ -107,4 +115,6 @@ def test_cli_writes_the_portfolio(stored, capsys):
     assert "index.html" in capsys.readouterr().out
     assert main(["portfolio", "--models-dir", str(models), "--reports-dir", str(reports),
                  "--prior", str(reports / "missing.yaml")]) == 2
-    assert "no such prior file" in capsys.readouterr().err
+    assert "prior file not found" in capsys.readouterr().err
+    assert main(["portfolio", "--models-dir", str(models / "nowhere"), "--reports-dir", str(reports)]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err
