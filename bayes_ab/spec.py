@@ -476,9 +476,10 @@ def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:
 
 
 PRIOR_DIRS = "BAYES_AB_PRIOR_DIRS"
-"""Environment variable: further folders (separated by ``os.pathsep``) a spec's learned prior may be read from.
-A spec is written by whoever sets up an experiment; which files the job that runs it may read is the operator's
-to say, so a spec alone cannot reach beyond its own folder and the working folder."""
+"""Environment variable: further folders (separated by ``os.pathsep``) a spec file's learned prior may be read
+from. A spec file is written by whoever sets up an experiment; which files the job that runs it may read is the
+operator's to say, so a spec file alone cannot reach beyond its own folder and the working folder. (A mapping
+given to :func:`parse_spec` in code is the program's own: its paths are read as given.)"""
 
 
 def _learned_prior(r: "_Reader"):
@@ -494,7 +495,8 @@ def _learned_prior(r: "_Reader"):
     if not path.is_absolute():
         path = folder / path
     allowed = [folder, Path.cwd()] + [Path(p) for p in os.environ.get(PRIOR_DIRS, "").split(os.pathsep) if p]
-    if not inside_allowed_folders(path, allowed):
+    # a spec file is someone else's words; a mapping handed to parse_spec in code is the program's own
+    if r.source != "<spec>" and not inside_allowed_folders(path, allowed):
         r.fail("learned", f"{text}: outside the spec's folder and the working folder; list its folder in "
                f"{PRIOR_DIRS} to allow it (symbolic links are followed)")
     try:

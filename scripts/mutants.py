@@ -40,12 +40,16 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/decision/rules.py": ("tests/decision",),
     "bayes_ab/decision/evidence.py": ("tests/decision", "tests/effects"),
     "bayes_ab/decision/srm.py": ("tests/decision",),
+    "bayes_ab/effects/conflict.py": ("tests/priors/test_prior_conflict.py",),
+    "bayes_ab/learned_prior.py": ("tests/priors/test_prior_conflict.py", "tests/priors/test_learned_prior.py",
+                                  "tests/priors/test_past.py"),
     "bayes_ab/intervals.py": ("tests/test_intervals.py", "tests/effects"),
     "bayes_ab/planning/fixed_horizon.py": ("tests/planning/test_fixed_horizon.py",),
     "bayes_ab/families/base.py": ("tests/families/test_base.py", "tests/planning/test_fixed_horizon.py",
                                   "tests/stopping/test_generate.py"),
 }
-"""Module -> its killer tests: effects, decisions, SRM, intervals, the families' planning variances."""
+"""Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
+intervals, the families' planning variances."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")

@@ -82,3 +82,13 @@ def test_a_spec_reaches_no_prior_outside_its_folder_the_working_folder_or_the_li
     monkeypatch.setenv(PRIOR_DIRS, str(outside.parent))
     assert load_spec(_spec(inside, str(outside))).metrics[0].prior.learned.scale == 0.02
     assert load_spec(_spec(inside, "priors/link.yaml")).metrics[0].prior.learned.scale == 0.02
+
+
+def test_a_spec_given_in_code_reads_its_prior_where_it_says(tmp_path):
+    from bayes_ab.spec import parse_spec
+
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(PRIOR))
+    spec = parse_spec({"name": "x", "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
+                       "metrics": [{"name": "conv", "family": "conversion", "column": "conv",
+                                    "prior": {"learned": str(tmp_path / "p.yaml")}}]})
+    assert spec.metrics[0].prior.learned.scale == 0.02
