@@ -58,6 +58,14 @@ _CLAMP = ("the clamp keeps ndtri finite at P = 0 or 1; the estimate is shown onl
 _STAND_IN = ("a NaN or infinite draw (a relative lift over a zero control) enters the effective-size estimate as "
              "a constant stand-in; which constant is a choice of the estimator, not a property any output has")
 _NEGATIVE_DIMENSION = "numpy reads any negative dimension in reshape as 'the rest', as it reads -1"
+_GRID_ENDS = ("the ends of the scale-mixture grid (|log lambda| near 25): the mixing density there is below 1e-5 "
+              "for df >= 1, so widening, moving or reweighting them changes a tail probability by less than 1e-5, "
+              "below what the conflict check (at 0.01) resolves; the grid's truncation error is of that size")
+_DATA_ONLY = ("the data-only draws' count, chains or seed: the same closed-form distribution, only its Monte Carlo "
+              "error moves (the tests hold the conflict far from 0.01)")
+_FEW_DRAWS = ("a guard for data-only lifts that are mostly undefined (a control mean of exactly 0 in most draws); "
+              "the closed-form draws of a cell with users are positive, so 100 and 101 finite draws of 4,000 do "
+              "not arise")
 
 EQUIVALENT: dict[str, str] = {
     "bayes_ab/decision/evidence.py:evidence_from_draws:* -> /:`sign * (arm - control)`":
@@ -82,6 +90,23 @@ EQUIVALENT: dict[str, str] = {
     "bayes_ab/effects/compute.py:lift_probabilities:> -> >=:`loss_ess > 0`":
         "an effective size of 0 means no draws, whose standard deviation is NaN either way",
     "bayes_ab/families/base.py:count:1 -> 2:`1`": "a Protocol's signature: never executed",
+    "bayes_ab/learned_prior.py:predictive_tail:+ -> -:`log_mixing(0.5 * prior.df) + TRAPEZOID`": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:25.0 -> 50.0:`25.0`": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:25.0 -> 50.0:`25.0`#1": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:- -> +:`LOG_LAMBDA.size - 1`": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:801 -> 802:`801`": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:1 -> 2:`1`#1": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:0 -> 1:`0`": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:<module>:0.5 -> 1.0:`0.5`": _GRID_ENDS,
+    "bayes_ab/learned_prior.py:predictive_tail:1.0 -> 2.0:`1.0`":
+        "the clamp trims only rounding above 1 (the mixing weights sum to 1 up to the grid's error)",
+    "bayes_ab/effects/conflict.py:<module>:1 -> 2:`1`": _DATA_ONLY,
+    "bayes_ab/effects/conflict.py:<module>:29 -> 30:`29`": _DATA_ONLY,
+    "bayes_ab/effects/conflict.py:<module>:4000 -> 4001:`4000`": _DATA_ONLY,
+    "bayes_ab/effects/conflict.py:prior_conflicts:< -> <=:`lift.size < 100`": _FEW_DRAWS,
+    "bayes_ab/effects/conflict.py:prior_conflicts:100 -> 101:`100`": _FEW_DRAWS,
+    "bayes_ab/decision/srm.py:holm_rejected:>= -> >:`p_values[index] >= alpha / (k - rank)`":
+        "a chi-square p-value exactly equal to alpha / (k - rank) has probability 0",
     "bayes_ab/families/base.py:format_absolute:>= -> >:`abs(scaled) >= 0.1`":
         "at 0.1 both branches give 2 decimals (1 - floor(log10 0.1) = 2)",
     "bayes_ab/families/base.py:format_absolute:0.1 -> 0.2:`0.1`":

@@ -57,3 +57,9 @@ def test_few_segments_keep_their_thresholds_ordered_by_p_value(segments):
     checks = [c for c in srm_checks(_stats(users), SPEC, 0.001) if c.name != "sample ratio (overall)"]
     assert not checks[0].passed and all(c.passed for c in checks[1:])
     assert checks[0].threshold.startswith(f"p >= {0.001 / segments:.2g}")
+    # each segment's shown limit is Holm's for its rank: 0.001 / k for the smallest p-value ... 0.001 for the largest
+    shown = sorted(float(c.threshold.split()[2]) for c in checks)
+    assert shown == pytest.approx(sorted(float(f"{0.001 / (segments - r):.2g}") for r in range(segments)))
+    assert all(f"(Holm, {segments} segments)" in c.threshold for c in checks)
+    overall = srm_checks(_stats(users), SPEC, 0.001)[0]
+    assert overall.name == "sample ratio (overall)" and overall.threshold == "p >= 0.001"

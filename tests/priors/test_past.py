@@ -97,6 +97,8 @@ def test_the_prior_file_round_trips_and_records_its_provenance(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(bayes_ab_prior=2), "bayes_ab_prior: expected format version 1"),
     (lambda d: d["distribution"].update(scale=-1.0), "distribution.scale: must be > 0"),
+    (lambda d: d["distribution"].update(scale=0.0), "distribution.scale: must be > 0"),
+    (lambda d: d["distribution"].update(df=0.0), "distribution.df: must be > 0"),
     (lambda d: d["distribution"].update(form="cauchy"), "distribution.form: must be one of"),
     (lambda d: d["distribution"].update(location="big"), "distribution.location: must be a finite number"),
     (lambda d: d["provenance"].update(experiments=0), "provenance.experiments: must be a positive integer"),
@@ -140,3 +142,15 @@ def test_cli_refuses_a_folder_as_out_and_results_that_fit_no_finite_distribution
     assert main(["priors", "learn", "--table", str(tmp_path / "extreme.csv"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "largest |estimate| 4.4e+301" in err and not out.exists()
+
+
+def test_a_prior_file_of_one_experiment_is_read_as_written(tmp_path):
+    """The file format takes any positive count (learning needs 5; a file may have been written by hand)."""
+    _history(tmp_path / "past.csv", n=8)
+    _, _, path = learn_prior(tmp_path / "p.yaml", tables=[str(tmp_path / "past.csv")])
+    document = yaml.safe_load(path.read_text())
+    document["provenance"]["experiments"] = 1
+    document["distribution"].update(form="student_t", df=1.0)       # Cauchy tails, as ASOS learns
+    path.write_text(yaml.safe_dump(document))
+    prior = load_prior(path)
+    assert prior.experiments == 1 and prior.df == 1.0

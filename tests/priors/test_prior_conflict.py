@@ -5,6 +5,7 @@ References: Monte Carlo draws from the prior predictive; the profile likelihood 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 
 from bayes_ab.analysis import analyze
 from bayes_ab.decision import recommend
+from bayes_ab.effects.conflict import PriorConflict
 from bayes_ab.effects.sentence import sentence
 from bayes_ab.learned_prior import CONFLICT_P, predictive_tail
 from bayes_ab.metric import LearnedEffectPrior
@@ -68,8 +70,6 @@ SPEC = {"name": "halved", "arms": [{"name": "control", "control": True}, {"name"
 def _analysis(learned: LearnedEffectPrior, control: int = 200, treated: int = 100):
     spec = parse_spec(SPEC)
     metric = spec.metrics[0]
-    from dataclasses import replace
-
     spec = replace(spec, metrics=(replace(metric, prior=replace(metric.prior, learned=learned)),))
     rows = pd.DataFrame({"arm": ["control", "push"], "users": [2000, 2000], "conv": [control, treated]})
     return analyze(spec, rows, aggregated=True, sampler=replace(FAST, draws=1000, tune=1000))
@@ -96,11 +96,14 @@ def test_a_prior_learned_from_eight_results_never_calls_halving_conversion_an_in
         assert any(c.name == "prior-data conflict (conv)" and not c.passed for c in rec.reasons)
 
 
-def test_data_the_prior_expects_raise_no_conflict():
+def test_data_the_prior_expects_raise_no_conflict_and_no_learned_prior_no_check():
     prior = LearnedEffectPrior("normal", 0.0, 0.05, None, 30, "p.yaml", "2026-12-03")
     effects = _analysis(prior, 200, 210).effects["conv"]
     assert effects.conflict("push") is None and effects.prior_checks[0].p_value > 0.5
     assert not sentence(effects, "push").startswith("PRIOR-DATA")
+    rows = pd.DataFrame({"arm": ["control", "push"], "users": [2000, 2000], "conv": [200, 100]})
+    default = analyze(parse_spec(SPEC), rows, aggregated=True, sampler=replace(FAST, draws=500, tune=500))
+    assert default.effects["conv"].prior_checks == () and default.effects["conv"].conflict("push") is None
 
 
 def test_the_asos_prior_flags_a_twelve_percent_estimate():
@@ -115,3 +118,11 @@ def test_the_asos_prior_flags_a_twelve_percent_estimate():
     assert chosen.scale < 0.005 and chosen.fitted_scale is None          # a detected, narrow spread
     assert predictive_tail(prior, 0.12, 0.04) < CONFLICT_P
     assert predictive_tail(prior, 0.003, 0.04) > 0.5
+
+
+def test_a_conflict_is_a_predictive_tail_below_one_percent():
+    def check(p):
+        return PriorConflict("push", -0.5, -0.6, -0.4, p)
+
+    assert CONFLICT_P == 0.01
+    assert check(0.0099).conflicts and not check(0.01).conflicts and not check(0.015).conflicts

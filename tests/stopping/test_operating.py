@@ -125,6 +125,7 @@ def test_ten_guardrails_do_not_multiply_false_rollbacks_and_a_breach_is_not_ship
     """Harm is family-wise: with one primary and ten guardrails (metrics drawn independently, the hardest
     case) a change that does nothing is rolled back at most 5% of the time within 2.5 binomial standard errors
     of 200 experiments, and a breach of one guardrail (2x its margin) is not shipped in at least 95%."""
+    from bayes_ab.stopping.operating import scenarios
     from bayes_ab.stopping.recording import outcomes, record
 
     metrics = [{"name": "conv", "family": "conversion", "column": "conv", "role": "primary"}]
@@ -178,3 +179,29 @@ def test_a_plan_whose_rule_ships_or_rolls_back_too_many_null_changes_is_told_to_
     both = OperatingCharacteristics("x", "default", plan, (null(0.056, 0.061),)).false_ship_warning()
     assert "ships a change that does nothing 5.6%" in both and " and rolls back" in both
     assert OperatingCharacteristics("x", "sequential", plan, (null(0.1, 0.1),)).false_ship_warning() is None
+
+
+@pytest.mark.slow
+def test_the_default_rule_holds_on_the_group_stories_plan_with_every_guardrail_simulated():
+    """Group Stories' own plan (2 primaries, 4 guardrails, correlated users): changes that do nothing are neither
+    shipped nor rolled back more than 5% (100 experiments), each guardrail breached alone is not shipped and both
+    primaries at their planned effect are (30 experiments each); two binomial standard errors of tolerance.
+    The benchmark (`benchmarks/calibration.py --only group_stories`) runs 1,000 per scenario."""
+    from bayes_ab.stopping.operating import scenarios
+    from bayes_ab.stopping.recording import outcomes, record
+
+    spec = load_spec(EXAMPLES / "group_stories" / "spec.yaml")
+
+    def tol(p, n):
+        return 2 * np.sqrt(p * (1 - p) / n)
+
+    null = outcomes(record(spec, experiments=100, seed=5, workers=2, scenario_names=("no effect",))["no effect"],
+                    spec.decision)
+    assert null.rate("ship") <= 0.05 + tol(0.05, 100) and null.rate("rollback") <= 0.05 + tol(0.05, 100)
+    wanted = tuple(n for n in scenarios(spec, spec.plan) if n.startswith("guardrail breach: ") or n == "planned effect")
+    others = record(spec, experiments=30, seed=5, workers=2, scenario_names=wanted)
+    breaches = [name for name in others if name.startswith("guardrail breach: ")]
+    assert len(breaches) == 4
+    for name in breaches:
+        assert outcomes(others[name], spec.decision).rate("ship") <= 0.05 + tol(0.05, 30), name
+    assert outcomes(others["planned effect"], spec.decision).rate("ship") >= 0.8 - tol(0.8, 30)
