@@ -17,7 +17,7 @@ from bayes_ab.data.engine import Engine, Source
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families import family_for
-from bayes_ab.files import remove_stale_temporaries, sha256_of, write_atomically
+from bayes_ab.files import one_writer, remove_stale_temporaries, sha256_of, write_atomically
 from bayes_ab.posterior import Fit, ModelCache, fit
 from bayes_ab.posterior.fit import DEFAULT_CACHE
 from bayes_ab.aggregation.panel import panel_metrics, panel_statistics
@@ -67,11 +67,15 @@ class Analysis:
         manifest is removed first, so a run killed part way leaves files of two runs *without* a manifest (or
         with one whose checksums no longer match): :func:`read_manifest` tells a complete set from a mixed one.
         Each file is written to a temporary name and renamed, so a crash never leaves half a file, and a
-        killed run's temporaries are removed by the next. A :class:`~bayes_ab.decision.Recommendation`, when
+        killed run's temporaries are removed by the next. One process writes a folder at a time
+        (:func:`~bayes_ab.files.one_writer`): a second ``analyze`` into the same folder waits for the first. A :class:`~bayes_ab.decision.Recommendation`, when
         given, is stored in the summary.
         """
         folder = Path(models_dir) / self.spec.name
-        folder.mkdir(parents=True, exist_ok=True)
+        with one_writer(folder):
+            return self._save(folder, recommendation)
+
+    def _save(self, folder: Path, recommendation) -> list[Path]:
         remove_stale_temporaries(folder)
         (folder / MANIFEST_FILE).unlink(missing_ok=True)
         written = []

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from bayes_ab.errors import SpecError
 
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.tmp$")
 
@@ -103,3 +108,42 @@ def unwritable_reason(folder: Path) -> str | None:
     except OSError as exc:
         return f"cannot be written ({exc.strerror or exc})"
     return None
+
+
+LOCK_FILE = ".writer.lock"
+LOCK_WAIT_SECONDS = 600.0
+"""How long a writer waits for another to finish with the same folder before it refuses."""
+
+
+@contextmanager
+def one_writer(folder: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold ``folder`` for one writing process at a time; another waits (up to ``wait`` seconds) or refuses.
+
+    Why: two runs writing one experiment's outputs at once interleave their files, and each would list the
+    other's in its manifest -- a mixed folder that looks complete. The lock is an ``flock`` on a file in the
+    folder: the operating system releases it when its process ends, so a killed or crashed writer never
+    leaves it stuck. The file names the holder's process id for the message of one that gives up.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    handle = open(path, "a+")
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise SpecError(f"{folder}: another bayes-ab process (pid {holder}) is writing here; waited "
+                                    f"{wait:g} s -- run again when it has finished") from None
+                time.sleep(0.05)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()          # closing the descriptor releases the lock

@@ -80,3 +80,54 @@ def test_empty_cells_and_a_metric_with_no_conversions_are_flagged(tmp_path):
         "segments', not measured",)
     assert effects["converted"].warnings[-1] == ("no user has converted in any arm yet: there is nothing to "
                                                  "compare, the lift is the prior's")
+
+
+_SAVE_IN_ANOTHER_PROCESS = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from conftest import make_spec
+from test_analysis import CONJUGATE, METRICS, users
+from bayes_ab.analysis import analyze
+result = analyze(make_spec(METRICS), users(1000, 9), sampler=CONJUGATE)
+print("ready", flush=True)
+result.save({models!r})
+print("saved", time.time(), flush=True)
+"""
+
+
+def test_a_second_process_waits_for_the_writer_of_the_same_folder_and_a_dead_writer_holds_nothing(tmp_path):
+    """Real processes: while this one holds the experiment's folder, another `save` into it waits; it finishes
+    once the folder is released, with a complete manifest. A writer killed while holding it leaves no lock."""
+    import subprocess
+    import sys
+    import time
+
+    from bayes_ab.files import one_writer
+
+    from conftest import ROOT
+
+    folder = tmp_path / "test"
+    code = _SAVE_IN_ANOTHER_PROCESS.format(tests=str(ROOT / "tests"), models=str(tmp_path))
+    with one_writer(folder):
+        other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert other.stdout.readline().strip() == "ready"
+        time.sleep(2.0)
+        assert other.poll() is None                 # still waiting for the folder
+        released = time.time()
+    out, _ = other.communicate(timeout=120)
+    assert other.returncode == 0 and float(out.split()[-1]) >= released
+    assert read_manifest(folder)["experiment"] == "test"
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from bayes_ab.files import one_writer\n"
+                               f"with one_writer(Path({str(folder)!r})):\n"
+                               "    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(SpecError, match=rf"test: another bayes-ab process \(pid {holder.pid}\) is writing here"):
+        with one_writer(folder, wait=0.3):
+            pass
+    holder.kill()
+    holder.wait()
+    with one_writer(folder, wait=5):                # the dead writer's lock went with it
+        pass

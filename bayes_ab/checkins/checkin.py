@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bayes_ab.analysis import Analysis, analyze_stats
 from bayes_ab.checkins.ledger import LOOKS_FOLDER, Ledger, LookRecord
+from bayes_ab.errors import LedgerError
 from bayes_ab.checkins.look import TIME_FORMAT, look_payload, look_time
 from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import Engine, Source
@@ -78,11 +79,13 @@ def checkin(
     Raises
     ------
     LedgerError
-        Foreign or corrupted ledger, or ``as_of`` earlier than the last look (checked before fitting).
+        Foreign or corrupted ledger, ``as_of`` earlier than the last look, or fewer ``days`` than the last look's
+        at the same stage (checked before fitting).
     """
     ledger = ledger_for(spec.name, models_dir)
     moment = look_time(as_of)
     ledger.check_can_append(moment)
+    _require_days_forward(ledger, stage, days)
     incremental = None
     if spec.day_column and not spec.activity_column:     # a panel's per-user totals change every day: full scan
         incremental = aggregate_incrementally(spec, source, aggregates_for(spec.name, models_dir),
@@ -94,6 +97,19 @@ def checkin(
                              panels=panel_statistics(spec, source, engine))
     return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger,
                        aggregation=incremental)
+
+
+def _require_days_forward(ledger: Ledger, stage: float | None, days: float | None) -> None:
+    """Days at one stage only grow: a look at the last look's stage with fewer days is a typo (``--days 1`` after
+    ``--days 3``) that would let the rule's minimum exposure be met twice. Checked before any data is read."""
+    looks = ledger.looks()
+    if not looks or stage is None or days is None:
+        return
+    last = looks[-1].payload
+    if last.get("stage") == stage and last.get("days") is not None and days < last["days"]:
+        raise LedgerError(f"{ledger.path}: --days {days:g} at stage {stage:g}% is fewer than look {looks[-1].look}'s "
+                          f"{last['days']:g} days at the same stage; days at a stage only grow (a new stage starts "
+                          "again from 0)")
 
 
 def aggregates_for(experiment: str, models_dir: str | Path = "models") -> PartialStore:

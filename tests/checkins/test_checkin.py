@@ -138,3 +138,17 @@ def test_a_killed_check_in_is_finished_or_cleaned_by_the_next_one(tmp_path):
     assert (final / "converted.nc").exists() and not committed.exists() and not orphan.exists()
     assert sorted(p.name.startswith(".") for p in final.parent.iterdir()) == [False, False]
     assert az.from_netcdf(final / "converted.nc").posterior["mean"].sizes["draw"] == CONJUGATE.draws
+
+
+def test_fewer_days_at_the_same_stage_are_refused_before_the_data_is_read(tmp_path):
+    from bayes_ab.errors import LedgerError
+
+    spec = make_spec()
+    checkin(spec, users(3000, 0.1, 0.12, 11), stage=25, days=3, as_of="2026-05-03", models_dir=tmp_path, sampler=FAST)
+    with pytest.raises(LedgerError, match=r"--days 1 at stage 25% is fewer than look 1's 3 days at the same stage"):
+        checkin(spec, tmp_path / "never-read.parquet", stage=25, days=1, as_of="2026-05-04", models_dir=tmp_path,
+                sampler=FAST)
+    # the same days again, or a new stage from 0, are looks like any other
+    checkin(spec, users(3000, 0.1, 0.12, 12), stage=25, days=3, as_of="2026-05-04", models_dir=tmp_path, sampler=FAST)
+    assert checkin(spec, users(4000, 0.1, 0.12, 13), stage=50, days=0, as_of="2026-05-05", models_dir=tmp_path,
+                   sampler=FAST).record.look == 3
