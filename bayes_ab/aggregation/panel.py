@@ -49,6 +49,7 @@ def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
                            spec.day_column: "exposure day", spec.arm_column: "arm",
                            **{c: "segment" for c in spec.segment_columns},
                            **{c: why for m in spec.metrics for c, why in m.columns.items()}})
+    _refuse_repeated_days(spec, table)
     keys = [spec.unit_column, spec.arm_column, *spec.segment_columns, spec.day_column]
     totals: dict[str, str] = {}
     for metric in spec.metrics:
@@ -67,6 +68,23 @@ def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
     columns = {k: table.kind(k) for k in keys} | {c: table.kind(c) for c in totals}
     return Table(table.engine, f"{table.label} (per-user totals of the daily panel)", relation, columns,
                  table.run, table.close)
+
+
+def _refuse_repeated_days(spec: ExperimentSpec, table: Table) -> None:
+    """A user with two rows for one activity day would have that day counted twice in every total (a join that
+    fanned out, a day exported twice). One grouped query over (user, day) finds such pairs; it is a second scan of
+    the panel, paid on every analysis of one -- the totals' own query groups by user only and cannot see it."""
+    unit, day = quote_ident(spec.unit_column), quote_ident(spec.activity_column)
+    found = table.run(f"SELECT COUNT(*) AS pairs, SUM(n) AS rows_, MIN(u) AS unit FROM (SELECT CAST({unit} AS VARCHAR) "
+                      f"AS u, {day} AS d, COUNT(*) AS n FROM {table.relation} GROUP BY 1, 2 HAVING COUNT(*) > 1) "
+                      "AS repeated")
+    pairs = int(found["pairs"].iloc[0] or 0)
+    if pairs:
+        repeated = int(found["rows_"].iloc[0])
+        raise DataError(f"{table.label}: {pairs:,} (user, day) pair(s) have more than one row ({repeated:,} rows in "
+                        f"all; e.g. user {found['unit'].iloc[0]!r}) in columns {spec.unit_column!r} and "
+                        f"{spec.activity_column!r}; a daily panel has one row per user and active day: add up each "
+                        "day's rows first")
 
 
 def _user_total(column: Column, total: str) -> str:

@@ -143,3 +143,12 @@ def test_spark_gives_the_same_panel_statistics_and_totals_as_duckdb(spark):
     for name in totals_duckdb:
         for var in totals_duckdb[name].data_vars:
             np.testing.assert_array_equal(totals_spark[name][var].values, totals_duckdb[name][var].values)
+
+
+def test_a_user_with_two_rows_for_one_day_is_refused_not_counted_twice():
+    frame = rows(seed=5)
+    twice = pd.concat([frame, frame.iloc[[10, 11]]], ignore_index=True)
+    with pytest.raises(DataError, match=r"2 \(user, day\) pair\(s\) have more than one row \(4 rows in all; e\.g\. "
+                                        r"user '\d+'\) in columns 'user_id' and 'day'"):
+        aggregate(spec(), twice)
+    assert int(aggregate(spec(), frame)["trades"]["n"].sum()) == frame["user_id"].nunique()
