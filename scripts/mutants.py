@@ -40,6 +40,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/decision/rules.py": ("tests/decision",),
     "bayes_ab/decision/evidence.py": ("tests/decision", "tests/effects"),
     "bayes_ab/decision/srm.py": ("tests/decision",),
+    "bayes_ab/multiplicity.py": ("tests/test_multiplicity.py", "tests/decision/test_srm.py"),
     "bayes_ab/effects/conflict.py": ("tests/priors/test_prior_conflict.py",),
     "bayes_ab/learned_prior.py": ("tests/priors/test_prior_conflict.py", "tests/priors/test_learned_prior.py",
                                   "tests/priors/test_past.py"),
@@ -105,8 +106,8 @@ EQUIVALENT: dict[str, str] = {
     "bayes_ab/effects/conflict.py:<module>:4000 -> 4001:`4000`": _DATA_ONLY,
     "bayes_ab/effects/conflict.py:prior_conflicts:< -> <=:`lift.size < 100`": _FEW_DRAWS,
     "bayes_ab/effects/conflict.py:prior_conflicts:100 -> 101:`100`": _FEW_DRAWS,
-    "bayes_ab/decision/srm.py:holm_rejected:>= -> >:`p_values[index] >= alpha / (k - rank)`":
-        "a chi-square p-value exactly equal to alpha / (k - rank) has probability 0",
+    "bayes_ab/multiplicity.py:holm:> -> >=:`p_values[i] > alpha / (len(p_values) - rank)`":
+        "a p-value exactly equal to alpha / (k - rank) has probability 0",
     "bayes_ab/families/base.py:format_absolute:>= -> >:`abs(scaled) >= 0.1`":
         "at 0.1 both branches give 2 decimals (1 - floor(log10 0.1) = 2)",
     "bayes_ab/families/base.py:format_absolute:0.1 -> 0.2:`0.1`":

@@ -7,6 +7,7 @@ import xarray as xr
 from scipy import special
 
 from bayes_ab.decision.checks import RuleCheck
+from bayes_ab.multiplicity import holm
 from bayes_ab.spec import ExperimentSpec
 
 
@@ -27,7 +28,8 @@ def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> lis
 
     The overall check is one test at ``threshold``. The per-segment checks are a family: with 1,000 segments,
     each tested at p < 0.001, one fails by chance in two experiments out of three. They are corrected by Holm's
-    step-down (segment ``i`` of ``k``, by increasing p-value, fails while ``p_(i) < threshold / (k - i + 1)``),
+    step-down (segment ``i`` of ``k``, by increasing p-value, fails while ``p_(i) <= threshold / (k - i + 1)``;
+    :func:`~bayes_ab.multiplicity.holm`),
     which keeps the chance that any segment of a correctly split experiment fails at ``threshold`` whatever the
     number of segments, and flags every segment Bonferroni would and possibly more.
     """
@@ -37,26 +39,13 @@ def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> lis
     if count > 1:
         users = list(stats["n"].transpose("segment", "arm").values)
         p_values = [srm_p_value(u, weights) for u in users]
-        failed = holm_rejected(p_values, threshold)
+        failed = holm(p_values, threshold)
         order = np.argsort(p_values, kind="stable")
         limits = np.empty(count)
         limits[order] = threshold / (count - np.arange(count))
         checks += [srm_check(str(s), u, weights, limit, family=count, failed=f)
                    for s, u, limit, f in zip(stats["segment"].values, users, limits, failed)]
     return checks
-
-
-def holm_rejected(p_values: list[float], alpha: float) -> list[bool]:
-    """Holm's step-down at family-wise level ``alpha``: by increasing p-value, the ``i``-th of ``k`` (from 1)
-    is rejected while ``p_(i) < alpha / (k - i + 1)`` holds for it and every smaller one."""
-    order = np.argsort(p_values, kind="stable")
-    k = len(p_values)
-    rejected = [False] * k
-    for rank, index in enumerate(order):
-        if p_values[index] >= alpha / (k - rank):
-            break
-        rejected[index] = True
-    return rejected
 
 
 def srm_check(scope: str, users: np.ndarray, weights: np.ndarray, threshold: float,

@@ -46,6 +46,7 @@ from bayes_ab.metric import Role
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, mapped_prior_data, prior_data
 from bayes_ab.spec import ExperimentSpec, Metric, Stage
 from bayes_ab.stopping.generate import Accumulator
+from bayes_ab.multiplicity import benjamini_hochberg, holm
 
 RuleName = Literal["default", "naive", "sequential", "fixed_horizon", "risk_aware", "holm", "benjamini_hochberg"]
 RULES: tuple[RuleName, ...] = ("default", "naive", "sequential", "fixed_horizon", "risk_aware", "holm",
@@ -269,28 +270,6 @@ def _z_tests(look: Look) -> list[tuple[Metric, float, float]]:
 def _p_upper(z: float) -> float:
     """One-sided p-value of a z-statistic against "no improvement" (NaN: no evidence, p = 1)."""
     return 1.0 if not np.isfinite(z) else float(ndtr(-z))
-
-
-def holm(p_values: list[float], alpha: float) -> list[bool]:
-    """Which hypotheses Holm's step-down procedure rejects at family-wise level ``alpha``."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    rejected = [False] * len(p_values)
-    for rank, i in enumerate(order):
-        if p_values[i] > alpha / (len(p_values) - rank):
-            break
-        rejected[i] = True
-    return rejected
-
-
-def benjamini_hochberg(p_values: list[float], alpha: float) -> list[bool]:
-    """Which hypotheses the Benjamini-Hochberg procedure rejects at false-discovery rate ``alpha``."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    passing = [rank for rank, i in enumerate(order) if p_values[i] <= alpha * (rank + 1) / len(p_values)]
-    cut = max(passing, default=-1)
-    rejected = [False] * len(p_values)
-    for rank, i in enumerate(order):
-        rejected[i] = rank <= cut
-    return rejected
 
 
 class RiskAwareRule:
