@@ -326,15 +326,20 @@ def compare_rules(
     for scenario, (lift, guardrail_lift, breached) in scenarios(spec, plan).items():
         jobs = [(spec, plan, tuple(rules), lift, guardrail_lift, breached, seeds(seed, scenario, spec, plan, i))
                 for i in range(plan.experiments)]
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                runs = list(pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
-        else:
-            runs = [_run_job(job) for job in jobs]
+        runs = run_experiments(_run_job, jobs, workers)
         for position, name in enumerate(rules):
             results[name].append(_summarise(scenario, lift, guardrail_lift, [run[position] for run in runs],
                                             breached))
     return RuleComparison(tuple(OperatingCharacteristics(spec.name, name, plan, tuple(results[name])) for name in rules))
+
+
+def run_experiments(job, jobs: list, workers: int) -> list:
+    """``job`` applied to each simulated experiment's arguments, in order, over ``workers`` processes (in this
+    one when 1); chunks of about an eighth of a worker's share keep the workers busy to the end."""
+    if workers <= 1:
+        return [job(arguments) for arguments in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(job, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
 
 
 def simulated_metrics(spec: ExperimentSpec, plan: PlanSettings) -> list[Metric]:

@@ -19,7 +19,6 @@ thresholds beside it and requires the same outcome on the same day in every expe
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,7 +27,8 @@ from bayes_ab.decision import Action, decide
 from bayes_ab.decision.rules import UNDECIDED_SE
 from bayes_ab.metric import Role
 from bayes_ab.spec import DecisionThresholds, ExperimentSpec, PlanSettings
-from bayes_ab.stopping.operating import RULES, check_plan, run_world, scenarios, seeds, simulated_metrics, truths_for
+from bayes_ab.stopping.operating import (RULES, check_plan, run_experiments, run_world, scenarios, seeds,
+                                         simulated_metrics, truths_for)
 from bayes_ab.stopping.rules import DefaultRule, Look
 
 NEVER = 2.0
@@ -186,11 +186,7 @@ def record(spec: ExperimentSpec, plan: PlanSettings | None = None, *, scenario_n
             continue
         jobs = [(spec, plan, lift, guardrail_lift, breached, seeds(seed, name, spec, plan, i))
                 for i in range(plan.experiments)]
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                runs = list(pool.map(_record_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
-        else:
-            runs = [_record_job(job) for job in jobs]
+        runs = run_experiments(_record_job, jobs, workers)
         judged = len(spec.metrics_in(Role.PRIMARY)) + sum(1 for m in simulated_metrics(spec, plan)
                                                           if m.role == Role.GUARDRAIL)
         found[name] = _stack(name, lift, guardrail_lift, breached, judged, plan.days, runs)
