@@ -236,15 +236,26 @@ class SequentialRule:
         return Action.HOLD
 
 
-class FixedHorizonRule:
-    name: RuleName = "fixed_horizon"
+class _AtTheHorizon:
+    """A rule that runs at the maximum-power stage only and looks once, at the horizon: it holds before then,
+    and :meth:`at_horizon` decides."""
+
+    name: RuleName
 
     def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
         return max_power_only(spec)
 
     def decide(self, look: Look) -> str:
-        if look.day < look.horizon:
-            return Action.HOLD
+        return Action.HOLD if look.day < look.horizon else self.at_horizon(look)
+
+    def at_horizon(self, look: Look) -> str:
+        raise NotImplementedError
+
+
+class FixedHorizonRule(_AtTheHorizon):
+    name: RuleName = "fixed_horizon"
+
+    def at_horizon(self, look: Look) -> str:
         critical = -ndtri(FIXED_HORIZON_ALPHA)
         better, worse = _verdicts(look, lambda lift, v: v > 0 and abs(lift) / math.sqrt(v) > critical)
         if worse:
@@ -272,15 +283,10 @@ def _p_upper(z: float) -> float:
     return 1.0 if not np.isfinite(z) else float(ndtr(-z))
 
 
-class RiskAwareRule:
+class RiskAwareRule(_AtTheHorizon):
     name: RuleName = "risk_aware"
 
-    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
-        return max_power_only(spec)
-
-    def decide(self, look: Look) -> str:
-        if look.day < look.horizon:
-            return Action.HOLD
+    def at_horizon(self, look: Look) -> str:
         tests = _z_tests(look)
         primaries = [z for m, z, _ in tests if m.role == Role.PRIMARY]
         alpha = FIXED_HORIZON_ALPHA
@@ -291,18 +297,12 @@ class RiskAwareRule:
         return Action.SHIP if superior and non_inferior else Action.STOP_NO_EFFECT
 
 
-class _AdjustedFixedHorizon:
+class _AdjustedFixedHorizon(_AtTheHorizon):
     """The fixed-horizon test with its p-values adjusted across the metrics by :attr:`procedure`."""
 
-    name: RuleName
     procedure = staticmethod(holm)
 
-    def ramp(self, spec: ExperimentSpec) -> tuple[Stage, ...]:
-        return max_power_only(spec)
-
-    def decide(self, look: Look) -> str:
-        if look.day < look.horizon:
-            return Action.HOLD
+    def at_horizon(self, look: Look) -> str:
         tests = _z_tests(look)
         if any(self.procedure([_p_upper(-z) for _, z, _ in tests], FIXED_HORIZON_ALPHA)):
             return Action.ROLLBACK
