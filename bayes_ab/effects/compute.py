@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +21,7 @@ from bayes_ab.effects.conflict import PriorConflict, prior_conflicts
 from bayes_ab.families import family_for
 from bayes_ab.intervals import hdi
 from bayes_ab.models.diagnostics import Diagnostics
+from bayes_ab.posterior.fit import fit as refit
 from bayes_ab.posterior.result import Fit
 from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
@@ -91,6 +92,10 @@ class MetricEffects:
     """The effect by week since exposure and the long-run effect (metrics with ``novelty``)."""
     prior_checks: tuple[PriorConflict, ...] = ()
     """Per treatment arm, the data-only estimate against the learned prior (metrics with a learned prior)."""
+    unpooled: "MetricEffects | None" = None
+    """When the fit failed its diagnostics: the family's unpooled closed form (each segment on its own, flat
+    prior) on the same statistics, shown beside the failed answer so that the reader still has one. It is
+    labelled as such everywhere and no decision acts on it: the rule's checks on this metric stay blocked."""
 
     def conflict(self, arm: str) -> PriorConflict | None:
         """The prior-data conflict of ``arm``, if its check failed."""
@@ -140,8 +145,12 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         f"{c.data_low:+.1%} to {c.data_high:+.1%}), where the learned prior predicts an estimate this far from "
         f"{metric.prior.learned.location:+.2%} with probability {c.p_value:.2g}; the posterior is the prior's word "
         "against the data's, and no decision acts on it" for c in checks if c.conflicts)
+    unpooled = None
+    if not fit.diagnostics.passed and fit.backend not in (Backend.CONJUGATE, EXACT):
+        unpooled = compute_effects(refit(stats, metric, replace(fit.sampler, backend=Backend.CONJUGATE)), interval)
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
-                         fit.diagnostics, fit.backend, fit.sampler, note, warned, prior_checks=checks)
+                         fit.diagnostics, fit.backend, fit.sampler, note, warned, prior_checks=checks,
+                         unpooled=unpooled)
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,

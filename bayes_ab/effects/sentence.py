@@ -59,4 +59,10 @@ def sentence(effects: MetricEffects, arm: str) -> str:
         text += f" Caution: {warning}."
     if not effects.diagnostics.passed:
         text = "UNRELIABLE (MCMC diagnostics failed: " + "; ".join(effects.diagnostics.problems) + ") " + text
+        if effects.unpooled is not None:
+            flat = effects.unpooled.overall(arm)
+            text += (f" Unpooled closed form instead (each segment on its own, flat prior; no decision acts on "
+                     f"it): most likely {fmt.relative(flat.rel_lift)} ({effects.interval:.0%} interval "
+                     f"{fmt.relative(flat.rel_low)} to {fmt.relative(flat.rel_high)}), "
+                     f"{fmt.probability(flat.p_beat_control)} probability that {arm} {verb} {name}.")
     return text

@@ -49,8 +49,8 @@ from bayes_ab.families.base import Family, ParamReader, finite
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
-from bayes_ab.models.hierarchy import (PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, coords_for, prior_data, prior_scales,
-                                      with_control)
+from bayes_ab.models.gaussian_pool import pooled_gaussian_cells
+from bayes_ab.models.hierarchy import coords_for, with_control
 from bayes_ab.sampling import SamplerSettings
 
 if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
@@ -220,25 +220,6 @@ class _RatioSums:
                            self.zero_den[:, None])
 
 
-def _learned_effect_mu_prior(metric: Metric, effect_sd, treatments: int):
-    """Prior variance (one per treatment) and mean of ``effect_mu`` under a learned prior, for the closed-form
-    integration of :meth:`Ratio.build_model`: the (mapped) location, and for a Student-t its scale mixture:
-    given ``effect_mu_mix ~ InverseGamma(df / 2, df / 2)`` per treatment the prior is Normal(location,
-    effect_sd * sqrt(mix)), so the integration stays exact and only the mixing scale is sampled.
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    learned = metric.prior.learned
-    variance = effect_sd ** 2 * pt.ones(treatments)
-    data = prior_data(metric.prior)
-    location = pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]) * pt.ones(treatments)
-    if learned.df is not None:
-        half = pm.Data(PRIOR_EFFECT_DF, data[PRIOR_EFFECT_DF]) / 2.0
-        variance = variance * pm.InverseGamma("effect_mu_mix", alpha=half, beta=half, dims="treatment")
-    return variance, location
-
-
 class Ratio(Family):
     """sum(numerator) / sum(denominator) over users, randomised by user; the delta method per cell."""
 
@@ -343,63 +324,22 @@ class Ratio(Family):
         effects ``e[t, s] ~ Normal(effect_mu[t], effect_sd[t]^2)``, ``effect_mu ~ Normal(0, effect_sd
         prior)`` as in every family. Given ``effect_sd``, the likelihood is Gaussian in ``effect_mu``, ``b``
         and ``e``, so the sampler sees only ``effect_sd`` (with its exact marginal likelihood) and standard
-        normals that place ``effect_mu``, ``b`` and ``e`` by their closed-form conditionals. The posterior
-        is the hierarchy's, without the funnels between the scale and the effects that precise ratios
-        (large experiments) and few segments otherwise cause.
+        normals that place ``effect_mu``, ``b`` and ``e`` by their closed-form conditionals
+        (:func:`~bayes_ab.models.gaussian_pool.pooled_gaussian_cells`). The posterior is the hierarchy's,
+        without the funnels between the scale and the effects that precise ratios (large experiments) and few
+        segments otherwise cause.
         """
         import pymc as pm
         import pytensor.tensor as pt
-        from pytensor.tensor.slinalg import cholesky, solve_triangular
 
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]
-        treatments = len(arms) - 1
         data = self.model_data(stats)
         cells = ("arm", "segment")
         with pm.Model(coords=coords) as model:
             y = pm.Data("log_ratio", data["log_ratio"], dims=cells)
             v = pm.Data("log_var", data["log_var"], dims=cells)
-            effect_sd, heterogeneity_sd = prior_scales(metric.prior)
-            if len(segments) > 1:
-                sd = pm.HalfNormal("effect_sd", sigma=heterogeneity_sd, dims="treatment")[:, None]
-            else:
-                sd = pt.zeros((treatments, 1))
-            total = pt.concatenate([v[:1], v[1:] + sd ** 2], axis=0)    # variance of y[a, s] around b[s]
-            w = 1.0 / total
-            weight = w.sum(axis=0)                                      # W[s]
-            y_bar = (w * y).sum(axis=0) / weight
-            # log-likelihood given effect_mu: K - Q0 / 2 + mu'c - mu'A mu / 2 (b and e integrated out)
-            wt = w[1:]
-            c = (wt * (y[1:] - y_bar[None, :])).sum(axis=1)
-            a_matrix = pt.diag(wt.sum(axis=1)) - pt.dot(wt / weight[None, :], wt.T)
-            q0 = ((w * y ** 2).sum(axis=0) - weight * y_bar ** 2).sum()
-            k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * len(segments) * np.log(2 * np.pi)
-                 - 0.5 * pt.log(weight).sum())
-            if metric.prior.learned is None:
-                tau2 = effect_sd ** 2
-                precision = a_matrix + pt.eye(treatments) / tau2
-                log_prior_terms = -0.5 * treatments * pt.log(tau2)
-            else:
-                prior_var, location = _learned_effect_mu_prior(metric, effect_sd, treatments)
-                precision = a_matrix + pt.diag(1.0 / prior_var)
-                c = c + location / prior_var        # a prior centred away from 0 moves the Gaussian
-                log_prior_terms = -0.5 * pt.log(prior_var).sum() - 0.5 * (location ** 2 / prior_var).sum()
-            chol = cholesky(precision)
-            mu_mean = solve_triangular(chol.T, solve_triangular(chol, c, lower=True), lower=False)
-            pm.Potential("obs", k - 0.5 * q0 + log_prior_terms - pt.log(pt.diag(chol)).sum()
-                         + 0.5 * pt.dot(c, mu_mean))
-            mu_z = pm.Normal("effect_mu_z", 0.0, 1.0, dims="treatment")
-            mu = pm.Deterministic("effect_mu", mu_mean + solve_triangular(chol.T, mu_z, lower=False),
-                                  dims="treatment")
-            shift = mu[:, None] + pt.zeros((treatments, len(segments)))
-            centre = y_bar - (wt * shift).sum(axis=0) / weight
-            baseline = centre + pm.Normal("baseline_z", 0.0, 1.0, dims="segment") / pt.sqrt(weight)
-            # e[t, s] given b[s]: prior Normal(mu, sd^2) times likelihood Normal(y - b, v); e = mu at sd = 0
-            gain = sd ** 2 / (sd ** 2 + v[1:])
-            effect_mean = shift + gain * (y[1:] - baseline[None, :] - shift)
-            effect_scale = sd * pt.sqrt(v[1:] / (sd ** 2 + v[1:]))
-            z = pm.Normal("effect_z", 0.0, 1.0, dims=("treatment", "segment"))
-            effect = pm.Deterministic("effect", effect_mean + effect_scale * z, dims=("treatment", "segment"))
+            baseline, effect = pooled_gaussian_cells(y, v, metric.prior, len(arms) - 1, len(segments))
             pm.Deterministic("mean", pt.exp(with_control(baseline, effect)), dims=cells)
         return model
 

@@ -37,6 +37,10 @@ def sample(compiled: Any, data: Mapping[str, np.ndarray], coords: Mapping[str, l
     returns them)."""
     import nutpie
 
+    # nutpie keeps only the data its rewritten graph still reads (a CUPED array of a model without a covariate
+    # is folded away), and refuses any other name
+    known = getattr(compiled, "shared_data", None)
+    data = {name: value for name, value in data.items() if known is None or name in known}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = nutpie.sample(compiled.with_data(**data), draws=settings.draws, tune=settings.tune,

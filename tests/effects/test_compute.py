@@ -147,3 +147,21 @@ def test_mc_standard_errors_match_the_spread_of_repeated_estimates_on_autocorrel
     assert abs(np.mean(reported) / spread - 1) < 3 / np.sqrt(2 * 299), (np.mean(reported), spread)
     assert np.mean(reported) > 2 * np.sqrt(0.9 * 0.1 / (chains * draws))
     assert abs(np.mean(estimates) - 0.9) < 3 * spread / np.sqrt(300)
+
+
+def test_a_failed_fit_carries_the_unpooled_closed_form_beside_it():
+    """Too few draws fail the diagnostics: the effects then hold the family's unpooled closed form (the Beta
+    posteriors of each cell) and the sentence gives it, labelled, after the UNRELIABLE warning. A fit that
+    passes carries none."""
+    stats = two_arms(successes=((90, 40), (110, 55)), users=((1000, 500), (1000, 500)), segments=("a", "b"))
+    failed = compute_effects(fit(stats, metric(), SamplerSettings(draws=30, tune=30, chains=2, seed=1)))
+    assert not failed.diagnostics.passed and failed.unpooled is not None
+    assert failed.unpooled.backend == "conjugate"
+    a, b = beta_posterior(90 + 40, 1500), beta_posterior(110 + 55, 1500)
+    exact = prob_beta_greater(*b, *a)      # one segment's worth of data per arm, weighted alike: the pooled cells
+    flat = failed.unpooled.overall("treatment")
+    assert flat.p_beat_control == pytest.approx(exact, abs=0.02)
+    text = sentence(failed, "treatment")
+    assert text.startswith("UNRELIABLE") and "Unpooled closed form instead" in text
+    assert f"{flat.rel_lift:+.1%}" in text
+    assert compute_effects(fit(stats, metric(), DRAWS)).unpooled is None

@@ -216,3 +216,61 @@ def test_a_support_point_written_with_a_draw_compiles_and_a_random_start_is_refu
     np.testing.assert_allclose(start, [np.log(2.0), 0.0, 0.0], atol=1e-12)
     with pytest.raises(RuntimeError, match="differs from PyMC's"):
         native_model(structure_key("zerosum", "prior", {"segment": 3}, {"y": np.zeros(3)}), lambda: build("prior"))
+
+
+CELLS = {"n": np.array([[21306.0], [21387.0]]), "ybar": np.array([[0.0544], [0.0898]])}
+
+
+def cancelling_model() -> pm.Model:
+    """Two Gaussian cells pooled as the mean family pools them, with an empty cell's variance blended in as
+    ``present * sigma^2 / n + (1 - present) * 1e12`` -- the first form of the mean family's marginalised model.
+    The pinned PyTensor's numba rewrites expand that into a difference of 1e12-sized terms, so its default
+    compilation of this log density loses every digit."""
+    from bayes_ab.models.gaussian_pool import pooled_gaussian_cells
+
+    with pm.Model(coords={"treatment": ["t"], "segment": ["s"]}) as model:
+        users, ybar = pm.Data("n", CELLS["n"]), pm.Data("ybar", CELLS["ybar"])
+        present = pm.math.minimum(users, 1.0)
+        sigma = pm.math.exp(pm.Normal("log_sigma", 0.0, 1.0, shape=(2, 1)))
+        variance = present * sigma ** 2 / pm.math.maximum(users, 1.0) + (1.0 - present) * 1e12
+        pooled_gaussian_cells(ybar, variance, EffectPrior(), 1, 1)
+    return model
+
+
+def test_a_compiled_density_that_disagrees_with_pytensor_is_compiled_again_and_agrees(tmp_path, monkeypatch):
+    """The check at compile time: the cached structure's log density equals PyTensor's reference evaluation
+    at points away from the start, where the default numba compilation of this graph does not."""
+    import ctypes
+
+    import pytensor
+
+    from bayes_ab.models.hierarchy import prior_data
+
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path))
+    model = cancelling_model()
+    inputs = [pytensor.tensor.TensorType("float64", shape=(None, None))(name) for name in CELLS]
+    point = pytensor.tensor.dvector("point")
+    sizes = [int(np.prod(model.initial_point()[v.name].shape)) for v in model.value_vars]
+    replace, offset = {model[name]: variable for name, variable in zip(CELLS, inputs)}, 0
+    for variable, size in zip(model.value_vars, sizes):
+        replace[variable] = point[offset:offset + size].reshape(model.initial_point()[variable.name].shape)
+        offset += size
+    (density,) = pytensor.clone_replace([model.logp()], replace)
+    at = np.array([0.3, -0.4, 0.5, -0.2, 0.1])
+    values = [pytensor.function([point, *inputs], density, mode=mode)(at, *CELLS.values())
+              for mode in ("FAST_COMPILE", "NUMBA")]
+    assert not np.isclose(*values), "the pinned PyTensor compiles this graph right: the check has nothing to catch"
+
+    logp = model.compile_logp()
+    native = native_model(structure_key("cancelling", "plain", {}, CELLS), cancelling_model)
+    data = ModelData.pack(native.layout, {**CELLS, **prior_data(EffectPrior())})
+    pointer = ctypes.POINTER(ctypes.c_double)
+    names = native.layout.names[:native.layout.n_unconstrained]
+    for shift in (0.0, 0.4, -1.3):
+        value = np.concatenate([np.ravel(model.initial_point()[name]) + shift for name in names])
+        gradient, out = np.empty_like(value), np.empty(1)
+        status = native.logp_callback.ctypes(value.size, value.ctypes.data_as(pointer),
+                                             gradient.ctypes.data_as(pointer), out.ctypes.data_as(pointer),
+                                             data.address)
+        expected = logp({name: model.initial_point()[name] + shift for name in names})
+        assert status == 0 and out[0] == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,113 @@
+"""The segment hierarchy on Gaussian cells, with everything but its scales integrated out exactly.
+
+Several families observe, per arm x segment cell, a summary that is Gaussian on the link scale around the
+model's linear predictor: the ratio family's log-ratio with its delta-method variance, the mean family's
+cell mean with variance ``sigma^2 / n``. With a flat prior on each segment's control level ``b[s]`` and the
+pooled treatment effects of every family::
+
+    y[a, s] ~ Normal(b[s] + e[a, s], v[a, s])                (e[control, s] = 0)
+    e[t, s] ~ Normal(effect_mu[t], effect_sd[t]^2)
+    effect_mu[t] ~ Normal(prior location, prior scale^2)     (a Student-t as its scale mixture)
+
+the likelihood given ``effect_sd`` (and whatever sets ``v``) is Gaussian in ``effect_mu``, ``b`` and ``e``.
+:func:`pooled_gaussian_cells` adds that marginal likelihood to the model and places ``effect_mu``, ``b`` and
+``e`` by their closed-form conditionals from standard normals, so NUTS sees only the scales and independent
+standard normals: none of the funnels between a pooling scale and the effects it pools, which diverge when
+cells are precise (large experiments) and segments respond alike. The posterior is the hierarchy's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bayes_ab.metric import EffectPrior
+from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, prior_data, prior_scales
+
+if TYPE_CHECKING:     # imported by the functions that build a model: loading a cached model never needs PyMC
+    import pytensor.tensor as pt
+
+
+def _learned_effect_mu_prior(prior: EffectPrior, effect_sd, treatments: int):
+    """Prior variance (one per treatment) and mean of ``effect_mu`` under a learned prior: the (mapped)
+    location, and for a Student-t its scale mixture: given ``effect_mu_mix ~ InverseGamma(df / 2, df / 2)``
+    per treatment the prior is Normal(location, effect_sd * sqrt(mix)), so the integration stays exact and only
+    the mixing scale is sampled."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    learned = prior.learned
+    variance = effect_sd ** 2 * pt.ones(treatments)
+    data = prior_data(prior)
+    location = pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]) * pt.ones(treatments)
+    if learned.df is not None:
+        half = pm.Data(PRIOR_EFFECT_DF, data[PRIOR_EFFECT_DF]) / 2.0
+        variance = variance * pm.InverseGamma("effect_mu_mix", alpha=half, beta=half, dims="treatment")
+    return variance, location
+
+
+def pooled_gaussian_cells(y: "pt.TensorVariable", v: "pt.TensorVariable", prior: EffectPrior, treatments: int,
+                          segments: int) -> tuple["pt.TensorVariable", "pt.TensorVariable"]:
+    """Add the marginal likelihood of Gaussian cells and the conditional draws of their levels to the current
+    model (dims ``treatment`` and ``segment`` declared).
+
+    Parameters
+    ----------
+    y, v
+        Each arm x segment cell's observation on the link scale and its variance (control first); tensors, so
+        ``v`` may depend on sampled parameters (a cell's sd). A cell without data: any ``y``, a huge ``v``.
+    prior
+        The metric's effect prior (its scales and a learned prior's location are model data).
+    treatments, segments
+        Sizes: with one segment the effects equal ``effect_mu`` (nothing to pool).
+
+    Returns
+    -------
+    baseline, effect
+        ``b[s]`` (dim segment) and ``e[t, s]`` (deterministic ``effect``, dims treatment x segment).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pytensor.tensor.slinalg import cholesky, solve_triangular
+
+    effect_sd, heterogeneity_sd = prior_scales(prior)
+    if segments > 1:
+        sd = pm.HalfNormal("effect_sd", sigma=heterogeneity_sd, dims="treatment")[:, None]
+    else:
+        sd = pt.zeros((treatments, 1))
+    total = pt.concatenate([v[:1], v[1:] + sd ** 2], axis=0)    # variance of y[a, s] around b[s]
+    w = 1.0 / total
+    weight = w.sum(axis=0)                                      # W[s]
+    y_bar = (w * y).sum(axis=0) / weight
+    # log-likelihood given effect_mu: K - Q0 / 2 + mu'c - mu'A mu / 2 (b and e integrated out)
+    wt = w[1:]
+    c = (wt * (y[1:] - y_bar[None, :])).sum(axis=1)
+    a_matrix = pt.diag(wt.sum(axis=1)) - pt.dot(wt / weight[None, :], wt.T)
+    q0 = ((w * y ** 2).sum(axis=0) - weight * y_bar ** 2).sum()
+    k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * segments * np.log(2 * np.pi)
+         - 0.5 * pt.log(weight).sum())
+    if prior.learned is None:
+        tau2 = effect_sd ** 2
+        precision = a_matrix + pt.eye(treatments) / tau2
+        log_prior_terms = -0.5 * treatments * pt.log(tau2)
+    else:
+        prior_var, location = _learned_effect_mu_prior(prior, effect_sd, treatments)
+        precision = a_matrix + pt.diag(1.0 / prior_var)
+        c = c + location / prior_var        # a prior centred away from 0 moves the Gaussian
+        log_prior_terms = -0.5 * pt.log(prior_var).sum() - 0.5 * (location ** 2 / prior_var).sum()
+    chol = cholesky(precision)
+    mu_mean = solve_triangular(chol.T, solve_triangular(chol, c, lower=True), lower=False)
+    pm.Potential("obs", k - 0.5 * q0 + log_prior_terms - pt.log(pt.diag(chol)).sum() + 0.5 * pt.dot(c, mu_mean))
+    mu_z = pm.Normal("effect_mu_z", 0.0, 1.0, dims="treatment")
+    mu = pm.Deterministic("effect_mu", mu_mean + solve_triangular(chol.T, mu_z, lower=False), dims="treatment")
+    shift = mu[:, None] + pt.zeros((treatments, segments))
+    centre = y_bar - (wt * shift).sum(axis=0) / weight
+    baseline = centre + pm.Normal("baseline_z", 0.0, 1.0, dims="segment") / pt.sqrt(weight)
+    # e[t, s] given b[s]: prior Normal(mu, sd^2) times likelihood Normal(y - b, v); e = mu at sd = 0
+    gain = sd ** 2 / (sd ** 2 + v[1:])
+    effect_mean = shift + gain * (y[1:] - baseline[None, :] - shift)
+    effect_scale = sd * pt.sqrt(v[1:] / (sd ** 2 + v[1:]))
+    z = pm.Normal("effect_z", 0.0, 1.0, dims=("treatment", "segment"))
+    effect = pm.Deterministic("effect", effect_mean + effect_scale * z, dims=("treatment", "segment"))
+    return baseline, effect
