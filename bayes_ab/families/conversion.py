@@ -23,6 +23,7 @@ from bayes_ab.families.base import RateFamily
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
+from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, normal_cells_model
 from bayes_ab.models.quadrature import IntegrableModel, binomial_logit
 from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
@@ -32,6 +33,29 @@ if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the
 
 BASELINE_LOGIT_SD = 2.5
 DATA_NAMES = ("n", "successes")
+NORMAL_CELL_EVENTS = 50
+"""Conversions and non-conversions every cell needs before its binomial likelihood is replaced by a normal on
+the logit scale (:func:`~bayes_ab.models.gaussian_pool.normal_cells_model`): the logit's sampling skewness is
+then below about 1 / sqrt(50) of its sd."""
+
+
+def normal_cells(stats: xr.Dataset) -> bool:
+    """Whether every cell with users has :data:`NORMAL_CELL_EVENTS` conversions and non-conversions (and there
+    are segments to pool: one segment is integrated exactly)."""
+    n, successes = stats["n"].values, stats["successes"].values
+    present = n > 0
+    return (stats.sizes["segment"] > 1
+            and bool(np.all(np.minimum(successes, n - successes)[present] >= NORMAL_CELL_EVENTS)))
+
+
+def logit_cells(stats: xr.Dataset) -> dict[str, np.ndarray]:
+    """Each cell's observed logit and its variance ``1 / (n p (1 - p))`` (the binomial's information); an
+    empty cell gets 0 and a variance so large that it carries nothing."""
+    n, successes = stats["n"].values.astype(float), stats["successes"].values.astype(float)
+    rate = (successes + 0.5) / (n + 1.0)
+    present = n > 0
+    variance = np.where(present, 1.0 / (np.maximum(n, 1.0) * rate * (1.0 - rate)), EMPTY_CELL_VARIANCE)
+    return {LINK_Y: np.where(present, np.log(rate / (1.0 - rate)), 0.0), LINK_V: variance}
 
 
 def conversion_stats(
@@ -171,10 +195,20 @@ class Conversion(RateFamily):
                            build)
 
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
+        if normal_cells(stats):
+            return logit_cells(stats)
         return {**{name: stats[name].values.astype("int64") for name in DATA_NAMES},
                 "baseline_center": pooled_logit(stats)}
 
+    def variant(self, stats: xr.Dataset, metric: Metric) -> str:
+        """``binomial``, or ``normal_cells`` where every cell is large (:func:`normal_cells`)."""
+        return NORMAL_CELLS if normal_cells(stats) else "binomial"
+
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
+        if normal_cells(stats):
+            return (f"binomial likelihood, logit link; every cell has at least {NORMAL_CELL_EVENTS} conversions and "
+                    "non-conversions, so each is approximated by a normal on the logit scale and the segment "
+                    "effects are integrated out exactly")
         return "binomial likelihood, logit link"
 
     def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
@@ -193,19 +227,9 @@ class Conversion(RateFamily):
     def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
         import pymc as pm
 
-        coords = coords_for(stats)
-        arms, segments = coords["arm"], coords["segment"]
-        data = self.model_data(stats)
-        with pm.Model(coords=coords) as model:
-            n = pm.Data("n", data["n"], dims=("arm", "segment"))
-            successes = pm.Data("successes", data["successes"], dims=("arm", "segment"))
-            center = pm.Data("baseline_center", pooled_logit(stats))
-            baseline = pm.Normal("baseline", mu=center, sigma=BASELINE_LOGIT_SD, dims="segment")
-            effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
-            logit_p = with_control(baseline, effect)
-            pm.Binomial("obs", n=n, logit_p=logit_p, observed=successes, dims=("arm", "segment"))
-            pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
-        return model
+        if normal_cells(stats):
+            return normal_cells_model(stats, metric, logit_cells(stats), pm.math.sigmoid)
+        return binomial_model(stats, metric)
 
     def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
         """d/dr [logit(p (1 + r)) - logit(p)] at r = 0 is 1 / (1 - p), p the control's observed rate."""
@@ -228,3 +252,22 @@ class Conversion(RateFamily):
     sample_conjugate = staticmethod(sample_conversion)
     truth_type = _RateTruth
     accumulator_type = _Conversions
+
+
+def binomial_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
+    """The exact binomial hierarchy (non-centred segment effects)."""
+    import pymc as pm
+
+    coords = coords_for(stats)
+    arms, segments = coords["arm"], coords["segment"]
+    data = {name: stats[name].values.astype("int64") for name in DATA_NAMES}
+    with pm.Model(coords=coords) as model:
+        n = pm.Data("n", data["n"], dims=("arm", "segment"))
+        successes = pm.Data("successes", data["successes"], dims=("arm", "segment"))
+        center = pm.Data("baseline_center", pooled_logit(stats))
+        baseline = pm.Normal("baseline", mu=center, sigma=BASELINE_LOGIT_SD, dims="segment")
+        effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
+        logit_p = with_control(baseline, effect)
+        pm.Binomial("obs", n=n, logit_p=logit_p, observed=successes, dims=("arm", "segment"))
+        pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
+    return model

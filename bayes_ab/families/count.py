@@ -45,6 +45,7 @@ from bayes_ab.families.mean import MeanSums
 from bayes_ab.families.sums import SumsFamily
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
+from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, normal_cells_model
 from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
 
@@ -277,6 +278,34 @@ def quasi_weights(stats: xr.Dataset) -> np.ndarray:
     return stats["n"].values.astype(float) / arm_dispersion(stats)[:, None]
 
 
+NORMAL_CELL_EVENTS = 50
+"""Effective counts (a cell's total over its arm's dispersion) and users every cell needs before its likelihood
+is replaced by a normal on the log scale (:func:`~bayes_ab.models.gaussian_pool.normal_cells_model`)."""
+NORMAL_CELL_USERS = 200
+
+
+def normal_cells(stats: xr.Dataset) -> bool:
+    """Whether every cell with users is large enough for a normal on the log scale (and there are segments to
+    pool): :data:`NORMAL_CELL_USERS` users and :data:`NORMAL_CELL_EVENTS` effective counts."""
+    n = stats["n"].values
+    present = n > 0
+    effective = stats["sum"].values / arm_dispersion(stats)[:, None]
+    return (stats.sizes["segment"] > 1 and bool(np.all(n[present] >= NORMAL_CELL_USERS))
+            and bool(np.all(effective[present] >= NORMAL_CELL_EVENTS)))
+
+
+def log_cells(stats: xr.Dataset) -> dict[str, np.ndarray]:
+    """Each cell's log mean and its variance ``phi[arm] / sum`` -- the robust likelihood's ``phi * mu / n`` on
+    the log scale (the whichever likelihood was chosen: on large cells they agree on the variance, which the
+    negative binomial is kept only when it matches); an empty cell gets 0 and a variance that carries nothing."""
+    n, total = stats["n"].values.astype(float), stats["sum"].values.astype(float)
+    present = (n > 0) & (total > 0)
+    phi = arm_dispersion(stats)[:, None] * np.ones_like(n)
+    mean = np.where(present, total / np.maximum(n, 1.0), 1.0)
+    return {LINK_Y: np.where(present, np.log(mean), 0.0),
+            LINK_V: np.where(present, phi / np.where(present, total, 1.0), EMPTY_CELL_VARIANCE)}
+
+
 def cell_moments(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's sample mean and the standard error the robust likelihood gives it.
 
@@ -446,19 +475,33 @@ class Count(SumsFamily):
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
         """Count values and users per arm x segment x value; each cell's mean and quasi-likelihood weight
         (robust)."""
+        if normal_cells(stats):
+            return log_cells(stats)
         mean, _ = cell_moments(stats)
         return {"values": stats["value"].values.astype("int64"), "users": stats["users"].values.astype("float64"),
                 "cell_mean": mean, "cell_weight": quasi_weights(stats)}
 
     # the module's functions of (statistics, metric) serve as the family's methods
-    variant = staticmethod(variant)
-    describe = staticmethod(describe)
+    def variant(self, stats: xr.Dataset, metric: Metric) -> str:
+        """The likelihood (:func:`variant`), with ``+normal_cells`` where every cell is large (:func:`normal_cells`)."""
+        return variant(stats, metric) + (f"+{NORMAL_CELLS}" if normal_cells(stats) else "")
+
+    def describe(self, stats: xr.Dataset, metric: Metric) -> str:
+        note = describe(stats, metric)
+        if normal_cells(stats):
+            note += (f"; every cell has at least {NORMAL_CELL_USERS} users and {NORMAL_CELL_EVENTS} effective counts, "
+                     "so each is approximated by a normal on the log scale with that likelihood's variance and the "
+                     "segment effects are integrated out exactly")
+        return note
 
     def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
         return super().warnings(stats, metric) + influence_warning(stats)
 
     def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
         import pymc as pm
+
+        if normal_cells(stats):
+            return normal_cells_model(stats, metric, log_cells(stats), pm.math.exp)
 
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]
