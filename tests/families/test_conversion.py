@@ -107,3 +107,38 @@ def test_segment_intervals_cover_truth_at_nominal_rate():
     coverage = covered / total
     # 480 intervals; binomial sd ~0.014, inflated for within-experiment correlation.
     assert abs(coverage - 0.9) < 0.045, coverage
+
+
+def lift_draws(result) -> np.ndarray:
+    overall = result.overall_mean
+    return (overall.isel(arm=1) / overall.isel(arm=0) - 1).values.ravel()
+
+
+@pytest.mark.parametrize("heterogeneity", [0.0, 0.3])
+def test_large_cells_as_normals_agree_with_the_exact_binomial_hierarchy(monkeypatch, heterogeneity):
+    """Three segments of 8,000 users per arm (at least 50 conversions and non-conversions per cell): the
+    normal-cells model and the exact binomial hierarchy give the same overall lift (mean within 0.1 posterior
+    sd, sd within 6%), with segments alike and with segments that differ."""
+    import bayes_ab.families.conversion as conversion
+
+    rng = np.random.default_rng(4)
+    rates = np.array([[0.05, 0.12, 0.3]]) * np.exp(np.array([[0.0], [0.05]]) + heterogeneity * rng.normal(size=(1, 3)) * [[0], [1]])
+    users = np.full((2, 3), 8000)
+    stats = conversion_stats(["control", "treatment"], ["a", "b", "c"], users, rng.binomial(users, rates), "converted")
+    assert conversion.normal_cells(stats)
+    settings = SamplerSettings(draws=1500, tune=1000, chains=2, seed=2)
+    normal = lift_draws(fit(stats, METRIC, settings))
+    monkeypatch.setattr(conversion, "NORMAL_CELL_EVENTS", 10 ** 9)
+    assert not conversion.normal_cells(stats)
+    exact = lift_draws(fit(stats, METRIC, settings))
+    assert abs(normal.mean() - exact.mean()) < 0.1 * exact.std()
+    assert normal.std() == pytest.approx(exact.std(), rel=0.06)
+
+
+def test_small_cells_keep_the_exact_likelihood():
+    users = np.array([[800, 800], [800, 800]])
+    stats = conversion_stats(["control", "treatment"], ["a", "b"], users, np.array([[40, 60], [45, 70]]), "converted")
+    from bayes_ab.families.conversion import Conversion, normal_cells
+
+    assert not normal_cells(stats) and Conversion().variant(stats, METRIC) == "binomial"
+    assert "approximated" not in Conversion().describe(stats, METRIC)

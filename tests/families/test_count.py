@@ -370,3 +370,35 @@ def test_the_arm_dispersion_adds_up_to_the_arms_variance_of_the_mean():
     expected = within / (n.sum() - 4) / n.sum()
     assert (weights ** 2 * cell_variance).sum() == pytest.approx(expected, rel=1e-9)
     assert control.size == n.sum()
+
+
+@pytest.mark.parametrize("count_model", ["robust", "poisson"])
+def test_large_cells_as_normals_agree_with_the_exact_count_hierarchy(monkeypatch, count_model):
+    """Three segments of 10,000 users per arm: the normal-cells model (log scale, the robust variance) and the
+    exact likelihood's hierarchy give the same overall lift (mean within 0.1 posterior sd, sd within 6%)."""
+    import bayes_ab.families.count as count
+
+    rng = np.random.default_rng(12)
+    if count_model == "robust":
+        heavy = HeavyTailedCounts(0.6, 0.5, 0.04, 20.0)
+        samples = [heavy.draw(rng, 30_000), heavy.draw(rng, 30_000, 1.05)]
+    else:
+        samples = [rng.poisson(2.0, 30_000), rng.poisson(2.1, 30_000)]
+    values = np.unique(np.concatenate(samples))
+    hist = np.zeros((2, 3, len(values)), int)
+    for arm in range(2):
+        np.add.at(hist, (arm, np.arange(30_000) % 3, np.searchsorted(values, samples[arm])), 1)
+    stats = count_stats(["control", "treatment"], ["a", "b", "c"], values, hist, "trades")
+    metric = count_metric(count_model=count_model)
+    assert count.normal_cells(stats) and count.Count().variant(stats, metric) == f"{count_model}+normal_cells"
+    settings = SamplerSettings(draws=1500, tune=1000, chains=2, seed=2)
+
+    def lift(result):
+        overall = result.overall_mean
+        return (overall.isel(arm=1) / overall.isel(arm=0) - 1).values.ravel()
+
+    normal = lift(fit(stats, metric, settings))
+    monkeypatch.setattr(count, "NORMAL_CELL_USERS", 10 ** 9)
+    exact = lift(fit(stats, metric, settings))
+    assert abs(normal.mean() - exact.mean()) < 0.1 * exact.std()
+    assert normal.std() == pytest.approx(exact.std(), rel=0.06)
