@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 import xarray as xr
@@ -90,6 +90,9 @@ class Family(ABC):
     cannot be read from a daily panel."""
     baseline_fields: ClassVar[tuple[str, ...]] = ()
     """Fields of a planning baseline mapping (``mean`` first); empty: the baseline is one rate."""
+    inverse_link: ClassVar["Callable[[np.ndarray], np.ndarray] | None"] = None
+    """The link's inverse on arrays, for families with a normal-cells model
+    (:func:`~bayes_ab.models.gaussian_pool.normal_cells_model`): it maps the model's linear predictor to ``mean``."""
     max_mean: ClassVar[float | None] = None
     """The largest value the metric's mean can take (a rate's 1), or ``None`` when it is unbounded above: a
     mean derived outside the model (novelty's long-run mean) is clipped to it."""

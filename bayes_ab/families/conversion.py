@@ -14,6 +14,7 @@ from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+from scipy.special import expit
 
 from bayes_ab.data.engine import BOOLEAN, INTEGER
 from bayes_ab.data.queries import Check, MetricQuery, Sum, cells, metric_column
@@ -200,6 +201,8 @@ class Conversion(RateFamily):
         return {**{name: stats[name].values.astype("int64") for name in DATA_NAMES},
                 "baseline_center": pooled_logit(stats)}
 
+    inverse_link = staticmethod(expit)
+
     def variant(self, stats: xr.Dataset, metric: Metric) -> str:
         """``binomial``, or ``normal_cells`` where every cell is large (:func:`normal_cells`)."""
         return NORMAL_CELLS if normal_cells(stats) else "binomial"
@@ -228,7 +231,7 @@ class Conversion(RateFamily):
         import pymc as pm
 
         if normal_cells(stats):
-            return normal_cells_model(stats, metric, logit_cells(stats), pm.math.sigmoid)
+            return normal_cells_model(stats, metric, logit_cells(stats))
         return binomial_model(stats, metric)
 
     def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:

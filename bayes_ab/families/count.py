@@ -482,6 +482,8 @@ class Count(SumsFamily):
                 "cell_mean": mean, "cell_weight": quasi_weights(stats)}
 
     # the module's functions of (statistics, metric) serve as the family's methods
+    inverse_link = staticmethod(np.exp)
+
     def variant(self, stats: xr.Dataset, metric: Metric) -> str:
         """The likelihood (:func:`variant`), with ``+normal_cells`` where every cell is large (:func:`normal_cells`)."""
         return variant(stats, metric) + (f"+{NORMAL_CELLS}" if normal_cells(stats) else "")
@@ -501,7 +503,7 @@ class Count(SumsFamily):
         import pymc as pm
 
         if normal_cells(stats):
-            return normal_cells_model(stats, metric, log_cells(stats), pm.math.exp)
+            return normal_cells_model(stats, metric, log_cells(stats))
 
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]

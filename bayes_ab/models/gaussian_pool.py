@@ -133,17 +133,28 @@ LINK_Y, LINK_V = "link_y", "link_v"
 EMPTY_CELL_VARIANCE = 1e12
 
 
-def normal_cells_model(stats, metric, data: dict, inverse_link) -> "pm.Model":
+NORMAL_CELLS_FAMILY = "gaussian_cells"
+"""The family name in the compiled structure's key: the normal-cells model does not depend on the family (its
+inverse link is applied to the draws afterwards), so conversion and counts share one compiled structure."""
+
+
+def is_normal_cells(variant: str) -> bool:
+    """Whether a family's variant is the normal-cells model."""
+    return variant.endswith(NORMAL_CELLS)
+
+
+def normal_cells_model(stats, metric, data: dict) -> "pm.Model":
     """The family's segment hierarchy with each arm x segment cell's likelihood replaced by a normal on the link
     scale (the observed value, and its variance from the cell's information: a nested Laplace approximation),
     so that the baselines and segment effects integrate out exactly (:func:`pooled_gaussian_cells`).
 
-    A family uses it only where every cell is large (:meth:`~bayes_ab.families.base.Family.normal_cells`): there
-    the approximation's error is far below the posterior's width, and there the exact likelihood's hierarchy
-    funnels -- precise cells and segments that respond alike (3 engagement segments of 20,000 users each
-    diverged in 1 fit of 10). Small cells keep the exact likelihood, whose non-centred hierarchy suits them.
-    ``data`` holds :data:`LINK_Y` and :data:`LINK_V`; ``inverse_link`` maps the linear predictor to the per-user
-    mean.
+    A family uses it only where every cell is large (its ``normal_cells`` check): there the approximation's
+    error is far below the posterior's width, and there the exact likelihood's hierarchy funnels -- precise
+    cells and segments that respond alike (3 engagement segments of 20,000 users each diverged in 1 fit of 10).
+    Small cells keep the exact likelihood, whose non-centred hierarchy suits them. ``data`` holds
+    :data:`LINK_Y` and :data:`LINK_V`. The model's per-cell quantity is the linear predictor ``linear``; the
+    fit maps it to ``mean`` with the family's inverse link (:func:`with_mean`), so that one compiled structure
+    serves every family.
     """
     import pymc as pm
 
@@ -153,5 +164,12 @@ def normal_cells_model(stats, metric, data: dict, inverse_link) -> "pm.Model":
         y = pm.Data(LINK_Y, data[LINK_Y], dims=cells)
         v = pm.Data(LINK_V, data[LINK_V], dims=cells)
         baseline, effect = pooled_gaussian_cells(y, v, metric.prior, len(coords["arm"]) - 1, len(coords["segment"]))
-        pm.Deterministic("mean", inverse_link(with_control(baseline, effect)), dims=cells)
+        pm.Deterministic("linear", with_control(baseline, effect), dims=cells)
     return model
+
+
+def with_mean(idata, inverse_link):
+    """``idata`` with the posterior's ``mean`` = ``inverse_link(linear)`` (draws of the normal-cells model)."""
+    posterior = idata.posterior
+    linear = posterior["linear"]
+    return idata.with_group("posterior", posterior.assign(mean=linear.copy(data=inverse_link(linear.values))))

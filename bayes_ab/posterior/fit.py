@@ -27,6 +27,7 @@ from bayes_ab.models.compiled import NativeModel, native_model, structure_key
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.diagnostics import diagnose, divergent_transitions, independent_draws
 from bayes_ab.models.fitdata import FitData, from_inference_data
+from bayes_ab.models.gaussian_pool import NORMAL_CELLS, NORMAL_CELLS_FAMILY, is_normal_cells, with_mean
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, coords_for, mapped_prior_data
 from bayes_ab.models.nuts import NutsSettings
 from bayes_ab.models.nuts import sample as sample_nuts
@@ -72,7 +73,10 @@ class ModelCache:
             data: dict[str, np.ndarray]) -> _Compiled:
         """The compiled model of this structure, compiling (or loading) it on first use."""
         sizes = {dim: size for dim, size in stats.sizes.items() if dim != "value"}
-        key = structure_key(family.name, family.variant(stats, metric), sizes, data)
+        variant = family.variant(stats, metric)
+        # the normal-cells model is the same graph for every family: one structure serves them all
+        owner = NORMAL_CELLS_FAMILY if is_normal_cells(variant) else family.name
+        key = structure_key(owner, NORMAL_CELLS if is_normal_cells(variant) else variant, sizes, data)
         if (key, backend) not in self.compiled:
             if backend == Backend.NUTPIE:
                 with progress(f"{metric.name}: preparing the {family.name} model"):
@@ -142,6 +146,8 @@ def fit(
         # funnel of the pooling scale); smaller steps are the standard remedy. The retry is reported.
         sampler = replace(sampler, target_accept=retry)
         idata = _sample(compiled, data, stats, metric, sampler)
+    if is_normal_cells(family.variant(stats, metric)):
+        idata = with_mean(idata, family.inverse_link)
     # diagnosed once, the run that is kept (R-hat and ESS of a discarded run would cost a tenth of a second)
     return Fit(metric, stats, idata, diagnose(idata, compiled.parameters), sampler.backend, sampler)
 
