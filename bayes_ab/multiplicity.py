@@ -8,13 +8,24 @@ statsmodels (``tests/test_multiplicity.py``).
 from __future__ import annotations
 
 
+def holm_limits(p_values: list[float], alpha: float) -> list[float]:
+    """Each hypothesis's limit in Holm's step-down procedure: ``alpha / (k - i + 1)`` for the ``i``-th of ``k``
+    (from 1) by increasing p-value, ties in the given order."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    limits = [0.0] * len(p_values)
+    for rank, i in enumerate(order):
+        limits[i] = alpha / (len(p_values) - rank)
+    return limits
+
+
 def holm(p_values: list[float], alpha: float) -> list[bool]:
     """Which hypotheses Holm's step-down procedure rejects at family-wise level ``alpha``: by increasing p-value,
-    the ``i``-th of ``k`` (from 1) while ``p_(i) <= alpha / (k - i + 1)`` holds for it and every smaller one."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    the ``i``-th of ``k`` (from 1) while ``p_(i) <= alpha / (k - i + 1)`` (:func:`holm_limits`) holds for it
+    and every smaller one."""
+    limits = holm_limits(p_values, alpha)
     rejected = [False] * len(p_values)
-    for rank, i in enumerate(order):
-        if p_values[i] > alpha / (len(p_values) - rank):
+    for i in sorted(range(len(p_values)), key=lambda i: p_values[i]):
+        if p_values[i] > limits[i]:
             break
         rejected[i] = True
     return rejected

@@ -106,8 +106,13 @@ EQUIVALENT: dict[str, str] = {
     "bayes_ab/effects/conflict.py:<module>:4000 -> 4001:`4000`": _DATA_ONLY,
     "bayes_ab/effects/conflict.py:prior_conflicts:< -> <=:`lift.size < 100`": _FEW_DRAWS,
     "bayes_ab/effects/conflict.py:prior_conflicts:100 -> 101:`100`": _FEW_DRAWS,
-    "bayes_ab/multiplicity.py:holm:> -> >=:`p_values[i] > alpha / (len(p_values) - rank)`":
+    "bayes_ab/multiplicity.py:holm:> -> >=:`p_values[i] > limits[i]`":
         "a p-value exactly equal to alpha / (k - rank) has probability 0",
+    "bayes_ab/multiplicity.py:holm_limits:0.0 -> 1.0:`0.0`": "every entry of the list is assigned in the loop",
+    "bayes_ab/multiplicity.py:benjamini_hochberg:<= -> <:`p_values[i] <= alpha * (rank + 1) / len(p_values)`":
+        "a p-value exactly equal to its Benjamini-Hochberg limit has probability 0",
+    "bayes_ab/multiplicity.py:benjamini_hochberg:1 -> 2:`1`":
+        "the default cut -1 or -2 (`default=-1`): with no passing rank, no rank 0..k-1 is at or below either",
     "bayes_ab/families/base.py:format_absolute:>= -> >:`abs(scaled) >= 0.1`":
         "at 0.1 both branches give 2 decimals (1 - floor(log10 0.1) = 2)",
     "bayes_ab/families/base.py:format_absolute:0.1 -> 0.2:`0.1`":

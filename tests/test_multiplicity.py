@@ -20,3 +20,12 @@ def test_holm_rejects_what_statsmodels_rejects_across_family_sizes():
     for _ in range(200):
         p = np.concatenate([rng.uniform(size=rng.integers(1, 30)), rng.uniform(0, 1e-3, size=rng.integers(0, 5))])
         assert holm(list(p), 0.01) == list(multipletests(p, alpha=0.01, method="holm")[0])
+
+
+def test_benjamini_hochberg_rejects_what_statsmodels_rejects_across_family_sizes():
+    """Families of 1 to 40 with a few small p-values near the step-up limits, where a limit off by one rank
+    (alpha (i + 1) / k instead of alpha i / k) rejects more than statsmodels does."""
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        p = np.concatenate([rng.uniform(size=rng.integers(1, 40)), rng.uniform(0, 0.02, size=rng.integers(0, 6))])
+        assert benjamini_hochberg(list(p), 0.05) == list(multipletests(p, alpha=0.05, method="fdr_bh")[0])

@@ -7,7 +7,7 @@ import xarray as xr
 from scipy import special
 
 from bayes_ab.decision.checks import RuleCheck
-from bayes_ab.multiplicity import holm
+from bayes_ab.multiplicity import holm, holm_limits
 from bayes_ab.spec import ExperimentSpec
 
 
@@ -39,10 +39,7 @@ def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> lis
     if count > 1:
         users = list(stats["n"].transpose("segment", "arm").values)
         p_values = [srm_p_value(u, weights) for u in users]
-        failed = holm(p_values, threshold)
-        order = np.argsort(p_values, kind="stable")
-        limits = np.empty(count)
-        limits[order] = threshold / (count - np.arange(count))
+        failed, limits = holm(p_values, threshold), holm_limits(p_values, threshold)
         checks += [srm_check(str(s), u, weights, limit, family=count, failed=f)
                    for s, u, limit, f in zip(stats["segment"].values, users, limits, failed)]
     return checks

@@ -49,11 +49,16 @@ def normal_cells(stats: xr.Dataset) -> bool:
             and bool(np.all(np.minimum(successes, n - successes)[present] >= NORMAL_CELL_EVENTS)))
 
 
+def smoothed_rate(successes, n):
+    """``(successes + 1/2) / (n + 1)``: a rate kept off 0 and 1, whose logit is finite."""
+    return (np.asarray(successes, dtype=float) + 0.5) / (np.asarray(n, dtype=float) + 1.0)
+
+
 def logit_cells(stats: xr.Dataset) -> dict[str, np.ndarray]:
     """Each cell's observed logit and its variance ``1 / (n p (1 - p))`` (the binomial's information); an
     empty cell gets 0 and a variance so large that it carries nothing."""
-    n, successes = stats["n"].values.astype(float), stats["successes"].values.astype(float)
-    rate = (successes + 0.5) / (n + 1.0)
+    n = stats["n"].values.astype(float)
+    rate = smoothed_rate(stats["successes"].values, n)
     present = n > 0
     variance = np.where(present, 1.0 / (np.maximum(n, 1.0) * rate * (1.0 - rate)), EMPTY_CELL_VARIANCE)
     return {LINK_Y: np.where(present, np.log(rate / (1.0 - rate)), 0.0), LINK_V: variance}
@@ -152,8 +157,7 @@ def pooled_logit(stats: xr.Dataset) -> np.ndarray:
     Centred at logit 0 (a 50% rate), the prior pulled every small segment's rate towards one half: with 1,000
     segments of 30 control users at 10% the control's overall rate came out 6.7 standard errors above its
     observed value, and the overall lift at -11% with no true effect."""
-    n, successes = float(stats["n"].values[0].sum()), float(stats["successes"].values[0].sum())
-    rate = (successes + 0.5) / (n + 1.0)
+    rate = smoothed_rate(stats["successes"].values[0].sum(), stats["n"].values[0].sum())
     return np.asarray(np.log(rate / (1.0 - rate)))
 
 
@@ -231,7 +235,7 @@ class Conversion(RateFamily):
         import pymc as pm
 
         if normal_cells(stats):
-            return normal_cells_model(stats, metric, logit_cells(stats))
+            return normal_cells_model(stats, metric, self.model_data(stats))
         return binomial_model(stats, metric)
 
     def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:

@@ -296,11 +296,11 @@ def normal_cells(stats: xr.Dataset) -> bool:
 
 def log_cells(stats: xr.Dataset) -> dict[str, np.ndarray]:
     """Each cell's log mean and its variance ``phi[arm] / sum`` -- the robust likelihood's ``phi * mu / n`` on
-    the log scale (the whichever likelihood was chosen: on large cells they agree on the variance, which the
+    the log scale (whichever likelihood was chosen: on large cells they agree on the variance, which the
     negative binomial is kept only when it matches); an empty cell gets 0 and a variance that carries nothing."""
     n, total = stats["n"].values.astype(float), stats["sum"].values.astype(float)
     present = (n > 0) & (total > 0)
-    phi = arm_dispersion(stats)[:, None] * np.ones_like(n)
+    phi = arm_dispersion(stats)[:, None]
     mean = np.where(present, total / np.maximum(n, 1.0), 1.0)
     return {LINK_Y: np.where(present, np.log(mean), 0.0),
             LINK_V: np.where(present, phi / np.where(present, total, 1.0), EMPTY_CELL_VARIANCE)}
@@ -481,7 +481,6 @@ class Count(SumsFamily):
         return {"values": stats["value"].values.astype("int64"), "users": stats["users"].values.astype("float64"),
                 "cell_mean": mean, "cell_weight": quasi_weights(stats)}
 
-    # the module's functions of (statistics, metric) serve as the family's methods
     inverse_link = staticmethod(np.exp)
 
     def variant(self, stats: xr.Dataset, metric: Metric) -> str:
@@ -503,7 +502,7 @@ class Count(SumsFamily):
         import pymc as pm
 
         if normal_cells(stats):
-            return normal_cells_model(stats, metric, log_cells(stats))
+            return normal_cells_model(stats, metric, self.model_data(stats))
 
         coords = coords_for(stats)
         arms, segments = coords["arm"], coords["segment"]

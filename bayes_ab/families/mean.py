@@ -27,7 +27,7 @@ from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_s
 from bayes_ab.families.sums import Sums, SumsFamily
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
-from bayes_ab.models.gaussian_pool import pooled_gaussian_cells
+from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, pooled_gaussian_cells
 from bayes_ab.models.hierarchy import coords_for, with_control
 from bayes_ab.sampling import SamplerSettings
 
@@ -95,7 +95,8 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
 
 def mean_model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
     """Per-cell centred sums plus the pooled location and scale that set the priors; ``present`` (1 for a cell
-    with users, 0 for an empty one), ``n_safe`` (n, at least 1) and ``empty_variance`` (1e12 for an empty cell)
+    with users, 0 for an empty one), ``n_safe`` (n, at least 1) and ``empty_variance`` (:data:`~bayes_ab.models.gaussian_pool.EMPTY_CELL_VARIANCE` for an
+    empty cell)
     keep an empty cell out of the likelihood."""
     c = centred_sums(stats)
     n = c["n"]
@@ -103,7 +104,7 @@ def mean_model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
     scale = np.sqrt(c["syy"].sum() / dof)
     x_scale = np.sqrt(c["scc"].sum() / dof) if c["scc"].sum() > 0 else 1.0
     return {**c, "present": (n > 0).astype(float), "n_safe": np.maximum(n, 1.0),
-            "empty_variance": np.where(n > 0, 0.0, 1e12),
+            "empty_variance": np.where(n > 0, 0.0, EMPTY_CELL_VARIANCE),
             "center": np.array((c["ybar"] * n).sum() / n.sum()),
             "scale": np.array(scale if scale > 0 else 1.0), "x_scale": np.array(x_scale)}
 

@@ -49,7 +49,7 @@ from bayes_ab.families.base import Family, ParamReader, finite
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
-from bayes_ab.models.gaussian_pool import pooled_gaussian_cells
+from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, pooled_gaussian_cells
 from bayes_ab.models.hierarchy import coords_for, with_control
 from bayes_ab.sampling import SamplerSettings
 
@@ -291,7 +291,7 @@ class Ratio(Family):
         pooled = math.log(float(stats["sum_num"].sum() / stats["sum_den"].sum()))
         with np.errstate(divide="ignore", invalid="ignore"):
             log_ratio = np.where(users, np.log(np.where(users, ratio, 1.0)), pooled)
-            log_var = np.where(users, (se / np.where(users, ratio, 1.0)) ** 2, 1e12)
+            log_var = np.where(users, (se / np.where(users, ratio, 1.0)) ** 2, EMPTY_CELL_VARIANCE)
         return {"log_ratio": log_ratio, "log_var": log_var}
 
     def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:

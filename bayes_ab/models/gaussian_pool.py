@@ -131,6 +131,7 @@ NORMAL_CELLS = "normal_cells"
 LINK_Y, LINK_V = "link_y", "link_v"
 """Model data of that variant: each cell's observed value on the link scale and its variance."""
 EMPTY_CELL_VARIANCE = 1e12
+"""The variance an empty cell's observation is given: so large that it carries nothing (every family's)."""
 
 
 NORMAL_CELLS_FAMILY = "gaussian_cells"

@@ -70,10 +70,10 @@ class ModelCache:
     from_disk: int = 0
 
     def get(self, family: Family, stats: xr.Dataset, metric: Metric, backend: str,
-            data: dict[str, np.ndarray]) -> _Compiled:
-        """The compiled model of this structure, compiling (or loading) it on first use."""
+            data: dict[str, np.ndarray], variant: str) -> _Compiled:
+        """The compiled model of this structure (``variant``: the family's, for these statistics), compiling (or
+        loading) it on first use."""
         sizes = {dim: size for dim, size in stats.sizes.items() if dim != "value"}
-        variant = family.variant(stats, metric)
         # the normal-cells model is the same graph for every family: one structure serves them all
         owner = NORMAL_CELLS_FAMILY if is_normal_cells(variant) else family.name
         key = structure_key(owner, NORMAL_CELLS if is_normal_cells(variant) else variant, sizes, data)
@@ -138,7 +138,8 @@ def fit(
         if exact is not None:
             return exact
     data = {**family.model_data(stats), **prior}
-    compiled = cache.get(family, stats, metric, sampler.backend, data)
+    variant = family.variant(stats, metric)         # a count family's checks fit the data: computed once
+    compiled = cache.get(family, stats, metric, sampler.backend, data, variant)
     idata = _sample(compiled, data, stats, metric, sampler)
     retry = sampler.retry_target_accept
     if divergent_transitions(idata) and retry is not None and retry > sampler.target_accept:
@@ -146,7 +147,7 @@ def fit(
         # funnel of the pooling scale); smaller steps are the standard remedy. The retry is reported.
         sampler = replace(sampler, target_accept=retry)
         idata = _sample(compiled, data, stats, metric, sampler)
-    if is_normal_cells(family.variant(stats, metric)):
+    if is_normal_cells(variant):
         idata = with_mean(idata, family.inverse_link)
     # diagnosed once, the run that is kept (R-hat and ESS of a discarded run would cost a tenth of a second)
     return Fit(metric, stats, idata, diagnose(idata, compiled.parameters), sampler.backend, sampler)
