@@ -39,7 +39,7 @@ def _sampler_text(effects: MetricEffects) -> str:
     if effects.backend == Backend.CONJUGATE:
         return "conjugate closed form (exact, unpooled)"
     if effects.backend == EXACT:
-        return f"numerical integration (exact), {s.chains * s.draws:,} independent draws"
+        return f"{family_for(effects.metric).exact_method} (exact), {s.chains * s.draws:,} independent draws"
     return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
 
 
@@ -55,7 +55,7 @@ def _table(effects: MetricEffects) -> str:
             "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),
             "+/- MC SE": "" if r.is_control else f"{r.p_beat_control_mcse:.1%}",
             "P(best)": fmt.probability(r.p_best),
-            f"loss if shipped ({family.unit})": "" if r.is_control else f"{r.loss_ship_abs * family.unit_scale:.3f}",
+            f"loss if shipped ({family.unit_of(effects.metric)})": "" if r.is_control else f"{r.loss_ship_abs * family.unit_scale:.3f}",
             "P(in ROPE)": "" if r.is_control else fmt.probability(r.p_rope),
         })
     return "\n".join("  " + line for line in pd.DataFrame(rows).to_string(index=False).splitlines())

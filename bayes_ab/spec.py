@@ -372,7 +372,7 @@ def _parse_novelty(item: "_Reader", family) -> Novelty:
         return Novelty.OFF
     if raw is not True and raw != "auto":
         item.fail("novelty", f"must be true, false or auto, got {raw!r}")
-    if not family.uses_column or family.panel_total is None:
+    if not family.uses_column or family.panel_total is None or not family.weekly:
         item.fail("novelty", f"is not available for {family.name} metrics (conversion, count and mean metrics have it)")
     return Novelty.ALWAYS if raw is True else Novelty.AUTO
 
@@ -434,14 +434,21 @@ def _parse_thresholds(r: "_Reader", ramp: tuple[Stage, ...]) -> DecisionThreshol
     return DecisionThresholds(**values, max_power_stage=stage, calibration=" ".join(calibration.split()))
 
 
+SPLIT_SLACK_POINTS = 0.5
+"""How far (percentage points) a stage may exceed the treatment arms' planned share: it is then the full-traffic
+stage."""
+
+
 def _check_ramp_split(r: "_Reader", ramp: tuple[Stage, ...], arms: tuple[Arm, ...]) -> None:
     """A stage below 100% must fit the planned split: treatment exposure at most the treatment share."""
     share = sum(a.weight for a in arms if not a.is_control) / sum(a.weight for a in arms)
     for index, stage in enumerate(ramp):
-        if stage.percent < 100 and stage.percent > share * 100 + 1e-9:
+        # half a percentage point of slack: weights written from a measured split (0.49982) still carry the 50% stage,
+        # which then takes all traffic (traffic_share is capped at 1)
+        if stage.percent < 100 and stage.percent > share * 100 + SPLIT_SLACK_POINTS:
             r.fail(f"ramp[{index}].percent", f"{stage.percent:g}% treatment exposure does not fit the planned "
-                                             f"split (treatment arms get {share:.0%} of the experiment's users); "
-                                             f"stages below 100 must be at most {share * 100:g}")
+                                             f"split (treatment arms get {share * 100:.4g}% of the experiment's "
+                                             f"users); stages below 100 must be at most {share * 100:.4g}")
 
 
 def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:

@@ -48,9 +48,11 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/planning/fixed_horizon.py": ("tests/planning/test_fixed_horizon.py",),
     "bayes_ab/families/base.py": ("tests/families/test_base.py", "tests/planning/test_fixed_horizon.py",
                                   "tests/stopping/test_generate.py"),
+    "bayes_ab/models/quantiles.py": ("tests/families/test_quantile.py",),
+    "bayes_ab/models/prior_resampling.py": ("tests/families/test_quantile.py", "tests/stopping"),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
-intervals, the families' planning variances."""
+intervals, the families' planning variances, the quantile posterior and the effect prior's resampling."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")
@@ -69,6 +71,22 @@ _FEW_DRAWS = ("a guard for data-only lifts that are mostly undefined (a control 
               "not arise")
 
 EQUIVALENT: dict[str, str] = {
+    "bayes_ab/models/quantiles.py:effective_users:1.0 -> 2.0:`1.0`":
+        "the stand-in divisor of a cell without values: every share of such a cell is 0 whatever it is",
+    "bayes_ab/models/quantiles.py:effective_users:> -> >=:`binomial > 0`":
+        "where the share is 0 or 1 every user's count up to the edge is 0 or all of theirs, so the variance is 0 "
+        "too and the other branch is taken either way",
+    "bayes_ab/models/quantiles.py:effective_users:> -> >=:`variance > 0`":
+        "a zero variance with 0 < share < 1 gives binomial / 0 = inf, which the cap at the total values turns into "
+        "the same total the other branch takes",
+    "bayes_ab/models/quantiles.py:effective_users:> -> >=:`total > 0`":
+        "only a cell without values has a total of 0, and no quantile is drawn from one (its draws stay NaN)",
+    "bayes_ab/models/quantiles.py:quantile_cdf:<= -> <:`a <= 0`":
+        "at a = 0 the regularized incomplete beta of a -> 0 is 1, so 1 - betainc gives the same 0 the branch gives",
+    "bayes_ab/models/quantiles.py:bin_centres:2 -> 3:`2`":
+        "bin 0's stand-in value only has to lie in (0, LOWEST]: LOWEST / 3 maps back to bin 0 as LOWEST / 2 does",
+    "bayes_ab/models/quantiles.py:quantile_draws:1.0 -> 2.0:`1.0`":
+        "the stand-in divisor where a bin holds no posterior mass; its result is replaced by 0.5 there",
     "bayes_ab/decision/evidence.py:evidence_from_draws:* -> /:`sign * (arm - control)`":
         "sign / d has the sign of sign * d; " + _TIE,
     "bayes_ab/decision/evidence.py:evidence_from_draws:> -> >=:`sign * (arm - control) > 0`": _TIE,
@@ -250,10 +268,10 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
 
 
 def _copy_project(target: Path) -> None:
-    ignore = shutil.ignore_patterns(".venv", ".git", "models", "reports", "site", "__pycache__", "*.egg-info",
-                                    "build", "_work")
     for name in ("bayes_ab", "tests", "examples"):
-        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+        # outputs written under tests and examples (models/, reports/) are left behind; bayes_ab/models is code
+        skipped = ("__pycache__", "*.egg-info", "_work") + (() if name == "bayes_ab" else ("models", "reports", "site"))
+        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns(*skipped))
     for name in ("pyproject.toml", "constraints.txt", "mkdocs.yml"):
         shutil.copy2(ROOT / name, target / name)
 

@@ -21,6 +21,7 @@ FAMILY_METRICS = [
     {"name": "revenue", "family": "mean", "column": "revenue", "covariate": "pre_revenue"},
     {"name": "retained", "family": "retention", "column": "churn_day", "observed_column": "days_observed",
      "max_day": 7},
+    {"name": "latency_p90", "family": "quantile", "column": "latency", "quantile": 0.9, "direction": "decrease"},
 ]
 FIRST_DAY = date(2026, 3, 1)
 
@@ -44,12 +45,13 @@ def family_rows(n: int = 4000, seed: int = 0, days: int = 5, first_id: int = 0) 
         "pre_revenue": rng.integers(0, 200, n) / 4,
         "churn_day": np.where(churned, churn_day, np.nan),
         "days_observed": observed,
+        "latency": np.round(rng.lognormal(5.0, 0.7, n), 3),
         "exposure_day": [FIRST_DAY + timedelta(days=int(d)) for d in exposed],
     })
 
 
 def family_spec(**extra):
-    """Spec over :func:`family_rows`: all four families, two segment columns, unit ids, exposure day."""
+    """Spec over :func:`family_rows`: every family but ratio, two segment columns, unit ids, exposure day."""
     return make_spec(FAMILY_METRICS, segments=("country", "tier"), unit_column="user_id",
                      day_column="exposure_day", **extra)
 

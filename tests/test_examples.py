@@ -102,3 +102,20 @@ def test_group_stories_dms_per_story_view_cover_the_true_ratio_lift():
         assert effects.model_note.startswith("delta-method normal likelihood"), effects.model_note
         row = effects.overall("group_stories")
         assert row.rel_low <= true_lift <= row.rel_high, (name, row.rel_low, row.rel_high)
+
+
+def test_latency_faster_api_moves_the_median_keeps_the_tail_and_guards_p95():
+    """Requests clustered within users: the p50 and p95 intervals cover the true changes of the request-latency
+    quantiles, the p99 (timeouts) is within its ROPE, and the p95 guardrail passes."""
+    generator = example_module("latency/generate.py")
+    spec = load_spec(EXAMPLES / "latency" / "spec.yaml")
+    result = analyze(spec, generator.generate())
+    for name, p in (("latency_p50", 0.5), ("latency_p95", 0.95)):
+        truth = generator.true_quantile("fast_api", p) / generator.true_quantile("control", p) - 1
+        row = result.effects[name].overall("fast_api")
+        # a quantile is located to within one 0.1% bin: the interval is widened by two
+        assert row.rel_low - 0.002 <= truth <= row.rel_high + 0.002, (name, truth, row.rel_low, row.rel_high)
+    assert result.effects["latency_p99"].overall("fast_api").p_rope > 0.9
+    rec = recommend(result, stage=50, days=7)
+    guard = next(r for r in rec.reasons if r.name.startswith("harm: guardrail latency_p95"))
+    assert guard.passed

@@ -96,6 +96,21 @@ def test_ramp_percent_is_treatment_exposure():
         make_spec(ramp=[{"percent": 10}, {"percent": 75}, {"percent": 100}])
 
 
+def test_a_measured_split_just_under_half_keeps_the_fifty_percent_stage():
+    """Weights copied from a measured split (0.49982 treatment) carry the 50% stage, which takes all traffic; a stage a
+    point beyond the share is still refused, with the share's digits."""
+    from conftest import parse_spec
+
+    raw = {"name": "t", "arm_column": "arm", "metrics": [{"name": "c", "family": "conversion", "column": "c"}],
+           "arms": [{"name": "control", "control": True, "weight": 0.50018}, {"name": "b", "weight": 0.49982}]}
+    spec = parse_spec(raw)
+    assert spec.traffic_share(50) == 1.0 and spec.max_power_stage == 50
+    raw["arms"] = [{"name": "control", "control": True, "weight": 0.51}, {"name": "b", "weight": 0.49}]
+    with pytest.raises(SpecError, match=r"50% treatment exposure does not fit the planned split \(treatment arms get "
+                                        r"49% of the experiment's users\)"):
+        parse_spec(raw)
+
+
 def test_plan_baselines_are_for_primaries_and_guardrails():
     from conftest import make_spec
 

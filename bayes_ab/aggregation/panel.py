@@ -52,14 +52,16 @@ def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
     _refuse_repeated_days(spec, table)
     keys = [spec.unit_column, spec.arm_column, *spec.segment_columns, spec.day_column]
     totals: dict[str, str] = {}
-    for metric in spec.metrics:
+    # a metric of the rows themselves (a quantile) reads its per-user total only in the data checks, which every
+    # total serves alike (NULL on a missing day, the lowest on a negative one): it takes another metric's total
+    for metric in sorted(spec.metrics, key=lambda m: family_for(m).panel_rows):
         family = family_for(metric)
         if family.panel_total is None:
             raise SpecError(f"{spec.source}: metric {metric.name!r}: a {metric.family} metric cannot be read from a "
                             "daily panel (activity_column)")
         for column in metric.columns:
             sql = _user_total(Column(column, table.kind(column)), family.panel_total)
-            if totals.setdefault(column, sql) != sql:
+            if totals.setdefault(column, sql) != sql and not family.panel_rows:
                 raise SpecError(f"{spec.source}: column {column!r} is totalled two ways by two metrics "
                                 "(a conversion takes the maximum over days, a count the sum)")
     select = [quote_ident(k) for k in keys] + [f"{sql} AS {quote_ident(c)}" for c, sql in totals.items()]
@@ -67,7 +69,7 @@ def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
     relation = f"(SELECT {', '.join(select)} FROM {table.relation} GROUP BY {group}) AS per_user_totals"
     columns = {k: table.kind(k) for k in keys} | {c: table.kind(c) for c in totals}
     return Table(table.engine, f"{table.label} (per-user totals of the daily panel)", relation, columns,
-                 table.run, table.close)
+                 table.run, table.close, panel_rows=table.relation)
 
 
 def _refuse_repeated_days(spec: ExperimentSpec, table: Table) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_ab.data.engine import DATE, FLOAT, INTEGER, STRING, Table
-from bayes_ab.data.queries import Check, Column, MetricQuery, numeric_checks, typed_column
+from bayes_ab.data.queries import Check, Column, ColumnTypeError, MetricQuery, numeric_checks, typed_column
 from bayes_ab.data.sql import quote_ident, quote_literal
 from bayes_ab.data.stats import ALL_USERS
 from bayes_ab.errors import DataError
@@ -78,6 +78,7 @@ class ScanPlan:
     sums: dict[str, str]
     detail_sums: dict[str, dict[str, str]]    # metric -> alias -> SQL aggregate per arm x segment x key
     day: Column | None
+    clustered: frozenset[str] = frozenset()   # metrics whose detail is of a panel's rows (users as clusters)
 
     @classmethod
     def for_table(cls, spec: ExperimentSpec, table: Table, *, aggregated: bool = False,
@@ -118,7 +119,10 @@ class ScanPlan:
                                 "use a DATE, an integer day number or a text label (e.g. CAST(ts AS DATE))")
 
         if not aggregated:
-            queries = {m.name: family_for(m).query(m, f"m{i}", table.columns) for i, m in enumerate(spec.metrics)}
+            try:
+                queries = {m.name: family_for(m).query(m, f"m{i}", table.columns) for i, m in enumerate(spec.metrics)}
+            except ColumnTypeError as exc:
+                raise DataError(exc.message(table.label, table.types.get(exc.column))) from None
         checks = [c for q in queries.values() for c in q.key_checks]
         sums = {"users": "COUNT(*)"}
         details = {name: {alias: "COUNT(*)" if condition is None else f"COUNT(*) FILTER (WHERE {condition})"
@@ -145,7 +149,9 @@ class ScanPlan:
             for q in queries.values():
                 sums.update({alias: s.per_user for alias, s in q.sums.items()})
         sums.update({c.alias: c.detector for c in checks})
-        return cls(spec, aggregated, by_day, queries, tuple(checks), sums, details, day)
+        clustered = frozenset(name for name, q in queries.items() if q.cluster_sums and table.panel_rows is not None)
+        details.update({name: queries[name].cluster_sums for name in clustered})
+        return cls(spec, aggregated, by_day, queries, tuple(checks), sums, details, day, clustered)
 
     # -- SQL --------------------------------------------------------------------------------
     def grouped_sql(self, relation: str, sums: dict[str, str], key: str | None = None,
@@ -252,9 +258,30 @@ class ScanPlan:
         self._check_arms(table, cells)
         if not self.aggregated and self.spec.unit_column:
             self._check_unique_units(table, where)
-        details = {name: self._grouped(table, sums, key=self.queries[name].detail_key, where=where)
-                   for name, sums in self.detail_sums.items()}
+        details = {name: self._detail(table, name, sums, where) for name, sums in self.detail_sums.items()}
         return Partials(cells, details)
+
+    def _detail(self, table: Table, name: str, sums: dict[str, str], where: str | None) -> pd.DataFrame:
+        """One metric's detail query: per user's key on per-user rows, or over a panel's rows grouped per user
+        and key (:attr:`~bayes_ab.data.queries.MetricQuery.cluster_sums`)."""
+        query = self.queries[name]
+        if name not in self.clustered:
+            return self._grouped(table, sums, key=query.detail_key, where=where)
+        if where is not None:
+            raise DataError(f"{self.spec.source}: metric {name!r} is read from the panel's rows, which are analysed "
+                            "whole, not by day")
+        spec = self.spec
+        kept = [quote_ident(c) for c in (spec.arm_column, *spec.segment_columns)]
+        unit = quote_ident(spec.unit_column)
+        per_user = ", ".join(["u", *kept, "k"])
+        # each (user, key) group once, with the user's rows in all and below that key (window sums of its counts)
+        relation = (f"(SELECT {', '.join(kept)}, k AS bin_key, e, m, e_before FROM (SELECT {per_user}, COUNT(*) AS e, "
+                    "SUM(COUNT(*)) OVER (PARTITION BY u) AS m, "
+                    "SUM(COUNT(*)) OVER (PARTITION BY u ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+                    f"- COUNT(*) AS e_before FROM (SELECT {unit} AS u, {', '.join(kept)}, {query.cluster_key} AS k "
+                    f"FROM {table.panel_rows}) AS keyed WHERE k IS NOT NULL GROUP BY {per_user}) AS per_user_key) "
+                    "AS clustered")
+        return self._grouped(table, sums, key="bin_key", relation=relation)
 
     def statistics(self, partials: Partials, label: str) -> dict[str, xr.Dataset]:
         """Each metric's statistics Dataset from partials (summed over days first); ``label`` names
@@ -268,8 +295,8 @@ class ScanPlan:
         return {name: q.build(arms, segments, table, total.details.get(name)) for name, q in self.queries.items()}
 
     def _grouped(self, table: Table, sums: dict[str, str], key: str | None = None,
-                 where: str | None = None) -> pd.DataFrame:
-        grouped = table.run(self.grouped_sql(table.relation, sums, key, where))
+                 where: str | None = None, relation: str | None = None) -> pd.DataFrame:
+        grouped = table.run(self.grouped_sql(relation or table.relation, sums, key, where))
         grouped["segment"] = _segment_labels(grouped, len(self.spec.segment_columns))
         keys = CELL_KEYS + (["day"] if self.day is not None else []) + (["key"] if key is not None else [])
         if "key" in keys:

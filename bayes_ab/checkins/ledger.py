@@ -28,7 +28,7 @@ from typing import Any
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import LedgerError
-from bayes_ab.files import write_atomically
+from bayes_ab.files import temporary_target, write_atomically
 
 APPLICATION_ID = 0x62616231          # "bab1"
 SCHEMA_VERSION = 2                   # 2: looks carry a chain digest (version 1 ledgers are upgraded on open)
@@ -114,6 +114,7 @@ class Ledger:
         self.path = Path(path)
         self.experiment = experiment
         self.seal_path = self.path.with_name(self.path.name + SEAL_SUFFIX)
+        self._upgraded = False          # a version 1 ledger chained on this open has no seal yet
         if self._has_content():
             self._validate()
             self.head = self._verify_chain()
@@ -209,8 +210,21 @@ class Ledger:
         return head
 
     def _verify_chain(self) -> ChainHead | None:
+        folders = self._final_look_folders()   # listed before the rows: a folder is named only after its row commits
         sealed = self._read_seal()
-        head = self._check_rows(self._rows(), sealed)
+        rows = self._rows()
+        head = self._check_rows(rows, sealed)
+        if sealed is None and head is not None and head.look > 1 and not self._upgraded:
+            # the seal is replaced atomically after every look, so from the second look on it is never absent: only a
+            # deletion removes it (re-creating it would also bless whatever was removed with it)
+            raise LedgerError(f"{self.path}: the seal {self.seal_path.name} is missing but the ledger holds "
+                              f"{head.look} looks: it was deleted, perhaps with the last looks; restore both from a "
+                              "backup")
+        orphans = sorted(folders - {row[5] for row in rows})
+        if orphans:
+            raise LedgerError(f"{self.path}: {LOOKS_FOLDER}/ holds {len(orphans)} look folder(s) no look of the ledger "
+                              f"points at (e.g. {orphans[0]}): looks were removed from the ledger; restore it from a "
+                              "backup")
         if head is not None and (sealed is None or sealed.look < head.look):
             try:
                 with self._connect(create=False) as con:      # a writer stopped between its commit and its seal
@@ -218,6 +232,17 @@ class Ledger:
             except (OSError, sqlite3.OperationalError):       # a read-only copy: verified, left as it is
                 pass
         return head
+
+    def _final_look_folders(self) -> set[str]:
+        """The look folders under their final names, as the ledger records them (``looks/<name>``).
+
+        A look's folder gets its final name only after its ledger row is committed, so such a folder that no row
+        points at is the trace of a removed look; temporaries of killed check-ins are tidied, not counted."""
+        looks = self.path.parent / LOOKS_FOLDER
+        if not looks.is_dir():
+            return set()
+        return {f"{LOOKS_FOLDER}/{entry.name}" for entry in looks.iterdir()
+                if entry.is_dir() and temporary_target(entry) is None and not entry.name.startswith(".")}
 
     def _read_seal(self) -> ChainHead | None:
         try:
@@ -304,6 +329,7 @@ class Ledger:
                 owner = con.execute("SELECT value FROM meta WHERE key = 'experiment'").fetchone()
                 if owner is not None and owner[0] == self.experiment and version == 1:
                     self._upgrade(con)
+                    self._upgraded = True
             finally:
                 con.close()
         except sqlite3.DatabaseError as exc:

@@ -76,7 +76,8 @@ class DuckDBEngine:
             described = con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()
         except duckdb.Error as exc:
             close()
-            raise DataError(f"{label}: cannot read input ({first_line(exc)})") from None
+            encoding = None if isinstance(source, pd.DataFrame) else _not_utf8(source)
+            raise DataError(f"{label}: {encoding or f'cannot read input ({first_line(exc)})'}") from None
         if len(described) == 1 and not isinstance(source, pd.DataFrame):
             ragged = _ragged_csv_row(source, described[0][0])
             if ragged:
@@ -87,9 +88,12 @@ class DuckDBEngine:
             try:
                 return con.execute(sql).df()
             except duckdb.Error as exc:
-                raise DataError(f"{label}: query failed ({first_line(exc)})") from None
+                # a CSV file is read as the query runs: a byte that is not UTF-8 past the sniffed sample fails here
+                encoding = None if isinstance(source, pd.DataFrame) else _not_utf8(source)
+                raise DataError(f"{label}: {encoding or f'query failed ({first_line(exc)})'}") from None
 
-        return Table("duckdb", label, view, {name: column_kind(dtype) for name, dtype, *_ in described}, run, close)
+        return Table("duckdb", label, view, {name: column_kind(dtype) for name, dtype, *_ in described}, run, close,
+                     types={name: str(dtype) for name, dtype, *_ in described})
 
 
 def _ragged_csv_row(source, column: str) -> str | None:
@@ -113,6 +117,33 @@ def _ragged_csv_row(source, column: str) -> str | None:
             if row and len(row) != len(header):
                 return (f"line {line} has {len(row)} field(s) but the header has {len(header)} "
                         f"({delimiter!r}-separated); every row needs one value per column")
+    return None
+
+
+def _not_utf8(source) -> str | None:
+    """Where a CSV file stops being UTF-8 (line and byte), the encoding DuckDB reads; ``None`` when it is UTF-8
+    throughout or is not one CSV file. Read in blocks, only after a read has failed."""
+    import codecs
+
+    try:
+        found = file_input(source)
+    except DataError:
+        return None
+    if found.folder or found.format != "csv" or str(found.path).endswith(".gz") or not found.path.is_file():
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(found.path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            pending = decoder.getstate()[0]      # an unfinished character carried over from the previous block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                where = max(exc.start - len(pending), 0)
+                line += block.count(b"\n", 0, where)
+                return (f"line {line} is not UTF-8 (byte 0x{(pending + block)[exc.start]:02x}; the file looks like Latin-1 or "
+                        "Windows-1252 text): save it as UTF-8")
+            line += block.count(b"\n")
     return None
 
 

@@ -8,7 +8,7 @@ registered by name in :mod:`bayes_ab.data.engines`, above the three implementati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Union
 
@@ -53,7 +53,8 @@ class Table:
     """A source opened by an engine: ``relation`` names it in SQL, ``run`` executes one query.
 
     ``run`` takes SQL in the canonical (DuckDB) dialect and returns the result as a DataFrame;
-    ``close`` releases what opening it created (a view, a connection).
+    ``close`` releases what opening it created (a view, a connection). ``panel_rows``: for a panel's per-user
+    totals, the relation of the panel's own rows (metrics of the rows themselves read it).
     """
 
     engine: str
@@ -62,6 +63,8 @@ class Table:
     columns: dict[str, str]                   # column name -> kind (INTEGER, FLOAT, ...)
     run: Callable[[str], pd.DataFrame]
     close: Callable[[], None]
+    panel_rows: str | None = None
+    types: dict[str, str] = field(default_factory=dict)   # column name -> the engine's own type name, for messages
 
     def require_columns(self, wanted: dict[str, str]) -> None:
         """Raise :class:`DataError` naming every ``{column: purpose}`` that is absent."""

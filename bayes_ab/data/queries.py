@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.data.engine import BOOLEAN, FLOAT, INTEGER, NUMERIC_KINDS, STRING
+from bayes_ab.data.engine import BOOLEAN, DATE, FLOAT, INTEGER, NUMERIC_KINDS, STRING
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError
 from bayes_ab.metric import Metric
@@ -78,6 +78,12 @@ class MetricQuery:
     user's value; aggregated rows carry them as columns of those names, ``key_checks`` test them in both
     forms, and ``detail_key`` computed from them groups ``detail_users``: alias -> the condition on a user
     (None: every user) whose users are counted per key.
+
+    On a panel (rows per user and activity, :mod:`bayes_ab.aggregation.panel`), a metric whose statistics are of
+    the rows themselves, each user a cluster of rows (the quantile family), gives ``cluster_key``, the key of a
+    row, and ``cluster_sums``: alias -> an aggregate per arm x segment x key over the panel's (user, key) groups,
+    in terms of ``e`` (the user's rows with that key), ``m`` (the user's rows) and ``e_before`` (the user's rows
+    with a lower key). They replace the per-user detail there.
     """
 
     checks: list[Check]
@@ -87,6 +93,8 @@ class MetricQuery:
     detail_users: dict[str, str | None] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     key_checks: list[Check] = field(default_factory=list)
+    cluster_key: str | None = None            # on a panel's rows: SQL of a row's key (NULL: the row is left out)
+    cluster_sums: dict[str, str] = field(default_factory=dict)
 
 
 def product_name(*names: str) -> str:
@@ -137,11 +145,27 @@ class Column:
         return f"COUNT(*) FILTER (WHERE {self.missing()})"
 
 
+class ColumnTypeError(DataError):
+    """A value column whose type cannot hold numbers; the scan adds the input's name and the engine's type."""
+
+    def __init__(self, column: str, kind: str, metric: str | None, what: str):
+        self.column, self.kind, self.metric, self.what = column, kind, metric, what
+        super().__init__(self.message())
+
+    def message(self, label: str | None = None, engine_type: str | None = None) -> str:
+        """The one-line message, prefixed with the input's ``label`` and naming ``engine_type`` when known."""
+        owner = f" (metric {self.metric!r})" if self.metric else ""
+        typed = f"of type {engine_type}" if engine_type else f"holds {self.kind} values"
+        hint = (" (a CSV column of only 'inf' or 'infinity' is read as dates: those values are not numbers)"
+                if self.kind == DATE else "")
+        return (f"{label + ': ' if label else ''}column {self.column!r}{owner} is {typed}{hint}; "
+                f"{self.what} must be numbers").replace(" is holds ", " holds ")
+
+
 def typed_column(name: str, kind: str, metric: str | None, what: str) -> Column:
-    """The :class:`Column` of a value column; :class:`DataError` when its type cannot hold numbers."""
+    """The :class:`Column` of a value column; :class:`ColumnTypeError` when its type cannot hold numbers."""
     if kind not in NUMERIC_KINDS + (STRING,):
-        owner = f" (metric {metric!r})" if metric else ""
-        raise DataError(f"column {name!r}{owner} holds {kind} values; {what} must be numbers")
+        raise ColumnTypeError(name, kind, metric, what)
     return Column(name, kind)
 
 

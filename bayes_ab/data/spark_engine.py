@@ -116,7 +116,8 @@ class SparkEngine:
             except Exception as exc:       # AnalysisException, Py4JJavaError, ...: report, never a traceback
                 raise DataError(f"{label}: query failed on Spark ({first_line(exc)})") from None
 
-        return Table("spark", label, view, columns, run, lambda: session.catalog.dropTempView(view))
+        return Table("spark", label, view, columns, run, lambda: session.catalog.dropTempView(view),
+                     types=dict(frame.dtypes))
 
     def _read(self, session: Any, source: Source) -> tuple[str, Any]:
         if isinstance(source, pd.DataFrame):

@@ -152,7 +152,8 @@ class SQLEngine:
             close()
             raise
         columns = {column[0]: type_kind(_type_name(column[1])) for column in description}
-        return Table("sql", label, quote_ident(placeholder), columns, run, close)
+        return Table("sql", label, quote_ident(placeholder), columns, run, close,
+                     types={column[0]: _type_name(column[1]) for column in description})
 
 
 def _type_name(type_code: Any) -> str:

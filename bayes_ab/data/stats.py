@@ -87,10 +87,25 @@ def cell_sums(n: np.ndarray, sums: dict[str, np.ndarray], names: Sequence[str], 
     data = {"n": (("arm", "segment"), counts)}
     for name in names:
         values = np.asarray(sums[name], dtype=float)
-        if values.shape != counts.shape or not np.isfinite(values).all():
-            raise DataError(f"metric {metric!r}: {name} must be finite with shape (arms, segments)")
+        if values.shape != counts.shape:
+            raise DataError(f"metric {metric!r}: statistic {name} must have shape (arms, segments) = {counts.shape}, "
+                            f"got {values.shape}")
+        if not np.isfinite(values).all():
+            i, j = np.argwhere(~np.isfinite(values))[0]
+            raise DataError(f"metric {metric!r}: the {SUM_MEANINGS.get(name, name)} is {values[i, j]} in arm "
+                            f"{arms[i]!r}, segment {segments[j]!r}: the values are too large for double precision "
+                            "(or infinite); rescale the column (e.g. to thousands)")
         data[name] = (("arm", "segment"), values)
     return data
+
+
+SUM_MEANINGS = {"sum": "sum of the values", "sumsq": "sum of the squared values",
+                "sum_x": "sum of the covariate", "sum_x2": "sum of the squared covariate",
+                "sum_xy": "sum of the values times the covariate",
+                "sum_num": "sum of the numerators", "sum_den": "sum of the denominators",
+                "sum_num2": "sum of the squared numerators", "sum_den2": "sum of the squared denominators",
+                "sum_num_den": "sum of the numerators times the denominators"}
+"""What each per-cell sum of the families' statistics is, in words (messages never show the internal names)."""
 
 
 def first_cell(mask: xr.DataArray) -> tuple[str, str]:

@@ -138,7 +138,7 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         note += f" [effect prior {metric.prior.learned.describe()}]"
     if fit.backend == EXACT:
         draws = fit.sampler.chains * fit.sampler.draws
-        note += f" [exact posterior by numerical integration, {draws:,} independent draws]"
+        note += f" [exact posterior by {family.exact_method}, {draws:,} independent draws]"
     checks = prior_conflicts(fit, interval)
     warned = tuple(family.warnings(stats, metric)) + tuple(
         f"prior-data conflict ({c.arm}): the data alone say {c.data_lift:+.1%} ({interval:.0%} interval "

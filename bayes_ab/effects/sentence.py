@@ -33,7 +33,7 @@ def sentence(effects: MetricEffects, arm: str) -> str:
     metric = effects.metric
     row = effects.overall(arm)
     verb = "increases" if metric.increase_is_good else "decreases"
-    loss = family_for(metric).format_absolute(row.loss_ship_abs)
+    loss = family_for(metric).format_absolute(row.loss_ship_abs, metric=metric)
     name = metric.name.replace("_", " ")
     if metric.role == Role.GUARDRAIL:        # a guardrail is judged by its margin, not by any worsening
         opening = (f"There is a {fmt.probability(1 - row.p_beyond_margin)} probability that {arm} keeps {name} "

@@ -93,6 +93,13 @@ class Family(ABC):
     inverse_link: ClassVar["Callable[[np.ndarray], np.ndarray] | None"] = None
     """The link's inverse on arrays, for families with a normal-cells model
     (:func:`~bayes_ab.models.gaussian_pool.normal_cells_model`): it maps the model's linear predictor to ``mean``."""
+    exact_method: ClassVar[str] = "numerical integration"
+    """How an exact posterior of this family (``backend: exact``) was computed, as reports name it."""
+    panel_rows: ClassVar[bool] = False
+    """True when, on a panel, the metric is of the rows themselves (each user a cluster of rows) and its
+    ``panel_total`` serves the data checks only."""
+    weekly: ClassVar[bool] = True
+    """Whether the metric can also be read by week since exposure (``novelty``) from a daily panel."""
     max_mean: ClassVar[float | None] = None
     """The largest value the metric's mean can take (a rate's 1), or ``None`` when it is unbounded above: a
     mean derived outside the model (novelty's long-run mean) is clipped to it."""
@@ -183,6 +190,13 @@ class Family(ABC):
         linear predictor (retention: a lower churn hazard).
         """
 
+    def exact_posterior(self, stats: xr.Dataset, metric: Metric,
+                        sampler: SamplerSettings) -> "tuple[FitData, float] | None":
+        """Independent draws of the model's posterior (effect prior included) and their effective sample size,
+        for a family whose posterior needs no sampler (the quantile family's Bayesian bootstrap); ``None`` (the
+        default): integrate or sample the model."""
+        return None
+
     def integrable(self, stats: xr.Dataset, metric: Metric) -> "IntegrableModel | None":
         """This model in the form :mod:`bayes_ab.models.quadrature` integrates exactly, when it has that form
         on these statistics (one parameter per arm, one segment); ``None`` (the default): sample it."""
@@ -251,11 +265,16 @@ class Family(ABC):
         """Extra lines of the console summary (e.g. retention milestones); none by default."""
         return []
 
-    def format_absolute(self, value: float, signed: bool = False) -> str:
-        """An absolute difference in the family's display unit, e.g. ``+0.42 percentage points``."""
+    def unit_of(self, metric: Metric) -> str:
+        """The display unit of ``metric``'s absolute differences (the family's; a quantile's names its own)."""
+        return self.unit
+
+    def format_absolute(self, value: float, signed: bool = False, metric: Metric | None = None) -> str:
+        """An absolute difference in the metric's display unit, e.g. ``+0.42 percentage points``."""
         scaled = value * self.unit_scale
         digits = 2 if abs(scaled) >= 0.1 or scaled == 0 else 1 - int(np.floor(np.log10(abs(scaled))))
-        return f"{scaled:{'+' if signed else ''}.{digits}f} {self.unit}"
+        unit = self.unit if metric is None else self.unit_of(metric)
+        return f"{scaled:{'+' if signed else ''}.{digits}f} {unit}"
 
 
 def empty_cell_warnings(stats: xr.Dataset) -> tuple[str, ...]:
@@ -308,6 +327,18 @@ def finite(value: Any, name: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SpecError(f"{where}: {name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def positive_baseline(raw: Any, where: str, names: tuple[str, str], meaning: str) -> Baseline:
+    """A ``{value, spread}`` baseline mapping with exactly the two fields ``names``, both positive numbers;
+    ``meaning`` says what they are in the error message."""
+    first, second = names
+    if not isinstance(raw, Mapping) or set(raw) != set(names):
+        raise SpecError(f"{where}: must be a mapping with {first!r} and {second!r} ({meaning}), got {raw!r}")
+    value, spread = finite(raw[first], first, where), finite(raw[second], second, where)
+    if value <= 0 or spread <= 0:
+        raise SpecError(f"{where}: {first} and {second} must be positive, got {value:g} and {spread:g}")
+    return Baseline(value, spread)
 
 
 def mean_baseline(raw: Any, where: str, spread_name: str) -> tuple[float, Any]:

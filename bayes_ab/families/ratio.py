@@ -44,8 +44,8 @@ import xarray as xr
 
 from bayes_ab.data.queries import MetricQuery, Sum, cells, metric_column, numeric_checks, product_name
 from bayes_ab.data.stats import ALL_USERS, as_counts, cell_sums, check_arms_have_users
-from bayes_ab.errors import DataError, SpecError
-from bayes_ab.families.base import Family, ParamReader, finite
+from bayes_ab.errors import DataError
+from bayes_ab.families.base import Family, ParamReader, positive_baseline
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
@@ -57,6 +57,9 @@ if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the
     import pymc as pm
 
 SUMS = ("sum_num", "sum_den", "sum_num2", "sum_den2", "sum_num_den")
+CONCENTRATION_USERS = 5.0
+"""Fewer effective users than this holding an arm's numerator or denominator (of at least twice as many users)
+is warned about (:meth:`Ratio.warnings`)."""
 
 
 @dataclass(frozen=True)
@@ -244,13 +247,7 @@ class Ratio(Family):
 
     def parse_baseline(self, raw: Any, where: str) -> Baseline:
         """``{ratio, denominator}``: the control ratio and the mean denominator per user (both positive)."""
-        if not isinstance(raw, dict) or set(raw) != {"ratio", "denominator"}:
-            raise SpecError(f"{where}: must be a mapping with 'ratio' and 'denominator' (mean per user), "
-                            f"got {raw!r}")
-        ratio, denominator = finite(raw["ratio"], "ratio", where), finite(raw["denominator"], "denominator", where)
-        if ratio <= 0 or denominator <= 0:
-            raise SpecError(f"{where}: ratio and denominator must be positive, got {ratio} and {denominator}")
-        return Baseline(ratio, denominator)
+        return positive_baseline(raw, where, ("ratio", "denominator"), "the denominator as a mean per user")
 
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """The five sums of the delta method and the users with a zero denominator; aggregated rows carry
@@ -301,6 +298,30 @@ class Ratio(Family):
 
     def variant(self, stats: xr.Dataset, metric: Metric) -> str:
         return "delta"
+
+    def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
+        """Besides empty cells: an arm whose numerator or denominator a handful of users carry.
+
+        ``(sum x)^2 / sum x^2`` is the number of users who, holding equal shares, would give the same concentration
+        (the arm's users when all are alike; 1 when one user holds everything). Below
+        :data:`CONCENTRATION_USERS`, with many more users in the arm, one or a few values decide the ratio (a
+        denominator of 1e9 from a logging error turned a lift into -100% without a word)."""
+        found = list(super().warnings(stats, metric))
+        p = RatioParams.of(metric)
+        totals = stats.sum("segment")
+        for part, column, total, squares in (("numerator", p.numerator, "sum_num", "sum_num2"),
+                                             ("denominator", p.denominator, "sum_den", "sum_den2")):
+            for arm in totals["arm"].values:
+                cell = totals.sel(arm=arm)
+                n, s, q = float(cell["n"]), float(cell[total]), float(cell[squares])
+                if q <= 0 or n < 2 * CONCENTRATION_USERS:
+                    continue
+                effective = s * s / q
+                if effective < CONCENTRATION_USERS:
+                    found.append(f"arm {str(arm)!r}: the {part} ({column!r}) is as concentrated as if "
+                                 f"{effective:.1f} of its {n:,.0f} users held all of it: one or a few users decide "
+                                 "the ratio; check those values")
+        return tuple(found)
 
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         """The likelihood, the per-user correlation of numerator and denominator, and zero denominators."""

@@ -6,6 +6,7 @@ from bayes_ab.families.base import Family
 from bayes_ab.families.conversion import Conversion
 from bayes_ab.families.count import Count
 from bayes_ab.families.mean import Mean
+from bayes_ab.families.quantile import Quantile
 from bayes_ab.families.ratio import Ratio
 from bayes_ab.families.retention import Retention
 
@@ -15,4 +16,5 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     Retention(),
     Mean(),
     Ratio(),
+    Quantile(),
 )}

@@ -132,6 +132,13 @@ def fit(
     if sampler.backend == Backend.CONJUGATE:
         idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
+    exact = family.exact_posterior(stats, metric, sampler)
+    if exact is not None:
+        idata, ess = exact
+        draws = idata.posterior.sizes
+        diagnostics = replace(independent_draws(draws["chain"], draws["draw"]), min_ess_bulk=ess, min_ess_tail=ess)
+        return Fit(metric, stats, attach_stats(idata, stats), diagnostics, EXACT,
+                   replace(sampler, chains=draws["chain"], draws=draws["draw"]))
     prior = mapped_prior_data(family, stats, metric)
     if sampler.exact:
         exact = _integrate(family, stats, metric, sampler, prior)

@@ -33,7 +33,10 @@ class Fit(HtmlRepr):
     @property
     def overall_mean(self) -> xr.DataArray:
         """Draws of each arm's overall mean, segments weighted as the family weighs them (by their traffic,
-        all arms together; a ratio by its denominator); dims ``chain, draw, arm``."""
+        all arms together; a ratio by its denominator); dims ``chain, draw, arm``. A posterior that is not an
+        average of its segments (a quantile of all values together) carries its own ``overall_mean``."""
+        if "overall_mean" in self.idata.posterior:
+            return self.idata.posterior["overall_mean"].transpose("chain", "draw", "arm")
         weights = family_of(self.stats).segment_weights(self.stats)
         return (self.mean * weights).sum("segment").transpose("chain", "draw", "arm")
 

@@ -43,7 +43,8 @@ from bayes_ab.decision.evidence import evidence_from_draws
 from bayes_ab.decision.srm import srm_check
 from bayes_ab.families import family_for
 from bayes_ab.metric import Role
-from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, mapped_prior_data, prior_data
+from bayes_ab.models.hierarchy import mapped_prior_data, prior_data
+from bayes_ab.models.prior_resampling import resampled
 from bayes_ab.spec import ExperimentSpec, Metric, Stage
 from bayes_ab.stopping.generate import Accumulator
 from bayes_ab.multiplicity import benjamini_hochberg, holm
@@ -148,14 +149,7 @@ def with_effect_prior(acc: Accumulator, metric: Metric, draws: np.ndarray, rng: 
     # are built only then: the default prior does not depend on them, and this runs at every simulated look)
     prior = (prior_data(metric.prior) if metric.prior.learned is None
              else mapped_prior_data(family_for(metric), acc.stats(), metric))
-    z = (effects - float(prior.get(PRIOR_EFFECT_MEAN, 0.0))) / float(prior[PRIOR_EFFECT_SD])
-    df = float(prior[PRIOR_EFFECT_DF]) if PRIOR_EFFECT_DF in prior else None
-    log_weight = np.nansum(-0.5 * z ** 2 if df is None else -0.5 * (df + 1) * np.log1p(z ** 2 / df), axis=1)
-    log_weight = np.where(np.isfinite(log_weight), log_weight, -np.inf)
-    if not np.isfinite(log_weight).any():
-        return draws
-    weight = np.exp(log_weight - log_weight.max())
-    return draws[rng.choice(len(draws), size=len(draws), p=weight / weight.sum())]
+    return resampled(draws, effects, prior, rng)[0]
 
 
 class NaiveRule:

@@ -82,7 +82,7 @@ def test_an_interrupted_write_leaves_the_day_absent_and_it_is_rescanned(tmp_path
 
     def failing(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 4:                         # the second day's files, part way
+        if calls["n"] == 6:     # the second day's files, part way (a day: cells and three detail tables)
             raise OSError("disk full")
         return original(self, *args, **kwargs)
 

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from bayes_ab.aggregation import aggregate
 from bayes_ab.errors import DataError, SpecError
@@ -143,6 +144,15 @@ def test_spark_gives_the_same_panel_statistics_and_totals_as_duckdb(spark):
     for name in totals_duckdb:
         for var in totals_duckdb[name].data_vars:
             np.testing.assert_array_equal(totals_spark[name][var].values, totals_duckdb[name][var].values)
+
+
+def test_spark_gives_the_same_clustered_quantile_statistics_as_duckdb(spark):
+    """A quantile of the panel's rows (users as clusters): the window sums per user agree on both engines."""
+    quantile = spec(METRICS + [{"name": "trades_p90", "family": "quantile", "column": "trades", "quantile": 0.9}])
+    frame = rows(n_users=300, seed=7)
+    on_spark, on_duckdb = aggregate(quantile, frame, engine=spark)["trades_p90"], aggregate(quantile, frame)["trades_p90"]
+    xr.testing.assert_identical(on_spark, on_duckdb)
+    assert float(on_duckdb["events"].sum()) == len(frame) > float(on_duckdb["n"].sum())
 
 
 def test_a_user_with_two_rows_for_one_day_is_refused_not_counted_twice():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -191,14 +192,49 @@ def test_a_forged_payload_with_recomputed_checksums_breaks_the_seal(tmp_path):
         Ledger(path, "exp")
 
 
-def test_a_missing_seal_is_rewritten_from_a_verified_chain(tmp_path):
-    # a writer killed between its commit and its seal leaves the seal one look behind (or absent)
+def test_a_seal_one_look_behind_is_moved_forward_and_a_deleted_one_is_refused(tmp_path):
+    """A writer killed between its commit and its seal leaves the seal one look behind -- or, on the very first look,
+    absent: both are completed from the verified chain. The seal is replaced atomically, so from the second look on
+    an absent seal was deleted: refused, not silently re-created."""
     path = _three_looks(tmp_path)
     seal = path.with_name("ledger.sqlite.seal")
-    first = seal.read_text()
     seal.unlink()
+    with pytest.raises(LedgerError, match="the seal ledger.sqlite.seal is missing but the ledger holds 3 looks: it was "
+                                          "deleted"):
+        Ledger(path, "exp")
+    single = tmp_path / "single" / "ledger.sqlite"
+    append(Ledger(single, "exp"), "2026-01-01T00:00:00Z")
+    single_seal = single.with_name("ledger.sqlite.seal")
+    written = single_seal.read_text()
+    single_seal.unlink()
+    assert Ledger(single, "exp").head.look == 1 and single_seal.read_text() == written
+
+
+def test_a_removed_last_look_is_found_by_its_folder(tmp_path):
+    """Deleting the last look's row and the seal together: the look's folder, named only after its row was
+    committed, still tells."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path, "exp")
+    for day in (1, 2, 3):
+        folder = f"looks/2026-01-0{day}T000000Z-0000000{day}"
+        (tmp_path / folder).mkdir(parents=True)
+        ledger.append(as_of=f"2026-01-0{day}T00:00:00Z", recorded_at="t", fingerprint="f", action="hold",
+                      posterior_dir=folder, payload={"day": day})
+    (tmp_path / "looks" / ".tmp-ignored").mkdir()
     assert Ledger(path, "exp").head.look == 3
-    assert seal.read_text() == first
+    _tamper(path, "DELETE FROM looks WHERE look = 3")
+    seal = path.with_name("ledger.sqlite.seal")
+    seal.unlink()
+    with pytest.raises(LedgerError, match="the seal ledger.sqlite.seal is missing but the ledger holds 2 looks"):
+        Ledger(path, "exp")
+    # even with the seal rewritten to the shortened chain, the removed look's folder tells
+    con = sqlite3.connect(path)
+    digest = con.execute("SELECT chain FROM looks WHERE look = 2").fetchone()[0]
+    con.close()
+    seal.write_text(json.dumps({"experiment": "exp", "look": 2, "digest": digest}))
+    with pytest.raises(LedgerError, match=r"looks/ holds 1 look folder\(s\) no look of the ledger points at \(e\.g\. "
+                                          r"looks/2026-01-03T000000Z-00000003\)"):
+        Ledger(path, "exp")
 
 
 @pytest.mark.parametrize("how", ["truncated", "deleted"])

@@ -60,6 +60,37 @@ def test_text_numbers_and_booleans_aggregate_like_numbers():
         assert got["successes"].values.tolist() == reference["successes"].values.tolist() == [[2], [2]]
 
 
-def test_a_metric_column_that_cannot_hold_numbers_is_refused():
-    with pytest.raises(DataError, match=r"column 'x' \(metric 'revenue'\) holds date values; values must be numbers"):
+def test_a_metric_column_that_cannot_hold_numbers_is_refused_naming_the_input_and_its_type():
+    with pytest.raises(DataError, match=r"^DataFrame: column 'x' \(metric 'revenue'\) is of type DATE .*; values must be "
+                                        r"numbers$"):
         aggregate(make_spec(MEAN), rows([date(2026, 1, 1), date(2026, 1, 2)]))
+
+
+def test_csv_columns_of_infinities_and_timestamps_name_the_file_and_the_type(tmp_path):
+    infinite = tmp_path / "inf.csv"
+    infinite.write_text("arm,x\ncontrol,inf\ntreatment,inf\ncontrol,inf\ntreatment,inf\n")
+    with pytest.raises(DataError, match=r"inf\.csv: column 'x' \(metric 'revenue'\) is of type DATE \(a CSV column of "
+                                        r"only 'inf' or 'infinity' is read as dates"):
+        aggregate(make_spec(MEAN), infinite)
+    stamps = tmp_path / "stamps.csv"
+    stamps.write_text("arm,x\ncontrol,2024-01-01 10:00:00\ntreatment,2024-01-01 11:00:00\n")
+    with pytest.raises(DataError, match=r"stamps\.csv: column 'x' \(metric 'revenue'\) is of type TIMESTAMP; values"):
+        aggregate(make_spec(MEAN), stamps)
+
+
+@pytest.mark.parametrize("rows_before", [0, 40_000])
+def test_a_csv_file_that_is_not_utf8_names_the_line_and_the_byte(tmp_path, rows_before):
+    """Latin-1 text in the sniffed sample fails when the file is opened, further down when it is read: both say so."""
+    path = tmp_path / "latin1.csv"
+    lines = ["arm,converted,city"] + ["control,1,A", "treatment,0,B"] * (rows_before // 2)
+    path.write_bytes(("\n".join(lines) + "\n").encode() + "control,1,M\u00fcnchen\ntreatment,0,K\u00f6ln\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"latin1\.csv: line {rows_before + 2} is not UTF-8 \(byte 0xfc; .*save it as UTF-8$"):
+        aggregate(make_spec(segments=("city",)), path)
+
+
+def test_a_sum_that_overflows_is_named_in_words_with_its_cell():
+    spec = make_spec([{"name": "r", "family": "ratio", "numerator": "num", "denominator": "den"}])
+    frame = pd.DataFrame({"arm": ["control", "treatment"] * 3, "num": [1e200, 1, 2, 3, 4, 5], "den": [1, 1, 2, 2, 3, 3]})
+    with pytest.raises(DataError, match=r"^metric 'r': the sum of the squared numerators is inf in arm 'control', "
+                                        r"segment 'all users': the values are too large"):
+        aggregate(spec, frame)

@@ -27,7 +27,7 @@ def family_parquet(tmp_path_factory):
 def test_every_family_is_identical_on_spark_and_duckdb(family_parquet, spark):
     duck = aggregate(family_spec(), family_parquet)
     sparked = aggregate(family_spec(), family_parquet, engine=spark)
-    assert {ds.attrs["family"] for ds in duck.values()} == {"conversion", "count", "mean", "retention"}
+    assert {ds.attrs["family"] for ds in duck.values()} == {"conversion", "count", "mean", "retention", "quantile"}
     assert "(missing) / 1" in duck["converted"]["segment"].values     # NULL country, integer tier
     assert_same(duck, sparked)
     # and both are right: an independent pandas count of one cell

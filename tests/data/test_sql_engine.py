@@ -244,7 +244,9 @@ def test_a_daily_panel_in_postgres_gives_duckdbs_weekly_statistics(server):
         "day": [date(2026, 3, 2), date(2026, 3, 9), date(2026, 3, 20), date(2026, 3, 3), date(2026, 3, 12),
                 date(2026, 3, 10), date(2026, 3, 2), date(2026, 3, 25)],
         "trades": [1, 2, 0, 3, 1, 0, 2, 5]})
-    spec = make_spec([{"name": "trades", "family": "count", "column": "trades", "novelty": True}],
+    spec = make_spec([{"name": "trades", "family": "count", "column": "trades", "novelty": True},
+                      # a quantile of the panel's rows, each user a cluster: window sums in PostgreSQL
+                      {"name": "trades_p75", "family": "quantile", "column": "trades", "quantile": 0.75}],
                      unit_column="user_id", day_column="exposure_day", activity_column="day")
     load(server, "panel_rows", rows)
     got = panel_statistics(spec, DatabaseSource(table="panel_rows"), engine=SQLEngine(server.url))["trades"]

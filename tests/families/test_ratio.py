@@ -252,3 +252,17 @@ def test_report_shows_a_ratio_metric_with_escaped_column_names():
                                                                             backend="conjugate")))
     assert "dms_per_view" in html and "sum(&lt;b&gt;dms&lt;/b&gt;) / sum(views)" in html
     assert "<b>dms</b>" not in html
+
+
+def test_a_denominator_one_user_carries_is_warned_about_and_ordinary_data_is_not():
+    from bayes_ab.families import family_for
+
+    spec = ratio_spec()
+    metric = spec.metrics[0]
+    rows = users(2_000)
+    assert family_for(metric).warnings(aggregate(spec, rows)[metric.name], metric) == ()
+    column = metric.params.denominator
+    rows.loc[rows.index[rows["arm"] == "treatment"][0], column] = 1e9       # a logging error
+    found = family_for(metric).warnings(aggregate(spec, rows)[metric.name], metric)
+    assert len(found) == 1 and found[0].startswith(f"arm 'treatment': the denominator ({column!r}) is as concentrated "
+                                                   "as if 1.0 of its")
