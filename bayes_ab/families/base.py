@@ -110,6 +110,11 @@ class Family(ABC):
         """The family's parameters from the metric's YAML fields (the default: none)."""
         return self.params_type()
 
+    def expand(self, metric: Metric) -> tuple[Metric, ...]:
+        """The metrics one spec entry declares: itself (the default), or several (a quantile metric's
+        ``quantiles: [0.5, 0.95]`` declares one metric per quantile)."""
+        return (metric,)
+
     @abstractmethod
     def parse_baseline(self, raw: Any, where: str) -> Baseline:
         """A planning baseline from its spec form; :class:`SpecError` prefixed with ``where``."""

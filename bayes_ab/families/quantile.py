@@ -26,7 +26,7 @@ values together -- a quantile of a mixture is not an average of the segments' qu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -54,10 +54,12 @@ STATISTICS = ("events", "cross", "square")
 
 @dataclass(frozen=True)
 class QuantileParams(FamilyParams):
-    """``quantile``: which one, in (0, 1) (0.95 is p95). ``unit``: how its values read (``ms``)."""
+    """``quantile``: which one, in (0, 1) (0.95 is p95); or ``quantiles``, several, each its own metric
+    (:meth:`Quantile.expand`). ``unit``: how its values read (``ms``)."""
 
     quantile: float = 0.5
     unit: str | None = None
+    quantiles: tuple[float, ...] = ()
 
 
 def bin_sql(value: str) -> str:
@@ -242,12 +244,34 @@ class Quantile(Family):
     exact_method = "the Bayesian bootstrap in closed form"
 
     def parse_params(self, read: ParamReader) -> QuantileParams:
+        unit = read.string("unit", None)
+        several = read.get("quantiles")
+        if several is not None:
+            if read.get("quantile") is not None:
+                read.fail("quantiles", "and quantile exclude each other: give one quantile or a list of them")
+            if not isinstance(several, list) or not several:
+                read.fail("quantiles", f"must be a non-empty list such as [0.5, 0.95, 0.99], got {several!r}")
+            for value in several:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                    read.fail("quantiles", f"every quantile must be a number in (0, 1), got {value!r}")
+            if len(set(several)) != len(several):
+                read.fail("quantiles", f"lists a quantile twice: {several!r}")
+            return QuantileParams(float(several[0]), unit, tuple(float(v) for v in several))
         if read.get("quantile") is None:
-            read.fail("quantile", "is required: which quantile, e.g. 0.95 for p95")
+            read.fail("quantile", "is required: which quantile, e.g. 0.95 for p95 (or quantiles: [0.5, 0.95])")
         p = read.number("quantile", 0.5)
         if not 0 < p < 1:
             read.fail("quantile", f"must be in (0, 1), e.g. 0.95 for p95, got {p}")
-        return QuantileParams(p, read.string("unit", None))
+        return QuantileParams(p, unit)
+
+    def expand(self, metric: Metric) -> tuple[Metric, ...]:
+        """``quantiles: [0.5, 0.95]`` on metric ``latency``: metrics ``latency_p50`` and ``latency_p95``, each with
+        the entry's role, direction, margin and prior (declare quantiles separately to give them other roles)."""
+        params = QuantileParams.of(metric)
+        if not params.quantiles:
+            return (metric,)
+        return tuple(replace(metric, name=f"{metric.name}_p{format(p * 100, 'g').replace('.', '_')}",
+                             params=QuantileParams(p, params.unit)) for p in params.quantiles)
 
     def unit_of(self, metric: Metric) -> str:
         return QuantileParams.of(metric).unit or "in the metric's unit"

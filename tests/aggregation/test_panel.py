@@ -99,7 +99,9 @@ def test_per_user_totals_of_the_panel_feed_the_ordinary_statistics():
 def test_a_missing_or_negative_day_value_reaches_the_ordinary_checks():
     frame = rows(seed=3)
     frame.loc[5, "trades"] = -2
-    with pytest.raises(DataError, match="column 'trades' .* has negative counts"):
+    # the checks read each user's total, so what they count is users (one user's two bad days are one)
+    frame.loc[frame.index[frame["user_id"] == frame.loc[5, "user_id"]], "trades"] = -2
+    with pytest.raises(DataError, match=r"column 'trades' .* has negative counts: 1 user\(s\), first in arm"):
         aggregate(spec(), frame)
     frame = rows(seed=3).astype({"trades": float})
     frame.loc[7, "trades"] = np.nan

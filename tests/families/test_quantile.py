@@ -66,6 +66,9 @@ def test_the_bin_grid_is_fixed():
     0.1% bins above 1e-6, and everything up to 1e-6 is in bin 0."""
     assert bin_keys(np.array([1.0, 1e-6, 1.0000001e-6]))[[0, 1]].tolist() == [13_823, 0]
     assert bin_keys(np.array([1.0000001e-6]))[0] == 1
+    lower, upper = bin_edges(np.array([0, 1, 2]))
+    np.testing.assert_allclose(lower, [0.0, 1e-6, 1.001e-6], rtol=1e-12)
+    np.testing.assert_allclose(upper, [1e-6, 1.001e-6, 1.001 ** 2 * 1e-6], rtol=1e-12)
     np.testing.assert_allclose(bin_edges(np.array([13_823]))[1], 1e-6 * 1.001 ** 13_823)
 
 
@@ -92,6 +95,10 @@ def test_one_value_per_user_cdf_is_the_bayesian_bootstrap_beta(p):
     c = np.cumsum(events)
     inner = (c > 0) & (c < 400)
     np.testing.assert_allclose(cdf[inner], 1 - betainc(c[inner], 400 - c[inner], p), atol=1e-12)
+    # one value per bin: the first edge has a single value below it, Beta(1, 49); the last but one a single above
+    single, below = np.ones(50), np.arange(1, 50)
+    np.testing.assert_allclose(quantile_cdf(single, single, single, p)[:-1], 1 - betainc(below, 50 - below, p),
+                               atol=1e-12)
     assert cdf[-1] == 1.0 and np.all(np.diff(cdf) >= 0)
 
 
@@ -344,8 +351,10 @@ def test_a_quantile_among_zeros_is_located_in_the_first_bin():
     keys = np.array([0, bin_keys(np.array([50.0]))[0]])
     value = observed_quantile(keys, np.array([80.0, 20.0]), 0.5)
     assert 0 <= value <= bin_edges(keys[:1])[1][0]
-    draws = quantile_draws(np.random.default_rng(12), keys, np.array([1.0, 1.0]), 1000)
+    draws = quantile_draws(np.random.default_rng(12), keys, np.array([1.0, 1.0]), 4000)
     assert np.all((draws >= 0) & (draws <= bin_edges(keys[:1])[1][0]))
+    # uniform on [0, 1e-6] inside bin 0 (linear: its lower edge is 0): mean 5e-7, sd of the mean 4.6e-9
+    assert draws.mean() == pytest.approx(5e-7, abs=2e-8)
 
 
 def test_observed_quantile_interpolates_log_linearly_inside_its_bin():
@@ -357,3 +366,27 @@ def test_observed_quantile_interpolates_log_linearly_inside_its_bin():
     assert observed_quantile(keys, events, 0.25) == pytest.approx(lower[1] * (upper[1] / lower[1]) ** third, rel=1e-12)
     assert observed_quantile(keys, events, 0.75) == pytest.approx(lower[2] * (upper[2] / lower[2]) ** 0.5, rel=1e-12)
     assert np.isnan(observed_quantile(keys, np.zeros(3), 0.5))
+    one = observed_quantile(keys, np.array([0.0, 1.0, 0.0]), 0.5)        # a single value: the middle of its bin
+    assert one == pytest.approx(lower[1] * (upper[1] / lower[1]) ** 0.5, rel=1e-12)
+
+
+def test_a_list_of_quantiles_declares_one_metric_each_with_the_entrys_role():
+    spec = make_spec([{"name": "lat", "family": "quantile", "column": "latency", "quantiles": [0.5, 0.95, 0.999],
+                       "unit": "ms", "role": "guardrail", "direction": "decrease"}])
+    assert [(m.name, m.params.quantile, m.params.unit, m.role) for m in spec.metrics] == [
+        ("lat_p50", 0.5, "ms", "guardrail"), ("lat_p95", 0.95, "ms", "guardrail"), ("lat_p99_9", 0.999, "ms", "guardrail")]
+    rows = pd.DataFrame({"arm": ["control", "treatment"] * 50, "latency": np.arange(1.0, 101.0)})
+    stats = aggregate(spec, rows)
+    assert sorted(stats) == ["lat_p50", "lat_p95", "lat_p99_9"]
+    assert stats["lat_p95"].attrs["quantile"] == 0.95
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"quantiles": [0.5], "quantile": 0.9}, "quantiles: and quantile exclude each other"),
+    ({"quantiles": []}, "quantiles: must be a non-empty list"),
+    ({"quantiles": [0.5, 1.5]}, "quantiles: every quantile must be a number in \\(0, 1\\), got 1.5"),
+    ({"quantiles": [0.5, 0.5]}, "quantiles: lists a quantile twice"),
+])
+def test_a_list_of_quantiles_is_checked(fields, message):
+    with pytest.raises(SpecError, match=message):
+        make_spec([{"name": "lat", "family": "quantile", "column": "latency", **fields}])
