@@ -56,6 +56,8 @@ def _writable_folder(path: str, option: str) -> None:
 def _check_stage(spec, args: argparse.Namespace) -> None:
     """Refuse a stage outside the ramp, or a stage without its days, before any data is read or fitted."""
     if args.stage is None:
+        if getattr(args, "exit_code", False):
+            raise SpecError("--exit-code needs --stage: the code is the recommendation's, and there is none without it")
         return
     spec.stage_index(args.stage)
     if args.days is None:
@@ -230,6 +232,8 @@ def _checkin(args: argparse.Namespace) -> int:
     outlook = None
     if done.recommendation is not None:
         print("\n" + done.recommendation.text())
+        if done.decided_text():
+            print(done.decided_text())
         outlook = _outlook(spec, done.analysis, done.recommendation, args)
         if outlook:
             print(outlook)
@@ -240,7 +244,9 @@ def _checkin(args: argparse.Namespace) -> int:
         from bayes_ab.report import write_report
 
         print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir, outlook)}")
-    return 0
+    if done.decided is not None and getattr(args, "exit_code", False):
+        return ACTION_EXIT_CODES[done.decided.action]        # a terminal action is sticky: the scheduler keeps it
+    return _action_code(args, done.recommendation)
 
 
 def _input_arguments(parser: argparse.ArgumentParser,
@@ -294,7 +300,23 @@ def _source(args: argparse.Namespace, spec):
     raise SpecError(f"{spec.source}: --engine sql needs --table, or a query: (a SELECT of the rows) in the spec")
 
 
+ACTION_EXIT_CODES = {"hold": 10, "advance": 11, "ship": 12, "stop_no_effect": 13, "rollback": 14}
+"""With ``--exit-code``, the exit code of a run that recommended each action (2 stays "bad input", 1 a crash), so a
+scheduler can alert on a rollback. Opt-in: most schedulers count any code but 0 as a failed job. A check-in after
+a look that recommended ship, rollback or stop exits with that look's code (the decision is sticky)."""
+
+
+def _action_code(args: argparse.Namespace, recommendation) -> int:
+    """0, or with ``--exit-code`` the recommended action's :data:`ACTION_EXIT_CODES` entry."""
+    if not getattr(args, "exit_code", False) or recommendation is None:
+        return 0
+    return ACTION_EXIT_CODES[str(recommendation.action)]
+
+
 def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exit-code", action="store_true",
+                        help="exit with the recommendation's code: hold 10, advance 11, ship 12, stop_no_effect 13, "
+                             "rollback 14 (with --stage; errors stay 2)")
     parser.add_argument("--daily-traffic", type=int,
                         help="users/day at 100%%: with a hold, print the chance of a decision in the coming days "
                              "(default: the spec's plan.daily_users)")
@@ -552,7 +574,7 @@ def _analyze(args: argparse.Namespace) -> int:
         from bayes_ab.report import write_report
 
         print(f"report: {write_report(result, Path(args.reports_dir), recommendation, args.models_dir, outlook)}")
-    return 0
+    return _action_code(args, recommendation)
 
 
 if __name__ == "__main__":

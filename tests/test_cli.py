@@ -243,3 +243,19 @@ def test_calibration_arguments_are_checked_before_any_simulation(capsys, tmp_pat
 def test_write_onto_a_folder_is_refused_before_the_simulation(capsys, tmp_path):
     code = main(["plan", str(PLANNING / "two_percent_baseline.yaml"), "--calibrate", "--write", str(tmp_path)])
     assert code == 2 and "is a folder, not a file" in capsys.readouterr().err
+
+
+def test_exit_code_says_the_recommendation_when_asked(tmp_path, capsys):
+    """Opt-in: a scheduler alerts on a rollback by the exit code; without --stage the flag is refused at once."""
+    from bayes_ab.cli import ACTION_EXIT_CODES
+
+    args = ["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(COOKIE_CATS),
+            "--models-dir", str(tmp_path / "models")]
+    assert main(args + ["--exit-code"]) == 2
+    assert "--exit-code needs --stage" in capsys.readouterr().err
+    code = main(args + ["--stage", "50", "--days", "7", "--exit-code"])
+    action = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Recommendation: "))
+    expected = {"Hold": "hold", "Advance": "advance", "Ship": "ship", "Stop": "stop_no_effect", "Roll": "rollback"}
+    word = action.removeprefix("Recommendation: ").split()[0]
+    assert code == ACTION_EXIT_CODES[expected[word]] and len(set(ACTION_EXIT_CODES.values())) == 5
+    assert 2 not in ACTION_EXIT_CODES.values() and 0 not in ACTION_EXIT_CODES.values()

@@ -24,7 +24,7 @@ from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.aggregation.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
 from bayes_ab.aggregation.panel import panel_statistics
-from bayes_ab.decision import Recommendation, recommend
+from bayes_ab.decision import TERMINAL_ACTIONS, Recommendation, recommend
 from bayes_ab.files import is_stale_temporary, remove_stale_temporaries, temporary_path, temporary_target
 from bayes_ab.posterior import ModelCache
 from bayes_ab.posterior.fit import DEFAULT_CACHE
@@ -42,6 +42,17 @@ class CheckIn:
     recommendation: Recommendation | None
     record: LookRecord
     aggregation: IncrementalAggregation | None = None
+    decided: LookRecord | None = None
+    """The first earlier look that recommended a terminal action (ship, rollback, stop), if any: the experiment was
+    decided then, and this look says only what the data say now."""
+
+    def decided_text(self) -> str | None:
+        """One sentence when an earlier look already decided the experiment (a terminal action is sticky)."""
+        if self.decided is None:
+            return None
+        now = self.recommendation.action if self.recommendation is not None else "no recommendation"
+        return (f"Already decided: look {self.decided.look} (as of {self.decided.as_of}) recommended "
+                f"{self.decided.action}; this look is recorded for the trajectory, and the data now say {now}.")
 
     def _repr_html_(self) -> str:
         parts = [self.analysis._repr_html_()]
@@ -133,6 +144,7 @@ def record_look(
     moment = look_time(as_of)
     ledger.check_can_append(moment)
     tidy_looks(ledger)
+    decided = next((r for r in ledger.looks() if r.action in TERMINAL_ACTIONS), None)
     recommendation = recommend(analysis, stage, days or 0.0) if stage is not None else None
     parent = ledger.path.parent / LOOKS_FOLDER
     final = parent / f"{moment.replace(':', '')}-{uuid.uuid4().hex[:8]}"
@@ -150,7 +162,7 @@ def record_look(
         shutil.rmtree(tmp, ignore_errors=True)     # no ledger row points at it
         raise
     os.replace(tmp, final)
-    return CheckIn(analysis, recommendation, record, aggregation)
+    return CheckIn(analysis, recommendation, record, aggregation, decided)
 
 
 def tidy_looks(ledger: Ledger) -> None:

@@ -152,3 +152,29 @@ def test_fewer_days_at_the_same_stage_are_refused_before_the_data_is_read(tmp_pa
     checkin(spec, users(3000, 0.1, 0.12, 12), stage=25, days=3, as_of="2026-05-04", models_dir=tmp_path, sampler=FAST)
     assert checkin(spec, users(4000, 0.1, 0.12, 13), stage=50, days=0, as_of="2026-05-05", models_dir=tmp_path,
                    sampler=FAST).record.look == 3
+
+
+def test_a_terminal_action_is_sticky_for_later_check_ins(tmp_path, capsys):
+    """A rollback at look 1; look 2's data look harmless, but the check-in says the experiment was decided and, with
+    --exit-code, keeps the rollback's code instead of returning to hold."""
+    from bayes_ab.cli import ACTION_EXIT_CODES
+
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "sticky", "arm_column": "arm",
+        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
+        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
+        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
+    }))
+    harmful, harmless = tmp_path / "harmful.csv", tmp_path / "harmless.csv"
+    users(20000, 0.10, 0.05, 7).to_csv(harmful, index=False)
+    users(2000, 0.10, 0.10, 8).to_csv(harmless, index=False)
+    common = ["--stage", "50", "--days", "7", "--models-dir", str(tmp_path / "models"), "--exit-code"]
+    assert main(["checkin", str(spec_path), "--data", str(harmful), "--as-of", "2026-05-01"] + common) == \
+        ACTION_EXIT_CODES["rollback"]
+    assert "Already decided" not in capsys.readouterr().out
+    assert main(["checkin", str(spec_path), "--data", str(harmless), "--as-of", "2026-05-02"] + common) == \
+        ACTION_EXIT_CODES["rollback"]
+    out = capsys.readouterr().out
+    assert "Already decided: look 1 (as of 2026-05-01T00:00:00Z) recommended rollback; this look is recorded" in out
+    assert "Recommendation: Roll" not in out          # the data alone no longer say roll back
