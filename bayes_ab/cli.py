@@ -244,9 +244,7 @@ def _checkin(args: argparse.Namespace) -> int:
         from bayes_ab.report import write_report
 
         print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir, outlook)}")
-    if done.decided is not None and getattr(args, "exit_code", False):
-        return ACTION_EXIT_CODES[done.decided.action]        # a terminal action is sticky: the scheduler keeps it
-    return _action_code(args, done.recommendation)
+    return _action_code(args, done.recommendation, done.decided)
 
 
 def _input_arguments(parser: argparse.ArgumentParser,
@@ -306,11 +304,12 @@ scheduler can alert on a rollback. Opt-in: most schedulers count any code but 0 
 a look that recommended ship, rollback or stop exits with that look's code (the decision is sticky)."""
 
 
-def _action_code(args: argparse.Namespace, recommendation) -> int:
-    """0, or with ``--exit-code`` the recommended action's :data:`ACTION_EXIT_CODES` entry."""
+def _action_code(args: argparse.Namespace, recommendation, decided=None) -> int:
+    """0, or with ``--exit-code`` the recommended action's :data:`ACTION_EXIT_CODES` entry -- the earlier look's
+    when a check-in follows one that ``decided`` the experiment (a terminal action is sticky)."""
     if not getattr(args, "exit_code", False) or recommendation is None:
         return 0
-    return ACTION_EXIT_CODES[str(recommendation.action)]
+    return ACTION_EXIT_CODES[str(decided.action if decided is not None else recommendation.action)]
 
 
 def _outlook_arguments(parser: argparse.ArgumentParser) -> None:

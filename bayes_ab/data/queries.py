@@ -155,11 +155,10 @@ class ColumnTypeError(DataError):
     def message(self, label: str | None = None, engine_type: str | None = None) -> str:
         """The one-line message, prefixed with the input's ``label`` and naming ``engine_type`` when known."""
         owner = f" (metric {self.metric!r})" if self.metric else ""
-        typed = f"of type {engine_type}" if engine_type else f"holds {self.kind} values"
+        typed = f"is of type {engine_type}" if engine_type else f"holds {self.kind} values"
         hint = (" (a CSV column of only 'inf' or 'infinity' is read as dates: those values are not numbers)"
                 if self.kind == DATE else "")
-        return (f"{label + ': ' if label else ''}column {self.column!r}{owner} is {typed}{hint}; "
-                f"{self.what} must be numbers").replace(" is holds ", " holds ")
+        return f"{label + ': ' if label else ''}column {self.column!r}{owner} {typed}{hint}; {self.what} must be numbers"
 
 
 def typed_column(name: str, kind: str, metric: str | None, what: str) -> Column:

@@ -43,8 +43,8 @@ from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_SD, PRIOR_HETEROGENEITY_SD, mapped_prior_data
 from bayes_ab.models.prior_resampling import resampled
-from bayes_ab.models.quantiles import (BIN_WIDTH, LOG_STEP, LOWEST, bin_keys, observed_quantile, quantile_cdf,
-                                       quantile_draws)
+from bayes_ab.models.quantiles import (BIN_WIDTH, LOG_STEP, LOWEST, bin_centres, bin_keys, observed_quantile,
+                                       quantile_cdf, quantile_draws)
 from bayes_ab.sampling import SamplerSettings
 
 PROPOSALS_PER_DRAW = 4
@@ -112,7 +112,7 @@ def _cell_draws(rng: np.random.Generator, stats: xr.Dataset, size: int) -> tuple
 
 
 def _log_effects(draws: np.ndarray) -> np.ndarray:
-    """log(treatment / control) per draw (draws, treatments) from draws (draws, arms)."""
+    """log(treatment / control) per draw, (draws, treatments[, segments]) from draws (draws, arms[, segments])."""
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(draws)
     return logs[:, 1:] - logs[:, :1]
@@ -133,10 +133,14 @@ def sample_quantile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings 
     proposals = kept * (PROPOSALS_PER_DRAW if prior is not None else 1)
     cells, overall = _cell_draws(rng, stats, proposals)
     ess = float(kept)
+
+    def after_resampling(found: float) -> float:
+        """Resampling kept draws from weighted proposals: the information of both steps, combined harmonically."""
+        return 1 / (1 / kept + 1 / found)
+
     if prior is not None:
-        # resampling kept draws from weighted proposals: the information of both steps, combined harmonically
         overall, found = resampled(overall, _log_effects(overall), prior, rng, kept)
-        ess = 1 / (1 / kept + 1 / found)
+        ess = after_resampling(found)
         segment_prior = {**prior, PRIOR_EFFECT_SD: np.asarray(math.hypot(float(prior[PRIOR_EFFECT_SD]),
                                                                          float(prior[PRIOR_HETEROGENEITY_SD])))}
         kept_cells = np.empty((kept,) + cells.shape[1:])
@@ -144,16 +148,14 @@ def sample_quantile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings 
             kept_cells[:, :, s], found = resampled(cells[:, :, s], _log_effects(cells[:, :, s]), segment_prior, rng,
                                                    kept)
             if np.isfinite(cells[:, :, s]).all():
-                ess = min(ess, 1 / (1 / kept + 1 / found))
+                ess = min(ess, after_resampling(found))
         cells = kept_cells
     shape = (chains, draws)
     overall_dims = (("chain", "draw", "arm"), overall.reshape(shape + overall.shape[1:]))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(cells)
     extra = {"overall_mean": overall_dims,
              "effect_mu": (("chain", "draw", "treatment"), _log_effects(overall).reshape(shape + (-1,))),
              "effect": (("chain", "draw", "treatment", "segment"),
-                        (logs[:, 1:] - logs[:, :1]).reshape(shape + (cells.shape[1] - 1, cells.shape[2])))}
+                        _log_effects(cells).reshape(shape + (cells.shape[1] - 1, cells.shape[2])))}
     settings = SamplerSettings(chains=chains, draws=draws, seed=sampler.seed)
     return posterior_dataset(stats, settings, cells.reshape(shape + cells.shape[1:]), extra), ess
 
@@ -199,19 +201,22 @@ class Histograms:
     def users(self) -> np.ndarray:
         return self.n
 
-    def stats(self) -> xr.Dataset:
+    def histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """The occupied bins in order and the users per arm and bin, (arms, bins)."""
         keys = np.array(sorted(self.counts), dtype=np.int64)
-        hist = np.array([self.counts[int(k)] for k in keys]).T[:, None, :] if len(keys) else \
-            np.zeros((len(self.arms), 1, 0))
-        return quantile_stats(self.arms, [ALL_USERS], keys, {name: hist for name in STATISTICS},
+        table = np.array([self.counts[int(k)] for k in keys]).T if len(keys) else np.zeros((len(self.arms), 0))
+        return keys, table
+
+    def stats(self) -> xr.Dataset:
+        keys, table = self.histogram()
+        return quantile_stats(self.arms, [ALL_USERS], keys, {name: table[:, None, :] for name in STATISTICS},
                               self.n[:, None], self.metric.name, QuantileParams.of(self.metric).quantile)
 
     def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
-        keys = np.array(sorted(self.counts), dtype=np.int64)
+        keys, table = self.histogram()
         p = QuantileParams.of(self.metric).quantile
         out = np.full((draws, len(self.arms)), np.nan)
-        for a in range(len(self.arms)):
-            events = np.array([self.counts[int(k)][a] for k in keys])
+        for a, events in enumerate(table):
             if events.sum() > 0:
                 out[:, a] = quantile_draws(rng, keys, quantile_cdf(events, events, events, p), draws)
         return out
@@ -219,12 +224,10 @@ class Histograms:
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         """The observed quantile per arm and the variance of its flat-prior posterior (from 2,000 draws of a
         fixed stream, so the same statistics give the same)."""
-        keys = np.array(sorted(self.counts), dtype=np.int64)
+        keys, table = self.histogram()
         p = QuantileParams.of(self.metric).quantile
         draws = self.posterior(np.random.default_rng(0), 2000)
-        means = np.array([observed_quantile(keys, np.array([self.counts[int(k)][a] for k in keys]), p)
-                          for a in range(len(self.arms))])
-        return means, np.nanvar(draws, axis=0)
+        return np.array([observed_quantile(keys, events, p) for events in table]), np.nanvar(draws, axis=0)
 
     def link(self, means: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -362,17 +365,19 @@ class Quantile(Family):
         return sample_quantile(stats, metric, sampler, mapped_prior_data(self, stats, metric))
 
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
-        raise ModelError(f"the {self.name} family's posterior is exact ({self.closed_form(stats, None)}): "
-                         "it has no sampled model")
+        raise self._no_sampled_model()
 
     def build_model(self, stats: xr.Dataset, metric: Metric):
-        raise ModelError(f"the {self.name} family's posterior is exact ({self.closed_form(stats, metric)}): "
-                         "it has no sampled model")
+        raise self._no_sampled_model()
+
+    def _no_sampled_model(self) -> ModelError:
+        return ModelError(f"the {self.name} family's posterior is exact ({self.closed_form(None, None)}): it has no "
+                          "sampled model")
 
     def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> FitData:
         return sample_quantile(stats, metric, sampler)[0]
 
-    def closed_form(self, stats: xr.Dataset, metric: Metric | None) -> str:
+    def closed_form(self, stats: xr.Dataset | None, metric: Metric | None) -> str:
         return "Bayesian bootstrap over users, beta argument on log bins"
 
     # -- simulation and planning ----------------------------------------------------------------
@@ -394,6 +399,6 @@ class Quantile(Family):
         keep = (keys > 0) & (events > 0)
         if events[keep].sum() < 2:
             return None
-        logs = np.log(LOWEST) + (keys[keep] - 0.5) * LOG_STEP
+        logs = np.log(bin_centres(keys[keep]))
         mean = np.average(logs, weights=events[keep])
         return float(math.sqrt(np.average((logs - mean) ** 2, weights=events[keep])))

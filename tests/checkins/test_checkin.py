@@ -30,6 +30,18 @@ def users(n: int, rate_c: float, rate_t: float, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"arm": arm, "converted": converted.astype(int)})
 
 
+def conversion_spec_file(folder, name: str, **extra):
+    """A spec file of one primary conversion metric, fitted by the conjugate closed form (fast, exact)."""
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "arm_column": "arm", **extra,
+        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
+        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
+        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
+    }))
+    return path
+
+
 def test_each_look_keeps_its_posterior_and_effects(tmp_path):
     spec = make_spec(metrics=[{"name": "converted", "family": "conversion", "column": "converted",
                                "role": "primary"}])
@@ -67,13 +79,7 @@ def test_looks_in_one_process_reuse_the_compiled_model(tmp_path):
 
 
 def test_cli_checkin_and_history(tmp_path, capsys):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump({
-        "name": "cli_test", "arm_column": "arm",
-        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
-        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
-        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
-    }))
+    spec_path = conversion_spec_file(tmp_path, "cli_test")
     data = tmp_path / "users.csv"
     users(5000, 0.1, 0.11, 6).to_csv(data, index=False)
     models = tmp_path / "models"
@@ -95,13 +101,7 @@ def test_cli_checkin_and_history(tmp_path, capsys):
 
 
 def test_daily_check_ins_add_only_the_new_days_aggregates(tmp_path, capsys):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump({
-        "name": "daily", "arm_column": "arm", "unit_column": "user_id", "day_column": "exposure_day",
-        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
-        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
-        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
-    }))
+    spec_path = conversion_spec_file(tmp_path, "daily", unit_column="user_id", day_column="exposure_day")
     days = write_days(family_rows(6000, seed=13, days=3), tmp_path / "all")
     live, models = tmp_path / "live", tmp_path / "models"
     live.mkdir()
@@ -159,13 +159,7 @@ def test_a_terminal_action_is_sticky_for_later_check_ins(tmp_path, capsys):
     --exit-code, keeps the rollback's code instead of returning to hold."""
     from bayes_ab.cli import ACTION_EXIT_CODES
 
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump({
-        "name": "sticky", "arm_column": "arm",
-        "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
-        "metrics": [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}],
-        "sampler": {"backend": "conjugate", "draws": 1000, "chains": 2},
-    }))
+    spec_path = conversion_spec_file(tmp_path, "sticky")
     harmful, harmless = tmp_path / "harmful.csv", tmp_path / "harmless.csv"
     users(20000, 0.10, 0.05, 7).to_csv(harmful, index=False)
     users(2000, 0.10, 0.10, 8).to_csv(harmless, index=False)
