@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +14,17 @@ import xarray as xr
 
 from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import Engine, Source
+from bayes_ab.documents import document, dumps
 from bayes_ab.effects import MetricEffects, compute_effects, sentence
+from bayes_ab.metric import Role
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families import family_for
 from bayes_ab.files import one_writer, remove_stale_temporaries, sha256_of, write_atomically
 from bayes_ab.posterior import Fit, ModelCache, fit
 from bayes_ab.posterior.fit import DEFAULT_CACHE
 from bayes_ab.aggregation.panel import panel_metrics, panel_statistics
+from bayes_ab.compliance.effects import analyze_compliance
+from bayes_ab.compliance.statistics import complier_metrics, received_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 
 
@@ -59,6 +63,53 @@ class Analysis:
         sentences = "".join(f"<p>{html.escape(s)}</p>" for s in self.sentences())
         return sentences + self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}")
 
+    def document(self, recommendation=None) -> dict:
+        """The analysis as the versioned ``bayes-ab/analysis`` document (:mod:`bayes_ab.documents`): what
+        ``summary.json`` holds, in the results folder and in every look's folder, and what ``--json`` prints.
+
+        Per metric its setting, unit, diagnostics, warnings, sentences and every effect row (overall and per
+        segment: lifts, intervals, probabilities with their Monte Carlo errors, losses); the unpooled closed
+        form's rows when the fit failed; novelty and complier effects where analysed; the recommendation when
+        one was made. The top-level ``sentences``, ``warnings``, ``novelty``, ``compliance`` and ``diagnostics``
+        repeat what the metrics hold, as the first ``summary.json`` had them."""
+        return document("analysis", self.document_body(recommendation))
+
+    def document_body(self, recommendation=None) -> dict:
+        """The fields of :meth:`document` (a check-in's document adds the look's)."""
+        first = next(iter(self.stats.values()))
+        metrics = {}
+        for name, e in self.effects.items():
+            metric, family = e.metric, family_for(e.metric)
+            metrics[name] = {
+                "family": metric.family, "role": str(metric.role), "direction": str(metric.direction),
+                "unit": family.unit_of(metric), "unit_scale": family.unit_scale, "rope": metric.rope,
+                "margin": metric.margin if metric.role == Role.GUARDRAIL else None,
+                "backend": e.backend, "model_note": e.model_note, "warnings": list(e.warnings),
+                "diagnostics": self.fits[name].diagnostics.to_dict(),
+                "sentences": {arm: sentence(e, arm) for arm in e.treatments},
+                "effects": [asdict(r) for r in e.rows],
+                "data_only": [{**asdict(d), "shown": d.shown} for d in e.data_only],
+                "unpooled_effects": None if e.unpooled is None else [asdict(r) for r in e.unpooled.rows],
+                "novelty": None if e.novelty is None else _novelty_dict(e),
+                "compliance": None if e.compliance is None else e.compliance.to_dict(),
+            }
+        return {
+            "experiment": self.spec.name,
+            "about": self.spec.about(),
+            "fingerprint": self.fingerprint,
+            "interval": self.spec.interval,
+            "users": int(first["n"].sum()),
+            "arms": list(self.spec.arm_names),
+            "control": self.spec.control.name,
+            "metrics": metrics,
+            "sentences": self.sentences(),
+            "warnings": {n: list(e.warnings) for n, e in self.effects.items() if e.warnings},
+            "novelty": {n: m["novelty"] for n, m in metrics.items() if m["novelty"] is not None},
+            "compliance": {n: m["compliance"] for n, m in metrics.items() if m["compliance"] is not None},
+            "diagnostics": {n: m["diagnostics"] for n, m in metrics.items()},
+            "recommendation": None if recommendation is None else recommendation.to_dict(),
+        }
+
     def save(self, models_dir: str | Path = "models", recommendation=None) -> list[Path]:
         """Write each metric's posterior as ArviZ netCDF plus the effects table and a summary, as one unit.
 
@@ -83,25 +134,9 @@ class Analysis:
             written.append(write_atomically(folder / f"{name}.nc", lambda tmp, f=metric_fit: f.to_netcdf(tmp)))
         written.append(write_atomically(folder / "effects.csv",
                                lambda tmp: self.to_pandas().to_csv(tmp, index=False)))
-        summary = {
-            "experiment": self.spec.name,
-            "fingerprint": self.fingerprint,
-            "interval": self.spec.interval,
-            "metrics": {n: {"family": e.metric.family, "role": str(e.metric.role)} for n, e in self.effects.items()},
-            "sentences": self.sentences(),
-            "warnings": {n: list(e.warnings) for n, e in self.effects.items() if e.warnings},
-            "novelty": {n: {a.arm: {"long_run": a.long_run, "long_run_low": a.long_run_low,
-                                    "long_run_high": a.long_run_high, "p_novelty": a.p_novelty,
-                                    "p_primacy": a.p_primacy, "used": a.used,
-                                    "weeks": [[w.week, w.rel_lift, w.rel_low, w.rel_high] for w in a.weeks]}
-                            for a in e.novelty.arms}
-                        for n, e in self.effects.items() if e.novelty is not None},
-            "diagnostics": {n: f.diagnostics.to_dict() for n, f in self.fits.items()},
-        }
-        if recommendation is not None:
-            summary["recommendation"] = recommendation.to_dict()
-        written.append(write_atomically(folder / "summary.json",
-                                        lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2))))
+        summary = self.document(recommendation)
+        written.append(write_atomically(folder / SUMMARY_FILE,
+                                        lambda tmp: Path(tmp).write_text(dumps(summary))))
         manifest = {"experiment": self.spec.name, "fingerprint": self.fingerprint,
                     "files": {p.name: sha256_of(p) for p in written}}
         written.append(write_atomically(folder / MANIFEST_FILE,
@@ -110,6 +145,15 @@ class Analysis:
 
 
 MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.json"
+
+
+def _novelty_dict(effects: MetricEffects) -> dict:
+    """Each treatment arm's novelty answers, JSON-ready."""
+    return {a.arm: {"long_run": a.long_run, "long_run_low": a.long_run_low, "long_run_high": a.long_run_high,
+                    "p_novelty": a.p_novelty, "p_primacy": a.p_primacy, "used": a.used,
+                    "weeks": [[w.week, w.rel_lift, w.rel_low, w.rel_high] for w in a.weeks]}
+            for a in effects.novelty.arms}
 
 
 def read_manifest(folder: str | Path) -> dict:
@@ -165,7 +209,8 @@ def analyze(
         Compiled models, re-used across analyses of the same structure.
     """
     stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
-    return analyze_stats(spec, stats, sampler=sampler, cache=cache, panels=panel_statistics(spec, source, engine))
+    return analyze_stats(spec, stats, sampler=sampler, cache=cache, panels=panel_statistics(spec, source, engine),
+                         received=received_statistics(spec, source, aggregated=aggregated, engine=engine))
 
 
 def analyze_stats(
@@ -175,6 +220,7 @@ def analyze_stats(
     sampler: SamplerSettings | None = None,
     cache: ModelCache = DEFAULT_CACHE,
     panels: dict[str, xr.Dataset] | None = None,
+    received: dict[str, xr.Dataset] | None = None,
 ) -> Analysis:
     """Fit every metric of ``spec`` from sufficient statistics already built (one Dataset per metric,
     e.g. from :mod:`bayes_ab.data.stats` constructors or stored aggregates) and compute its effects.
@@ -182,6 +228,10 @@ def analyze_stats(
     ``panels``: the statistics by week since exposure of metrics with ``novelty``
     (:func:`~bayes_ab.aggregation.panel.panel_statistics`); such a metric's effects then carry the novelty
     analysis, and read the long-run lift when it is used.
+
+    ``received``: the statistics by received value of the metrics with a complier effect
+    (:func:`~bayes_ab.compliance.statistics.received_statistics`); ``None`` analyses by assignment only (a replay
+    of stored looks), a mapping without a complier metric's statistics says so in that metric's warnings.
     """
     missing = [m.name for m in spec.metrics if m.name not in stats]
     if missing:
@@ -213,5 +263,17 @@ def analyze_stats(
         warnings = effects[name].warnings + tuple(
             f"no complete week since exposure with users of {arm!r} and control yet: the lift by week and the "
             "long-run lift are not estimated, the numbers are the whole test's" for arm in missing)
-        effects[name] = replace(effects[name], novelty=found, model_note=note, warnings=warnings)
+        effects[name] = replace(effects[name], novelty=found, model_note=note, warnings=warnings,
+                                data_only=() if any(a.used for a in found.arms) else effects[name].data_only)
+    for metric in complier_metrics(spec) if received is not None else ():
+        found = received.get(metric.name)
+        if found is None:
+            effects[metric.name] = replace(effects[metric.name], warnings=effects[metric.name].warnings + (
+                f"no statistics by {spec.received_column!r} were given: the effect on users who received the "
+                "treatment is not estimated",))
+            continue
+        whole = fits[metric.name]
+        effects[metric.name] = replace(effects[metric.name], compliance=analyze_compliance(
+            found, metric, interval=spec.interval, compliance=spec.compliance, received_column=spec.received_column,
+            draws=whole.sampler.chains * whole.sampler.draws, seed=settings.seed))
     return Analysis(spec, {m.name: stats[m.name] for m in spec.metrics}, fits, effects)

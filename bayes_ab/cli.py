@@ -159,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     ahead.add_argument("--half-life", type=float, default=1.0, help="with --novelty: weeks to halve the gap (default 1)")
     ahead.add_argument("--exposure-days", type=int, default=14, help="with --novelty: days users enter (default 14)")
     ahead.add_argument("--max-weeks", type=int, default=8, help="with --novelty: longest test read (default 8)")
+    _json_argument(ahead)
     ahead.set_defaults(run=_plan)
 
     sim = commands.add_parser("simulate", help="simulate the stopping rule's error rates under the spec's plan")
@@ -167,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sim.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     sim.add_argument("--models-dir", default="models", help="where the figures are stored (default: models)")
+    _json_argument(sim)
     sim.set_defaults(run=_simulate)
 
     priors = commands.add_parser("priors", help="priors learned from past experiments")
@@ -205,6 +207,9 @@ def _parser() -> argparse.ArgumentParser:
     past = commands.add_parser("history", help="print the trajectory of an experiment's check-ins")
     past.add_argument("experiment", help="experiment name (the spec's name)")
     past.add_argument("--models-dir", default="models", help="where the ledger lives (default: models)")
+    past.add_argument("--metric", action="append", default=[],
+                      help="only this metric (repeatable; default: primaries and guardrails, all metrics in --json)")
+    _json_argument(past)
     past.set_defaults(run=_history)
 
     kinds = commands.add_parser("families", help="list the metric families: their spec fields, planning baseline "
@@ -226,24 +231,31 @@ def _checkin(args: argparse.Namespace) -> int:
     done = checkin(spec, _source(args, spec), stage=args.stage, days=args.days, as_of=args.as_of,
                    models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
                    rescan=args.rescan)
+    out = _text_out(args)
     if done.aggregation is not None:
-        print(done.aggregation.text() + "\n")
-    print(render_text(done.analysis))
+        print(done.aggregation.text() + "\n", file=out)
+    print(render_text(done.analysis), file=out)
     outlook = None
     if done.recommendation is not None:
-        print("\n" + done.recommendation.text())
+        print("\n" + done.recommendation.text(), file=out)
         if done.decided_text():
-            print(done.decided_text())
+            print(done.decided_text(), file=out)
         outlook = _outlook(spec, done.analysis, done.recommendation, args)
         if outlook:
-            print(outlook)
-        print("\n" + _stored_error_rates(spec.name, args.models_dir, spec.plan is not None))
+            print(outlook, file=out)
+        print("\n" + _stored_error_rates(spec.name, args.models_dir, spec.plan is not None), file=out)
     record = done.record
-    print(f"\nrecorded look {record.look} as of {record.as_of} in {Path(args.models_dir) / spec.name}")
+    print(f"\nrecorded look {record.look} as of {record.as_of} in {Path(args.models_dir) / spec.name}", file=out)
+    report = None
     if args.report:
         from bayes_ab.report import write_report
 
-        print(f"report: {write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir, outlook)}")
+        report = write_report(done.analysis, Path(args.reports_dir), done.recommendation, args.models_dir, outlook)
+        print(f"report: {report}", file=out)
+    if args.json:
+        from bayes_ab.documents import dumps
+
+        print(dumps(done.document(report)))
     return _action_code(args, done.recommendation, done.decided)
 
 
@@ -313,6 +325,7 @@ def _action_code(args: argparse.Namespace, recommendation, decided=None) -> int:
 
 
 def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
+    _json_argument(parser)
     parser.add_argument("--exit-code", action="store_true",
                         help="exit with the recommendation's code: hold 10, advance 11, ship 12, stop_no_effect 13, "
                              "rollback 14 (with --stage; errors stay 2)")
@@ -320,6 +333,16 @@ def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
                         help="users/day at 100%%: with a hold, print the chance of a decision in the coming days "
                              "(default: the spec's plan.daily_users)")
     parser.add_argument("--outlook-days", type=int, default=14, help="days the outlook looks ahead (default: 14)")
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout (schema in bayes_ab/schemas/; the text goes to stderr)")
+
+
+def _text_out(args: argparse.Namespace):
+    """Where the human-readable text goes: stdout, or stderr when stdout carries the ``--json`` document."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
 
 
 def _outlook(spec, result, recommendation, args: argparse.Namespace) -> str | None:
@@ -340,6 +363,8 @@ def _plan(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     baseline = _parse_baseline_arguments(spec, args.baseline)
     if args.novelty:
+        if args.json:
+            raise SpecError("--json is not available with --novelty (its output is text only)")
         return _plan_novelty(args, spec, baseline)
     if args.early is not None or args.long_run is not None:
         raise SpecError("--early and --long-run need --novelty METRIC")
@@ -349,6 +374,8 @@ def _plan(args: argparse.Namespace) -> int:
         raise SpecError(f"--correlation: must be in [0, 1), got {args.correlation}")
     if args.write:
         _writable_file(args.write, "--write")
+    if args.json and args.calibrate:
+        raise SpecError("--json is not available with --calibrate (its output is the decision: block written by --write)")
     plan = plan_settings(spec, daily_users=args.daily_traffic, baseline=baseline, effect=args.effect, days=args.days,
                          look_every=args.look_every, experiments=args.experiments, correlation=args.correlation)
     if args.calibrate:
@@ -362,7 +389,13 @@ def _plan(args: argparse.Namespace) -> int:
             path = write_atomically(Path(args.write), lambda tmp: Path(tmp).write_text(found.decision_block() + "\n"))
             print(f"\nwritten: {path}")
         return 0
-    print(plan_experiment(spec, plan, seed=args.seed, workers=args.workers, alpha=args.alpha, power=args.power).text())
+    found = plan_experiment(spec, plan, seed=args.seed, workers=args.workers, alpha=args.alpha, power=args.power)
+    if args.json:
+        from bayes_ab.documents import dumps
+
+        print(dumps(found.document()))
+        return 0
+    print(found.text())
     return 0
 
 
@@ -462,10 +495,16 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.experiments is not None and args.experiments < 1:
         raise SpecError(f"--experiments must be at least 1, got {args.experiments}")
     compared = compare_rules(spec, experiments=args.experiments, seed=args.seed, workers=args.workers)
-    print(compared.text() + "\n")
+    out = _text_out(args)
+    print(compared.text() + "\n", file=out)
     for figures in compared.rules:
-        print(figures.text() + "\n")
-    print("written: " + ", ".join(str(p) for p in compared.save(args.models_dir)))
+        print(figures.text() + "\n", file=out)
+    written = [str(p) for p in compared.save(args.models_dir)]
+    print("written: " + ", ".join(written), file=out)
+    if args.json:
+        from bayes_ab.documents import dumps
+
+        print(dumps(compared.document(spec.name, written)))
     return 0
 
 
@@ -525,8 +564,17 @@ def _portfolio(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from bayes_ab.checkins import history
+    from bayes_ab.documents import dumps
 
-    print(history(args.experiment, args.models_dir).text())
+    found = history(args.experiment, args.models_dir)
+    unknown = [m for m in args.metric if m not in found.known_metrics()]
+    if unknown and found.looks:
+        raise SpecError(f"--metric {unknown[0]}: no look of {args.experiment!r} records it (metrics: "
+                        f"{', '.join(sorted(found.known_metrics()))})")
+    if args.json:
+        print(dumps(found.document(tuple(args.metric))))
+        return 0
+    print(found.text(tuple(args.metric)))
     print("\n" + _stored_error_rates(args.experiment, args.models_dir))
     return 0
 
@@ -558,21 +606,30 @@ def _analyze(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     _check_stage(spec, args)
     result = analyze(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
-    print(render_text(result))
+    out = _text_out(args)
+    print(render_text(result), file=out)
     recommendation, outlook = None, None
     if args.stage is not None:
         recommendation = recommend(result, args.stage, args.days)
-        print("\n" + recommendation.text())
+        print("\n" + recommendation.text(), file=out)
         outlook = _outlook(spec, result, recommendation, args)
         if outlook:
-            print(outlook)
-        print("\n" + _stored_error_rates(spec.name, args.models_dir, spec.plan is not None))
+            print(outlook, file=out)
+        print("\n" + _stored_error_rates(spec.name, args.models_dir, spec.plan is not None), file=out)
     written = result.save(args.models_dir, recommendation)
-    print("\nwritten: " + ", ".join(str(p) for p in written))
+    print("\nwritten: " + ", ".join(str(p) for p in written), file=out)
+    report = None
     if args.report:
         from bayes_ab.report import write_report
 
-        print(f"report: {write_report(result, Path(args.reports_dir), recommendation, args.models_dir, outlook)}")
+        report = write_report(result, Path(args.reports_dir), recommendation, args.models_dir, outlook)
+        print(f"report: {report}", file=out)
+    if args.json:
+        from bayes_ab.documents import dumps
+
+        doc = result.document(recommendation)
+        doc["outputs"] = {"written": [str(p) for p in written], "report": None if report is None else str(report)}
+        print(dumps(doc))
     return _action_code(args, recommendation)
 
 

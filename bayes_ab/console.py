@@ -25,6 +25,9 @@ def render_text(result: Analysis) -> str:
         lines += ["  " + line for line in
                   family_for(effects.metric).text_lines(result.fits[effects.metric.name], effects.interval)]
         lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
+        if effects.compliance is not None:
+            lines += ["  " + effects.compliance.assumptions,
+                      *(f"  WARNING (complier effect): {w}" for w in effects.compliance.warnings)]
     return "\n".join(lines)
 
 
@@ -55,7 +58,7 @@ def _table(effects: MetricEffects) -> str:
             "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),
             "+/- MC SE": "" if r.is_control else f"{r.p_beat_control_mcse:.1%}",
             "P(best)": fmt.probability(r.p_best),
-            f"loss if shipped ({family.unit_of(effects.metric)})": "" if r.is_control else f"{r.loss_ship_abs * family.unit_scale:.3f}",
+            f"loss if shipped ({family.unit_of(effects.metric)})": "" if r.is_control else family.format_number(r.loss_ship_abs),
             "P(in ROPE)": "" if r.is_control else fmt.probability(r.p_rope),
         })
     return "\n".join("  " + line for line in pd.DataFrame(rows).to_string(index=False).splitlines())

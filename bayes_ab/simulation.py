@@ -14,11 +14,26 @@ class SegmentTruth:
     """True conversion rates of one segment: ``rates[arm]`` per metric, and its traffic share.
 
     ``labels`` maps segment columns to this segment's values, e.g. ``{"tenure": "new"}``.
+
+    ``delivery``: the share of users assigned to a treatment arm who actually receive it (``None``: all of them).
+    With it, the rates are what *assignment* does (the intent-to-treat effect, what a rollout delivers) and the
+    treatment acts only through receiving it: a receiving user's rate is ``control + (rate - control) /
+    delivery``, a user who did not receive it has the control's rate. The effect on those who receive it (the
+    complier effect) is then the assignment's divided by ``delivery`` (:meth:`complier_rate`).
     """
 
     labels: Mapping[str, str]
     share: float
     rates: Mapping[str, Mapping[str, float]]
+    delivery: float | None = None
+
+    def complier_rate(self, metric: str, arm: str) -> float:
+        """The rate of ``metric`` among users who receive ``arm`` (its assigned rate without ``delivery``)."""
+        rates = self.rates[metric]
+        control = next(iter(rates.values()))
+        if self.delivery is None or rates[arm] == control:
+            return rates[arm]
+        return control + (rates[arm] - control) / self.delivery
 
 
 def simulate_users(
@@ -28,15 +43,20 @@ def simulate_users(
     seed: int,
     arm_column: str = "arm",
     unit_column: str = "user_id",
+    received_column: str = "received",
 ) -> pd.DataFrame:
     """Draw ``n_users`` users: segment by share, arm by planned weight, each metric Bernoulli.
 
     Parameters
     ----------
     truths
-        Segments with their traffic shares (normalised) and true rates by metric and arm.
+        Segments with their traffic shares (normalised) and true rates by metric and arm (the first arm is the
+        control).
     arms
         Arm name -> planned traffic weight.
+    received_column
+        Where each user's receipt of the treatment goes (0/1; control users 0) when the truths have a
+        ``delivery`` share: drawn from a stream of its own, after the segments and arms.
     """
     rng = np.random.default_rng(seed)
     shares = np.array([t.share for t in truths], dtype=float)
@@ -47,9 +67,19 @@ def simulate_users(
     frame = pd.DataFrame({unit_column: np.arange(1, n_users + 1), arm_column: np.array(arm_names)[arm]})
     for column in truths[0].labels:
         frame[column] = np.array([t.labels[column] for t in truths])[segment]
+    delivered = None
+    if truths[0].delivery is not None:
+        delivery = np.array([t.delivery for t in truths], dtype=float)
+        delivered = (arm > 0) & (np.random.default_rng([seed, 1]).random(n_users) < delivery[segment])
+        frame[received_column] = delivered.astype("int8")
     for metric in truths[0].rates:
-        table = np.array([[t.rates[metric][a] for a in arm_names] for t in truths])
-        frame[metric] = (rng.random(n_users) < table[segment, arm]).astype("int8")
+        if delivered is None:
+            table = np.array([[t.rates[metric][a] for a in arm_names] for t in truths])
+            rate = table[segment, arm]
+        else:                 # the control's rate unless the treatment was received
+            table = np.array([[t.complier_rate(metric, a) for a in arm_names] for t in truths])
+            rate = np.where(delivered, table[segment, arm], table[segment, 0])
+        frame[metric] = (rng.random(n_users) < rate).astype("int8")
     return frame
 
 

@@ -10,6 +10,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -133,6 +134,18 @@ class PlanSettings:
     correlation: float = 0.3
 
 
+class Compliance(StrEnum):
+    """Who can receive the treatment besides the users assigned to it (``compliance`` in the spec).
+
+    ``one-sided``: only treatment users can receive it; some of them do not (notifications off, delivery failed).
+    ``two-sided``: control users can receive it too (another campaign sends a similar push), so there are
+    always-takers besides never-takers; no user does the opposite of the assignment (monotonicity).
+    """
+
+    ONE_SIDED = "one-sided"
+    TWO_SIDED = "two-sided"
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     """A validated experiment spec."""
@@ -147,12 +160,21 @@ class ExperimentSpec:
     day_column: str | None = None
     query: str | None = None        # a SELECT of the per-user rows, run by the SQL engine in the database
     activity_column: str | None = None   # rows are a daily panel: the day of each row (one per user and active day)
+    received_column: str | None = None   # per user 0/1: the treatment was actually delivered (complier analysis)
+    description: str | None = None       # what is tested, in a sentence (report header, card, portfolio)
+    hypothesis: str | None = None        # what is expected to happen and why
+    owner: str | None = None             # who runs the experiment
+    compliance: Compliance = Compliance.ONE_SIDED
     interval: float = 0.9
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
     decision: DecisionThresholds = field(default_factory=DecisionThresholds)
     plan: PlanSettings | None = None
     source: str = "<spec>"
+
+    def about(self) -> dict[str, str | None]:
+        """What the experiment is for, as the outputs carry it: description, hypothesis, owner."""
+        return {"description": self.description, "hypothesis": self.hypothesis, "owner": self.owner}
 
     @property
     def control(self) -> Arm:
@@ -237,7 +259,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
-             "activity_column",
+             "activity_column", "received_column", "compliance", "description", "hypothesis", "owner",
              "metrics", "interval", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
@@ -254,13 +276,15 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     _check_ramp_split(r, ramp, arms)
     activity = r.string("activity_column", None)
     _check_panel(r, metrics, activity, r.string("day_column", None), r.string("unit_column", None))
+    arm_column = r.string("arm_column", "arm")
+    received, compliance = _parse_compliance(r, metrics, arm_column, segments)
     interval = r.number("interval", 0.9)
     if not 0.5 <= interval < 1:
         r.fail("interval", f"must be in [0.5, 1), got {interval}")
     return ExperimentSpec(
         name=name,
         arms=arms,
-        arm_column=r.string("arm_column", "arm"),
+        arm_column=arm_column,
         metrics=metrics,
         segment_columns=tuple(segments),
         unit_column=r.string("unit_column", None),
@@ -268,6 +292,11 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         day_column=r.string("day_column", None),
         query=r.string("query", None),
         activity_column=activity,
+        received_column=received,
+        compliance=compliance,
+        description=_text(r, "description"),
+        hypothesis=_text(r, "hypothesis"),
+        owner=_text(r, "owner", 200),
         interval=interval,
         sampler=_parse_sampler(r.child("sampler", required=False)),
         ramp=ramp,
@@ -375,6 +404,45 @@ def _parse_novelty(item: "_Reader", family) -> Novelty:
     if not family.uses_column or family.panel_total is None or not family.weekly:
         item.fail("novelty", f"is not available for {family.name} metrics (conversion, count and mean metrics have it)")
     return Novelty.ALWAYS if raw is True else Novelty.AUTO
+
+
+MAX_TEXT = 2_000
+"""Characters a free-text field of the spec may hold (a description is a paragraph, not a document)."""
+
+
+def _text(r: "_Reader", key: str, limit: int = MAX_TEXT) -> str | None:
+    """An optional one-paragraph text field: a non-empty string of at most ``limit`` characters, whitespace
+    collapsed."""
+    value = r.string(key, None)
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if len(value) > limit:
+        r.fail(key, f"is {len(value):,} characters long; at most {limit:,}")
+    return value
+
+
+def _parse_compliance(r: "_Reader", metrics: tuple[Metric, ...], arm_column: str,
+                      segments: list[str]) -> tuple[str | None, Compliance]:
+    """``received_column`` (who actually received the treatment) and ``compliance`` (one- or two-sided)."""
+    received = r.string("received_column", None)
+    if received is None:
+        if r.get("compliance") is not None:
+            r.fail("compliance", "needs received_column: the per-user 0/1 column saying who received the treatment")
+        return None, Compliance.ONE_SIDED
+    sides = Compliance(r.choice("compliance", tuple(Compliance), Compliance.ONE_SIDED))
+    if received == arm_column or received in segments:
+        r.fail("received_column", f"{received!r} is already {'the arm' if received == arm_column else 'a segment'} "
+                                  "column; receiving the treatment is a column of its own")
+    for m in metrics:
+        if received in m.columns:
+            r.fail("received_column", f"{received!r} is a column of metric {m.name!r}; receiving the treatment is "
+                                      "not an outcome")
+    families = registry()
+    if not any(families[m.family].complier_effects for m in metrics):
+        r.fail("received_column", "the complier effect (CACE) is estimated for conversion, count and mean metrics; "
+                                  "the spec has none")
+    return received, sides
 
 
 def _check_panel(r: "_Reader", metrics: tuple[Metric, ...], activity: str | None, day: str | None,

@@ -50,9 +50,13 @@ TARGETS: dict[str, tuple[str, ...]] = {
                                   "tests/stopping/test_generate.py"),
     "bayes_ab/models/quantiles.py": ("tests/families/test_quantile.py",),
     "bayes_ab/models/prior_resampling.py": ("tests/families/test_quantile.py", "tests/stopping"),
+    "bayes_ab/compliance/strata.py": ("tests/compliance",),
+    "bayes_ab/compliance/effects.py": ("tests/compliance",),
+    "bayes_ab/format.py": ("tests/test_documents.py", "tests/effects"),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
-intervals, the families' planning variances, the quantile posterior and the effect prior's resampling."""
+intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
+complier effects."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")
@@ -180,10 +184,30 @@ EQUIVALENT: dict[str, str] = {
         "a p-value exactly equal to its Benjamini-Hochberg limit has probability 0",
     "bayes_ab/multiplicity.py:benjamini_hochberg:1 -> 2:`1`":
         "the default cut -1 or -2 (`default=-1`): with no passing rank, no rank 0..k-1 is at or below either",
-    "bayes_ab/families/base.py:format_absolute:>= -> >:`abs(scaled) >= 0.1`":
+    "bayes_ab/format.py:amount:>= -> >:`abs(x) >= 0.1`":
         "at 0.1 both branches give 2 decimals (1 - floor(log10 0.1) = 2)",
-    "bayes_ab/families/base.py:format_absolute:0.1 -> 0.2:`0.1`":
+    "bayes_ab/format.py:amount:0.1 -> 0.2:`0.1`":
         "from 0.1 to 0.2 both branches give 2 decimals (1 - floor(log10 x) = 2 there)",
+    "bayes_ab/compliance/strata.py:_mean_draws:+ -> -:`mean + np.sqrt(variance / group.n) * rng.standard_t(dof, ...`":
+        "a Student-t draw is symmetric about 0: the mean minus one has the distribution of the mean plus one",
+    "bayes_ab/compliance/strata.py:strata_draws:> -> >=:`c > 0`":
+        "c = 1 - a - nv is exactly 0 with probability 0 (a and nv are continuous draws, or exactly 0 together)",
+    "bayes_ab/compliance/strata.py:strata_draws:<= -> <:`means <= upper`":
+        "a rate's Beta draw, or a complier mean derived from them, equals 1 exactly with probability 0",
+    "bayes_ab/compliance/effects.py:analyze_compliance:1.0 -> 2.0:`1.0`":
+        "the direction factor enters only through the sign of sign x CACE: 2 and 1 give the same sign",
+    "bayes_ab/compliance/effects.py:analyze_compliance:1.0 -> 2.0:`1.0`#1":
+        "the direction factor enters only through the sign of sign x CACE: -2 and -1 give the same sign",
+    "bayes_ab/compliance/effects.py:_row:* -> /:`sign * found.cace_abs`":
+        "sign is +1 or -1: sign / x has the sign of sign * x, and only the sign is counted",
+    "bayes_ab/compliance/effects.py:_row:> -> >=:`sign * found.cace_abs > 0`":
+        "a continuous CACE draw is exactly 0 with probability 0",
+    "bayes_ab/compliance/effects.py:analyze_compliance:< -> <=:`row.complier_share < LOW_COMPLIANCE`":
+        "a posterior mean share exactly at 0.2 has probability 0",
+    "bayes_ab/compliance/effects.py:analyze_compliance:< -> <=:`row.ess < MIN_ESS`":
+        "an effective sample size of exactly 400 (a ratio of sums of continuous weights) has probability 0",
+    "bayes_ab/compliance/effects.py:_mix_warning:< -> <=:`shift < MIX_SHIFT`":
+        "a total-variation distance of exactly 0.1 between observed shares has probability 0",
 }
 """Surviving mutants no test can kill, by id (module:function:change:`code`#repeat), with the reason."""
 

@@ -5,7 +5,7 @@ import pytest
 from bayes_ab.errors import SpecError
 from bayes_ab.spec import load_spec
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, make_spec
 
 VALID = """
 name: demo
@@ -180,3 +180,14 @@ def test_exact_integration_settings_are_read_and_bounded(tmp_path):
         load_spec(write(tmp_path, VALID + "sampler: {exact_draws: 50}\n"))
     with pytest.raises(SpecError, match=r"sampler.exact: must be true or false, got 'yes please'"):
         load_spec(write(tmp_path, VALID + "sampler: {exact: yes please}\n"))
+
+
+def test_description_hypothesis_and_owner_are_one_paragraph_each():
+    spec = make_spec(description="A push at market open.", hypothesis="More users  trade\n that day.", owner="growth")
+    assert spec.about() == {"description": "A push at market open.", "hypothesis": "More users trade that day.",
+                            "owner": "growth"}
+    assert make_spec().about() == {"description": None, "hypothesis": None, "owner": None}
+    with pytest.raises(SpecError, match="description: is 2,001 characters long; at most 2,000"):
+        make_spec(description="x" * 2001)
+    with pytest.raises(SpecError, match="owner: must be a non-empty string"):
+        make_spec(owner=["a"])

@@ -190,6 +190,8 @@ class ScanPlan:
         groups.update({column: "segment" for column in spec.segment_columns})
         if spec.day_column:
             groups[spec.day_column] = "day of first exposure"
+        if spec.received_column:        # the complier analysis splits the users by it (bayes_ab.compliance)
+            groups[spec.received_column] = "received the treatment (0/1)"
         keys: dict[str, tuple[str, str]] = {}
         sums: dict[str, tuple[str, str]] = {}
         for name, q in self.queries.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bayes_ab.data.dialects import DIALECTS, quoted_name, translate
-from bayes_ab.data.engine import DATE, FLOAT, STRING, Table
+from bayes_ab.data.engine import INTEGER, DATE, FLOAT, STRING, Table
 from bayes_ab.aggregation.scan import ScanPlan
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError
@@ -72,6 +72,8 @@ def warehouse_query(spec: ExperimentSpec, table: str, dialect: str,
     columns.update({spec.arm_column: STRING, **{c: STRING for c in spec.segment_columns}})
     if spec.day_column:
         columns[spec.day_column] = DATE
+    if spec.received_column:
+        columns[spec.received_column] = INTEGER
     if spec.unit_column:
         columns[spec.unit_column] = STRING
     columns.update(kinds or {})

@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bayes_ab.analysis import Analysis, analyze_stats
+from bayes_ab.analysis import SUMMARY_FILE, Analysis, analyze_stats
 from bayes_ab.checkins.ledger import LOOKS_FOLDER, Ledger, LookRecord
+from bayes_ab.documents import document, dumps
 from bayes_ab.errors import LedgerError
 from bayes_ab.checkins.look import TIME_FORMAT, look_payload, look_time
 from bayes_ab.aggregation import aggregate
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.aggregation.incremental import IncrementalAggregation, PartialStore, aggregate_incrementally
 from bayes_ab.aggregation.panel import panel_statistics
+from bayes_ab.compliance.statistics import received_statistics
 from bayes_ab.decision import TERMINAL_ACTIONS, Recommendation, recommend
 from bayes_ab.files import is_stale_temporary, remove_stale_temporaries, temporary_path, temporary_target
 from bayes_ab.posterior import ModelCache
@@ -53,6 +55,22 @@ class CheckIn:
         now = self.recommendation.action if self.recommendation is not None else "no recommendation"
         return (f"Already decided: look {self.decided.look} (as of {self.decided.as_of}) recommended "
                 f"{self.decided.action}; this look is recorded for the trajectory, and the data now say {now}.")
+
+    def document(self, report: str | Path | None = None) -> dict:
+        """The look as the versioned ``bayes-ab/checkin`` document (:mod:`bayes_ab.documents`): the analysis'
+        fields (:meth:`~bayes_ab.analysis.Analysis.document`) and the look's record, the earlier look that
+        decided the experiment, what the incremental aggregation scanned, and the report written."""
+        record = self.record
+        body = self.analysis.document_body(self.recommendation)
+        body["look"] = {"look": record.look, "as_of": record.as_of, "recorded_at": record.recorded_at,
+                        "stage": record.payload.get("stage"), "days": record.payload.get("days"),
+                        "posterior_dir": record.posterior_dir,
+                        "decided": None if self.decided is None else {"look": self.decided.look,
+                                                                      "as_of": self.decided.as_of,
+                                                                      "action": self.decided.action},
+                        "aggregation": None if self.aggregation is None else self.aggregation.to_dict(),
+                        "report": None if report is None else str(report)}
+        return document("checkin", body)
 
     def _repr_html_(self) -> str:
         parts = [self.analysis._repr_html_()]
@@ -105,7 +123,8 @@ def checkin(
     else:
         stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
     analysis = analyze_stats(spec, stats, sampler=sampler, cache=cache,
-                             panels=panel_statistics(spec, source, engine))
+                             panels=panel_statistics(spec, source, engine),
+                             received=received_statistics(spec, source, aggregated=aggregated, engine=engine))
     return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger,
                        aggregation=incremental)
 
@@ -148,7 +167,7 @@ def record_look(
     recommendation = recommend(analysis, stage, days or 0.0) if stage is not None else None
     parent = ledger.path.parent / LOOKS_FOLDER
     final = parent / f"{moment.replace(':', '')}-{uuid.uuid4().hex[:8]}"
-    tmp = _write_posteriors(analysis, final)
+    tmp = _write_posteriors(analysis, final, recommendation)
     payload = look_payload(analysis, recommendation, stage, days)
     if aggregation is not None:
         payload["aggregation"] = aggregation.to_dict()
@@ -182,14 +201,17 @@ def tidy_looks(ledger: Ledger) -> None:
     remove_stale_temporaries(parent)
 
 
-def _write_posteriors(analysis: Analysis, final: Path) -> Path:
-    """Each metric's posterior as netCDF in a complete, flushed temporary folder beside ``final``."""
+def _write_posteriors(analysis: Analysis, final: Path, recommendation: Recommendation | None) -> Path:
+    """Each metric's posterior as netCDF, and the analysis' ``summary.json`` (the same document ``analyze``
+    writes, :meth:`~bayes_ab.analysis.Analysis.document`), in a complete, flushed temporary folder beside
+    ``final``."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(final)
     tmp.mkdir()
     try:
         for name, fitted in analysis.fits.items():
             fitted.to_netcdf(tmp / f"{name}.nc")
+        (tmp / SUMMARY_FILE).write_text(dumps(analysis.document(recommendation)))
         with os.scandir(tmp) as entries:          # flush the files before the folder becomes visible
             for entry in entries:
                 fd = os.open(entry.path, os.O_RDONLY)

@@ -11,6 +11,7 @@ import pandas as pd
 from bayes_ab.checkins.checkin import ledger_for
 from bayes_ab.checkins.ledger import LookRecord
 from bayes_ab import format as fmt
+from bayes_ab.documents import document
 from bayes_ab.errors import LedgerError
 from bayes_ab.metric import Role
 
@@ -25,43 +26,75 @@ class History:
     """The chain digest of the last look (see :mod:`bayes_ab.checkins.ledger`): keep it elsewhere to detect a
     ledger rewritten together with its seal."""
 
-    def to_pandas(self, roles: tuple[str, ...] = (Role.PRIMARY,)) -> pd.DataFrame:
-        """One row per look x metric (of the given roles) x treatment arm, overall effects."""
+    def to_pandas(self, roles: tuple[str, ...] = (Role.PRIMARY,), metrics: tuple[str, ...] = ()) -> pd.DataFrame:
+        """One row per look x metric (of the given roles, or the named ``metrics``) x treatment arm, overall
+        effects."""
         rows = []
         for look in self.looks:
             payload = look.payload
             rec = payload.get("recommendation") or {}
             for name, metric in payload["metrics"].items():
-                if metric["role"] not in roles:
+                if (name not in metrics) if metrics else (metric["role"] not in roles):
                     continue
                 for row in metric["rows"]:
                     if not row["is_overall"] or row["is_control"]:
                         continue
                     rows.append({
                         "look": look.look, "as_of": look.as_of, "users": payload["users"],
-                        "stage": payload.get("stage"), "metric": name, "arm": row["arm"],
+                        "stage": payload.get("stage"), "days": payload.get("days"), "metric": name,
+                        "role": metric["role"], "arm": row["arm"],
                         "p_beat_control": row["p_beat_control"], "loss_ship_rel": row["loss_ship_rel"],
                         "rel_lift": row["rel_lift"], "rel_low": row["rel_low"], "rel_high": row["rel_high"],
+                        "p_beyond_margin": row.get("p_beyond_margin"),
                         "diagnostics_passed": metric["diagnostics"]["passed"],
                         "action": rec.get("action"),
                     })
         return pd.DataFrame(rows)
 
-    def text(self) -> str:
-        """The trajectory as a console table, one line per look and primary metric."""
-        table = self.to_pandas()
+    def known_metrics(self) -> set[str]:
+        """Every metric name recorded in any look."""
+        return {name for look in self.looks for name in look.payload["metrics"]}
+
+    def text(self, metrics: tuple[str, ...] = ()) -> str:
+        """The trajectory as a console table, one line per look, metric (primaries and guardrails, or the named
+        ``metrics``) and treatment arm, with the stage. A guardrail's line gives P(worse by more than its margin),
+        what the rule reads, where a primary's gives P(beat control)."""
+        table = self.to_pandas((Role.PRIMARY, Role.GUARDRAIL), metrics)
         if table.empty:
             return f"Experiment {self.experiment}: no looks recorded."
         lines = [f"Experiment {self.experiment}: {len(self.looks)} look(s); ledger chain head {self.head or '-'}",
-                 f"{'look':>4}  {'as of':<20} {'users':>11}  {'metric':<20} {'arm':<14} {'P(beat)':>8}  "
-                 f"{'loss if shipped':>15}  {'lift (interval)':<28} action"]
+                 f"{'look':>4}  {'as of':<20} {'stage':>6} {'users':>11}  {'metric':<22} {'arm':<12} "
+                 f"{'reads':<22} {'loss (relative)':>15}  {'lift (interval)':<28} action"]
         for r in table.itertuples():
             interval = f"{fmt.relative(r.rel_lift)} ({fmt.relative(r.rel_low)} to {fmt.relative(r.rel_high)})"
             flag = "" if r.diagnostics_passed else " [fit failed diagnostics]"
-            lines.append(f"{r.look:>4}  {r.as_of:<20} {r.users:>11,}  {r.metric:<20} {r.arm:<14} "
-                         f"{fmt.probability(r.p_beat_control):>8}  {r.loss_ship_rel:>15.3%}  {interval:<28} "
-                         f"{r.action or '-'}{flag}")
+            stage = "-" if r.stage is None or r.stage != r.stage else f"{r.stage:g}%"
+            if r.role == Role.GUARDRAIL and r.p_beyond_margin is not None and r.p_beyond_margin == r.p_beyond_margin:
+                reads = f"P(beyond margin) {fmt.probability(r.p_beyond_margin)}"
+            else:
+                reads = f"P(beat) {fmt.probability(r.p_beat_control)}"
+            lines.append(f"{r.look:>4}  {r.as_of:<20} {stage:>6} {r.users:>11,}  {r.metric:<22} {r.arm:<12} "
+                         f"{reads:<22} {r.loss_ship_rel:>15.3%}  {interval:<28} {r.action or '-'}{flag}")
         return "\n".join(lines)
+
+    def document(self, metrics: tuple[str, ...] = ()) -> dict:
+        """The looks as the versioned ``bayes-ab/history`` document (:mod:`bayes_ab.documents`): per look its
+        time, stage, days, users, action and data fingerprint, and per metric (all, or the named ``metrics``)
+        its role, whether its fit passed and every arm's overall effect row."""
+        looks = []
+        for look in self.looks:
+            payload = look.payload
+            looks.append({
+                "look": look.look, "as_of": look.as_of, "recorded_at": look.recorded_at,
+                "fingerprint": look.fingerprint, "action": look.action, "stage": payload.get("stage"),
+                "days": payload.get("days"), "users": payload.get("users"),
+                "recommendation": payload.get("recommendation"),
+                "metrics": {name: {"family": m.get("family"), "role": m["role"], "direction": m.get("direction"),
+                                   "diagnostics_passed": m["diagnostics"]["passed"],
+                                   "effects": [r for r in m["rows"] if r["is_overall"]]}
+                            for name, m in payload["metrics"].items() if not metrics or name in metrics},
+            })
+        return document("history", {"experiment": self.experiment, "head": self.head, "looks": looks})
 
     def _repr_html_(self) -> str:
         return (f"<p>Experiment {html.escape(self.experiment)}: {len(self.looks)} look(s)</p>"

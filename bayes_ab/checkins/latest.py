@@ -31,6 +31,8 @@ class LatestResult:
     when: str
     recommendation: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    about: dict[str, Any] = field(default_factory=dict)
+    """The spec's description, hypothesis and owner as stored (empty when stored by an older bayes-ab)."""
 
     @property
     def action(self) -> str | None:
@@ -82,7 +84,8 @@ def _from_ledger(folder: Path) -> LatestResult | None:
     when = f"look {last.look}, {last.as_of}" + (f", stage {stage:g}%" if stage is not None else "")
     metrics = {name: {"family": m.get("family"), "role": m.get("role"), "interval": m.get("interval"),
                       "rows": m["rows"]} for name, m in payload["metrics"].items()}
-    return LatestResult(folder.name, True, when, payload.get("recommendation") or {}, metrics)
+    return LatestResult(folder.name, True, when, payload.get("recommendation") or {}, metrics,
+                        payload.get("about") or {})
 
 
 def _from_analysis(folder: Path) -> LatestResult | None:
@@ -106,4 +109,5 @@ def _from_analysis(folder: Path) -> LatestResult | None:
     for name, rows in effects.groupby(effects["metric"].astype(str), sort=False):
         metrics[name] = {"family": about.get(name, {}).get("family"), "role": about.get(name, {}).get("role"),
                          "interval": summary.get("interval"), "rows": rows.to_dict("records")}
-    return LatestResult(folder.name, False, when, summary.get("recommendation") or {}, metrics)
+    return LatestResult(folder.name, False, when, summary.get("recommendation") or {}, metrics,
+                        summary.get("about") or {})

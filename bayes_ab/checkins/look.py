@@ -65,8 +65,11 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
             "model_note": effects.model_note,
             "warnings": list(effects.warnings),
         }
+        if effects.compliance is not None:
+            metrics[name]["compliance"] = effects.compliance.to_dict()
     payload: dict[str, Any] = {
         "experiment": analysis.spec.name,
+        "about": analysis.spec.about(),
         "users": int(first["n"].sum()),
         "stage": stage, "days": days,
         "metrics": metrics,

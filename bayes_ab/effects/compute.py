@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import ndtri
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.effects.conflict import PriorConflict, prior_conflicts
@@ -27,6 +28,7 @@ from bayes_ab.sampling import EXACT, Backend
 from bayes_ab.spec import Metric, SamplerSettings
 
 if TYPE_CHECKING:
+    from bayes_ab.compliance.effects import ComplianceEffects
     from bayes_ab.novelty.effects import NoveltyEffects
 
 OVERALL = "overall"
@@ -74,6 +76,29 @@ class ArmEffect(HtmlRepr):
     """P(worse than control by more than the metric's ``margin``, relative): what the rule judges a guardrail by."""
 
 
+DATA_ONLY_APART = 0.25
+"""Posterior sds between the model's overall lift and the data-only one beyond which every output shows both: a
+prior that moved the answer that far is worth saying when a reader compares with another tool."""
+
+
+@dataclass(frozen=True)
+class DataOnly:
+    """What the data alone say about one treatment arm: its overall relative lift under a flat prior, each segment on
+    its own (the family's closed form), beside the model's. ``apart``: the model's lift minus this one, in the
+    model's posterior sds (its interval's width over that of a normal's)."""
+
+    arm: str
+    rel_lift: float
+    rel_low: float
+    rel_high: float
+    apart: float
+
+    @property
+    def shown(self) -> bool:
+        """Whether the prior moved the answer more than :data:`DATA_ONLY_APART` posterior sds."""
+        return bool(np.isfinite(self.apart) and abs(self.apart) > DATA_ONLY_APART)
+
+
 @dataclass(frozen=True)
 class MetricEffects:
     """Every arm's effect for one metric, overall and per segment, with the fit's diagnostics."""
@@ -90,8 +115,14 @@ class MetricEffects:
     """Facts about the data that change what the numbers mean (:meth:`Family.warnings`)."""
     novelty: "NoveltyEffects | None" = None
     """The effect by week since exposure and the long-run effect (metrics with ``novelty``)."""
+    compliance: "ComplianceEffects | None" = None
+    """The effect on users who received the treatment (CACE), beside this effect of assigning it (with a
+    ``received_column``)."""
     prior_checks: tuple[PriorConflict, ...] = ()
     """Per treatment arm, the data-only estimate against the learned prior (metrics with a learned prior)."""
+    data_only: tuple[DataOnly, ...] = ()
+    """Per treatment arm, the data-only (flat-prior, unpooled) lift beside the model's; empty for a fit that is the
+    closed form already, and for a long-run lift (novelty), which no whole-test answer compares with."""
     unpooled: "MetricEffects | None" = None
     """When the fit failed its diagnostics: the family's unpooled closed form (each segment on its own, flat
     prior) on the same statistics, shown beside the failed answer so that the reader still has one. It is
@@ -145,12 +176,26 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         f"{c.data_low:+.1%} to {c.data_high:+.1%}), where the learned prior predicts an estimate this far from "
         f"{metric.prior.learned.location:+.2%} with probability {c.p_value:.2g}; the posterior is the prior's word "
         "against the data's, and no decision acts on it" for c in checks if c.conflicts)
-    unpooled = None
-    if not fit.diagnostics.passed and fit.backend not in (Backend.CONJUGATE, EXACT):
-        unpooled = compute_effects(refit(stats, metric, replace(fit.sampler, backend=Backend.CONJUGATE)), interval)
+    flat = None if fit.backend == Backend.CONJUGATE else \
+        compute_effects(refit(stats, metric, replace(fit.sampler, backend=Backend.CONJUGATE)), interval)
+    unpooled = flat if not fit.diagnostics.passed and fit.backend not in (Backend.CONJUGATE, EXACT) else None
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
                          fit.diagnostics, fit.backend, fit.sampler, note, warned, prior_checks=checks,
-                         unpooled=unpooled)
+                         data_only=() if flat is None else _data_only(rows, flat, interval), unpooled=unpooled)
+
+
+def _data_only(rows: list[ArmEffect], flat: "MetricEffects", interval: float) -> tuple[DataOnly, ...]:
+    """Each treatment arm's flat-prior overall lift and how far the model's sits from it, in posterior sds."""
+    z = float(ndtri(0.5 + interval / 2))
+    found = []
+    for row in rows:
+        if not row.is_overall or row.is_control:
+            continue
+        alone = flat.overall(row.arm)
+        sd = (row.rel_high - row.rel_low) / (2 * z)
+        apart = (row.rel_lift - alone.rel_lift) / sd if sd > 0 else float("nan")
+        found.append(DataOnly(row.arm, alone.rel_lift, alone.rel_low, alone.rel_high, apart))
+    return tuple(found)
 
 
 def _rows(mean: xr.DataArray, metric: Metric, interval: float, segment: str, is_overall: bool,

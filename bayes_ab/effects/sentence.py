@@ -46,6 +46,11 @@ def sentence(effects: MetricEffects, arm: str) -> str:
         f"({effects.interval:.0%} interval {fmt.relative(row.rel_low)} to {fmt.relative(row.rel_high)}); "
         f"expected loss if shipped: {loss}."
     )
+    alone = next((d for d in effects.data_only if d.arm == arm and d.shown), None)
+    if alone is not None and effects.conflict(arm) is None:       # a conflict says the same, louder
+        text = text[:-1] + (f"; the data alone say {fmt.relative(alone.rel_lift)} ({effects.interval:.0%} interval "
+                            f"{fmt.relative(alone.rel_low)} to {fmt.relative(alone.rel_high)}, flat prior): the "
+                            f"difference is the effect prior's.")
     found = effects.novelty.arm(arm) if effects.novelty is not None else None
     if found is not None and found.weeks:
         text += " " + novelty_sentence(found, effects.interval)
@@ -65,4 +70,5 @@ def sentence(effects: MetricEffects, arm: str) -> str:
                      f"it): most likely {fmt.relative(flat.rel_lift)} ({effects.interval:.0%} interval "
                      f"{fmt.relative(flat.rel_low)} to {fmt.relative(flat.rel_high)}), "
                      f"{fmt.probability(flat.p_beat_control)} probability that {arm} {verb} {name}.")
-    return text
+    complier = effects.compliance.sentence(arm) if effects.compliance is not None else None
+    return text if complier is None else f"{text} {complier}"

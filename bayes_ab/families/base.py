@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
 import numpy as np
 import xarray as xr
 
+from bayes_ab import format as fmt
 from bayes_ab.data.queries import MetricQuery
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Baseline, FamilyParams, Metric
@@ -100,6 +101,11 @@ class Family(ABC):
     ``panel_total`` serves the data checks only."""
     weekly: ClassVar[bool] = True
     """Whether the metric can also be read by week since exposure (``novelty``) from a daily panel."""
+    binary: ClassVar[bool] = False
+    """True when every user's value is 0 or 1 (a conversion): a group's mean is a rate, with a Beta posterior."""
+    min_mean: ClassVar[float | None] = None
+    """The smallest value the metric's mean can take (a rate's or a count's 0), or ``None`` when it is unbounded
+    below: a mean derived outside the model (the compliers' mean in control) must respect it."""
     max_mean: ClassVar[float | None] = None
     """The largest value the metric's mean can take (a rate's 1), or ``None`` when it is unbounded above: a
     mean derived outside the model (novelty's long-run mean) is clipped to it."""
@@ -236,6 +242,18 @@ class Family(ABC):
         value is not determined by its mean alone (a mean's spread, a ratio's denominator)."""
         return None
 
+    def user_moments(self, stats: xr.Dataset) -> "tuple[np.ndarray, np.ndarray, np.ndarray] | None":
+        """Per arm x segment: users, the sum of their values and the sum of their squared values, for a family
+        whose metric is the mean of one value per user (conversion, count, mean): the complier analysis
+        (:mod:`bayes_ab.compliance`) compares such means between users who did and did not receive the
+        treatment. ``None`` (the default): the metric is not such a mean (a ratio, a survival curve, a quantile)."""
+        return None
+
+    @property
+    def complier_effects(self) -> bool:
+        """Whether the complier effect (CACE) is estimated for this family's metrics (:meth:`user_moments`)."""
+        return type(self).user_moments is not Family.user_moments
+
     @property
     def draws_from_means(self) -> bool:
         """Whether :meth:`draw_from_means` is defined for this family."""
@@ -276,10 +294,13 @@ class Family(ABC):
 
     def format_absolute(self, value: float, signed: bool = False, metric: Metric | None = None) -> str:
         """An absolute difference in the metric's display unit, e.g. ``+0.42 percentage points``."""
-        scaled = value * self.unit_scale
-        digits = 2 if abs(scaled) >= 0.1 or scaled == 0 else 1 - int(np.floor(np.log10(abs(scaled))))
         unit = self.unit if metric is None else self.unit_of(metric)
-        return f"{scaled:{'+' if signed else ''}.{digits}f} {unit}"
+        return f"{self.format_number(value, signed)} {unit}"
+
+    def format_number(self, value: float, signed: bool = False) -> str:
+        """An absolute difference or loss in the metric's display unit, without the unit (a table's column names
+        it): the one formatter of such numbers (:func:`bayes_ab.format.amount` of the scaled value)."""
+        return fmt.amount(value * self.unit_scale, signed)
 
 
 def empty_cell_warnings(stats: xr.Dataset) -> tuple[str, ...]:
@@ -302,6 +323,7 @@ class RateFamily(Family):
 
     unit = "percentage points"
     unit_scale = 100.0
+    min_mean = 0.0
     max_mean = 1.0
 
     def parse_baseline(self, raw: Any, where: str) -> Baseline:

@@ -165,6 +165,7 @@ class Conversion(RateFamily):
     """Binary per-user outcome; the metric is the conversion rate."""
 
     name = "conversion"
+    binary = True
     panel_total = "MAX"         # converted in the period: on any of its days
 
     def draw_from_means(self, rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
@@ -226,6 +227,11 @@ class Conversion(RateFamily):
             return super().warnings(stats, metric) + (
                 f"{which} in any arm yet: there is nothing to compare, the lift is the prior's",)
         return super().warnings(stats, metric)
+
+    def user_moments(self, stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A 0/1 value is its own square: the sum of squares is the conversions."""
+        successes = stats["successes"].values.astype(float)
+        return stats["n"].values.astype(float), successes, successes
 
     def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:
         """Raw conversion rate per arm over all segments in ``stats`` (no model, no prior)."""

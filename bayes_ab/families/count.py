@@ -424,6 +424,7 @@ class Count(SumsFamily):
     name = "count"
     params_type = CountParams
     baseline_fields = ("mean", "dispersion")
+    min_mean = 0.0
 
     def link_per_relative(self, stats: xr.Dataset, metric: Metric) -> float:
         """The effect is a log ratio of means: log(1 + r) has slope 1 at r = 0."""

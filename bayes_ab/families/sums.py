@@ -19,6 +19,10 @@ class SumsFamily(Family):
         """Raw mean per user, per arm, over all segments in ``stats`` (no model, no adjustment)."""
         return pooled_mean(stats, "sum")
 
+    def user_moments(self, stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The per-cell ``n``, ``sum`` and ``sumsq`` as they are (of capped values where the metric has a cap)."""
+        return tuple(stats[name].values.astype(float) for name in ("n", "sum", "sumsq"))
+
     def constant_value(self, stats: xr.Dataset) -> float | None:
         """The common value when every user of every arm has the same one (zero variance overall)."""
         n = float(stats["n"].sum())

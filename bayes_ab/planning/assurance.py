@@ -21,6 +21,7 @@ from bayes_ab.decision import TERMINAL_ACTIONS
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Role
 from bayes_ab.planning.fixed_horizon import FixedHorizon, fixed_horizon_sample_size
+from bayes_ab.documents import document
 from bayes_ab.spec import Baseline, ExperimentSpec, PlanSettings, parse_baseline
 from bayes_ab.stopping import OperatingCharacteristics, RuleComparison, compare_rules
 from bayes_ab.stopping.operating import check_plan
@@ -68,6 +69,20 @@ class ExperimentPlan:
                              "p_rollback": self.assurance(day, name, ("rollback",)),
                              "p_stop_no_effect": self.assurance(day, name, ("stop_no_effect",))})
         return pd.DataFrame(rows)
+
+    def document(self) -> dict:
+        """The plan as the versioned ``bayes-ab/plan`` document (:mod:`bayes_ab.documents`): the plan's settings,
+        the rule's assurance by checkpoint day and scenario, the expected days to a decision, the earliest ship,
+        the fixed-horizon reference per primary metric and, when rules were compared, their figures."""
+        expected = {}
+        for name in SCENARIOS:
+            decided, bounded = self.expected_days(name)
+            expected[name] = {"decided": decided, "bounded_by_horizon": bounded}
+        return document("plan", {
+            "experiment": self.experiment, "plan": self.plan,
+            "assurance": self.to_pandas().to_dict("records"), "expected_days": expected,
+            "earliest_ship": self.earliest_ship, "fixed_horizon": list(self.fixed_horizon),
+            "rules": None if self.compared is None else self.compared.to_pandas().to_dict("records")})
 
     def text(self) -> str:
         """The plan for the console: assurance by week, days to decision, error rates, reference."""

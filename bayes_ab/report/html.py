@@ -19,6 +19,7 @@ _ENV = Environment(loader=PackageLoader("bayes_ab.report", "templates"),
                    autoescape=select_autoescape(default=True, default_for_string=True))
 _ENV.filters["prob"] = fmt.probability
 _ENV.filters["rel"] = fmt.relative
+_ENV.filters["amount"] = fmt.amount
 
 
 def render_report(

@@ -39,6 +39,8 @@ class PortfolioRow:
     recommendation: str = ""
     report: str | None = None
     problem: str | None = None
+    owner: str | None = None
+    description: str | None = None
 
 
 def portfolio_rows(models_dir: str | Path, reports_dir: str | Path | None = None) -> tuple[PortfolioRow, ...]:
@@ -68,7 +70,10 @@ def _experiment_rows(folder: Path) -> list[PortfolioRow]:
     status = STATUS.get(latest.action, "running" if latest.checked_in or latest.recommendation else "analysed")
     primary = latest.primary()
     rows = latest.metrics[primary]["rows"] if primary is not None else []
-    return _arm_rows(latest.experiment, status, latest.when, primary, rows, latest.recommendation.get("headline", ""))
+    about = {"owner": latest.about.get("owner"), "description": latest.about.get("description")}
+    return [PortfolioRow(**{**r.__dict__, **about})
+            for r in _arm_rows(latest.experiment, status, latest.when, primary, rows,
+                               latest.recommendation.get("headline", ""))]
 
 
 def _arm_rows(experiment: str, status: str, when: str, metric: str | None, rows: list[dict],

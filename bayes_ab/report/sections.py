@@ -62,6 +62,7 @@ class MetricSection:
     novelty_plot: str | None = None
     novelty: tuple = ()             # ArmNovelty per treatment arm
     novelty_note: str = ""
+    compliance: Any = None          # ComplianceEffects: the effect on users who received the treatment
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class ReportContent:
     """Everything the template shows, in reading order."""
 
     experiment: str
+    about: dict                     # the spec's description, hypothesis and owner
     arms: tuple[str, ...]
     control: str
     headline: str
@@ -139,7 +141,7 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
     exposure_plot, exposure_note, trajectory_plot, trajectory_rows, period = _checkins(history, spec)
     card_arm = recommendation.arm if recommendation else (result.effects[next(iter(result.effects))].treatments[0])
     return ReportContent(
-        experiment=spec.name, arms=spec.arm_names, control=spec.control.name, headline=headline, action=action,
+        experiment=spec.name, about=spec.about(), arms=spec.arm_names, control=spec.control.name, headline=headline, action=action,
         sentences=sentences, period=period, traffic=traffic, users=total, segments=first.sizes["segment"],
         fingerprint=result.fingerprint, versions=_versions(), generated=generated, srm=srm,
         diagnostics=diagnostics, blocking=blocking, exposure_plot=exposure_plot, exposure_note=exposure_note,
@@ -282,7 +284,7 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
         sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit_of(metric),
         unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
         family_plot=family_plot, family_note=family_note, prior_plot=prior_plot, prior_note=prior_note,
-        sensitivity=sensitivity, **_novelty(effects),
+        sensitivity=sensitivity, compliance=effects.compliance, **_novelty(effects),
     )
 
 

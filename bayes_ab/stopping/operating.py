@@ -40,6 +40,7 @@ import xarray as xr
 
 from bayes_ab.decision import TERMINAL_ACTIONS, Action
 from bayes_ab.display import HtmlRepr
+from bayes_ab.documents import document
 from bayes_ab import format as fmt
 from bayes_ab.errors import SpecError
 from bayes_ab.files import write_atomically
@@ -227,6 +228,13 @@ class RuleComparison(HtmlRepr):
     def rule(self, name: str) -> OperatingCharacteristics:
         """The figures of the rule called ``name``."""
         return next(r for r in self.rules if r.rule == name)
+
+    def document(self, experiment: str, written: list[str] | None = None) -> dict:
+        """The comparison as the versioned ``bayes-ab/simulation`` document (:mod:`bayes_ab.documents`): the plan
+        simulated and one row per scenario and rule (outcome rates with standard errors, decision days, exposure),
+        and the files ``written``."""
+        return document("simulation", {"experiment": experiment, "plan": self.rules[0].plan,
+                                       "rows": self.to_pandas().to_dict("records"), "written": written or []})
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per scenario and rule."""

@@ -13,16 +13,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from truth import ARMS, TRADES, TRADES_FACTOR, TRUTHS  # noqa: E402
+from truth import ARMS, TRADES, TRUTHS, trades_factor  # noqa: E402
 
 from bayes_ab.simulation import simulate_users  # noqa: E402
 
 
 def generate(n_users: int = 200_000, seed: int = 7) -> pd.DataFrame:
-    """Users with their arm, segment, trade conversion, opt-out and trades, from the known truth."""
+    """Users with their arm, segment, whether the push reached them, trade conversion, opt-out and trades, from the
+    known truth."""
     frame = simulate_users(TRUTHS, ARMS, n_users, seed)
     rng = np.random.default_rng(seed + 1)
-    frame["trades"] = TRADES.draw(rng, len(frame), frame["arm"].map(TRADES_FACTOR).to_numpy())
+    factors = [trades_factor(arm, tenure, bool(got))
+               for arm, tenure, got in zip(frame["arm"], frame["tenure"], frame["received"])]
+    frame["trades"] = TRADES.draw(rng, len(frame), np.asarray(factors))
     return frame
 
 

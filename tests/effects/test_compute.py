@@ -165,3 +165,30 @@ def test_a_failed_fit_carries_the_unpooled_closed_form_beside_it():
     assert text.startswith("UNRELIABLE") and "Unpooled closed form instead" in text
     assert f"{flat.rel_lift:+.1%}" in text
     assert compute_effects(fit(stats, metric(), DRAWS)).unpooled is None
+
+
+def test_a_prior_that_moves_the_lift_is_shown_beside_what_the_data_alone_say():
+    """A sceptical prior (effect sd 0.05 on the logit scale, exact one-segment posterior) on a +40% lift from 800
+    users per arm pulls the answer far from the data's; the data-only lift is the flat-prior closed form's, the
+    distance is in posterior sds, and the sentence says both. The default prior on 20,000 users moves nothing."""
+    from dataclasses import replace as swap
+
+    from bayes_ab.metric import EffectPrior
+
+    stats = two_arms(successes=((80,), (112,)), users=((800,), (800,)))
+    sceptical = swap(metric(), prior=EffectPrior(effect_sd=0.05))
+    effects = compute_effects(fit(stats, sceptical, SamplerSettings(draws=20_000, chains=2, seed=3)))
+    alone = effects.data_only[0]
+    flat = compute_effects(fit(stats, sceptical, DRAWS)).overall("treatment")
+    assert alone.rel_lift == pytest.approx(flat.rel_lift, abs=0.01)            # the closed form's lift
+    row = effects.overall("treatment")
+    z = st.norm.ppf(0.95)
+    assert alone.apart == pytest.approx((row.rel_lift - alone.rel_lift) / ((row.rel_high - row.rel_low) / (2 * z)))
+    assert alone.shown and alone.apart < -1
+    text = sentence(effects, "treatment")
+    assert f"the data alone say {100 * alone.rel_lift:+.1f}%" in text and "the difference is the effect prior's" in text
+    plain = compute_effects(fit(two_arms(successes=((2000,), (2200,)), users=((20_000,), (20_000,))), metric(),
+                                SamplerSettings(draws=20_000, chains=2, seed=3)))
+    assert not plain.data_only[0].shown and "the data alone" not in sentence(plain, "treatment")
+    # a fit that is the closed form already has nothing to set beside itself
+    assert compute_effects(fit(stats, sceptical, DRAWS)).data_only == ()

@@ -33,7 +33,8 @@ def stored(tmp_path_factory):
     metric = [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}]
     for name, (rate_t, stage, days) in {"winner": (0.13, 50, 14), "loser": (0.07, 50, 14),
                                         "undecided": (0.10, 5, 1)}.items():
-        spec = make_spec(metrics=metric, name=name)
+        about = {"description": f"the {name} <test>", "owner": "growth & retention"} if name == "winner" else {}
+        spec = make_spec(metrics=metric, name=name, **about)
         look = checkin(spec, _users(100_000, 0.10, rate_t, 1), stage=stage, days=days, as_of="2026-03-01T09:00:00Z",
                        models_dir=models)
         if name != "undecided":
@@ -107,6 +108,17 @@ def test_page_is_escaped_self_contained_and_clean_in_chromium(stored):
             target.close()
         browser.close()
     assert errors == [] and requests == []
+
+
+def test_the_specs_description_and_owner_reach_the_portfolio_and_the_report_escaped(stored):
+    models, reports, _ = stored
+    rows = {r.experiment: r for r in portfolio_rows(models, reports)}
+    assert rows["winner"].owner == "growth & retention" and rows["winner"].description == "the winner <test>"
+    assert rows["loser"].owner is None
+    page = write_portfolio(models, reports).read_text()
+    assert "the winner &lt;test&gt;" in page and "growth &amp; retention" in page
+    report = (reports / "winner.html").read_text()
+    assert "<p>the winner &lt;test&gt;</p>" in report and "Owner: growth &amp; retention" in report
 
 
 def test_cli_writes_the_portfolio(stored, capsys):
