@@ -54,7 +54,12 @@ def _writable_folder(path: str, option: str) -> None:
 
 
 def _check_stage(spec, args: argparse.Namespace) -> None:
-    """Refuse a stage outside the ramp, or a stage without its days, before any data is read or fitted."""
+    """Refuse a stage outside the ramp, a stage without its days, or an outlook of no traffic or no days, before any
+    data is read or fitted."""
+    for option, value in (("--daily-traffic", getattr(args, "daily_traffic", None)),
+                          ("--outlook-days", getattr(args, "outlook_days", None))):
+        if value is not None and value < 1:
+            raise SpecError(f"{option}: must be a whole number >= 1, got {value}")
     if args.stage is None:
         if getattr(args, "exit_code", False):
             raise SpecError("--exit-code needs --stage: the code is the recommendation's, and there is none without it")

@@ -49,7 +49,7 @@ def _sampler_text(effects: MetricEffects) -> str:
 def _table(effects: MetricEffects) -> str:
     family = family_for(effects.metric)
     rows = []
-    for r in effects.rows:
+    for r in effects.shown_rows:
         lift = "" if r.is_control else f"{fmt.relative(r.rel_lift)} [{fmt.relative(r.rel_low)}, {fmt.relative(r.rel_high)}]"
         rows.append({
             "segment": r.segment, "arm": r.arm, "users": f"{r.users:,}",

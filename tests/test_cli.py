@@ -141,7 +141,9 @@ def test_a_hold_prints_the_outlook(tmp_path, capsys):
                  "--outlook-days", "2"])
     out = capsys.readouterr().out
     assert code == 0 and "Hold at 1%: minimum exposure not reached" in out
-    assert "Outlook at 1% (200 users/day" in out and "P(a decision within 1 day:" in out
+    # 1% of treatment exposure in a 50/50 test: 2% of the 20,000 users a day, both arms counted
+    assert "If the test stays at 1% (about 400 users a day, both arms): a decision is" in out
+    assert "% within 1 day, " in out and "posterior draws)." in out
 
 
 def test_option_prefixes_are_not_guessed(capsys):
@@ -259,3 +261,16 @@ def test_exit_code_says_the_recommendation_when_asked(tmp_path, capsys):
     word = action.removeprefix("Recommendation: ").split()[0]
     assert code == ACTION_EXIT_CODES[expected[word]] and len(set(ACTION_EXIT_CODES.values())) == 5
     assert 2 not in ACTION_EXIT_CODES.values() and 0 not in ACTION_EXIT_CODES.values()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--daily-traffic", "0"], "--daily-traffic"),
+    (["--outlook-days", "0"], "--outlook-days"),
+])
+def test_outlook_arguments_are_refused_before_any_data_is_read(tmp_path, capsys, argv, option):
+    """A zero traffic was silently ignored and zero days ahead failed after the fit: both are one line before any
+    data is read (the data file here does not even exist)."""
+    code = main(["analyze", str(EXAMPLES / "cookie_cats" / "spec.yaml"), "--data", str(tmp_path / "absent.csv"),
+                 "--models-dir", str(tmp_path), "--stage", "1", "--days", "0", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"{option}: must be a whole number >= 1, got 0" in err[0]

@@ -72,6 +72,19 @@ def latest_result(folder: str | Path) -> LatestResult | None:
     return _from_analysis(folder)
 
 
+def readable_time(moment: str | dt.datetime) -> str:
+    """A time as a reader writes it: ``1 Mar 2026, 09:00 UTC`` (from ISO 8601 text or a datetime); text that is not
+    ISO 8601 is returned as it is."""
+    if isinstance(moment, str):
+        try:
+            moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return moment
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
 def _from_ledger(folder: Path) -> LatestResult | None:
     from bayes_ab.checkins.history import history
 
@@ -81,7 +94,7 @@ def _from_ledger(folder: Path) -> LatestResult | None:
     last = looks[-1]
     payload = last.payload
     stage = payload.get("stage")
-    when = f"look {last.look}, {last.as_of}" + (f", stage {stage:g}%" if stage is not None else "")
+    when = f"look {last.look}, {readable_time(last.as_of)}" + (f", stage {stage:g}%" if stage is not None else "")
     metrics = {name: {"family": m.get("family"), "role": m.get("role"), "interval": m.get("interval"),
                       "rows": m["rows"]} for name, m in payload["metrics"].items()}
     return LatestResult(folder.name, True, when, payload.get("recommendation") or {}, metrics,
@@ -102,8 +115,7 @@ def _from_analysis(folder: Path) -> LatestResult | None:
         effects = pd.read_csv(folder / "effects.csv")
     except (OSError, ValueError) as exc:
         raise DataError(f"unreadable results ({str(exc).splitlines()[0]})") from None
-    when = "analysed " + dt.datetime.fromtimestamp(summary_path.stat().st_mtime, dt.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    when = "analysed " + readable_time(dt.datetime.fromtimestamp(summary_path.stat().st_mtime, dt.timezone.utc))
     about = summary.get("metrics", {})
     metrics = {}
     for name, rows in effects.groupby(effects["metric"].astype(str), sort=False):

@@ -137,6 +137,14 @@ class MetricEffects:
         return next(r for r in self.rows if r.is_overall and r.arm == arm)
 
     @property
+    def shown_rows(self) -> tuple[ArmEffect, ...]:
+        """The rows a table shows: every row, or with one segment only the overall ones (the segment's rows repeat
+        them number for number; they stay in :attr:`rows`, ``effects.csv`` and ``summary.json``)."""
+        if len({r.segment for r in self.rows if not r.is_overall}) > 1:
+            return self.rows
+        return tuple(r for r in self.rows if r.is_overall)
+
+    @property
     def treatments(self) -> tuple[str, ...]:
         """Arms other than control, in spec order."""
         return tuple(r.arm for r in self.rows if r.is_overall and not r.is_control)

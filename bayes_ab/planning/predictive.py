@@ -44,6 +44,8 @@ class DecisionOutlook:
     draws: int
     outcomes: tuple[str, ...]           # per draw: the first non-hold action, or "hold"
     decision_days: tuple[int, ...]      # per draw: the day (1..days) it came, ``days`` if none
+    experiment_daily: float | None = None
+    """Users a day entering the experiment at this stage, every arm counted (``None``: the treatment's share)."""
 
     def probability(self, within: float, actions=LEAVING_HOLD) -> float:
         """P(the rule's next action is one of ``actions`` and comes within ``within`` more days)."""
@@ -70,18 +72,26 @@ class DecisionOutlook:
                              for d in range(1, self.days + 1)])
 
     def text(self) -> str:
-        """Two lines for the console, beside a ``hold`` recommendation."""
+        """What would change the ``hold``, as a product review reads it: how likely a decision is within a few
+        days at this stage, how many days and users (every arm) an 80% chance takes, and which decision is likely.
+
+        E.g. "If the test stays at 5% (about 2,000 users a day, both arms): a decision is 10% likely within 1 day,
+        35% within 3 days, 64% within 7 days; about 11 more days (~22,000 users) give an 80% chance. If it
+        decides, most likely: advance 60%, roll back 5% (simulated from 200 posterior draws)."
+        """
+        per_day = self.experiment_daily if self.experiment_daily is not None else self.daily_users * self.stage / 100
         marks = sorted({d for d in (1, 3, 7, 14, self.days) if d <= self.days})
-        chances = ", ".join(f"{d} day{'s' if d > 1 else ''}: {self.probability(d):.0%}" for d in marks)
+        chances = ", ".join(f"{self.probability(d):.0%} within {d} day{'s' if d > 1 else ''}" for d in marks)
         ahead = self.days_needed()
-        need = (f"about {ahead} more day(s) (~{ahead * self.daily_users * self.stage / 100:,.0f} more users) "
-                f"give an 80% chance of a decision" if ahead else
-                f"even {self.days} more days give less than an 80% chance of a decision")
-        split = ", ".join(f"{a} {self.probability(self.days, (a,)):.0%}" for a in LEAVING_HOLD
-                          if self.probability(self.days, (a,)) > 0)
-        return (f"Outlook at {self.stage:g}% ({self.daily_users * self.stage / 100:,.0f} users/day, "
-                f"{self.draws} posterior draws): P(a decision within {chances}); {need}."
-                + (f"\n  by day {self.days}: {split}" if split else ""))
+        need = (f"about {ahead} more day{'s' if ahead > 1 else ''} (~{ahead * per_day:,.0f} users) give an 80% chance"
+                if ahead else f"even {self.days} more days give less than an 80% chance")
+        likely = sorted(((self.probability(self.days, (a,)), a) for a in LEAVING_HOLD), reverse=True)
+        split = ", ".join(f"{str(a).replace('_', ' ').replace('rollback', 'roll back')} {p:.0%}"
+                          for p, a in likely if p > 0)
+        return (f"If the test stays at {self.stage:g}% (about {per_day:,.0f} users a day, both arms): a decision is "
+                f"{chances}; {need}."
+                + (f" If it decides within {self.days} days, most likely: {split}" if split else "")
+                + f" (simulated from {self.draws} posterior draws).")
 
     def _repr_html_(self) -> str:
         return (f"<p>{html.escape(self.text())}</p>"
@@ -136,7 +146,8 @@ def decision_outlook(
                                          ends=LEAVING_HOLD)
         outcomes.append("hold" if outcome == "undecided" else outcome)
         decision_days.append(day)
-    return DecisionOutlook(stage, daily_users, days, draws, tuple(outcomes), tuple(decision_days))
+    return DecisionOutlook(stage, daily_users, days, draws, tuple(outcomes), tuple(decision_days),
+                           daily_users * spec.traffic_share(stage))
 
 
 def _arm_mean_draws(analysis: Analysis, metric: Metric) -> np.ndarray:

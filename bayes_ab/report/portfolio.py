@@ -19,8 +19,12 @@ from bayes_ab.errors import BayesAbError
 from bayes_ab.files import write_atomically
 
 STATUS = {Action.SHIP: "shipped", Action.ROLLBACK: "rolled back", Action.STOP_NO_EFFECT: "stopped"}
-"""Status of an experiment whose last decision ended it (one of ``TERMINAL_ACTIONS``); any other decision means
-it is still running."""
+"""Status of an experiment whose last recorded look's decision ended it (one of ``TERMINAL_ACTIONS``); any other
+decision means it is still running."""
+RECOMMENDED = {Action.SHIP: "recommended: ship", Action.ROLLBACK: "recommended: roll back",
+               Action.STOP_NO_EFFECT: "recommended: stop"}
+"""Status of an experiment whose last ``analyze --stage`` recommended ending it: no check-in recorded the decision,
+so the portfolio does not say it was taken."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,10 @@ def _experiment_rows(folder: Path) -> list[PortfolioRow]:
     if latest is None:
         status = "no looks" if (folder / "ledger.sqlite").exists() else "not analysed"
         return [PortfolioRow(folder.name, status, "", problem=nothing_stored(folder))]
-    status = STATUS.get(latest.action, "running" if latest.checked_in or latest.recommendation else "analysed")
+    if latest.action in STATUS and not latest.checked_in:      # one analysis recommended it; no look recorded it
+        status = RECOMMENDED[latest.action]
+    else:
+        status = STATUS.get(latest.action, "running" if latest.checked_in or latest.recommendation else "analysed")
     primary = latest.primary()
     rows = latest.metrics[primary]["rows"] if primary is not None else []
     about = {"owner": latest.about.get("owner"), "description": latest.about.get("description")}

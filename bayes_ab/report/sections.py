@@ -24,6 +24,7 @@ from bayes_ab.effects import sentence
 from bayes_ab.intervals import hdi
 from bayes_ab.metric import Role
 from bayes_ab.posterior import Fit, fit
+from bayes_ab.report.over_time import exposure_over_time, lift_over_time
 from bayes_ab.families import family_for
 from bayes_ab import figures
 from bayes_ab.sampling import EXACT, Backend
@@ -95,6 +96,8 @@ class ReportContent:
     trace: tuple[Any, ...]
     trajectory_plot: str | None
     trajectory_rows: tuple[dict, ...]
+    lift_over_time: tuple[dict, ...]        # {"metric", "svg"} per primary and guardrail: inline SVG
+    exposure_over_time: str | None
     error_rates: tuple[dict, ...]
     interval: float
     notes: tuple[str, ...] = field(default=())
@@ -147,7 +150,9 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
         diagnostics=diagnostics, blocking=blocking, exposure_plot=exposure_plot, exposure_note=exposure_note,
         metrics=metrics, guardrails=guardrails, guardrail_plot=guardrail_plot, harm_threshold=spec.decision.harm,
         trace=recommendation.reasons if recommendation else (), trajectory_plot=trajectory_plot,
-        trajectory_rows=trajectory_rows, error_rates=_error_rates(operating), interval=spec.interval,
+        trajectory_rows=trajectory_rows, lift_over_time=_lift_over_time(history, spec),
+        exposure_over_time=exposure_over_time(history, spec.arm_names) if history is not None else None,
+        error_rates=_error_rates(operating), interval=spec.interval,
         has_plan=spec.plan is not None, card=_card(result, card_arm), card_arm=card_arm,
         what_would_change=_what_would_change(recommendation, outlook), decision_plot=_decision_plot(history),
         best_plot=_best_plot(result),
@@ -260,7 +265,8 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
                                      f"{name}: posterior of the relative lift (overall)")
     forest_rows = []
     for arm in treatments:
-        for segment in ["overall"] + [str(s) for s in model.stats["segment"].values]:
+        segments = [str(s) for s in model.stats["segment"].values]
+        for segment in ["overall"] + (segments if len(segments) > 1 else []):      # one segment is the overall
             pooled, unpooled = _segment_lift(model, arm, segment), _segment_lift(flat, arm, segment)
             forest_rows.append({"label": f"{segment} · {arm}" if len(treatments) > 1 else segment,
                                 "pooled": _summary(pooled, effects.interval),
@@ -272,8 +278,9 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
     prior_plot, prior_note = _prior(model)
     flat_effects = {arm: _summary(relative_lift_draws(flat, arm), effects.interval) for arm in treatments}
     sign = 1.0 if metric.increase_is_good else -1.0
+    long_run = effects.novelty is not None and any(a.used for a in effects.novelty.arms)
     sensitivity = tuple({"arm": arm, "model": _summary(relative_lift_draws(model, arm), effects.interval),
-                         "flat": flat_effects[arm],
+                         "flat": None if long_run else flat_effects[arm],
                          "model_p": effects.overall(arm).p_beat_control,
                          "flat_p": float(np.mean(sign * relative_lift_draws(flat, arm) > 0))} for arm in treatments)
     return MetricSection(
@@ -358,6 +365,19 @@ def _guardrails(result: Analysis) -> tuple[tuple[dict, ...], str | None]:
         return (), None
     labels = [f"{r['metric']} · {r['arm']}" for r in rows]
     return tuple(rows), figures.guardrail_bars(labels, [r["p_harm"] for r in rows], result.spec.decision.harm)
+
+
+def _lift_over_time(history: History | None, spec) -> tuple[dict, ...]:
+    """The lift-over-time figure of every primary and guardrail the looks recorded."""
+    if history is None or not history.looks:
+        return ()
+    found = []
+    for metric in spec.metrics_in(Role.PRIMARY, Role.GUARDRAIL):
+        svg = lift_over_time(history, metric.name, metric.role, metric.increase_is_good, metric.rope,
+                             metric.margin if metric.role == Role.GUARDRAIL else None, spec.interval)
+        if svg is not None:
+            found.append({"metric": metric.name, "role": str(metric.role), "svg": svg})
+    return tuple(found)
 
 
 def _checkins(history: History | None, spec) -> tuple[str | None, str, str | None, tuple[dict, ...], str]:

@@ -192,3 +192,20 @@ def test_a_prior_that_moves_the_lift_is_shown_beside_what_the_data_alone_say():
     assert not plain.data_only[0].shown and "the data alone" not in sentence(plain, "treatment")
     # a fit that is the closed form already has nothing to set beside itself
     assert compute_effects(fit(stats, sceptical, DRAWS)).data_only == ()
+
+
+def test_one_segment_shows_each_arm_once_and_several_show_every_segment():
+    """With one segment its rows repeat the overall ones: tables show each arm once; the rows stay stored."""
+    from bayes_ab.analysis import Analysis
+    from bayes_ab.console import render_text
+    from conftest import make_spec
+
+    fitted = fit(two_arms(), metric(), DRAWS)
+    one = compute_effects(fitted)
+    assert [(r.segment, r.arm) for r in one.shown_rows] == [("overall", "control"), ("overall", "treatment")]
+    assert len(one.rows) == 4
+    text = render_text(Analysis(make_spec(), {"converted": two_arms()}, {"converted": fitted}, {"converted": one}))
+    assert "all users" not in text and text.count("overall") == 2
+    two = compute_effects(fit(two_arms(((90, 40), (110, 50)), ((1000, 500), (1000, 500)), ("a", "b")), metric(),
+                              DRAWS))
+    assert two.shown_rows == two.rows and len(two.rows) == 6

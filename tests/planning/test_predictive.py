@@ -47,7 +47,9 @@ def test_more_traffic_brings_the_decision_sooner():
     assert gap > 3 * np.hypot(low.standard_error(7), high.standard_error(7)), (low.text(), high.text())
     assert all(low.probability(d) <= low.probability(d + 1) for d in range(1, 7))
     assert (high.days_needed() or 99) <= (low.days_needed() or 99)
-    assert "Outlook at 50%" in high.text() and len(high.to_pandas()) == 7
+    assert "If the test stays at 50% (about 200,000 users a day, both arms)" in high.text()
+    assert "If the test stays at 50% (about 2,000 users a day, both arms)" in low.text()
+    assert len(high.to_pandas()) == 7
 
 
 def test_the_outlook_follows_the_posterior_direction():

@@ -74,6 +74,13 @@ def test_demo_report_renders_in_chromium_without_errors_or_requests(demo_report)
         for expected in ("relative lift", "forest plot", "probability of harm", "P(beat control) and expected loss",
                          "users so far", "prior and posterior", "probabilities the decision turned on"):
             assert expected in alts, (expected, alts)
+        # every table stays inside its section's column (a wide one scrolls in its own box), at 1,400 px too
+        for width in (1366, 1400):
+            page.set_viewport_size({"width": width, "height": 900})
+            overflow = page.evaluate("Array.from(document.querySelectorAll('section table')).map(t => "
+                                     "t.getBoundingClientRect().right - t.closest('section').getBoundingClientRect().right)")
+            assert overflow and max(overflow) <= 0.5, (width, max(overflow))
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shot = SCREENSHOTS / "push_notification.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -5,6 +5,7 @@ no console errors, no requests, every link resolving."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ def test_rows_carry_status_evidence_and_links(stored):
     assert rows["undecided"].status == "running" and rows["undecided"].recommendation.startswith("Advance to 25%")
     assert rows["winner"].report == "winner.html" and rows["undecided"].report is None
     assert rows["winner"].rel_lift == pytest.approx(0.3, abs=0.06) and rows["winner"].p_beat_control > 0.999
-    assert rows["loser"].rel_high < 0 and rows["winner"].last_look.startswith("look 1, 2026-03-01T09:00:00Z, stage 50%")
+    assert rows["loser"].rel_high < 0 and rows["winner"].last_look == "look 1, 1 Mar 2026, 09:00 UTC, stage 50%"
     assert rows["one_off"].status == "analysed"
     assert rows["broken"].status == "unreadable" and rows["broken"].problem
     assert rows["edited"].status == "unreadable" and "summary.json: not the file of the run" in rows["edited"].problem
@@ -97,6 +98,14 @@ def test_page_is_escaped_self_contained_and_clean_in_chromium(stored):
         page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
         page.goto(page_path.as_uri(), wait_until="load")
         assert page.locator("section#experiments tbody tr").count() == 6      # winner, loser, undecided, one_off, broken, edited
+        page.locator("th", has_text="P(beat control)").click()          # sort by P(beat control), ascending
+        shown = page.evaluate("Array.from(document.querySelectorAll('#experiment-table tbody tr'))"
+                              ".map(r => parseFloat(r.getAttribute('data-p'))).filter(x => !isNaN(x))")
+        assert shown == sorted(shown) and len(shown) >= 3
+        page.locator("#filter").fill("winner")
+        assert page.evaluate("Array.from(document.querySelectorAll('#experiment-table tbody tr'))"
+                             ".filter(r => r.style.display !== 'none').length") == 1
+        page.locator("#filter").fill("")
         images = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
         assert images == [True]
         links = page.evaluate("Array.from(document.links).map(a => a.href)")
@@ -119,6 +128,22 @@ def test_the_specs_description_and_owner_reach_the_portfolio_and_the_report_esca
     assert "the winner &lt;test&gt;" in page and "growth &amp; retention" in page
     report = (reports / "winner.html").read_text()
     assert "<p>the winner &lt;test&gt;</p>" in report and "Owner: growth &amp; retention" in report
+
+
+def test_a_recommendation_of_one_analysis_is_not_shown_as_taken(tmp_path):
+    """``analyze --stage`` that recommends a rollback: "recommended: roll back", not "rolled back" (no look recorded
+    the decision); times read as a person writes them."""
+    from bayes_ab.analysis import analyze
+    from bayes_ab.decision import recommend
+
+    metric = [{"name": "converted", "family": "conversion", "column": "converted", "role": "primary"}]
+    result = analyze(make_spec(metrics=metric, name="once"), _users(100_000, 0.10, 0.07, 2))
+    recommendation = recommend(result, 50, 14)
+    assert recommendation.action == "rollback"
+    result.save(tmp_path / "models", recommendation)
+    row = portfolio_rows(tmp_path / "models")[0]
+    assert row.status == "recommended: roll back"
+    assert re.fullmatch(r"analysed \d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC", row.last_look), row.last_look
 
 
 def test_cli_writes_the_portfolio(stored, capsys):
