@@ -198,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
                                                                 "(default: reports)")
     folio.add_argument("--prior", action="append", default=[], metavar="FILE",
                        help="a learned prior file to plot (bayes-ab priors learn); repeatable")
+    _json_argument(folio)
     folio.set_defaults(run=_portfolio)
 
     query = commands.add_parser("sql", help="print the aggregation as SQL for a warehouse; its output is what "
@@ -563,7 +564,13 @@ def _portfolio(args: argparse.Namespace) -> int:
     _writable_folder(args.reports_dir, "--reports-dir")
     if not Path(args.models_dir).is_dir():      # an empty page would read as "no experiments"
         raise SpecError(f"--models-dir {args.models_dir}: no such folder (where analyze and checkin store experiments)")
-    print(f"portfolio: {write_portfolio(args.models_dir, args.reports_dir, args.prior)}")
+    page = write_portfolio(args.models_dir, args.reports_dir, args.prior)
+    print(f"portfolio: {page}", file=_text_out(args))
+    if args.json:
+        from bayes_ab.documents import dumps
+        from bayes_ab.report.portfolio import portfolio_document
+
+        print(dumps(portfolio_document(args.models_dir, args.reports_dir, page)))
     return 0
 
 

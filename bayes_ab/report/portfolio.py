@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bayes_ab.decision import Action
+from bayes_ab.documents import document
 from bayes_ab.errors import BayesAbError
 from bayes_ab.files import write_atomically
 
@@ -90,6 +91,14 @@ def _arm_rows(experiment: str, status: str, when: str, metric: str | None, rows:
         return [PortfolioRow(experiment, status, when, metric, recommendation=recommendation)]
     return [PortfolioRow(experiment, status, when, metric, str(r["arm"]), _float(r["rel_lift"]), _float(r["rel_low"]),
                          _float(r["rel_high"]), _float(r["p_beat_control"]), recommendation) for r in arms]
+
+
+def portfolio_document(models_dir: str | Path, reports_dir: str | Path | None = None,
+                       page: str | Path | None = None) -> dict:
+    """The portfolio as the versioned ``bayes-ab/portfolio`` document (:mod:`bayes_ab.documents`): one row per
+    experiment and treatment arm of its first primary metric, as the page shows it, and the page written."""
+    return document("portfolio", {"models_dir": str(models_dir), "page": None if page is None else str(page),
+                                  "rows": list(portfolio_rows(models_dir, reports_dir))})
 
 
 def _float(value) -> float:

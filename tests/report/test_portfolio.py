@@ -155,3 +155,18 @@ def test_cli_writes_the_portfolio(stored, capsys):
     assert "prior file not found" in capsys.readouterr().err
     assert main(["portfolio", "--models-dir", str(models / "nowhere"), "--reports-dir", str(reports)]) == 2
     assert "nowhere: no such folder" in capsys.readouterr().err
+
+
+def test_portfolio_json_validates_and_holds_the_rows_the_page_shows(stored, capsys):
+    from test_documents import strict, validate
+
+    models, reports, _ = stored
+    code = main(["portfolio", "--models-dir", str(models), "--reports-dir", str(reports), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and "portfolio:" in captured.err
+    doc = strict(captured.out)
+    validate("portfolio", doc)
+    rows = {r["experiment"]: r for r in doc["rows"]}
+    assert rows["winner"]["status"] == "shipped" and rows["winner"]["owner"] == "growth & retention"
+    assert rows["broken"]["status"] == "unreadable" and rows["broken"]["rel_lift"] is None
+    assert doc["page"].endswith("index.html")
