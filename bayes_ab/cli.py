@@ -559,18 +559,18 @@ def learned_text(learned, past, path) -> str:
 
 
 def _portfolio(args: argparse.Namespace) -> int:
-    from bayes_ab.report.portfolio import write_portfolio
+    from bayes_ab.report.portfolio import portfolio_document, portfolio_rows, write_portfolio
 
     _writable_folder(args.reports_dir, "--reports-dir")
     if not Path(args.models_dir).is_dir():      # an empty page would read as "no experiments"
         raise SpecError(f"--models-dir {args.models_dir}: no such folder (where analyze and checkin store experiments)")
-    page = write_portfolio(args.models_dir, args.reports_dir, args.prior)
+    rows = portfolio_rows(args.models_dir, args.reports_dir)      # read once: for the page and for --json
+    page = write_portfolio(args.models_dir, args.reports_dir, args.prior, rows)
     print(f"portfolio: {page}", file=_text_out(args))
     if args.json:
         from bayes_ab.documents import dumps
-        from bayes_ab.report.portfolio import portfolio_document
 
-        print(dumps(portfolio_document(args.models_dir, args.reports_dir, page)))
+        print(dumps(portfolio_document(args.models_dir, rows, page)))
     return 0
 
 

@@ -55,6 +55,14 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def number(value: Any) -> float:
+    """A stored number back as a float: ``NaN`` where the document has ``null`` (or anything not a number)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def dumps(doc: dict[str, Any]) -> str:
     """The document as strict JSON text (``NaN`` refused: :func:`json_ready` has replaced it)."""
     return json.dumps(doc, indent=2, allow_nan=False)

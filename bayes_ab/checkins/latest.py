@@ -72,12 +72,18 @@ def latest_result(folder: str | Path) -> LatestResult | None:
     return _from_analysis(folder)
 
 
+def parse_time(text: str) -> dt.datetime:
+    """A look's ISO 8601 time (``2026-03-01T09:00:00Z``, as the ledger stores it) as a datetime; ``ValueError`` when
+    it is not one."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def readable_time(moment: str | dt.datetime) -> str:
     """A time as a reader writes it: ``1 Mar 2026, 09:00 UTC`` (from ISO 8601 text or a datetime); text that is not
     ISO 8601 is returned as it is."""
     if isinstance(moment, str):
         try:
-            moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+            moment = parse_time(moment)
         except ValueError:
             return moment
     if moment.tzinfo is not None:

@@ -178,14 +178,17 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
     if fit.backend == EXACT:
         draws = fit.sampler.chains * fit.sampler.draws
         note += f" [exact posterior by {family.exact_method}, {draws:,} independent draws]"
-    checks = prior_conflicts(fit, interval)
+    # the data alone: the closed form under a flat prior, drawn once for the prior-data check, the data-only lift
+    # beside the model's and, when the fit failed, the unpooled answer shown instead
+    flat_fit = None if fit.backend == Backend.CONJUGATE else \
+        refit(stats, metric, replace(fit.sampler, backend=Backend.CONJUGATE))
+    checks = prior_conflicts(fit, flat_fit, interval)
     warned = tuple(family.warnings(stats, metric)) + tuple(
         f"prior-data conflict ({c.arm}): the data alone say {c.data_lift:+.1%} ({interval:.0%} interval "
         f"{c.data_low:+.1%} to {c.data_high:+.1%}), where the learned prior predicts an estimate this far from "
         f"{metric.prior.learned.location:+.2%} with probability {c.p_value:.2g}; the posterior is the prior's word "
         "against the data's, and no decision acts on it" for c in checks if c.conflicts)
-    flat = None if fit.backend == Backend.CONJUGATE else \
-        compute_effects(refit(stats, metric, replace(fit.sampler, backend=Backend.CONJUGATE)), interval)
+    flat = None if flat_fit is None else compute_effects(flat_fit, interval)
     unpooled = flat if not fit.diagnostics.passed and fit.backend not in (Backend.CONJUGATE, EXACT) else None
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
                          fit.diagnostics, fit.backend, fit.sampler, note, warned, prior_checks=checks,

@@ -17,12 +17,8 @@ import numpy as np
 
 from bayes_ab.intervals import hdi
 from bayes_ab.learned_prior import CONFLICT_P, predictive_tail
-from bayes_ab.posterior.fit import fit
 from bayes_ab.posterior.result import Fit
-from bayes_ab.sampling import Backend, SamplerSettings
-
-DATA_ONLY = SamplerSettings(draws=4000, chains=1, backend=Backend.CONJUGATE, seed=29)
-"""The data-only answer: each cell's closed-form posterior under a flat prior, no pooling, no learned prior."""
+from bayes_ab.sampling import Backend
 
 
 @dataclass(frozen=True)
@@ -44,12 +40,15 @@ class PriorConflict:
         return self.p_value < CONFLICT_P
 
 
-def prior_conflicts(model: Fit, interval: float) -> tuple[PriorConflict, ...]:
-    """The check for every treatment arm of ``model`` (none when its metric has no learned prior)."""
+def prior_conflicts(model: Fit, data_only: Fit | None, interval: float) -> tuple[PriorConflict, ...]:
+    """The check for every treatment arm of ``model`` (none when its metric has no learned prior), against
+    ``data_only``: the same statistics' closed-form posterior under a flat prior, no pooling, no learned prior (the
+    one :func:`~bayes_ab.effects.compute.compute_effects` draws for every metric; ``None`` when ``model`` is that
+    closed form already)."""
     prior = model.metric.prior.learned
-    if prior is None or model.backend == Backend.CONJUGATE:
+    if prior is None or model.backend == Backend.CONJUGATE or data_only is None:
         return ()
-    overall = fit(model.stats, model.metric, DATA_ONLY).overall_mean
+    overall = data_only.overall_mean
     control = overall.isel(arm=0).values.ravel()
     found = []
     for arm in overall["arm"].values[1:]:

@@ -44,8 +44,8 @@ class DecisionOutlook:
     draws: int
     outcomes: tuple[str, ...]           # per draw: the first non-hold action, or "hold"
     decision_days: tuple[int, ...]      # per draw: the day (1..days) it came, ``days`` if none
-    experiment_daily: float | None = None
-    """Users a day entering the experiment at this stage, every arm counted (``None``: the treatment's share)."""
+    experiment_daily: float
+    """Users a day entering the experiment at this stage, every arm counted."""
 
     def probability(self, within: float, actions=LEAVING_HOLD) -> float:
         """P(the rule's next action is one of ``actions`` and comes within ``within`` more days)."""
@@ -79,7 +79,7 @@ class DecisionOutlook:
         35% within 3 days, 64% within 7 days; about 11 more days (~22,000 users) give an 80% chance. If it
         decides, most likely: advance 60%, roll back 5% (simulated from 200 posterior draws)."
         """
-        per_day = self.experiment_daily if self.experiment_daily is not None else self.daily_users * self.stage / 100
+        per_day = self.experiment_daily
         marks = sorted({d for d in (1, 3, 7, 14, self.days) if d <= self.days})
         chances = ", ".join(f"{self.probability(d):.0%} within {d} day{'s' if d > 1 else ''}" for d in marks)
         ahead = self.days_needed()

@@ -17,7 +17,8 @@ from typing import Sequence
 
 from bayes_ab import format as fmt
 from bayes_ab.checkins.history import History
-from bayes_ab.checkins.latest import readable_time
+from bayes_ab.documents import number
+from bayes_ab.checkins.latest import parse_time, readable_time
 from bayes_ab.figures import OKABE_ITO
 from bayes_ab.metric import Role
 
@@ -39,10 +40,6 @@ class Point:
     users: int
 
 
-def _time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def lift_series(history: History, metric: str) -> dict[str, list[Point]]:
     """Per treatment arm, the overall lift of ``metric`` at every look that recorded it."""
     series: dict[str, list[Point]] = {}
@@ -53,16 +50,9 @@ def lift_series(history: History, metric: str) -> dict[str, list[Point]]:
         for row in recorded["rows"]:
             if row["is_overall"] and not row["is_control"]:
                 series.setdefault(str(row["arm"]), []).append(Point(
-                    look.look, _time(look.as_of), _number(row["rel_lift"]), _number(row["rel_low"]),
-                    _number(row["rel_high"]), look.payload.get("stage"), int(row["users"])))
+                    look.look, parse_time(look.as_of), number(row["rel_lift"]), number(row["rel_low"]),
+                    number(row["rel_high"]), look.payload.get("stage"), int(row["users"])))
     return series
-
-
-def _number(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 class _Axes:
@@ -181,7 +171,7 @@ def exposure_over_time(history: History, arms: Sequence[str]) -> str | None:
         if not metrics:
             continue
         first = next(iter(metrics.values()))
-        when = _time(look.as_of)
+        when = parse_time(look.as_of)
         for row in first["rows"]:
             if row["is_overall"] and str(row["arm"]) in counts:
                 point = Point(look.look, when, math.nan, math.nan, math.nan, look.payload.get("stage"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bayes_ab.decision import Action
-from bayes_ab.documents import document
+from bayes_ab.documents import document, number
 from bayes_ab.errors import BayesAbError
 from bayes_ab.files import write_atomically
 
@@ -89,27 +89,21 @@ def _arm_rows(experiment: str, status: str, when: str, metric: str | None, rows:
     arms = [r for r in rows if r["is_overall"] and not r["is_control"]]
     if not arms:
         return [PortfolioRow(experiment, status, when, metric, recommendation=recommendation)]
-    return [PortfolioRow(experiment, status, when, metric, str(r["arm"]), _float(r["rel_lift"]), _float(r["rel_low"]),
-                         _float(r["rel_high"]), _float(r["p_beat_control"]), recommendation) for r in arms]
+    return [PortfolioRow(experiment, status, when, metric, str(r["arm"]), number(r["rel_lift"]), number(r["rel_low"]),
+                         number(r["rel_high"]), number(r["p_beat_control"]), recommendation) for r in arms]
 
 
-def portfolio_document(models_dir: str | Path, reports_dir: str | Path | None = None,
-                       page: str | Path | None = None) -> dict:
-    """The portfolio as the versioned ``bayes-ab/portfolio`` document (:mod:`bayes_ab.documents`): one row per
-    experiment and treatment arm of its first primary metric, as the page shows it, and the page written."""
+def portfolio_document(models_dir: str | Path, rows: tuple[PortfolioRow, ...], page: str | Path | None = None) -> dict:
+    """The portfolio as the versioned ``bayes-ab/portfolio`` document (:mod:`bayes_ab.documents`): the ``rows`` of
+    :func:`portfolio_rows` (one per experiment and treatment arm of its first primary metric, as the page shows
+    them) and the page written."""
     return document("portfolio", {"models_dir": str(models_dir), "page": None if page is None else str(page),
-                                  "rows": list(portfolio_rows(models_dir, reports_dir))})
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+                                  "rows": list(rows)})
 
 
 def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path = "reports",
-                    priors: list[str | Path] | tuple[str | Path, ...] = ()) -> Path:
+                    priors: list[str | Path] | tuple[str | Path, ...] = (),
+                    rows: tuple[PortfolioRow, ...] | None = None) -> Path:
     """Write ``reports_dir/index.html``: the portfolio table and one figure per learned prior file.
 
     Parameters
@@ -120,6 +114,9 @@ def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path =
         Where the experiments' reports are (linked when they exist) and where the page is written.
     priors
         Learned prior files (``bayes-ab priors learn``) to plot with the past effects they were learned from.
+    rows
+        The rows when already read (:func:`portfolio_rows` of the same folders: ``portfolio --json`` prints them
+        too); read here otherwise.
     """
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -127,12 +124,12 @@ def write_portfolio(models_dir: str | Path = "models", reports_dir: str | Path =
     from bayes_ab.learned_prior import parse_prior, read_prior_document
 
     reports = Path(reports_dir)
-    rows = portfolio_rows(models_dir, reports)
+    rows = portfolio_rows(models_dir, reports) if rows is None else rows
     learned = []
     for path in priors:
-        document = read_prior_document(path)
-        prior = parse_prior(document, path)
-        learned.append({"name": Path(path).stem, "describe": prior.describe(), "figure": _prior_figure(document, prior)})
+        prior_file = read_prior_document(path)
+        prior = parse_prior(prior_file, path)
+        learned.append({"name": Path(path).stem, "describe": prior.describe(), "figure": _prior_figure(prior_file, prior)})
     env = Environment(loader=PackageLoader("bayes_ab.report", "templates"), autoescape=select_autoescape(default=True))
     env.filters["prob"] = fmt.probability
     env.filters["rel"] = fmt.relative
