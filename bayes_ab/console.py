@@ -8,7 +8,7 @@ from bayes_ab.analysis import Analysis
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab import format as fmt
 from bayes_ab.families import family_for
-from bayes_ab.sampling import EXACT, Backend
+from bayes_ab.sampling import EXACT, Backend, MassMatrix
 
 
 def render_text(result: Analysis) -> str:
@@ -43,7 +43,8 @@ def _sampler_text(effects: MetricEffects) -> str:
         return "conjugate closed form (exact, unpooled)"
     if effects.backend == EXACT:
         return f"{family_for(effects.metric).exact_method} (exact), {s.chains * s.draws:,} independent draws"
-    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}"
+    metric = ", low-rank mass matrix" if s.mass_matrix == MassMatrix.LOW_RANK else ""
+    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}{metric}"
 
 
 def _table(effects: MetricEffects) -> str:

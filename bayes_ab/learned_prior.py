@@ -9,6 +9,7 @@ and the field.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,64 @@ def log_mixing(half: float) -> np.ndarray:
     (``half`` = df / 2): the mixing weights of the Student-t's scale-mixture form."""
     u = LOG_LAMBDA
     return half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
+
+
+MIXTURE_DROP = 40.0
+"""The nodes of :func:`scale_mixture` cover ``log lambda`` where its density is within this many nats of its
+peak: beyond, a node could matter only to data more than ~9 standard errors from everything the rest allow."""
+MIXTURE_REACH = 1000.0
+"""How many prior scales out :func:`scale_mixture` reproduces the t's density (a data estimate that far from a
+narrow prior still meets the t's own tail, not a normal's)."""
+MIXTURE_SPACING = 0.5
+"""Largest spacing of :func:`scale_mixture`'s nodes (half the sd of ``log lambda`` where that is smaller, at
+large df). The integrand -- the mixing density times a Gaussian marginal likelihood whose variance
+grows with ``lambda`` -- is smooth on that scale, and the trapezoid rule on a smooth integrand over the real line
+converges geometrically (tested against the t's own density and a direct 2-D integration)."""
+
+
+@dataclass(frozen=True)
+class ScaleMixture:
+    """A prior ``Normal(m, s sqrt(lambda))`` mixed over ``lambda``: nodes ``multipliers`` and their log weights
+    (summing to 1)."""
+
+    multipliers: np.ndarray
+    log_weights: np.ndarray
+
+
+def scale_mixture(df: float) -> ScaleMixture:
+    """The Student-t(``df``) as a finite scale mixture of normals, for integrations that take a normal prior
+    given ``lambda`` and sum over it: ``lambda ~ InverseGamma(df / 2, df / 2)`` on a grid of ``u = log lambda``
+    inside :data:`LOG_LAMBDA`'s range, trapezoid weights (60 nodes at df 1 to 5, 130 at df 50 and beyond).
+
+    Fewer nodes than :data:`LOG_LAMBDA` (an integration pays for each). The density of ``u``,
+    ``a log a - lgamma(a) - a u - a exp(-u)`` (``a = df / 2``, peak at ``u = 0``), is covered between the points
+    :data:`MIXTURE_DROP` nats below its peak, on the right at least as far as the t's density
+    :data:`MIXTURE_REACH` scales out comes from (``lambda ~ reach^2 / (df + 1)``), at half the sd of ``u`` (at
+    most :data:`MIXTURE_SPACING`).
+    """
+    a = 0.5 * df
+
+    def drop(u: float) -> float:
+        return a * (math.exp(-u) + u - 1.0)
+
+    def point(outside: float, nats: float) -> float:
+        """Where the density of ``u`` is ``nats`` below its peak, between 0 and ``outside`` (``outside`` if not)."""
+        if drop(outside) <= nats:
+            return outside
+        inside = 0.0
+        for _ in range(100):
+            middle = 0.5 * (inside + outside)
+            inside, outside = (inside, middle) if drop(middle) > nats else (middle, outside)
+        return outside
+
+    top = float(LOG_LAMBDA[-1])
+    low = point(float(LOG_LAMBDA[0]), MIXTURE_DROP)
+    # a far tail only while its density is a number at all (exp(-700) is near the smallest double)
+    high = max(point(top, MIXTURE_DROP), min(math.log(MIXTURE_REACH ** 2 / (df + 1.0)) + 2.0, point(top, 700.0)))
+    spacing = min(MIXTURE_SPACING, 0.5 * math.sqrt(float(special.polygamma(1, a))))
+    u = np.linspace(low, high, int(math.ceil((high - low) / spacing)) + 1)
+    log_weights = a * math.log(a) - math.lgamma(a) - a * u - a * np.exp(-u)
+    return ScaleMixture(np.exp(u), log_weights - np.logaddexp.reduce(log_weights))
 
 
 def predictive_tail(prior: LearnedEffectPrior, estimate: float, standard_error: float) -> float:

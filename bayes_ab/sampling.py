@@ -14,14 +14,26 @@ class Backend(StrEnum):
     CONJUGATE = "conjugate"
 
 
+class MassMatrix(StrEnum):
+    """How NUTS adapts its metric during tuning: per-parameter scales (``diag``), or those and the few
+    directions of largest and smallest posterior variance (``low_rank``: nutpie's low-rank modified mass matrix,
+    Seyboldt 2024), which follows a ridge such as a pooling scale moving against the 1,000 standardised
+    effects it scales; slower per draw."""
+
+    DIAG = "diag"
+    LOW_RANK = "low_rank"
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """Posterior sampling settings.
 
     ``backend``: ``nutpie`` (default; hierarchical model compiled once per structure), ``pymc``
     (the same model through ``pm.sample``), or ``conjugate`` (exact unpooled Beta posteriors with a
-    flat prior, no MCMC). A fit with divergent transitions is repeated once with
-    ``target_accept = retry_target_accept`` (smaller steps); ``None`` disables the retry.
+    flat prior, no MCMC). A fit that fails its diagnostics is repeated (``retry_target_accept = None`` disables
+    retries): with divergent transitions, at ``target_accept = retry_target_accept`` (smaller steps); without,
+    failing R-hat or ESS, with the ``low_rank`` mass matrix (``mass_matrix``) and twice the draws (nutpie only:
+    PyMC's NUTS adapts a diagonal one). Each remedy is taken once.
 
     ``exact``: on the ``nutpie`` and ``pymc`` backends, a model small enough to integrate numerically (a
     one-segment conversion metric: :mod:`bayes_ab.models.quadrature`) is not sampled but integrated, and
@@ -37,6 +49,7 @@ class SamplerSettings:
     retry_target_accept: float | None = 0.99
     seed: int = 20261122
     backend: Backend = Backend.NUTPIE
+    mass_matrix: MassMatrix = MassMatrix.DIAG
     exact: bool = True
     exact_draws: int = 100_000
 

@@ -22,7 +22,7 @@ from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yam
 from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, Baseline, Direction, EffectPrior, Metric,
                              Novelty,
                              Role)
-from bayes_ab.sampling import Backend, SamplerSettings
+from bayes_ab.sampling import Backend, MassMatrix, SamplerSettings
 
 __all__ = ["Arm", "Baseline", "DecisionThresholds", "Direction", "EffectPrior", "ExperimentSpec", "Metric",
            "PlanSettings", "Role", "SamplerSettings", "Stage", "load_spec", "parse_baseline", "parse_spec"]
@@ -582,7 +582,7 @@ def _learned_prior(r: "_Reader"):
 
 def _parse_sampler(r: "_Reader") -> SamplerSettings:
     r.reject_unknown({"draws", "tune", "chains", "target_accept", "retry_target_accept", "seed", "backend",
-                      "exact", "exact_draws"})
+                      "mass_matrix", "exact", "exact_draws"})
     default = SamplerSettings()
     target_accept = r.number("target_accept", default.target_accept)
     if not 0.5 <= target_accept < 1:
@@ -602,6 +602,7 @@ def _parse_sampler(r: "_Reader") -> SamplerSettings:
         retry_target_accept=retry,
         seed=r.count("seed", default.seed, minimum=0),
         backend=Backend(r.choice("backend", BACKENDS, default.backend)),
+        mass_matrix=MassMatrix(r.choice("mass_matrix", tuple(MassMatrix), default.mass_matrix)),
         exact=r.boolean("exact", default.exact),
         exact_draws=r.count("exact_draws", default.exact_draws, minimum=1000, maximum=MAX_EXACT_DRAWS),
     )

@@ -1,7 +1,8 @@
 """Fits that don't block: how often the models fail their diagnostics, and whether their answers hold on real and
 misspecified data. Figures go to RESULTS.md ("fits that don't block").
 
-    .venv/bin/python benchmarks/fits.py corpus   [--seeds 5]      # every generated example x seeds x stages, Cookie Cats
+    .venv/bin/python benchmarks/fits.py corpus   [--seeds 5] [--first-seed 1] [--examples group_stories ...]
+                                                                  # every generated example x seeds x stages, Cookie Cats
     .venv/bin/python benchmarks/fits.py robust   [--experiments 100]
     .venv/bin/python benchmarks/fits.py segments                  # the e-mail campaign by 0, 3, 3, 7 and 9 segments
     .venv/bin/python benchmarks/fits.py small    [--seeds 20]     # 1,000 segments x 60 users, no effect
@@ -14,8 +15,9 @@ robust: heavy-tailed counts (negative-binomial users mixed with 4% power-law tra
 200 / 500 / 2,000 users per arm spread over 6 segments: the control's posterior mean against its observed mean
 in standard errors, the 90% interval's coverage of +5%, and the share of fits that pass.
 segments: Hillstrom's e-mail campaign (examples/data), conversion and spend, no segments against zip code,
-channel, both (9) and past-year spend band (7): diagnostics, the overall lift's move in posterior sds, the
-control's posterior mean against its observed mean in standard errors.
+channel, both (9) and past-year spend band (7), then the push example (seed 1) without segments, by tenure, by
+region and by both: diagnostics, the overall lift's move in posterior sds, the control's posterior mean against
+its observed mean in standard errors. (Cookie Cats has no pre-treatment column to segment by.)
 small: 1,000 segments of 30 users per arm, conversion 10% in both arms: the 90% interval of the overall lift
 covering 0, the control's overall rate against its observed one, diagnostics.
 """
@@ -62,11 +64,11 @@ def _fits(spec, frame: pd.DataFrame, label: str) -> list[tuple[str, str]]:
     return [(f"{label} {name}", "; ".join(f.diagnostics.problems)) for name, f in analysis.fits.items()]
 
 
-def corpus(seeds: int) -> None:
+def corpus(seeds: int, examples: tuple[str, ...] = EXAMPLES, first: int = 1) -> None:
     results: dict[str, list[tuple[str, str]]] = {}
-    for example in EXAMPLES:
+    for example in examples:
         spec, generate = load_spec(ROOT / "examples" / example / "spec.yaml"), _generator(example)
-        for seed in range(1, seeds + 1):
+        for seed in range(first, seeds + 1):
             frame = generate(seed=seed)
             for stage in STAGES:
                 part = frame.iloc[:max(int(len(frame) * stage), 50)]
@@ -75,7 +77,7 @@ def corpus(seeds: int) -> None:
                   f"{len(results[example])} so far", flush=True)
     cats = pd.read_csv(ROOT / "examples" / "data" / "cookie_cats.csv")
     spec = load_spec(ROOT / "examples" / "cookie_cats" / "spec.yaml")
-    for stage in STAGES + (1.0,):
+    for stage in STAGES + (1.0,) if examples == EXAMPLES else ():
         results.setdefault("cookie_cats", []).extend(_fits(spec, cats.iloc[:int(len(cats) * stage)], f"stage {stage:.0%}"))
     total = failed = 0
     print("\n| example | fits | failed | share |\n|---|---|---|---|")
@@ -129,38 +131,56 @@ def hillstrom() -> pd.DataFrame:
     return frame
 
 
-def segments() -> None:
-    frame = hillstrom()
-    control = frame[frame["arm"] == "control"]
-    observed = {"conversion": control["conversion"].mean(), "spend": control["spend"].mean()}
-    se = {"conversion": np.sqrt(observed["conversion"] * (1 - observed["conversion"]) / len(control)),
-          "spend": control["spend"].std() / np.sqrt(len(control))}
+def _invariance(frame: pd.DataFrame, spec_for, groupings: list[list[str]]) -> None:
+    """Each metric's overall lift and control mean with no segments and with each grouping: the lift's move in
+    posterior sds of the unsegmented fit, the control's posterior mean against its observed mean in SEs."""
     reference = {}
     print("| segments | metric | overall lift (sd) | moved, posterior sds | control - observed (SE) | fit |")
     print("|---|---|---|---|---|---|")
-    for by in ([], ["zip_code"], ["channel"], ["zip_code", "channel"], ["band"]):
-        spec = parse_spec({"name": "hillstrom", "arm_column": "arm", "unit_column": "user", "segments": by,
-                           "arms": [{"name": "control", "control": True}, {"name": "email"}],
-                           "metrics": [{"name": "conversion", "family": "conversion", "column": "conversion"},
-                                       {"name": "spend", "family": "mean", "column": "spend"}]})
+    for by in groupings:
+        spec = spec_for(by)
+        control = frame[frame[spec.arm_column] == spec.control.name]
         stats = aggregate(spec, frame)
         for metric in spec.metrics:
+            values = control[metric.column].astype(float)
             result = fit(stats[metric.name], metric, SAMPLER)
             overall = result.overall_mean
             lift = (overall.isel(arm=1) / overall.isel(arm=0) - 1).values.ravel()
             reference.setdefault(metric.name, (lift.mean(), lift.std()))
             moved = (lift.mean() - reference[metric.name][0]) / reference[metric.name][1]
-            off = (float(overall.isel(arm=0).mean()) - observed[metric.name]) / se[metric.name]
+            off = (float(overall.isel(arm=0).mean()) - values.mean()) / (values.std() / np.sqrt(len(values)))
             label = " x ".join(by) or "none"
             count = stats[metric.name].sizes["segment"]
             print(f"| {label} ({count}) | {metric.name} | {lift.mean():+.1%} ({lift.std():.1%}) | {moved:+.2f} | "
                   f"{off:+.2f} | {result.diagnostics.summary().split(' - ')[-1]} |", flush=True)
 
 
-def small(seeds: int) -> None:
+def segments() -> None:
+    frame = hillstrom()
+
+    def spec_for(by):
+        return parse_spec({"name": "hillstrom", "arm_column": "arm", "unit_column": "user", "segments": by,
+                           "arms": [{"name": "control", "control": True}, {"name": "email"}],
+                           "metrics": [{"name": "conversion", "family": "conversion", "column": "conversion"},
+                                       {"name": "spend", "family": "mean", "column": "spend"}]})
+
+    _invariance(frame, spec_for, [[], ["zip_code"], ["channel"], ["zip_code", "channel"], ["band"]])
+    # the push example (generated, seed 1): its own segments, one at a time and together
+    import yaml
+
+    document = yaml.safe_load((ROOT / "examples" / "push_notification" / "spec.yaml").read_text())
+    for key in ("received_column", "compliance"):
+        document.pop(key, None)
+    frame = _generator("push_notification")(seed=1)
+    print()
+    _invariance(frame, lambda by: parse_spec({**document, "segments": by}),
+                [[], ["tenure"], ["region"], ["tenure", "region"]])
+
+
+def small(seeds: int, first: int = 0) -> None:
     metric = Metric(name="converted", family="conversion", column="converted")
     covers, offs, passed = 0, [], 0
-    for seed in range(seeds):
+    for seed in range(first, seeds):
         rng = np.random.default_rng(seed)
         users = np.full((2, 1000), 30)
         conversions = rng.binomial(users, 0.1)
@@ -185,15 +205,18 @@ def main() -> None:
     parser.add_argument("part", choices=("corpus", "robust", "segments", "small"))
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--experiments", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=1, help="corpus (from 1) and small (from 0): seeds from this one on")
+    parser.add_argument("--examples", nargs="+", choices=EXAMPLES, default=EXAMPLES,
+                        help="corpus: these generated examples only (Cookie Cats only with all of them)")
     args = parser.parse_args()
     if args.part == "corpus":
-        corpus(args.seeds or 5)
+        corpus(args.seeds or 5, tuple(args.examples), args.first_seed)
     elif args.part == "robust":
         robust(args.experiments)
     elif args.part == "segments":
         segments()
     else:
-        small(args.seeds or 20)
+        small(args.seeds or 20, args.first_seed if args.first_seed != 1 else 0)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
 from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, normal_cells_model
 from bayes_ab.models.quadrature import IntegrableModel, binomial_logit
-from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_effects, with_control
+from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_baselines, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
 
 if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
@@ -203,8 +203,7 @@ class Conversion(RateFamily):
     def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
         if normal_cells(stats):
             return logit_cells(stats)
-        return {**{name: stats[name].values.astype("int64") for name in DATA_NAMES},
-                "baseline_center": pooled_logit(stats)}
+        return binomial_data(stats)
 
     inverse_link = staticmethod(expit)
 
@@ -250,10 +249,9 @@ class Conversion(RateFamily):
         return 1.0 / (1.0 - min(rate, 0.999)) if np.isfinite(rate) else 1.0
 
     def integrable(self, stats: xr.Dataset, metric: Metric) -> IntegrableModel | None:
-        """With one segment the model has one logit per arm: integrated exactly (no sampler, no MC chains).
-        A learned Student-t effect prior is not log-concave, which the integration relies on: sampled."""
-        learned = metric.prior.learned
-        if stats.sizes["segment"] != 1 or (learned is not None and learned.df is not None):
+        """With one segment the model has one logit per arm: integrated exactly (no sampler, no MC chains),
+        a learned Student-t effect prior as its scale mixture of normals (both modes of a prior-data conflict)."""
+        if stats.sizes["segment"] != 1:
             return None
         users, successes = stats["n"].values[:, 0], stats["successes"].values[:, 0]
         return IntegrableModel(tuple(binomial_logit(y, n) for y, n in zip(successes, users)),
@@ -267,18 +265,26 @@ class Conversion(RateFamily):
     accumulator_type = _Conversions
 
 
+def binomial_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
+    """The exact binomial hierarchy's data: users and conversions per cell, the baselines' prior centre (the
+    pooled control logit)."""
+    return {**{name: stats[name].values.astype("int64") for name in DATA_NAMES},
+            "baseline_center": pooled_logit(stats)}
+
+
 def binomial_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
-    """The exact binomial hierarchy (non-centred segment effects)."""
+    """The exact binomial hierarchy: non-centred segment effects, baselines pooled from many segments on
+    (:func:`~bayes_ab.models.hierarchy.segment_baselines`)."""
     import pymc as pm
 
     coords = coords_for(stats)
     arms, segments = coords["arm"], coords["segment"]
-    data = {name: stats[name].values.astype("int64") for name in DATA_NAMES}
+    data = binomial_data(stats)
     with pm.Model(coords=coords) as model:
         n = pm.Data("n", data["n"], dims=("arm", "segment"))
         successes = pm.Data("successes", data["successes"], dims=("arm", "segment"))
-        center = pm.Data("baseline_center", pooled_logit(stats))
-        baseline = pm.Normal("baseline", mu=center, sigma=BASELINE_LOGIT_SD, dims="segment")
+        center = pm.Data("baseline_center", data["baseline_center"])
+        baseline = segment_baselines(center, BASELINE_LOGIT_SD, len(segments))
         effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
         logit_p = with_control(baseline, effect)
         pm.Binomial("obs", n=n, logit_p=logit_p, observed=successes, dims=("arm", "segment"))

@@ -46,7 +46,7 @@ from bayes_ab.families.sums import SumsFamily
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
 from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, normal_cells_model
-from bayes_ab.models.hierarchy import coords_for, segment_effects, with_control
+from bayes_ab.models.hierarchy import coords_for, segment_baselines, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
 
 if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
@@ -479,8 +479,11 @@ class Count(SumsFamily):
         if normal_cells(stats):
             return log_cells(stats)
         mean, _ = cell_moments(stats)
+        control = stats.isel(arm=0)
+        pooled = (float(control["sum"].sum()) + 0.5) / (float(control["n"].sum()) + 1.0)
         return {"values": stats["value"].values.astype("int64"), "users": stats["users"].values.astype("float64"),
-                "cell_mean": mean, "cell_weight": quasi_weights(stats)}
+                "cell_mean": mean, "cell_weight": quasi_weights(stats),
+                "baseline_center": np.asarray(np.log(pooled))}
 
     inverse_link = staticmethod(np.exp)
 
@@ -515,7 +518,8 @@ class Count(SumsFamily):
             # every variant declares every data array, so one set of data re-fits any of them
             cell_mean = pm.Data("cell_mean", data["cell_mean"], dims=("arm", "segment"))
             cell_weight = pm.Data("cell_weight", data["cell_weight"], dims=("arm", "segment"))
-            baseline = pm.Normal("baseline", mu=0.0, sigma=BASELINE_LOG_SD, dims="segment")
+            center = pm.Data("baseline_center", data["baseline_center"])
+            baseline = segment_baselines(center, BASELINE_LOG_SD, len(segments))
             effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
             log_mu = with_control(baseline, effect)
             mu = pm.Deterministic("mean", pm.math.exp(log_mu), dims=("arm", "segment"))

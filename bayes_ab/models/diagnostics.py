@@ -35,6 +35,8 @@ class Diagnostics(HtmlRepr):
     draws: int
     max_rhat_allowed: float = MAX_RHAT
     min_ess_required: float = MIN_ESS
+    cause: str = ""
+    """What the model knows of why such a fit fails (shown after the failures; empty when it passed)."""
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -48,6 +50,8 @@ class Diagnostics(HtmlRepr):
             found.append(f"tail ESS {self.min_ess_tail:.0f} < {self.min_ess_required:.0f}")
         if self.divergences > 0:
             found.append(f"{self.divergences} divergent transition(s)")
+        if found and self.cause:
+            found.append(self.cause)
         return tuple(found)
 
     @property

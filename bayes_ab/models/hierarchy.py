@@ -12,6 +12,11 @@ With a single segment there is nothing to pool and the hierarchy collapses to
 
 The two prior scales are *data* of the model (``pm.Data``), not constants: a compiled model is then one per
 family and shape, and a metric with another prior re-uses it (:mod:`bayes_ab.models.compiled`).
+
+Families that sample their cells' exact likelihood also pool the segments' control levels when there are many
+segments (:func:`segment_baselines`): a segment of 30 users says little about its own rate, and an unpooled
+baseline per segment gives each one its prior's pull -- over 1,000 such segments the control's overall rate sat
+0.5 standard errors above its observed value, and 2,000 weakly identified parameters failed R-hat in 17 fits of 20.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
+from bayes_ab.learned_prior import scale_mixture
 from bayes_ab.metric import EffectPrior
 
 if TYPE_CHECKING:     # imported by the functions that build a model: loading a cached model never needs PyMC
@@ -30,6 +36,11 @@ PRIOR_EFFECT_SD = "prior_effect_sd"
 PRIOR_HETEROGENEITY_SD = "prior_heterogeneity_sd"
 PRIOR_EFFECT_MEAN = "prior_effect_mean"
 PRIOR_EFFECT_DF = "prior_effect_df"
+PRIOR_MIX_NODES = "prior_mix_nodes"
+PRIOR_MIX_LOG_WEIGHTS = "prior_mix_log_weights"
+"""A Student-t prior's scale mixture on a grid (:func:`~bayes_ab.models.quadrature.student_t_mixture`): the
+models that integrate ``effect_mu`` out given its prior variance sum over these nodes instead of sampling the
+mixing variable, whose posterior has two modes when prior and data disagree."""
 
 
 def prior_data(prior: EffectPrior, per_relative: float = 1.0) -> dict[str, np.ndarray]:
@@ -45,7 +56,10 @@ def prior_data(prior: EffectPrior, per_relative: float = 1.0) -> dict[str, np.nd
     if learned is not None:
         data[PRIOR_EFFECT_MEAN] = np.asarray(float(per_relative * learned.location))
         if learned.df is not None:
+            mixture = scale_mixture(float(learned.df))
             data[PRIOR_EFFECT_DF] = np.asarray(float(learned.df))
+            data[PRIOR_MIX_NODES] = mixture.multipliers
+            data[PRIOR_MIX_LOG_WEIGHTS] = mixture.log_weights
     return data
 
 
@@ -86,6 +100,41 @@ def segment_effects(prior: EffectPrior, n_treatments: int, n_segments: int) -> "
         z = pm.Normal("effect_z", mu=0.0, sigma=1.0, dims=("treatment", "segment"))
         effect = mu[:, None] + sd[:, None] * z
     return pm.Deterministic("effect", effect, dims=("treatment", "segment"))
+
+
+BASELINE_SPREAD_SD = 1.0
+"""HalfNormal scale of the between-segment sd of the control's level on the link scale: segments whose rates
+differ by a factor of e (on the odds or the mean) are a priori ordinary, 10x rare."""
+POOLED_BASELINE_SEGMENTS = 10
+"""From this many segments on, the segments' control levels are pooled (:func:`segment_baselines`)."""
+
+
+def segment_baselines(center: "pt.TensorVariable", location_sd: float, segments: int) -> "pt.TensorVariable":
+    """Add the control's level per segment to the current model (dims ``segment``).
+
+    With fewer than :data:`POOLED_BASELINE_SEGMENTS` segments each has its own, ``Normal(center, location_sd)``.
+    From that many on they are pooled: ``baseline[s] = baseline_mu + baseline_sd * baseline_z[s]``
+    (non-centred), ``baseline_mu ~ Normal(center, location_sd)``, ``baseline_sd ~ HalfNormal(BASELINE_SPREAD_SD)``.
+
+    Why both. A segment's own wide prior pulls its rate a little (the posterior mean of 3 conversions in 30 sits
+    above 0.1); over a few segments the pulls are negligible (the e-mail campaign's 9 segments: the control
+    within 0.11 standard errors of its observed rate), over 1,000 segments of 30 users they added up to 0.49 SE,
+    and 2,000 weakly identified levels failed R-hat in 17 fits of 20 -- pooled, 0.02 SE and clean. But the spread
+    of 3 to 9 levels is barely identified, and with cells of a few hundred users its funnel diverges (Group
+    Stories' 3 segments at 1% of their traffic: 15 fits of 160 diverged pooled, 1 not), as the pooled form of
+    0.1 did (3-24 divergences a fit, 6 segments). Those families sample this exact form only where some cell is
+    small (large cells are integrated: :mod:`bayes_ab.models.gaussian_pool`). A per-segment choice of centring
+    from a moment estimate of the spread was tried too: on heavy-tailed counts the outliers inflated the
+    estimate, the centred segments sat in the funnel of a spread that was in truth 0, and 4 fits of 24 diverged.
+    """
+    import pymc as pm
+
+    if segments < POOLED_BASELINE_SEGMENTS:
+        return pm.Normal("baseline", mu=center, sigma=location_sd, dims="segment")
+    mu = pm.Normal("baseline_mu", mu=center, sigma=location_sd)
+    sd = pm.HalfNormal("baseline_sd", sigma=BASELINE_SPREAD_SD)
+    z = pm.Normal("baseline_z", mu=0.0, sigma=1.0, dims="segment")
+    return pm.Deterministic("baseline", mu + sd * z, dims="segment")
 
 
 def with_control(baseline: "pt.TensorVariable", effect: "pt.TensorVariable") -> "pt.TensorVariable":

@@ -2,7 +2,7 @@
 
 ``nutpie.compile_pymc_model`` compiles the PyMC model (through numba, in this process: nothing is cached on
 disk), ``with_data`` swaps in a run's data, ``nutpie.sample`` draws. The model, its data, the sampler
-(nutpie's NUTS with a diagonal mass matrix), the seed and the settings are those of the fast path
+(nutpie's NUTS with a diagonal or low-rank mass matrix), the seed and the settings are those of the fast path
 (:mod:`bayes_ab.models.nuts`), so the posterior is the same one; the draws differ only by the starting
 points' jitter stream. :mod:`bayes_ab.models.compat` decides which path a process takes.
 """
@@ -45,5 +45,6 @@ def sample(compiled: Any, data: Mapping[str, np.ndarray], coords: Mapping[str, l
         warnings.simplefilter("ignore")
         idata = nutpie.sample(compiled.with_data(**data), draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, cores=settings.cores, seed=settings.seed, progress_bar=False,
-                              save_warmup=False, target_accept=settings.target_accept)
+                              save_warmup=False, target_accept=settings.target_accept,
+                              low_rank_modified_mass_matrix=settings.low_rank)
     return from_inference_data(idata, coords)

@@ -64,6 +64,8 @@ class NutsSettings:
     cores: int
     seed: int
     target_accept: float
+    low_rank: bool = False
+    """nutpie's low-rank modified mass matrix instead of the diagonal one."""
 
 
 def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[str, list[str]],
@@ -114,7 +116,7 @@ def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[
     model = lib.PyMcModel(logp, expand, variables, layout.n_dim, sizes,
                           {name: pd.Index(values) for name, values in labels.items()}, initial_point,
                           no_transform_adapter)
-    nuts = lib.PyNutsSettings.Diag(settings.seed)
+    nuts = (lib.PyNutsSettings.LowRank if settings.low_rank else lib.PyNutsSettings.Diag)(settings.seed)
     nuts.num_tune = settings.tune
     nuts.num_draws = settings.draws
     nuts.num_chains = settings.chains

@@ -26,6 +26,14 @@ approximation, which misses the long tail of a rate with no conversions), and th
 trapezoid sums on them. Draws pick a grid cell of ``b`` by its mass, then a cell of each ``a_k`` from the
 conditional at that ``b``, each jittered uniformly within its cell.
 
+A fat-tailed (Student-t) effect prior is not log-concave: against data far from its centre the posterior of
+an effect has two modes (one the prior's, one the data's), which NUTS does not move between. The t is a scale
+mixture of normals, ``t_df(m, s) = ∫ Normal(m, s sqrt(lam)) InverseGamma(lam; df/2, df/2) dlam``, so the
+integration runs over a grid of ``lam`` with every conditional above Normal given
+``lam``: ``p(a_k | b)`` becomes a mixture whose weights are each component's integral, and a draw picks its
+component by them (:func:`~bayes_ab.learned_prior.scale_mixture` gives the grid). Both modes are then in the
+draws, in proportion.
+
 :func:`exact_draws` returns ``None`` when a grid cannot resolve its density (a peak narrower than the grid
 spacing, a mode beyond the search range): the caller then samples with MCMC instead of trusting a bad grid.
 """
@@ -36,6 +44,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+
+from bayes_ab.learned_prior import ScaleMixture
 
 DROP = 36.0
 """Grids end where the density is ``exp(-36)`` (2e-16) of its peak: the mass cut off is below 1e-13."""
@@ -103,7 +113,7 @@ class _Conditional:
 
 def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], baseline_sd: float,
                 effect_sd: float, draws: int, rng: np.random.Generator,
-                effect_mean: float = 0.0) -> np.ndarray | None:
+                effect_mean: float = 0.0, mixture: ScaleMixture | None = None) -> np.ndarray | None:
     """Independent posterior draws of every arm's linear predictor, shape ``(draws, 1 + len(treatments))``.
 
     Parameters
@@ -114,6 +124,9 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
         Prior scales of ``b`` and of each treatment's effect ``a_k - b``.
     effect_mean
         Prior mean of each treatment's effect (a learned prior's location; 0 by default).
+    mixture
+        The effect prior as a scale mixture of normals (a Student-t: ``scale_mixture``), each
+        treatment's effect with its own mixing variable; ``None``: Normal(effect_mean, effect_sd).
     draws
         How many independent draws.
     rng
@@ -123,10 +136,13 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
     -------
     The draws, or ``None`` when a grid could not resolve its density (the caller falls back to MCMC).
     """
+    scales = np.array([effect_sd]) if mixture is None else effect_sd * np.sqrt(mixture.multipliers)
+    log_weights = np.zeros(1) if mixture is None else mixture.log_weights
+
     def log_marginal(b: np.ndarray) -> np.ndarray:
         total = -0.5 * (b / baseline_sd) ** 2 + control.log_likelihood(b)
         for arm in treatments:
-            total = total + _conditional(arm, b + effect_mean, effect_sd).log_integral
+            total = total + _mixed_log_integral(arm, b + effect_mean, scales, log_weights)
         return total
 
     with np.errstate(all="ignore"):
@@ -138,24 +154,59 @@ def exact_draws(control: ArmLikelihood, treatments: Sequence[ArmLikelihood], bas
             return None
         b_grid, log_density = grid
         mass = _cell_mass(log_density[None, :])[0]
-        conditionals = [_conditional(arm, b_grid + effect_mean, effect_sd) for arm in treatments]
-        if not (np.isfinite(mass).all() and mass.max() <= MAX_CELL_MASS
-                and all(_resolved(c, mass) for c in conditionals)):
+        if not (np.isfinite(mass).all() and mass.max() <= MAX_CELL_MASS):
             return None
         step = b_grid[1] - b_grid[0]
         rows = rng.choice(GRID, size=draws, p=mass)
         b = b_grid[rows] + step * (rng.random(draws) - 0.5)
-        columns = [b] + [_draw_conditional(c, b_grid, rows, b, rng) for c in conditionals]
+        columns = [b]
+        for arm in treatments:
+            components = [_conditional(arm, b_grid + effect_mean, sd) for sd in scales]
+            if not all(_resolved(c, mass) for c in components):
+                return None
+            columns.append(_draw_mixed(components, log_weights, b_grid, rows, b, rng))
     out = np.column_stack(columns)
     return out if np.isfinite(out).all() else None
 
 
-def _conditional(arm: ArmLikelihood, b: np.ndarray, sd: float) -> _Conditional:
+def _mixed_log_integral(arm: ArmLikelihood, centres: np.ndarray, scales: np.ndarray,
+                        log_weights: np.ndarray) -> np.ndarray:
+    """``log sum_j w_j ∫ Normal(a; centre, scale_j) L(a) da`` per centre: every component in one vectorised
+    pass (rows ``centre x component``)."""
+    if scales.size == 1:
+        return _conditional(arm, centres, float(scales[0])).log_integral
+    repeated = np.repeat(centres, scales.size)
+    sds = np.tile(scales, centres.size)
+    log_integral = _conditional(arm, repeated, sds).log_integral.reshape(centres.size, scales.size)
+    return np.logaddexp.reduce(log_integral + log_weights, axis=1)
+
+
+def _draw_mixed(components: list[_Conditional], log_weights: np.ndarray, b_grid: np.ndarray, rows: np.ndarray,
+                b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One ``a`` per draw from the mixture over components at the draw's baseline row: a component by its
+    weight times its integral there, then ``a`` from that component's grid."""
+    if len(components) == 1:
+        return _draw_conditional(components[0], b_grid, rows, b, rng)
+    log_p = np.column_stack([c.log_integral for c in components]) + log_weights      # (GRID, components)
+    p = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+    cumulative = np.cumsum(p[rows], axis=1)
+    chosen = (cumulative < rng.random(rows.size)[:, None] * cumulative[:, -1:]).sum(axis=1)
+    out = np.empty(rows.size)
+    for j in np.unique(chosen):
+        these = chosen == j
+        out[these] = _draw_conditional(components[j], b_grid, rows[these], b[these], rng)
+    return out
+
+
+def _conditional(arm: ArmLikelihood, b: np.ndarray, sd: float | np.ndarray) -> _Conditional:
     """``p(a | b)`` on a grid per value of ``b`` (the prior centre of ``a``: the baseline plus the prior mean
-    of the effect): Normal(a; b, sd) times the arm's likelihood."""
+    of the effect): Normal(a; b, sd) times the arm's likelihood (``sd`` one for all rows or one per row)."""
+    sd = np.broadcast_to(np.asarray(sd, dtype=float), b.shape)
+
     def log_density(a: np.ndarray) -> np.ndarray:
-        centre = b.reshape(b.shape + (1,) * (a.ndim - b.ndim))
-        return -0.5 * ((a - centre) / sd) ** 2 + arm.log_likelihood(a)
+        expand = (1,) * (a.ndim - b.ndim)
+        centre, scale = b.reshape(b.shape + expand), sd.reshape(sd.shape + expand)
+        return -0.5 * ((a - centre) / scale) ** 2 + arm.log_likelihood(a)
 
     mode = _mode(arm, b, sd)
     top = log_density(mode)
@@ -171,12 +222,15 @@ def _conditional(arm: ArmLikelihood, b: np.ndarray, sd: float) -> _Conditional:
     return _Conditional(log_integral, low, high, weights / total[:, None])
 
 
-def _mode(arm: ArmLikelihood, centre: np.ndarray, sd: float) -> np.ndarray:
+def _mode(arm: ArmLikelihood, centre: np.ndarray, sd: float | np.ndarray) -> np.ndarray:
     """Mode of ``Normal(a; centre, sd) L(a)`` per centre: the root of its decreasing derivative (NaN where
     the ladder does not bracket it)."""
+    sd = np.broadcast_to(np.asarray(sd, dtype=float), centre.shape)
+
     def slope(a: np.ndarray) -> np.ndarray:
-        c = centre.reshape(centre.shape + (1,) * (a.ndim - centre.ndim))
-        return -(a - c) / sd ** 2 + arm.gradient(a)
+        expand = (1,) * (a.ndim - centre.ndim)
+        c, scale = centre.reshape(centre.shape + expand), sd.reshape(sd.shape + expand)
+        return -(a - c) / scale ** 2 + arm.gradient(a)
 
     ladder = np.concatenate([-_LADDER[::-1], [0.0], _LADDER])
     points = centre[:, None] + ladder

@@ -73,12 +73,14 @@ def nutpie_model(native, data, coords, initial) -> CompiledPyMCModel:
         logp_func=None, expand_func=None)
 
 
-def test_the_draws_and_statistics_are_nutpies_bit_for_bit(loaded):
+@pytest.mark.parametrize("low_rank", [False, True])
+def test_the_draws_and_statistics_are_nutpies_bit_for_bit(loaded, low_rank):
     native, data, coords, start = loaded
-    settings = NutsSettings(draws=300, tune=300, chains=3, cores=2, seed=17, target_accept=0.85)
+    settings = NutsSettings(draws=300, tune=300, chains=3, cores=2, seed=17, target_accept=0.85, low_rank=low_rank)
     ours = sample(native, data, coords, settings)
     theirs = nutpie.sample(nutpie_model(native, data, coords, start), draws=300, tune=300, chains=3, cores=2, seed=17,
-                           target_accept=0.85, progress_bar=False, save_warmup=False)
+                           target_accept=0.85, progress_bar=False, save_warmup=False,
+                           low_rank_modified_mass_matrix=low_rank)
     assert set(ours.posterior.data_vars) == {v for v in theirs.posterior.data_vars if not v.endswith("__")}
     for name in ours.posterior.data_vars:
         np.testing.assert_array_equal(ours.posterior[name].values, theirs.posterior[name].values)

@@ -10,12 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from bayes_ab.analysis import analyze
 from bayes_ab.decision import recommend
 from bayes_ab.effects.conflict import PriorConflict
 from bayes_ab.effects.sentence import sentence
-from bayes_ab.learned_prior import CONFLICT_P, predictive_tail
+from bayes_ab.learned_prior import CONFLICT_P, predictive_tail, scale_mixture
 from bayes_ab.metric import LearnedEffectPrior
 from bayes_ab.priors.learn import PROFILE_DROP, learn_effects, marginal_log_density
 from bayes_ab.spec import parse_spec
@@ -126,3 +127,16 @@ def test_a_conflict_is_a_predictive_tail_below_one_percent():
 
     assert CONFLICT_P == 0.01
     assert check(0.0099).conflicts and not check(0.01).conflicts and not check(0.015).conflicts
+
+
+@pytest.mark.parametrize("df", [0.7, 1.0, 1.5, 3.0, 8.0, 30.0, 50.0, 400.0])
+def test_the_mixture_of_normals_is_the_t_density_from_its_centre_to_a_thousand_scales(df):
+    mixture = scale_mixture(df)
+    assert 40 <= mixture.multipliers.size <= 200
+    assert np.exp(mixture.log_weights).sum() == pytest.approx(1.0, abs=1e-12)
+    x = np.array([0.0, 0.5, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0])
+    density = (np.exp(mixture.log_weights)[:, None]
+               * stats.norm.pdf(x, 0.0, np.sqrt(mixture.multipliers)[:, None])).sum(axis=0)
+    t = stats.t.pdf(x, df)
+    meaningful = t > 1e-250
+    np.testing.assert_allclose(density[meaningful], t[meaningful], rtol=1e-3)
