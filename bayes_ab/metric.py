@@ -89,6 +89,11 @@ class EffectPrior:
     learned: LearnedEffectPrior | None = None
 
 
+HETEROGENEITY_PER_EFFECT_SD = 0.4
+"""A spec's default ``heterogeneity_sd`` as a share of its ``effect_sd`` (0.2 at the default 0.5). Why a share:
+the overall lift averages the segments' effects, so its prior widens with their spread; a fixed 0.2 under a
+guardrail's sceptical 0.1 doubled it, and segmenting the push example's opt-outs moved their lift by 0.47
+posterior sd (by tenure) -- 0.10 at most with the share (``benchmarks/fits.py segments``)."""
 GUARDRAIL_EFFECT_SD = 0.1
 """Default sceptical prior scale of a guardrail's treatment effect (link scale): +/-0.1 on the logit
 or log scale is about +/-10% relative at one sd, so a guardrail alarm needs real evidence."""

@@ -33,7 +33,8 @@ class SamplerSettings:
     flat prior, no MCMC). A fit that fails its diagnostics is repeated (``retry_target_accept = None`` disables
     retries): with divergent transitions, at ``target_accept = retry_target_accept`` (smaller steps); without,
     failing R-hat or ESS, with the ``low_rank`` mass matrix (``mass_matrix``) and twice the draws (nutpie only:
-    PyMC's NUTS adapts a diagonal one). Each remedy is taken once.
+    PyMC's NUTS adapts a diagonal one). A run still failing after the smaller steps gets the second remedy too;
+    each is taken once.
 
     ``exact``: on the ``nutpie`` and ``pymc`` backends, a model small enough to integrate numerically (a
     one-segment conversion metric: :mod:`bayes_ab.models.quadrature`) is not sampled but integrated, and

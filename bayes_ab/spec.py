@@ -19,9 +19,8 @@ from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
 from bayes_ab.learned_prior import load_prior
 from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yaml_file
-from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, Baseline, Direction, EffectPrior, Metric,
-                             Novelty,
-                             Role)
+from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, HETEROGENEITY_PER_EFFECT_SD, Baseline, Direction,
+                             EffectPrior, Metric, Novelty, Role)
 from bayes_ab.sampling import Backend, MassMatrix, SamplerSettings
 
 __all__ = ["Arm", "Baseline", "DecisionThresholds", "Direction", "EffectPrior", "ExperimentSpec", "Metric",
@@ -364,12 +363,14 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             item.fail("rope", f"is a relative lift and must be in [0, 1), got {rope}")
         prior_reader = item.child("prior", required=False)
         prior_reader.reject_unknown({"effect_sd", "heterogeneity_sd", "learned"})
-        prior = EffectPrior(
-            effect_sd=prior_reader.positive(
-                "effect_sd", GUARDRAIL_EFFECT_SD if role == Role.GUARDRAIL else EffectPrior.effect_sd),
-            heterogeneity_sd=prior_reader.positive("heterogeneity_sd", EffectPrior.heterogeneity_sd),
-            learned=_learned_prior(prior_reader),
-        )
+        effect_sd = prior_reader.positive(
+            "effect_sd", GUARDRAIL_EFFECT_SD if role == Role.GUARDRAIL else EffectPrior.effect_sd)
+        learned = _learned_prior(prior_reader)
+        # segments spread in proportion to the overall effect's scale (a learned prior keeps the fixed default)
+        spread = (EffectPrior.heterogeneity_sd if learned is not None
+                  else round(HETEROGENEITY_PER_EFFECT_SD * effect_sd, 12))
+        prior = EffectPrior(effect_sd=effect_sd,
+                            heterogeneity_sd=prior_reader.positive("heterogeneity_sd", spread), learned=learned)
         column = None
         if family.uses_column:
             column = item.string("column", None) or item.fail("column", "is required")

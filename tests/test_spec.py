@@ -34,7 +34,8 @@ def test_valid_spec_is_parsed_and_normalised(tmp_path):
     assert spec.segment_columns == ("region",)
     metric = spec.metric("conv")
     assert not metric.increase_is_good and metric.role == "guardrail"
-    assert metric.prior.effect_sd == 0.3 and metric.prior.heterogeneity_sd == 0.2
+    # the segments' default spread is a share of the overall effect's scale (0.4 x 0.3)
+    assert metric.prior.effect_sd == 0.3 and metric.prior.heterogeneity_sd == 0.12
 
 
 def test_every_example_spec_loads():

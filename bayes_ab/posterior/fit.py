@@ -184,18 +184,15 @@ def _retry(idata: FitData, diagnostics: Diagnostics, sampler: SamplerSettings) -
     standardised effects it multiplies (1,000 segments: its ESS was 230 of 4,000 draws, R-hat 1.013; 485 and
     1.004 with the low-rank metric), or R-hat's own noise over thousands of cell-level quantities (the largest
     of 2,000 well-mixed cell means reached 1.011 at 1,000 draws a chain, 1.004 at 2,000): the low-rank mass
-    matrix and twice the draws. A run that still diverges at the smaller steps is not retried again; one that
-    then fails R-hat or ESS gets the second remedy too. The last run is the one kept and reported.
+    matrix and twice the draws. A run that still fails at the smaller steps -- diverging or not -- gets the second
+    remedy too, keeping the smaller steps (Group Stories' D7 retention at 50% of seed 15: 11 divergences, 0 with
+    both). The last run is the one kept and reported.
     """
-    if sampler.retry_target_accept is None:
+    if sampler.retry_target_accept is None or diagnostics.passed:
         return None
-    if divergent_transitions(idata):
-        if sampler.retry_target_accept > sampler.target_accept:
-            return replace(sampler, target_accept=sampler.retry_target_accept)
-        return None
+    if divergent_transitions(idata) and sampler.retry_target_accept > sampler.target_accept:
+        return replace(sampler, target_accept=sampler.retry_target_accept)
     if sampler.backend != Backend.NUTPIE or sampler.mass_matrix == MassMatrix.LOW_RANK:
-        return None
-    if diagnostics.passed:
         return None
     return replace(sampler, mass_matrix=MassMatrix.LOW_RANK, draws=2 * sampler.draws)
 

@@ -40,11 +40,13 @@ def test_divergences_get_smaller_steps_and_slow_mixing_the_low_rank_metric_with_
 
 def test_each_remedy_is_taken_once_and_retries_can_be_turned_off():
     smaller_steps = replace(SETTINGS, target_accept=0.99)
-    assert _retry(run(2), diagnostics(divergences=2), smaller_steps) is None
-    # smaller steps that end the divergences but leave R-hat failing: the second remedy
+    # smaller steps that still diverge, or end the divergences but leave R-hat failing: the second remedy too
+    assert _retry(run(2), diagnostics(divergences=2), smaller_steps) == replace(
+        smaller_steps, mass_matrix=MassMatrix.LOW_RANK, draws=1000)
     assert _retry(run(0), diagnostics(rhat=1.02), smaller_steps).mass_matrix == MassMatrix.LOW_RANK
-    low_rank = replace(SETTINGS, mass_matrix=MassMatrix.LOW_RANK)
-    assert _retry(run(0), diagnostics(rhat=1.02), low_rank) is None
+    both = replace(smaller_steps, mass_matrix=MassMatrix.LOW_RANK)
+    assert _retry(run(2), diagnostics(divergences=2), both) is None
+    assert _retry(run(0), diagnostics(rhat=1.02), both) is None
     assert _retry(run(3), diagnostics(divergences=3), replace(SETTINGS, retry_target_accept=None)) is None
     # PyMC's NUTS has no low-rank metric
     assert _retry(run(0), diagnostics(rhat=1.02), replace(SETTINGS, backend=Backend.PYMC)) is None
