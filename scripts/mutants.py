@@ -53,6 +53,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/compliance/strata.py": ("tests/compliance",),
     "bayes_ab/compliance/effects.py": ("tests/compliance",),
     "bayes_ab/format.py": ("tests/test_documents.py", "tests/effects"),
+    "bayes_ab/posterior/fit.py": ("tests/posterior/test_fit.py", "tests/models/test_quadrature.py",
+                                  "tests/families/test_conversion.py"),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
@@ -337,8 +339,8 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
 
 def _copy_project(target: Path) -> None:
     for name in ("bayes_ab", "tests", "examples"):
-        # outputs written under tests and examples (models/, reports/) are left behind; bayes_ab/models is code
-        skipped = ("__pycache__", "*.egg-info", "_work") + (() if name == "bayes_ab" else ("models", "reports", "site"))
+        # outputs written under examples (models/, reports/) are left behind; bayes_ab/models and tests/models are code
+        skipped = ("__pycache__", "*.egg-info", "_work") + (("models", "reports", "site") if name == "examples" else ())
         shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns(*skipped))
     for name in ("pyproject.toml", "constraints.txt", "mkdocs.yml"):
         shutil.copy2(ROOT / name, target / name)
