@@ -43,8 +43,8 @@ def _sampler_text(effects: MetricEffects) -> str:
         return "conjugate closed form (exact, unpooled)"
     if effects.backend == EXACT:
         return f"{family_for(effects.metric).exact_method} (exact), {s.chains * s.draws:,} independent draws"
-    metric = ", low-rank mass matrix" if s.mass_matrix == MassMatrix.LOW_RANK else ""
-    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}{metric}"
+    mass = ", low-rank mass matrix" if s.mass_matrix == MassMatrix.LOW_RANK else ""
+    return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}{mass}"
 
 
 def _table(effects: MetricEffects) -> str:

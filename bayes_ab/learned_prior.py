@@ -38,10 +38,9 @@ CONFLICT_P = 0.01
 """A new experiment's estimate in the outer 1% of what the learned prior predicts is a prior-data conflict."""
 
 
-def log_mixing(half: float) -> np.ndarray:
-    """Log density of ``u = log(lambda)`` on :data:`LOG_LAMBDA` for ``lambda ~ InverseGamma(half, half)``
-    (``half`` = df / 2): the mixing weights of the Student-t's scale-mixture form."""
-    u = LOG_LAMBDA
+def log_mixing(half: float, u: np.ndarray = LOG_LAMBDA) -> np.ndarray:
+    """Log density of ``u = log(lambda)`` (on :data:`LOG_LAMBDA` by default) for ``lambda ~ InverseGamma(half,
+    half)`` (``half`` = df / 2): the mixing weights of the Student-t's scale-mixture form."""
     return half * np.log(half) - special.gammaln(half) - half * u - half * np.exp(-u)
 
 
@@ -72,8 +71,8 @@ def scale_mixture(df: float) -> ScaleMixture:
     given ``lambda`` and sum over it: ``lambda ~ InverseGamma(df / 2, df / 2)`` on a grid of ``u = log lambda``
     inside :data:`LOG_LAMBDA`'s range, trapezoid weights (60 nodes at df 1 to 5, 130 at df 50 and beyond).
 
-    Fewer nodes than :data:`LOG_LAMBDA` (an integration pays for each). The density of ``u``,
-    ``a log a - lgamma(a) - a u - a exp(-u)`` (``a = df / 2``, peak at ``u = 0``), is covered between the points
+    Fewer nodes than :data:`LOG_LAMBDA` (an integration pays for each). The density of ``u`` (:func:`log_mixing`,
+    ``a log a - lgamma(a) - a u - a exp(-u)`` with ``a = df / 2``, peak at ``u = 0``) is covered between the points
     :data:`MIXTURE_DROP` nats below its peak, on the right at least as far as the t's density
     :data:`MIXTURE_REACH` scales out comes from (``lambda ~ reach^2 / (df + 1)``), at half the sd of ``u`` (at
     most :data:`MIXTURE_SPACING`).
@@ -99,7 +98,7 @@ def scale_mixture(df: float) -> ScaleMixture:
     high = max(point(top, MIXTURE_DROP), min(math.log(MIXTURE_REACH ** 2 / (df + 1.0)) + 2.0, point(top, 700.0)))
     spacing = min(MIXTURE_SPACING, 0.5 * math.sqrt(float(special.polygamma(1, a))))
     u = np.linspace(low, high, int(math.ceil((high - low) / spacing)) + 1)
-    log_weights = a * math.log(a) - math.lgamma(a) - a * u - a * np.exp(-u)
+    log_weights = log_mixing(a, u)
     return ScaleMixture(np.exp(u), log_weights - np.logaddexp.reduce(log_weights))
 
 

@@ -205,18 +205,19 @@ def main() -> None:
     parser.add_argument("part", choices=("corpus", "robust", "segments", "small"))
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--experiments", type=int, default=100)
-    parser.add_argument("--first-seed", type=int, default=1, help="corpus (from 1) and small (from 0): seeds from this one on")
+    parser.add_argument("--first-seed", type=int, default=None,
+                        help="corpus and small: seeds from this one on (by default corpus from 1, small from 0)")
     parser.add_argument("--examples", nargs="+", choices=EXAMPLES, default=EXAMPLES,
                         help="corpus: these generated examples only (Cookie Cats only with all of them)")
     args = parser.parse_args()
     if args.part == "corpus":
-        corpus(args.seeds or 5, tuple(args.examples), args.first_seed)
+        corpus(args.seeds or 5, tuple(args.examples), 1 if args.first_seed is None else args.first_seed)
     elif args.part == "robust":
         robust(args.experiments)
     elif args.part == "segments":
         segments()
     else:
-        small(args.seeds or 20, args.first_seed if args.first_seed != 1 else 0)
+        small(args.seeds or 20, 0 if args.first_seed is None else args.first_seed)
 
 
 if __name__ == "__main__":

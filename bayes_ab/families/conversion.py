@@ -237,8 +237,6 @@ class Conversion(RateFamily):
         return pooled_mean(stats, "successes")
 
     def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
-        import pymc as pm
-
         if normal_cells(stats):
             return normal_cells_model(stats, metric, self.model_data(stats))
         return binomial_model(stats, metric)

@@ -38,7 +38,7 @@ PRIOR_EFFECT_MEAN = "prior_effect_mean"
 PRIOR_EFFECT_DF = "prior_effect_df"
 PRIOR_MIX_NODES = "prior_mix_nodes"
 PRIOR_MIX_LOG_WEIGHTS = "prior_mix_log_weights"
-"""A Student-t prior's scale mixture on a grid (:func:`~bayes_ab.models.quadrature.student_t_mixture`): the
+"""A Student-t prior's scale mixture on a grid (:func:`~bayes_ab.learned_prior.scale_mixture`): the
 models that integrate ``effect_mu`` out given its prior variance sum over these nodes instead of sampling the
 mixing variable, whose posterior has two modes when prior and data disagree."""
 

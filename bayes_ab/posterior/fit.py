@@ -263,7 +263,9 @@ def _sample_pymc(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.Dat
     logging.getLogger("pymc").setLevel(logging.ERROR)
     with compiled.model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pm.set_data(data)
+        # the data cover every model of the prior (a learned t's mixture nodes), as on nutpie's paths; this model
+        # takes the ones it declares (PyMC refuses any other name)
+        pm.set_data({name: value for name, value in data.items() if name in compiled.model.named_vars})
         idata = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains,
                           cores=min(s.chains, os.cpu_count() or 1), random_seed=s.seed,
                           target_accept=s.target_accept, progressbar=False, compute_convergence_checks=False)

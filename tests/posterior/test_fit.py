@@ -82,3 +82,17 @@ def test_a_failed_fit_under_a_learned_student_t_prior_names_the_two_modes_as_its
     plain = fit(stats, Metric(name="c", family="conversion", column="c"), short)
     assert not plain.diagnostics.passed and TWO_MODES not in plain.diagnostics.problems
     assert Diagnostics(1.0, 1000, 1000, 0, 2, 10, cause=TWO_MODES).problems == ()
+
+
+def test_the_pymc_backend_takes_only_the_data_its_model_declares():
+    """A learned Student-t's data include its scale mixture's nodes, which the sampled segment hierarchy does not
+    read: PyMC refused the unknown name (KeyError 'prior_mix_nodes') before the fit set only what it declares."""
+    from bayes_ab.metric import EffectPrior, LearnedEffectPrior
+
+    users = np.array([[400, 300, 30], [400, 300, 30]])
+    stats = conversion_stats(["control", "treatment"], ["a", "b", "c"], users, np.array([[40, 30, 3], [60, 45, 5]]),
+                             "converted")
+    learned = LearnedEffectPrior("student_t", 0.0, 0.05, 3.0, 30, "p.yaml", "2026-11-30")
+    metric = Metric(name="c", family="conversion", column="c", prior=EffectPrior(learned=learned))
+    result = fit(stats, metric, replace(SETTINGS, draws=50, tune=50, backend=Backend.PYMC, retry_target_accept=None))
+    assert result.backend == Backend.PYMC and result.idata.posterior.sizes["draw"] == 50
