@@ -1,14 +1,18 @@
-"""Report figures: matplotlib (Agg) drawings returned as inline PNG data URIs.
+"""Report figures: matplotlib drawings returned as inline SVG data URIs, their text kept as text.
 
-PNGs carry no text a browser could interpret, so names from data drawn as labels cannot inject
-markup. Colours follow the Okabe-Ito palette, which stays distinct under the common colour-vision
-deficiencies; every series is also told apart by marker or line style.
+Text stays text (``svg.fonttype: none``) so that the reader's browser draws every glyph with its own fonts:
+segment, arm and metric names in Chinese, Japanese or with emoji were boxes in the PNGs matplotlib's one
+bundled font could draw, each with a warning. matplotlib escapes the text as XML, and an SVG shown through
+``<img>`` runs no script, so names from data cannot inject markup. Colours follow the Okabe-Ito palette,
+which stays distinct under the common colour-vision deficiencies; every series is also told apart by marker
+or line style.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import warnings
 from typing import Sequence
 
 import matplotlib
@@ -27,11 +31,19 @@ MARKERS = ("o", "s", "^", "D", "v", "P")
 WIDTH = 7.2
 
 
-def _png(fig) -> str:
+SVG_SETTINGS = {"svg.fonttype": "none", "svg.hashsalt": "bayes-ab"}   # text as text; the same ids on every run
+
+
+def _svg(fig) -> str:
+    """``fig`` as an SVG data URI (and closed). The layout measures text with matplotlib's own font, which
+    lacks CJK and emoji glyphs: the warnings saying so are about that measurement, not the drawing, and are
+    silenced."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    with plt.rc_context(SVG_SETTINGS), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _style(ax) -> None:
@@ -69,7 +81,7 @@ def lift_density(series: dict[str, np.ndarray], rope: float, title: str) -> str:
     _style(ax)
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(frameon=False, fontsize=9)
-    return _png(fig)
+    return _svg(fig)
 
 
 def forest(rows: Sequence[dict], title: str) -> str:
@@ -93,7 +105,7 @@ def forest(rows: Sequence[dict], title: str) -> str:
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(len(rows), 2) - 0.12),
               ncol=2)
-    return _png(fig)
+    return _svg(fig)
 
 
 def guardrail_bars(names: Sequence[str], p_harm: Sequence[float], threshold: float) -> str:
@@ -110,7 +122,7 @@ def guardrail_bars(names: Sequence[str], p_harm: Sequence[float], threshold: flo
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("P(worse than control by more than the margin)")
     _style(ax)
-    return _png(fig)
+    return _svg(fig)
 
 
 def trajectory(looks: Sequence[int], series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -136,7 +148,7 @@ def trajectory(looks: Sequence[int], series: dict[str, tuple[np.ndarray, np.ndar
     for ax in (top, bottom):
         _style(ax)
     top.legend(frameon=False, fontsize=8)
-    return _png(fig)
+    return _svg(fig)
 
 
 def decision_checks(looks: Sequence[int], series: dict[str, tuple[list[int], list[float], float]],
@@ -160,7 +172,7 @@ def decision_checks(looks: Sequence[int], series: dict[str, tuple[list[int], lis
     ax.set_xticks(list(looks))
     _style(ax)
     ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.18), ncol=1)
-    return _png(fig)
+    return _svg(fig)
 
 
 def best_arm(metrics: dict[str, dict[str, float]]) -> str:
@@ -181,7 +193,7 @@ def best_arm(metrics: dict[str, dict[str, float]]) -> str:
     ax.invert_yaxis()
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
-    return _png(fig)
+    return _svg(fig)
 
 
 def exposure(looks: Sequence[int], users: Sequence[int], stages: Sequence[float | None]) -> str:
@@ -196,7 +208,7 @@ def exposure(looks: Sequence[int], users: Sequence[int], stages: Sequence[float 
     ax.set_xticks(list(looks))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     _style(ax)
-    return _png(fig)
+    return _svg(fig)
 
 
 def retention_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> str:
@@ -211,7 +223,7 @@ def retention_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray,
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     _style(ax)
     ax.legend(frameon=False, fontsize=9)
-    return _png(fig)
+    return _svg(fig)
 
 
 def count_distribution(values: np.ndarray, shares: dict[str, np.ndarray], cap: int) -> str:
@@ -229,7 +241,7 @@ def count_distribution(values: np.ndarray, shares: dict[str, np.ndarray], cap: i
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     _style(ax)
     ax.legend(frameon=False, fontsize=9)
-    return _png(fig)
+    return _svg(fig)
 
 
 def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: str, location: float = 0.0,
@@ -252,7 +264,7 @@ def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: s
     ax.set_xlabel(f"treatment effect ({scale})")
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
-    return _png(fig)
+    return _svg(fig)
 
 
 def learned_prior(past: np.ndarray, curves: dict, chosen: str) -> str:
@@ -278,7 +290,7 @@ def learned_prior(past: np.ndarray, curves: dict, chosen: str) -> str:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:+.1f}%" if v else "0%"))
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
-    return _png(fig)
+    return _svg(fig)
 
 
 def lift_by_week(arms: Sequence, interval: float, title: str) -> str:
@@ -314,4 +326,4 @@ def lift_by_week(arms: Sequence, interval: float, title: str) -> str:
     ax.set_title(title, fontsize=10)
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
-    return _png(fig)
+    return _svg(fig)

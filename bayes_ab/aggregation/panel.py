@@ -35,6 +35,7 @@ from bayes_ab.spec import ExperimentSpec, Metric
 
 MAX_WEEKS = 12
 DAYS_PER_WEEK = 7
+BUSY_DAY_ROWS = 20     # an empty day between two days of this many rows is missing data
 
 
 def panel_metrics(spec: ExperimentSpec) -> list[Metric]:
@@ -49,7 +50,7 @@ def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
                            spec.day_column: "exposure day", spec.arm_column: "arm",
                            **{c: "segment" for c in spec.segment_columns},
                            **{c: why for m in spec.metrics for c, why in m.columns.items()}})
-    _refuse_repeated_days(spec, table)
+    _check_panel_rows(spec, table)
     keys = [spec.unit_column, spec.arm_column, *spec.segment_columns, spec.day_column]
     totals: dict[str, str] = {}
     # a metric of the rows themselves (a quantile) reads its per-user total only in the data checks, which every
@@ -72,22 +73,79 @@ def per_user_table(spec: ExperimentSpec, table: Table) -> Table:
                  table.run, table.close, panel_rows=table.relation)
 
 
-def _refuse_repeated_days(spec: ExperimentSpec, table: Table) -> None:
-    """A user with two rows for one activity day would have that day counted twice in every total (a join that
-    fanned out, a day exported twice). One grouped query over (user, day) finds such pairs; it is a second scan of
-    the panel, paid on every analysis of one -- the totals' own query groups by user only and cannot see it."""
-    unit, day = quote_ident(spec.unit_column), quote_ident(spec.activity_column)
-    # grouped by the raw ids (casting 10M ids to text first cost more than the grouping); only the example is cast
-    found = table.run(f"SELECT COUNT(*) AS pairs, SUM(n) AS rows_, CAST(MIN(u) AS VARCHAR) AS unit FROM (SELECT {unit} "
-                      f"AS u, {day} AS d, COUNT(*) AS n FROM {table.relation} GROUP BY 1, 2 HAVING COUNT(*) > 1) "
-                      "AS repeated")
-    pairs = int(found["pairs"].iloc[0] or 0)
+def _check_panel_rows(spec: ExperimentSpec, table: Table) -> None:
+    """Refuse a panel whose rows the per-user totals would read wrong, before they are read.
+
+    - A user with two rows for one activity value would have that day counted twice in every total (a join
+      that fanned out, a day exported twice).
+    - When the activity column is a calendar (a DATE column, or any day column read by week since exposure):
+      a user without a row on the exposure day means the panel was built from activity alone, and then the
+      users who never came back are not in it at all -- invisible here, but every rate reads too high. A
+      calendar day with no row of any user is a day's export missing: every total would be low, and a
+      novelty metric's weeks wrong.
+
+    One grouped query over (user, activity) finds repeated pairs and users without their exposure-day row; it
+    is a second scan of the panel, paid on every analysis of one -- the totals' own query groups by user only
+    and cannot see either. Empty days take one more small grouping (one row per calendar day). A panel whose
+    activity column is another key (a request id) gets only the repeated-row check.
+    """
+    unit, activity = quote_ident(spec.unit_column), Column(spec.activity_column, table.kind(spec.activity_column))
+    exposure = Column(spec.day_column, table.kind(spec.day_column))
+    calendar = activity.kind == DATE or bool(panel_metrics(spec))
+    # days compare as dates, or as day numbers when both columns are numbers (another pairing is refused by the
+    # novelty statistics and has no exposure-day check here)
+    comparable = calendar and (activity.kind == INTEGER) == (exposure.kind == INTEGER)
+    same_day = (f"{activity.sql} = {exposure.sql}" if activity.kind == INTEGER else
+                f"{_as_date(activity)} = {_as_date(exposure)}")
+    on_exposure = f"MAX(CASE WHEN {same_day} THEN 1 ELSE 0 END)" if comparable else "1"
+    # grouped by the raw ids (casting 10M ids to text first cost more than the grouping); only examples are cast
+    found = table.run(
+        "SELECT SUM(pairs) AS pairs, SUM(rows_) AS rows_, CAST(MIN(CASE WHEN pairs > 0 THEN u END) AS VARCHAR) "
+        "AS unit, COUNT(*) AS users, COUNT(*) - SUM(seen) AS unseen, CAST(MIN(CASE WHEN seen = 0 THEN u END) AS "
+        "VARCHAR) AS unseen_unit FROM (SELECT u, SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END) AS pairs, "
+        "SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS rows_, MAX(at_exposure) AS seen FROM (SELECT "
+        f"{unit} AS u, {activity.sql} AS d, COUNT(*) AS n, {on_exposure} AS at_exposure FROM {table.relation} "
+        "GROUP BY 1, 2) AS pairs GROUP BY u) AS per_user").iloc[0]
+    pairs = int(found["pairs"] or 0)
     if pairs:
-        repeated = int(found["rows_"].iloc[0])
-        raise DataError(f"{table.label}: {pairs:,} (user, day) pair(s) have more than one row ({repeated:,} rows in "
-                        f"all; e.g. user {found['unit'].iloc[0]!r}) in columns {spec.unit_column!r} and "
-                        f"{spec.activity_column!r}; a daily panel has one row per user and active day: add up each "
-                        "day's rows first")
+        raise DataError(f"{table.label}: {pairs:,} (user, day) pair(s) have more than one row "
+                        f"({int(found['rows_']):,} rows in all; e.g. user {found['unit']!r}) in columns "
+                        f"{spec.unit_column!r} and {spec.activity_column!r}; a daily panel has one row per user and "
+                        "active day: add up each day's rows first")
+    unseen = int(found["unseen"] or 0)
+    if unseen:
+        raise DataError(f"{table.label}: {unseen:,} of {int(found['users']):,} user(s) have no row on their exposure "
+                        f"day (e.g. user {found['unseen_unit']!r}; columns {spec.activity_column!r} and "
+                        f"{spec.day_column!r}); a daily panel has a row for each user's exposure day, with zeros if "
+                        "the user did nothing that day: built from activity alone, it leaves out the users who never "
+                        "came back and every per-user number reads too high")
+    if calendar:
+        _refuse_empty_days(spec, table, activity)
+
+
+def _refuse_empty_days(spec: ExperimentSpec, table: Table, activity: Column) -> None:
+    """A calendar day with no row at all between two days of :data:`BUSY_DAY_ROWS` rows or more: see
+    :func:`_check_panel_rows`. A small panel has quiet days of its own (4 users are not active every day); at 20
+    rows a day on both sides, a day without any would have probability e^-20 if rows came as a Poisson stream at
+    the lower of the two rates, so it is taken as missing data."""
+    day = activity.sql if activity.kind == INTEGER else _as_date(activity)
+    counts = table.run(f"SELECT CAST({day} AS VARCHAR) AS d, COUNT(*) AS n FROM {table.relation} GROUP BY 1")
+    counts = counts.dropna(subset=["d"])
+    if activity.kind == INTEGER:
+        rows = {int(float(d)): int(n) for d, n in zip(counts["d"], counts["n"])}
+        label = str
+    else:
+        rows = {date.fromisoformat(str(d)[:10]).toordinal(): int(n) for d, n in zip(counts["d"], counts["n"])}
+        label = lambda n: date.fromordinal(n).isoformat()  # noqa: E731
+    present = sorted(rows)
+    missing = [n for before, after in zip(present, present[1:])
+               if min(rows[before], rows[after]) >= BUSY_DAY_ROWS for n in range(before + 1, after)]
+    if missing:
+        shown = ", ".join(label(n) for n in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(f"{table.label}: column {spec.activity_column!r} (activity day) has no row at all on "
+                        f"{len(missing):,} day(s) between busy days ({BUSY_DAY_ROWS}+ rows): {shown}; a day of the "
+                        "panel is missing (a failed export?) and every total would read low: load the missing "
+                        "day(s), or cut the panel before the first of them")
 
 
 def _user_total(column: Column, total: str) -> str:

@@ -164,3 +164,33 @@ def test_a_user_with_two_rows_for_one_day_is_refused_not_counted_twice():
                                         r"user '\d+'\) in columns 'user_id' and 'day'"):
         aggregate(spec(), twice)
     assert int(aggregate(spec(), frame)["trades"]["n"].sum()) == frame["user_id"].nunique()
+
+
+def test_users_without_their_exposure_day_row_are_refused_with_the_count():
+    """A panel built from activity alone leaves out every user who never came back; the users who did come back
+    but have no exposure-day row are the visible sign of it."""
+    frame = rows(seed=8)
+    on_exposure = frame["day"] == frame["exposure_day"]
+    later = frame.loc[~on_exposure, "user_id"].unique()
+    dropped = frame[~(on_exposure & frame["user_id"].isin(later[:7]))]
+    with pytest.raises(DataError, match=rf"7 of {dropped['user_id'].nunique()} user\(s\) have no row on their "
+                                        r"exposure day \(e\.g\. user '\d+'; columns 'day' and 'exposure_day'\)"):
+        aggregate(spec(), dropped)
+
+
+def test_a_busy_panel_missing_a_whole_day_is_refused_a_quiet_one_is_not():
+    frame = rows(seed=9)
+    gap = START + timedelta(days=20)
+    with pytest.raises(DataError, match=r"column 'day' \(activity day\) has no row at all on 1 day\(s\) between busy "
+                                        r"days \(20\+ rows\): 2026-03-22; a day of the panel is missing"):
+        aggregate(spec(), frame[frame["day"] != gap])
+    # integer day numbers: the same check
+    numbered = frame.assign(day=[(d - START).days for d in frame["day"]],
+                            exposure_day=[(d - START).days for d in frame["exposure_day"]])
+    with pytest.raises(DataError, match=r"on 1 day\(s\) between busy days \(20\+ rows\): 20;"):
+        aggregate(spec(), numbered[numbered["day"] != 20])
+    # 6 users: days with a row or two, three with none -- a small panel's quiet days, not missing data
+    small = rows(n_users=6, seed=9)
+    first = min(small["day"])
+    assert sum(first + timedelta(days=d) not in set(small["day"]) for d in range((max(small["day"]) - first).days)) == 3
+    assert int(aggregate(spec(), small)["trades"]["n"].sum()) == 6

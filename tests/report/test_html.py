@@ -1,6 +1,7 @@
 """The HTML report: self-contained, every section in reading order, data-derived text escaped."""
 
 import base64
+from xml.etree import ElementTree
 import re
 
 import numpy as np
@@ -60,9 +61,11 @@ def test_every_section_in_reading_order_with_inline_figures():
     positions = [html.index(f'<section id="{name}">') for name in SECTIONS]
     assert positions == sorted(positions)
     images = re.findall(r'<img src="([^"]+)"', html)
-    assert images and all(src.startswith("data:image/png;base64,") for src in images)
-    for src in images:        # every figure is a real PNG
-        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert images and all(src.startswith("data:image/svg+xml;base64,") for src in images)
+    for src in images:        # every figure is a well-formed SVG without a script, its data's names escaped
+        svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+        ElementTree.fromstring(svg)
+        assert "<script" not in svg.lower() and "<svg" in svg
     assert "Decision trace" in html and "exposure at 1%" in html           # the rule trace is there
     assert "P(harm beyond margin)" in html and "opted_out" in html         # guardrail table
     assert "flat prior, unpooled" in html                                   # sensitivity
