@@ -23,6 +23,7 @@ from bayes_ab.files import one_writer, remove_stale_temporaries, sha256_of, writ
 from bayes_ab.posterior import Fit, ModelCache, fit
 from bayes_ab.posterior.fit import DEFAULT_CACHE
 from bayes_ab.aggregation.panel import panel_metrics, panel_statistics
+from bayes_ab.intervals import kind_of
 from bayes_ab.compliance.effects import analyze_compliance
 from bayes_ab.compliance.statistics import complier_metrics, received_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
@@ -98,6 +99,7 @@ class Analysis:
             "about": self.spec.about(),
             "fingerprint": self.fingerprint,
             "interval": self.spec.interval,
+            "interval_kind": str(kind_of(self.spec.interval)),
             "users": int(first["n"].sum()),
             "arms": list(self.spec.arm_names),
             "control": self.spec.control.name,

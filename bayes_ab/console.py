@@ -7,6 +7,7 @@ import pandas as pd
 from bayes_ab.analysis import Analysis
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab import format as fmt
+from bayes_ab.intervals import interval_name
 from bayes_ab.families import family_for
 from bayes_ab.sampling import EXACT, Backend, MassMatrix
 
@@ -55,7 +56,7 @@ def _table(effects: MetricEffects) -> str:
         rows.append({
             "segment": r.segment, "arm": r.arm, "users": f"{r.users:,}",
             "observed": f"{r.observed_mean:.4g}", "posterior": f"{r.mean:.4g}",
-            f"rel. lift [{effects.interval:.0%} HDI]": lift,
+            f"rel. lift [{effects.interval:.0%} {interval_name(effects.interval)}]": lift,
             "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),
             "+/- MC SE": "" if r.is_control else f"{r.p_beat_control_mcse:.1%}",
             "P(best)": fmt.probability(r.p_best),

@@ -128,7 +128,11 @@ def guardrail_bars(names: Sequence[str], p_harm: Sequence[float], threshold: flo
 def trajectory(looks: Sequence[int], series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
                ship_beat: float, caring: float) -> str:
     """P(beat control) and expected loss if shipped over the looks, with the rule's thresholds;
-    ``series`` maps a name to (look numbers, P(beat control), expected loss)."""
+    ``series`` maps a name to (look numbers, P(beat control), expected loss).
+
+    The loss here is *relative* (a share of the control's value), unlike the tables' absolute loss in each
+    metric's unit: it is the number the rule compares with its ``caring`` threshold, and the one scale on which
+    several metrics share an axis and that threshold. The axis says so."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH, 4.6), sharex=True)
     for k, (name, (x, p_beat, loss)) in enumerate(series.items()):
         style = dict(color=OKABE_ITO[k % 8], marker=MARKERS[k % 6], linestyle=LINES[k % 4], label=name)
@@ -142,7 +146,7 @@ def trajectory(looks: Sequence[int], series: dict[str, tuple[np.ndarray, np.ndar
     bottom.axhline(caring, color="black", linestyle="--", linewidth=1)
     bottom.text(looks[0], caring, f"caring threshold {caring:.2%}", fontsize=8, va="bottom")
     bottom.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
-    bottom.set_ylabel("expected loss if shipped")
+    bottom.set_ylabel("expected loss if shipped\n(relative, as the rule reads it)", fontsize=9)
     bottom.set_xlabel("look")
     bottom.set_xticks(list(looks))
     for ax in (top, bottom):

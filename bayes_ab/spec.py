@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
 from bayes_ab.learned_prior import load_prior
+from bayes_ab.intervals import CredibleLevel, IntervalKind
 from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yaml_file
 from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, HETEROGENEITY_PER_EFFECT_SD, Baseline, Direction,
                              EffectPrior, Metric, Novelty, Role)
@@ -164,7 +165,7 @@ class ExperimentSpec:
     hypothesis: str | None = None        # what is expected to happen and why
     owner: str | None = None             # who runs the experiment
     compliance: Compliance = Compliance.ONE_SIDED
-    interval: float = 0.9
+    interval: float = 0.9     # a CredibleLevel when read from a file: it carries interval_kind (eti | hdi)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
     decision: DecisionThresholds = field(default_factory=DecisionThresholds)
@@ -259,7 +260,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
              "activity_column", "received_column", "compliance", "description", "hypothesis", "owner",
-             "metrics", "interval", "sampler", "ramp", "decision", "plan"}
+             "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
     arms = _parse_arms(r.child("arms"))
@@ -280,6 +281,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     interval = r.number("interval", 0.9)
     if not 0.5 <= interval < 1:
         r.fail("interval", f"must be in [0.5, 1), got {interval}")
+    interval = CredibleLevel(interval, r.choice("interval_kind", tuple(IntervalKind), IntervalKind.ETI))
     return ExperimentSpec(
         name=name,
         arms=arms,

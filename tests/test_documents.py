@@ -51,6 +51,13 @@ def experiment(tmp_path):
     return tmp_path
 
 
+def in_points(loss: float) -> str:
+    """A conversion loss as every output prints it, written out here: percentage points with two decimals, or two
+    significant digits below 0.1."""
+    points = loss * 100
+    return f"{points:.{2 if points >= 0.1 else 1 - math.floor(math.log10(points))}f}"
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -109,6 +116,9 @@ def test_checkin_and_history_json_validate_and_each_look_folder_holds_the_summar
     assert set(strict(out)["looks"][0]["metrics"]) == {"opt_out"}
     code, out, _ = run(capsys, "history", "docs", "--models-dir", str(models))
     assert "opt_out" in out and "P(beyond margin)" in out and "    5%" in out     # guardrails and the stage
+    # the history table's loss is the console's: absolute, in percentage points for a conversion
+    line = next(row for row in out.splitlines() if re.match(r"\s+2\s.*\sconverted\s+push\s", row))
+    assert f" {in_points(push['loss_ship_abs'])} percentage points " in line
     code, _, err = run(capsys, "history", "docs", "--models-dir", str(models), "--metric", "revenue")
     assert code == 2 and "--metric revenue: no look of 'docs' records it (metrics: converted, opt_out)" in err
 
@@ -121,7 +131,7 @@ def test_one_formatter_gives_the_loss_in_the_console_table_the_sentence_and_the_
     stored = strict((experiment / "models" / "docs" / "summary.json").read_text())
     loss = next(r for r in stored["metrics"]["converted"]["effects"]
                 if r["is_overall"] and r["arm"] == "push")["loss_ship_abs"]
-    shown = f"{loss * 100:.{2 if loss * 100 >= 0.1 else 1 - math.floor(math.log10(loss * 100))}f}"
+    shown = in_points(loss)
     sentence = stored["metrics"]["converted"]["sentences"]["push"]
     assert f"expected loss if shipped: {shown} percentage points" in sentence
     table_line = next(line for line in out.splitlines() if re.match(r"\s+overall\s+push\s", line))

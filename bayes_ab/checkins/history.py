@@ -13,6 +13,7 @@ from bayes_ab.checkins.ledger import LookRecord
 from bayes_ab import format as fmt
 from bayes_ab.documents import document
 from bayes_ab.errors import LedgerError
+from bayes_ab.families import registry
 from bayes_ab.metric import Role
 
 
@@ -44,6 +45,8 @@ class History:
                         "stage": payload.get("stage"), "days": payload.get("days"), "metric": name,
                         "role": metric["role"], "arm": row["arm"],
                         "p_beat_control": row["p_beat_control"], "loss_ship_rel": row["loss_ship_rel"],
+                        "loss_ship_abs": row["loss_ship_abs"], "family": metric.get("family"),
+                        "unit": metric.get("unit"),
                         "rel_lift": row["rel_lift"], "rel_low": row["rel_low"], "rel_high": row["rel_high"],
                         "p_beyond_margin": row.get("p_beyond_margin"),
                         "diagnostics_passed": metric["diagnostics"]["passed"],
@@ -64,7 +67,7 @@ class History:
             return f"Experiment {self.experiment}: no looks recorded."
         lines = [f"Experiment {self.experiment}: {len(self.looks)} look(s); ledger chain head {self.head or '-'}",
                  f"{'look':>4}  {'as of':<20} {'stage':>6} {'users':>11}  {'metric':<22} {'arm':<12} "
-                 f"{'reads':<22} {'loss (relative)':>15}  {'lift (interval)':<28} action"]
+                 f"{'reads':<22} {'loss if shipped':<36}  {'lift (interval)':<28} action"]
         for r in table.itertuples():
             interval = f"{fmt.relative(r.rel_lift)} ({fmt.relative(r.rel_low)} to {fmt.relative(r.rel_high)})"
             flag = "" if r.diagnostics_passed else " [fit failed diagnostics]"
@@ -74,7 +77,7 @@ class History:
             else:
                 reads = f"P(beat) {fmt.probability(r.p_beat_control)}"
             lines.append(f"{r.look:>4}  {r.as_of:<20} {stage:>6} {r.users:>11,}  {r.metric:<22} {r.arm:<12} "
-                         f"{reads:<22} {r.loss_ship_rel:>15.3%}  {interval:<28} {r.action or '-'}{flag}")
+                         f"{reads:<22} {loss_if_shipped(r._asdict()):<36}  {interval:<28} {r.action or '-'}{flag}")
         return "\n".join(lines)
 
     def document(self, metrics: tuple[str, ...] = ()) -> dict:
@@ -99,6 +102,17 @@ class History:
     def _repr_html_(self) -> str:
         return (f"<p>Experiment {html.escape(self.experiment)}: {len(self.looks)} look(s)</p>"
                 + self.to_pandas().to_html(index=False, escape=True, float_format=lambda x: f"{x:.4g}"))
+
+
+def loss_if_shipped(row: dict) -> str:
+    """The expected loss if shipped of a :meth:`History.to_pandas` row as the console, the report and the card
+    show it: absolute, in the metric's display unit (a look recorded before looks named their unit takes the
+    family's)."""
+    family = registry().get(row["family"])
+    if family is None:
+        return f"{row['loss_ship_abs']:.2g}"
+    unit = row["unit"] if isinstance(row["unit"], str) else family.unit
+    return f"{family.format_number(row['loss_ship_abs'])} {unit}"
 
 
 def history(experiment: str, models_dir: str | Path = "models") -> History:

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bayes_ab.errors import LedgerError
+from bayes_ab.families import family_for
+from bayes_ab.intervals import kind_of
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -59,7 +61,7 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
         metric = effects.metric
         metrics[name] = {
             "family": metric.family, "role": metric.role, "direction": metric.direction,
-            "interval": effects.interval,
+            "unit": family_for(metric).unit_of(metric), "interval": effects.interval, "interval_kind": str(kind_of(effects.interval)),
             "rows": [asdict(row) for row in effects.rows],
             "diagnostics": effects.diagnostics.to_dict(),
             "model_note": effects.model_note,

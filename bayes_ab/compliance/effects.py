@@ -24,7 +24,7 @@ from bayes_ab import format as fmt
 from bayes_ab.compliance.strata import Group, StrataDraws, strata_draws
 from bayes_ab.display import HtmlRepr
 from bayes_ab.families import family_for
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import credible_interval
 from bayes_ab.metric import Metric
 from bayes_ab.spec import Compliance
 
@@ -45,7 +45,7 @@ MIN_ESS = 400
 class ComplierEffect(HtmlRepr):
     """One treatment arm in one segment (or overall): the compliance share, the ITT and the complier effect.
 
-    Intervals are highest-density intervals at the analysis' ``interval``; ``itt_*`` is the strata model's
+    Intervals are credible intervals at the analysis' ``interval`` (of its kind); ``itt_*`` is the strata model's
     intent-to-treat effect (flat prior), of which ``cace_abs`` is ``itt_abs / complier_share`` draw by draw.
     ``complier_control`` is the compliers' mean without the treatment, the base of ``cace_rel``.
     """
@@ -170,7 +170,7 @@ def _row(found: StrataDraws, segment: str, arm: str, users: int, received: int, 
          draws: int) -> ComplierEffect:
     def summary(values: np.ndarray) -> tuple[float, float, float]:
         finite = values[np.isfinite(values)]
-        low, high = hdi(finite, interval)
+        low, high = credible_interval(finite, interval)
         return float(np.mean(finite)) if finite.size else float("nan"), low, high
 
     share, itt_rel, cace_abs, cace_rel = (summary(v) for v in (found.complier_share, found.itt_rel, found.cace_abs,

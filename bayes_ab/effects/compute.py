@@ -20,7 +20,7 @@ from scipy.special import ndtri
 from bayes_ab.display import HtmlRepr
 from bayes_ab.effects.conflict import PriorConflict, prior_conflicts
 from bayes_ab.families import family_for
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import credible_interval
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.posterior.fit import fit as refit
 from bayes_ab.posterior.result import Fit
@@ -41,7 +41,7 @@ class ArmEffect(HtmlRepr):
     ``*_mcse`` are Monte Carlo standard errors of the probabilities and the loss the decision rule reads
     (from the effective sample size of what each averages): the sampling noise in the number itself.
     Lifts are arm minus control (absolute, in metric units) and arm / control - 1 (relative);
-    ``*_low``/``*_high`` bound the highest-density interval. Losses are expected values of the
+    ``*_low``/``*_high`` bound the credible interval (equal-tailed unless the spec asks for the HDI). Losses are expected values of the
     amount given up: ``loss_ship`` if this arm replaces control and control was better,
     ``loss_keep`` if control stays and this arm was better, ``loss_vs_best`` against the best arm.
     """
@@ -160,7 +160,7 @@ class MetricEffects:
 
 
 def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
-    """Summarise a fit into :class:`MetricEffects` (``interval`` is the HDI probability)."""
+    """Summarise a fit into :class:`MetricEffects` (``interval`` is the credible level, carrying its kind)."""
     metric, stats = fit.metric, fit.stats
     mean = fit.mean.transpose("chain", "draw", "arm", "segment")
     overall = fit.overall_mean
@@ -246,7 +246,7 @@ def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: 
             users=int(users.values[k]),
             observed_mean=float(observed.values[k]),
             mean=float(np.median(value)),
-            **dict(zip(("mean_low", "mean_high"), hdi(value, interval))),
+            **dict(zip(("mean_low", "mean_high"), credible_interval(value, interval))),
             p_best=p_best,
             p_best_mcse=probability_mcse(p_best, effective_draws(winners == k, chains)),
             loss_vs_best_abs=float(np.mean(best - goodness[:, k])),
@@ -258,8 +258,8 @@ def _segment_rows(mean: xr.DataArray, metric: Metric, interval: float, segment: 
 def _lift(diff: np.ndarray, rel: np.ndarray, sign: float, rope: float, margin: float, interval: float,
           chains: int) -> dict[str, float]:
     """Lift fields of :class:`ArmEffect` from draws of the absolute and relative difference."""
-    abs_low, abs_high = hdi(diff, interval)
-    rel_low, rel_high = hdi(rel, interval)
+    abs_low, abs_high = credible_interval(diff, interval)
+    rel_low, rel_high = credible_interval(rel, interval)
     return dict(abs_lift=float(np.median(diff)), abs_low=abs_low, abs_high=abs_high,
                 rel_lift=float(np.nanmedian(rel)), rel_low=rel_low, rel_high=rel_high,
                 **lift_probabilities(diff, rel, sign, rope, chains, margin=margin))

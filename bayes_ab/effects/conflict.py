@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import credible_interval
 from bayes_ab.learned_prior import CONFLICT_P, predictive_tail
 from bayes_ab.posterior.result import Fit
 from bayes_ab.sampling import Backend
@@ -57,7 +57,7 @@ def prior_conflicts(model: Fit, data_only: Fit | None, interval: float) -> tuple
         lift = lift[np.isfinite(lift)]
         if lift.size < 100:
             continue
-        low, high = hdi(lift, interval)
+        low, high = credible_interval(lift, interval)
         found.append(PriorConflict(str(arm), float(np.median(lift)), float(low), float(high),
                                    predictive_tail(prior, float(np.median(lift)), float(np.std(lift)))))
     return tuple(found)

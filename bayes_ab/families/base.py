@@ -174,6 +174,11 @@ class Family(ABC):
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         """One line: which likelihood was used and why."""
 
+    @abstractmethod
+    def definition(self, metric: Metric) -> str:
+        """What the metric's number is, in words and column names (the report's glossary): the quantity every
+        lift of it compares, before any model."""
+
     def warnings(self, stats: xr.Dataset, metric: Metric) -> tuple[str, ...]:
         """Facts about the data that change what the result means (one sentence each).
 

@@ -211,6 +211,9 @@ class Conversion(RateFamily):
         """``binomial``, or ``normal_cells`` where every cell is large (:func:`normal_cells`)."""
         return NORMAL_CELLS if normal_cells(stats) else "binomial"
 
+    def definition(self, metric: Metric) -> str:
+        return f"share of users whose {metric.column!r} is 1 (true): a conversion rate"
+
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         if normal_cells(stats):
             return (f"binomial likelihood, logit link; every cell has at least {NORMAL_CELL_EVENTS} conversions and "

@@ -491,6 +491,9 @@ class Count(SumsFamily):
         """The likelihood (:func:`variant`), with ``+normal_cells`` where every cell is large (:func:`normal_cells`)."""
         return variant(stats, metric) + (f"+{NORMAL_CELLS}" if normal_cells(stats) else "")
 
+    def definition(self, metric: Metric) -> str:
+        return f"mean of {metric.column!r} per user, a whole number per user (events such as trades per user)"
+
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         note = describe(stats, metric)
         if normal_cells(stats):

@@ -236,6 +236,12 @@ class Mean(SumsFamily):
     variant = staticmethod(variant)
     describe = staticmethod(describe)
 
+    def definition(self, metric: Metric) -> str:
+        p = MeanParams.of(metric)
+        capped = f", each user's value capped at {p.cap:g}" if p.cap is not None else ""
+        adjusted = f", adjusted for the pre-period {p.covariate!r} (CUPED)" if p.covariate else ""
+        return f"mean of {metric.column!r} per user{capped}{adjusted}"
+
     def build_model(self, stats: xr.Dataset, metric: Metric) -> "pm.Model":
         """The segment hierarchy with the cell means' levels and effects integrated out exactly.
 

@@ -331,6 +331,11 @@ class Quantile(Family):
         return xr.DataArray([observed_quantile(keys, row, _share(stats)) for row in events],
                             dims=("arm",), coords={"arm": stats["arm"].values})
 
+    def definition(self, metric: Metric) -> str:
+        q = QuantileParams.of(metric).quantile
+        return (f"the {100 * q:g}th percentile of {metric.column!r} over all rows of an arm (with a daily or "
+                "request panel, each user's rows are one cluster)")
+
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         users = float(stats["n"].sum())
         values = float(stats["events"].sum())

@@ -323,6 +323,10 @@ class Ratio(Family):
                                  "the ratio; check those values")
         return tuple(found)
 
+    def definition(self, metric: Metric) -> str:
+        p = RatioParams.of(metric)
+        return f"sum of {p.numerator!r} over sum of {p.denominator!r}, across an arm's users (not a mean of ratios)"
+
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
         """The likelihood, the per-user correlation of numerator and denominator, and zero denominators."""
         p = RatioParams.of(metric)

@@ -22,7 +22,7 @@ from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import ParamReader, RateFamily
 from bayes_ab.families.sums import initial
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import credible_interval
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.hierarchy import coords_for, segment_effects
@@ -112,7 +112,7 @@ MILESTONES = (1, 7, 30)
 
 def retention_milestones(fit, days: tuple[int, ...] = MILESTONES, interval: float = 0.9) -> pd.DataFrame:
     """Overall (traffic-weighted) retention on each day in ``days`` per arm of a retention fit
-    (:class:`bayes_ab.posterior.result.Fit`), with HDI, relative lift against control and P(beat control).
+    (:class:`bayes_ab.posterior.result.Fit`), with the credible interval, relative lift against control and P(beat control).
     Days beyond the fitted curve are left out.
     """
     survival = fit.idata.posterior["survival"]
@@ -125,7 +125,7 @@ def retention_milestones(fit, days: tuple[int, ...] = MILESTONES, interval: floa
     for day in (d for d in days if d in day_index):
         values = draws[:, :, day_index[day]]
         for k, arm in enumerate(arms):
-            low, high = hdi(values[:, k], interval)
+            low, high = credible_interval(values[:, k], interval)
             rel = values[:, k] / values[:, 0] - 1
             rows.append({
                 "day": day, "arm": arm, "retention": float(np.median(values[:, k])),
@@ -137,7 +137,7 @@ def retention_milestones(fit, days: tuple[int, ...] = MILESTONES, interval: floa
 
 
 def retention_curve(fit, interval: float = 0.9) -> pd.DataFrame:
-    """The whole overall retention curve per arm and day, with HDI bands (for plots)."""
+    """The whole overall retention curve per arm and day, with credible bands (for plots)."""
     last = int(fit.idata.posterior["day"].values.max())
     return retention_milestones(fit, tuple(range(1, last + 1)), interval)
 
@@ -362,6 +362,12 @@ class Retention(RateFamily):
     observed_mean = staticmethod(observed_mean)
     variant = staticmethod(variant)
     describe = staticmethod(describe)
+
+    def definition(self, metric: Metric) -> str:
+        p = RetentionParams.of(metric)
+        return (f"share of users still active {p.horizon} days after exposure (D{p.horizon} retention), from each "
+                f"user's churn day {metric.column!r} and days observed {p.observed_column!r}: users not yet "
+                "observed that long count for the days they were seen (Kaplan-Meier)")
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Beta hazard per day, flat prior"

@@ -16,7 +16,7 @@ import xarray as xr
 from bayes_ab.aggregation.panel import weekly_means
 from bayes_ab.display import HtmlRepr
 from bayes_ab.families import family_for
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import credible_interval
 from bayes_ab.metric import Metric, Novelty
 from bayes_ab.novelty.model import CellLifts, NoveltyPosterior, posterior
 from bayes_ab.posterior.result import Fit
@@ -121,11 +121,11 @@ def analyze_novelty(stats: xr.Dataset, metric: Metric, interval: float, draws: i
         for k in post.weeks:
             used = np.flatnonzero(complete[:, k])          # the cohorts that have lived week k
             pooled = [sums[a, used, k].sum() / max(users[a, used].sum(), 1) for a in (treated, 0)]
-            low, high = hdi(np.expm1(post.weekly[:, k]), interval)
+            low, high = credible_interval(np.expm1(post.weekly[:, k]), interval)
             week_rows.append(WeekLift(int(k), float(np.median(np.expm1(post.weekly[:, k]))), float(low), float(high),
                                       float(pooled[0] / pooled[1] - 1) if pooled[1] > 0 else float("nan"), len(used)))
         long_run = np.expm1(post.tau_inf)
-        low, high = hdi(long_run, interval)
+        low, high = credible_interval(long_run, interval)
         p_novelty = float(np.mean(post.delta > 0))
         candidate = ArmNovelty(str(arm), tuple(week_rows), float(np.median(long_run)), float(low), float(high),
                                p_novelty, 1.0 - p_novelty, float(np.median(post.half_life)), len(cells.log_lift),

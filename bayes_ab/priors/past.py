@@ -4,7 +4,8 @@ Each result is one treatment arm's overall relative effect in one experiment, wi
 From ``models/`` only *finished* experiments count (their last recorded decision is ship, roll back or stop):
 a running experiment's estimate is still moving, and an unfinished history would overweight the changes
 that are slow to decide. The standard error of a stored result is read off its interval, the
-highest-density interval of the relative lift at the stored ``interval`` probability, as
+credible interval of the relative lift at the stored ``interval`` probability (equal-tailed, or highest-density
+before 0.2 or with ``interval_kind: hdi``), as
 ``(high - low) / (2 z)``: exact for a normal posterior, and close at the sample sizes of finished tests.
 """
 

@@ -11,6 +11,7 @@ from bayes_ab.analysis import Analysis
 from bayes_ab.checkins.history import History
 from bayes_ab.decision import Recommendation
 from bayes_ab import format as fmt
+from bayes_ab.intervals import interval_name
 from bayes_ab.files import write_atomically
 from bayes_ab.report.sections import build_content
 from bayes_ab.stopping import OperatingCharacteristics, stored_operating_characteristics
@@ -20,6 +21,7 @@ _ENV = Environment(loader=PackageLoader("bayes_ab.report", "templates"),
 _ENV.filters["prob"] = fmt.probability
 _ENV.filters["rel"] = fmt.relative
 _ENV.filters["amount"] = fmt.amount
+_ENV.filters["interval_name"] = interval_name
 
 
 def render_report(

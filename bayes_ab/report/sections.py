@@ -6,22 +6,24 @@ the template escapes it. Figures are PNG data URIs from :mod:`bayes_ab.figures`.
 
 from __future__ import annotations
 
+import base64
 import platform
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bayes_ab import DISTRIBUTION
 from bayes_ab.analysis import Analysis
-from bayes_ab.checkins.history import History
+from bayes_ab.checkins.history import History, loss_if_shipped
 from bayes_ab.decision import Recommendation
 from bayes_ab.decision.evidence import harm_draws, relative_lift_draws
 from bayes_ab.decision.srm import srm_checks
 from bayes_ab import format as fmt
 from bayes_ab.effects import sentence
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import IntervalKind, credible_interval, kind_of
 from bayes_ab.metric import Role
 from bayes_ab.posterior import Fit, fit
 from bayes_ab.report.over_time import exposure_over_time, lift_over_time
@@ -63,6 +65,7 @@ class MetricSection:
     novelty_plot: str | None = None
     novelty: tuple = ()             # ArmNovelty per treatment arm
     novelty_note: str = ""
+    csv: str = ""                   # the effects table, every row and column, as a CSV data URI to download
     compliance: Any = None          # ComplianceEffects: the effect on users who received the treatment
 
 
@@ -107,6 +110,8 @@ class ReportContent:
     what_would_change: str = ""
     decision_plot: str | None = None
     best_plot: str | None = None
+    glossary: tuple[dict, ...] = ()         # per metric: what its number is, in words and columns
+    terms: tuple[tuple[str, str], ...] = ()  # the report's terms, with this spec's thresholds
 
 
 def build_content(result: Analysis, recommendation: Recommendation | None, history: History | None,
@@ -155,7 +160,50 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
         error_rates=_error_rates(operating), interval=spec.interval,
         has_plan=spec.plan is not None, card=_card(result, card_arm), card_arm=card_arm,
         what_would_change=_what_would_change(recommendation, outlook), decision_plot=_decision_plot(history),
-        best_plot=_best_plot(result),
+        best_plot=_best_plot(result), glossary=tuple(_glossary(result)), terms=glossary_terms(spec),
+    )
+
+
+def _glossary(result: Analysis):
+    for m in result.spec.metrics:
+        family = family_for(m)
+        margin = f"; may be worse by at most {m.margin:.1%}" if m.role == Role.GUARDRAIL else ""
+        yield {"name": m.name, "role": f"{m.role}{margin}", "direction": f"{m.direction} is better",
+               "definition": family.definition(m), "unit": family.unit_of(m)}
+
+
+def glossary_terms(spec) -> tuple[tuple[str, str], ...]:
+    """The words of the report's tables, each defined once with the thresholds this spec uses."""
+    t = spec.decision
+    kind = ("equal-tailed: the treatment's value is below the interval with probability "
+            f"{(1 - spec.interval) / 2:.0%} and above it with {(1 - spec.interval) / 2:.0%}; it maps through the "
+            "relative and absolute scales alike") if kind_of(spec.interval) == IntervalKind.ETI else \
+        "highest-density: the narrowest range holding that probability (set by interval_kind: hdi)"
+    return (
+        ("relative lift", "treatment's value / control's value - 1 in the same segment (or overall: all segments, "
+                          "weighted by their users), the posterior median"),
+        (f"{spec.interval:.0%} interval", f"the range holding the lift with probability {spec.interval:.0%} "
+                                          f"under the model, {kind}"),
+        ("P(beat control)", "the posterior probability that the treatment is better than control in the metric's "
+                            f"good direction; shipping needs {fmt.threshold(t.ship_beat)} for every primary"),
+        ("P(best)", "the probability that an arm is the best of all arms, control included"),
+        ("expected loss if shipped", "what shipping gives up on average in the cases where control was better "
+                                     "(0 where the treatment was better), in the metric's unit; the decision rule "
+                                     f"reads it relative to control and ships only below {fmt.threshold(t.caring)}"),
+        ("ROPE", "region of practical equivalence: lifts this small count as no effect; P(in ROPE) is the "
+                 f"probability of such a lift, and {fmt.threshold(t.rope)} of it for every primary stops the test"),
+        ("guardrail margin", "how much worse a guardrail may get (relative) and still allow a ship; "
+                             "P(beyond margin) at or above the harm threshold (family-wise over the primaries and "
+                             "guardrails) rolls back from the maximum-power stage on"),
+        ("pooled / unpooled", "pooled: each segment's estimate borrows strength from the others (hierarchical "
+                              "model); unpooled: the segment alone with a flat prior"),
+        ("± (Monte Carlo error)", "the standard error of a probability from the finite number of posterior draws: "
+                                  "a probability closer to a threshold than about twice it is not decided by the "
+                                  "data yet"),
+        ("R-hat, ESS, divergences", "sampler diagnostics: R-hat near 1 (chains agree), effective sample size "
+                                    "(independent draws' worth), no divergent transitions; a fit failing them is "
+                                    "shown but never acted on"),
+        ("stage", "the share of traffic exposed to the treatment at this step of the ramp"),
     )
 
 
@@ -291,8 +339,25 @@ def _metric_section(result: Analysis, name: str) -> MetricSection:
         sentences=tuple(sentence(effects, arm) for arm in treatments), effects=effects, unit=family.unit_of(metric),
         unit_scale=family.unit_scale, lift_plot=lift_plot, forest_plot=forest_plot, shrinkage=shrinkage,
         family_plot=family_plot, family_note=family_note, prior_plot=prior_plot, prior_note=prior_note,
-        sensitivity=sensitivity, compliance=effects.compliance, **_novelty(effects),
+        sensitivity=sensitivity, compliance=effects.compliance, csv=csv_download(effects.to_pandas()),
+        **_novelty(effects),
     )
+
+
+SPREADSHEET_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_download(table: pd.DataFrame) -> str:
+    """``table`` as a CSV data URI for the report's download links (UTF-8 with a byte-order mark, which
+    spreadsheets need to read non-ASCII names). A text cell a spreadsheet would run as a formula (a segment
+    named ``=HYPERLINK(...)``) gets a leading apostrophe, as OWASP advises for CSV meant for spreadsheets; numbers
+    are left alone. ``effects.csv`` beside the posteriors keeps the names as they are (it is read back)."""
+    safe = table.copy()
+    for column in [c for c in safe.columns if not pd.api.types.is_numeric_dtype(safe[c])]:
+        safe[column] = [f"'{v}" if isinstance(v, str) and v.startswith(SPREADSHEET_FORMULA) else v
+                        for v in safe[column]]
+    text = "\ufeff" + safe.to_csv(index=False)
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def _novelty(effects) -> dict:
@@ -313,7 +378,7 @@ def _segment_lift(model: Fit, arm: str, segment: str) -> np.ndarray:
 
 
 def _summary(draws: np.ndarray, interval: float) -> tuple[float, float, float]:
-    low, high = hdi(draws, interval)
+    low, high = credible_interval(draws, interval)
     return float(np.nanmedian(draws)), low, high
 
 
@@ -357,7 +422,7 @@ def _guardrails(result: Analysis) -> tuple[tuple[dict, ...], str | None]:
             continue
         for arm in result.effects[name].treatments:
             lift = relative_lift_draws(f, arm)
-            low, high = hdi(lift, result.spec.interval)
+            low, high = credible_interval(lift, result.spec.interval)
             rows.append({"metric": name, "arm": arm, "margin": f.metric.margin, "direction": f.metric.direction,
                          "p_harm": float(np.mean(harm_draws(f, arm))), "lift": float(np.nanmedian(lift)),
                          "low": low, "high": high, "passed": f.diagnostics.passed})
@@ -398,6 +463,6 @@ def _checkins(history: History | None, spec) -> tuple[str | None, str, str | Non
         series[f"{metric} · {arm}"] = (part["look"].values, part["p_beat_control"].values,
                                        part["loss_ship_rel"].values)
     trajectory_plot = figures.trajectory(numbers, series, spec.decision.ship_beat, spec.decision.caring)
-    rows = tuple(table.to_dict("records"))
+    rows = tuple({**row, "loss_shown": loss_if_shipped(row)} for row in table.to_dict("records"))
     return exposure_plot, "Users so far at each recorded look, with the ramp stage.", trajectory_plot, rows, period
 

@@ -8,7 +8,7 @@ import pytest
 from statsmodels.sandbox.regression.gmm import IV2SLS
 
 from bayes_ab.compliance.strata import Group, pooled_variance, strata_draws
-from bayes_ab.intervals import hdi
+from bayes_ab.intervals import eti
 
 Z90 = 1.6448536269514722
 
@@ -71,7 +71,7 @@ def test_cace_agrees_with_two_stage_least_squares(compliance, binary):
     sd = float(np.std(found.cace_abs))
     # posterior mean within 0.1 posterior sd of 2SLS; 90% intervals within 15% of each other's width
     assert abs(float(np.mean(found.cace_abs)) - estimate) < 0.1 * sd
-    low, high = hdi(found.cace_abs, 0.9)
+    low, high = eti(found.cace_abs, 0.9)
     assert (high - low) / (2 * Z90 * se) == pytest.approx(1.0, abs=0.15)
 
 
@@ -82,7 +82,7 @@ def test_two_sided_cace_agrees_with_two_stage_least_squares():
     found = draws_of(z, d, y, binary=True, size=40_000)
     estimate, se = two_stage_least_squares(z, d, y)
     assert abs(float(np.mean(found.cace_abs)) - estimate) < 0.1 * float(np.std(found.cace_abs))
-    low, high = hdi(found.cace_abs, 0.9)
+    low, high = eti(found.cace_abs, 0.9)
     assert (high - low) / (2 * Z90 * se) == pytest.approx(1.0, abs=0.15)
     # the complier share is the difference of the arms' received shares
     assert float(np.mean(found.complier_share)) == pytest.approx(d[z == 1].mean() - d[z == 0].mean(), abs=0.01)
@@ -168,7 +168,7 @@ def test_interval_coverage_of_the_true_cace(binary):
     for i in range(experiments):
         z, d, y = simulate(rng, 3_000, 0.6, binary=binary, effect=truth)
         found = draws_of(z, d, y, binary=binary, size=2_000, seed=i)
-        low, high = hdi(found.cace_abs, 0.9)
+        low, high = eti(found.cace_abs, 0.9)
         covered += low <= truth <= high
     assert 0.86 <= covered / experiments <= 0.94
 

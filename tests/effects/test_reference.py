@@ -16,6 +16,7 @@ import pytest
 
 from bayes_ab.effects import compute_effects
 from bayes_ab.families.conversion import conversion_stats
+from bayes_ab.intervals import CredibleLevel, IntervalKind, kind_of
 from bayes_ab.posterior import fit
 from bayes_ab.spec import Metric, SamplerSettings
 
@@ -32,8 +33,23 @@ def reference_hdi(values: np.ndarray, prob: float) -> tuple[float, float]:
     return float(x[best]), float(x[best + k])
 
 
+def reference_eti(values: np.ndarray, prob: float) -> tuple[float, float]:
+    """The equal-tailed interval: the sorted finite draws read at (n - 1) q, interpolated, q = (1 -+ prob) / 2."""
+    x = np.sort(values[np.isfinite(values)])
+    ends = []
+    for q in ((1 - prob) / 2, (1 + prob) / 2):
+        at = (len(x) - 1) * q
+        i = math.floor(at)
+        ends.append(float(x[i] + (at - i) * (x[min(i + 1, len(x) - 1)] - x[i])))
+    return ends[0], ends[1]
+
+
+def reference_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    return (reference_hdi if kind_of(level) == IntervalKind.HDI else reference_eti)(values, level)
+
+
 def reference_rows(draws: np.ndarray, increase_is_good: bool, rope: float,
-                   margin: float = 0.02) -> dict[str, dict[str, float]]:
+                   margin: float = 0.02, interval: float = INTERVAL) -> dict[str, dict[str, float]]:
     """Per arm, from draws of every arm's mean (draws x arms), the table's quantities by their definitions."""
     good = draws if increase_is_good else -draws          # larger is better on this scale
     control = draws[:, 0]
@@ -43,7 +59,7 @@ def reference_rows(draws: np.ndarray, increase_is_good: bool, rope: float,
         value = draws[:, k]
         row = {"mean": float(np.median(value)), "p_best": float(np.mean(good.argmax(axis=1) == k)),
                "loss_vs_best_abs": float(np.mean(best_goodness - good[:, k]))}
-        row["mean_low"], row["mean_high"] = reference_hdi(value, INTERVAL)
+        row["mean_low"], row["mean_high"] = reference_interval(value, interval)
         if k > 0:
             absolute, relative = value - control, value / control - 1
             better_abs = absolute if increase_is_good else -absolute      # > 0 when the arm is better
@@ -58,8 +74,8 @@ def reference_rows(draws: np.ndarray, increase_is_good: bool, rope: float,
                 "p_rope": float(np.mean(np.abs(relative) < rope)),
                 "p_beyond_margin": float(np.mean(-better_rel > margin)),
             })
-            row["abs_low"], row["abs_high"] = reference_hdi(absolute, INTERVAL)
-            row["rel_low"], row["rel_high"] = reference_hdi(relative, INTERVAL)
+            row["abs_low"], row["abs_high"] = reference_interval(absolute, interval)
+            row["rel_low"], row["rel_high"] = reference_interval(relative, interval)
         rows[arm] = row
     return rows
 
@@ -72,17 +88,18 @@ def stats():
     return conversion_stats(ARMS, ["s1", "s2"], users, successes, "converted")
 
 
-@pytest.mark.parametrize("direction", ["increase", "decrease"])
-def test_every_quantity_equals_its_definition_overall_and_per_segment(stats, direction):
+@pytest.mark.parametrize("direction, interval", [("increase", INTERVAL), ("decrease", INTERVAL),
+                                                 ("increase", CredibleLevel(INTERVAL, "hdi"))])
+def test_every_quantity_equals_its_definition_overall_and_per_segment(stats, direction, interval):
     metric = Metric(name="converted", family="conversion", column="converted", direction=direction, rope=0.05,
                     margin=0.04)
     result = fit(stats, metric, DRAWS)
-    effects = compute_effects(result, INTERVAL)
+    effects = compute_effects(result, interval)
     mean = result.mean.transpose("chain", "draw", "arm", "segment").values.reshape(-1, len(ARMS), 2)
     users = stats["n"].values.sum(axis=0).astype(float)             # segment weights: users, all arms
     overall = (mean * (users / users.sum())).sum(axis=2)
     for segment, draws in (("overall", overall), ("s1", mean[..., 0]), ("s2", mean[..., 1])):
-        expected = reference_rows(draws, direction == "increase", 0.05, 0.04)
+        expected = reference_rows(draws, direction == "increase", 0.05, 0.04, interval)
         for arm in ARMS:
             row = next(r for r in effects.rows if r.segment == segment and r.arm == arm)
             for name, value in expected[arm].items():

@@ -12,7 +12,7 @@ from bayes_ab.aggregation import aggregate
 from bayes_ab.families.count import count_stats
 from bayes_ab.errors import DataError
 from bayes_ab.posterior import fit
-from bayes_ab.effects.compute import hdi
+from bayes_ab.intervals import eti
 from bayes_ab.families.count import (BASELINE_LOG_SD, LOG_ALPHA_SD, CountParams, dispersion_test,
                                      golden_section_minimum, negative_binomial_alpha, negative_binomial_check, sample_count,
                                      tail_share, variant)
@@ -220,7 +220,7 @@ def a_a_exclusion_rate(x: np.ndarray, splits: int, seed: int) -> float:
         stats = count_stats(["a", "b"], ["all users"], values, hist, "trades")
         assert variant(stats, metric) == "robust"
         draws = sample_count(stats, metric, SamplerSettings(draws=2000, chains=1, seed=i)).posterior["mean"]
-        low, high = hdi((draws.isel(arm=1) / draws.isel(arm=0) - 1).values.ravel(), 0.9)
+        low, high = eti((draws.isel(arm=1) / draws.isel(arm=0) - 1).values.ravel(), 0.9)
         excluded += low > 0 or high < 0
     return excluded / splits
 
@@ -274,7 +274,7 @@ def test_coverage_on_heavy_tailed_counts():
         stats = histogram_stats({"control": heavy.draw(rng, 20_000), "treatment": heavy.draw(rng, 20_000, 1.05)})
         assert variant(stats, metric) == "robust"
         draws = sample_count(stats, metric, SamplerSettings(draws=2000, chains=1, seed=i)).posterior["mean"]
-        low, high = hdi((draws.isel(arm=1) / draws.isel(arm=0) - 1).values.ravel(), 0.9)
+        low, high = eti((draws.isel(arm=1) / draws.isel(arm=0) - 1).values.ravel(), 0.9)
         covered += low <= 0.05 <= high
     rate, se = covered / runs, np.sqrt(0.9 * 0.1 / runs)
     assert abs(rate - 0.90) <= 2 * se, rate

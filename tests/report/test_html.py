@@ -1,6 +1,8 @@
 """The HTML report: self-contained, every section in reading order, data-derived text escaped."""
 
 import base64
+from dataclasses import replace
+import io
 from xml.etree import ElementTree
 import re
 
@@ -12,6 +14,7 @@ from bayes_ab.analysis import analyze, analyze_stats
 from bayes_ab.families.count import count_stats
 from bayes_ab.families.retention import retention_stats
 from bayes_ab.decision import recommend
+from bayes_ab.intervals import CredibleLevel
 from bayes_ab.report import render_report, write_report
 from bayes_ab.spec import SamplerSettings
 
@@ -19,19 +22,24 @@ from conftest import make_spec
 
 EVIL = "<script>alert(1)</script>"
 EVIL_ATTRIBUTE = '"><img src=x onerror=alert(2)>'
-SECTIONS = ("headline", "quality", "metrics", "segments", "guardrails", "trace", "trajectory", "family", "prior")
+SECTIONS = ("headline", "quality", "metrics", "segments", "guardrails", "trace", "trajectory", "family", "prior",
+            "glossary")
 CONJUGATE = SamplerSettings(draws=300, chains=2, backend="conjugate")
 
 
-def evil_analysis():
+def evil_frame() -> pd.DataFrame:
     rng = np.random.default_rng(3)
     n = 4000
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "arm": rng.choice(["control", "treatment"], n),
         "seg": rng.choice([EVIL, EVIL_ATTRIBUTE, "a & b", "it's"], n),
         "converted": rng.random(n) < 0.2,
         "opted_out": rng.random(n) < 0.02,
     })
+
+
+def evil_analysis():
+    frame = evil_frame()
     spec = make_spec(segments=("seg",), metrics=[
         {"name": "converted", "family": "conversion", "column": "converted", "role": "primary"},
         {"name": "opted_out", "family": "conversion", "column": "opted_out", "role": "guardrail",
@@ -190,3 +198,38 @@ def test_stopping_rule_figures_are_a_table_and_the_missing_piece_is_named(tmp_pa
     table = html[html.index("Stopping rule's simulated error rates"):]
     assert "<pre>" not in table.split("</section>")[0]
     assert table.count("<td class=\"l\">sequential</td>") == 3
+
+
+def test_each_effects_table_downloads_as_csv_with_its_numbers_and_no_formula():
+    rng = np.random.default_rng(8)
+    n = 3000
+    frame = pd.DataFrame({"arm": rng.choice(["control", "treatment"], n),
+                          "seg": rng.choice(['=HYPERLINK("http://x","y")', "東京", "-1 plan"], n),
+                          "converted": rng.random(n) < 0.2})
+    result = analyze(make_spec(segments=("seg",)), frame, sampler=CONJUGATE)
+    html = render_report(result, recommend(result, 1, 0))
+    links = re.findall(r'<a download="([^"]+)" href="data:text/csv;charset=utf-8;base64,([^"]+)"', html)
+    assert [name for name, _ in links] == ["converted-effects.csv"]
+    text = base64.b64decode(links[0][1]).decode("utf-8")
+    assert text.startswith("\ufeff")
+    table = pd.read_csv(io.StringIO(text[1:]))
+    expected = result.effects["converted"].to_pandas()
+    assert list(table.columns) == list(expected.columns) and len(table) == len(expected)
+    np.testing.assert_allclose(table["rel_low"].to_numpy(float), expected["rel_low"].to_numpy(float), rtol=1e-12)
+    # a name a spreadsheet would run is quoted; other names and numbers stay as they are
+    assert set(table["segment"]) == {"overall", '\'=HYPERLINK("http://x","y")', "東京", "'-1 plan"}
+    assert (table["rel_lift"].dropna() < 1).all() and table["users"].dtype.kind == "i"
+
+
+def test_the_glossary_defines_every_metric_and_the_interval_the_tables_use():
+    result = evil_analysis()
+    html = render_report(result, recommend(result, 1, 0))
+    glossary = html[html.index('<section id="glossary">'):]
+    assert "share of users whose &#39;converted&#39; is 1" in glossary or "share of users whose 'converted' is 1" in glossary
+    assert "guardrail; may be worse by at most" in glossary and "decrease is better" in glossary
+    assert "90% interval</dt><dd>the range holding the lift with probability 90% under the model, equal-tailed" in glossary
+    assert "<th>90% interval</th>" in html
+    hdi_spec = replace(result.spec, interval=CredibleLevel(0.9, "hdi"))
+    hdi_result = analyze(hdi_spec, evil_frame(), sampler=CONJUGATE)
+    page = render_report(hdi_result, recommend(hdi_result, 1, 0))
+    assert "<th>90% HDI</th>" in page and "highest-density: the narrowest range" in page
