@@ -17,7 +17,7 @@ from bayes_ab.errors import SpecError
 from bayes_ab.families import family_for
 from bayes_ab.families.conversion import BASELINE_LOGIT_SD, conversion_stats
 from bayes_ab.metric import EffectPrior, LearnedEffectPrior
-from bayes_ab.posterior import ModelCache, fit
+from bayes_ab.posterior import fit
 from bayes_ab.report.sections import _prior
 from bayes_ab.sampling import EXACT, SamplerSettings
 from bayes_ab.spec import Metric, load_spec

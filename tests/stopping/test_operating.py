@@ -125,7 +125,6 @@ def test_ten_guardrails_do_not_multiply_false_rollbacks_and_a_breach_is_not_ship
     """Harm is family-wise: with one primary and ten guardrails (metrics drawn independently, the hardest
     case) a change that does nothing is rolled back at most 5% of the time within 2.5 binomial standard errors
     of 200 experiments, and a breach of one guardrail (2x its margin) is not shipped in at least 95%."""
-    from bayes_ab.stopping.operating import scenarios
     from bayes_ab.stopping.recording import outcomes, record
 
     metrics = [{"name": "conv", "family": "conversion", "column": "conv", "role": "primary"}]
