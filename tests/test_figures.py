@@ -1,19 +1,22 @@
-"""Report figures keep their text as text, so that any script a name is written in is drawn by the browser."""
+"""Report figures: text kept as text (any script a name is written in is drawn by the browser), values on hover,
+ids of their own so that many figures share one page."""
 
 from __future__ import annotations
 
-import base64
+import re
 import warnings
 from xml.etree import ElementTree
+
+import numpy as np
 
 from bayes_ab import figures
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _svg(uri: str) -> ElementTree.Element:
-    assert uri.startswith("data:image/svg+xml;base64,")
-    return ElementTree.fromstring(base64.b64decode(uri.split(",", 1)[1]).decode("utf-8"))
+def _svg(markup: str) -> ElementTree.Element:
+    assert markup.startswith("<svg ")
+    return ElementTree.fromstring(markup)
 
 
 def test_cjk_and_emoji_segment_names_are_text_in_the_figure_and_warn_nothing():
@@ -38,3 +41,49 @@ def test_markup_in_a_name_is_escaped_text_not_an_element():
     svg = _svg(figures.forest(rows, "t"))
     assert not list(svg.iter(f"{SVG}script")) and not list(svg.iter("script"))
     assert '<script>alert(1)</script> & "x"' in ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+
+
+def test_every_point_of_a_forest_plot_shows_its_numbers_on_hover():
+    rows = [{"label": "new", "unpooled": (0.021, -0.013, 0.055), "pooled": (0.015, -0.005, 0.04)},
+            {"label": "old", "unpooled": (-0.01, -0.03, 0.01), "pooled": (-0.004, -0.02, 0.012)}]
+    svg = _svg(figures.forest(rows, "t"))
+    titles = [t.text for t in svg.iter(f"{SVG}title")]
+    assert titles == ["new, unpooled: +2.10% (-1.30% to +5.50%)", "old, unpooled: -1.00% (-3.00% to +1.00%)",
+                      "new, pooled: +1.50% (-0.50% to +4.00%)", "old, pooled: -0.40% (-2.00% to +1.20%)"]
+    # each title belongs to one marker: a group holding the title and one <use> of the marker
+    for group in svg.iter(f"{SVG}g"):
+        if group.find(f"{SVG}title") is not None:
+            assert len(group.findall(f"{SVG}use")) == 1
+
+
+def test_bars_and_curves_get_their_titles_and_a_figure_has_ids_of_its_own():
+    bars = _svg(figures.guardrail_bars(["opt_out", "latency"], [0.2, 0.995], 0.99))
+    assert [t.text for t in bars.iter(f"{SVG}title")] == [
+        "opt_out: P(worse than control by more than the margin) 20.0% (rollback at 99%)",
+        "latency: P(worse than control by more than the margin) 99.5% (rollback at 99%)"]
+    one, other = (figures.lift_density({"push": np.random.default_rng(s).normal(0.03, 0.01, 4000)}, 0.01, "t")
+                  for s in (1, 2))
+    ids = [re.findall(r' id="([^"]+)"', str(svg)) for svg in (one, other)]
+    assert ids[0] and not set(ids[0]) & set(ids[1])                  # two figures on one page never share an id
+    for svg in (one, other):                                         # and every reference points inside its figure
+        for target in re.findall(r'(?:href="#|url\(#)([^")]+)', str(svg)):
+            assert f' id="{target}"' in str(svg)
+    assert "<style" not in str(one) and "stroke-linejoin" in _svg(one).get("style")
+    (title,) = [t.text for t in _svg(one).iter(f"{SVG}title")]
+    assert re.fullmatch(r"push: median lift \+[23]\.\d\d%; 90% of the posterior between \+1\.\d\d% and \+4\.\d\d%", title)
+
+
+def test_titles_that_do_not_match_the_drawn_markers_go_on_the_group_together():
+    from bayes_ab.figure_svg import hover, inline_svg
+    import io
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    line, = ax.plot([0, 1, 2], [0, 1, 2], marker="o")
+    titles: dict = {}
+    hover(line, ["a", "b"], titles)                                  # three markers, two texts
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = ElementTree.fromstring(str(inline_svg(buffer.getvalue(), titles)))
+    assert [t.text for t in svg.iter(f"{SVG}title")] == ["a\nb"]

@@ -93,7 +93,7 @@ def test_the_report_has_the_lift_by_week_section(decaying, tmp_path):
 
     html = write_report(decaying, tmp_path).read_text()
     assert 'id="novelty"' in html and "Lift by week since exposure" in html
-    assert html.count('alt="relative lift of') == 2 and "long run" in html
+    assert html.count('aria-label="relative lift of') == 2 and "long run" in html
     # the sensitivity table sets no whole-test flat-prior lift beside a long-run one; probabilities as elsewhere
     assert "not comparable: the model's lift is the long-run lift" in html
     assert "100.0%" not in html.split('id="novelty"')[1].split("</section>")[0]

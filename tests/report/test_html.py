@@ -68,12 +68,13 @@ def test_every_section_in_reading_order_with_inline_figures():
     html = render_report(result, recommend(result, 1, 0))
     positions = [html.index(f'<section id="{name}">') for name in SECTIONS]
     assert positions == sorted(positions)
-    images = re.findall(r'<img src="([^"]+)"', html)
-    assert images and all(src.startswith("data:image/svg+xml;base64,") for src in images)
-    for src in images:        # every figure is a well-formed SVG without a script, its data's names escaped
-        svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+    figures = re.findall(r'<div class="plot" role="img" aria-label="[^"]+">(<svg .*?</svg>)</div>', html, re.S)
+    assert len(figures) >= 5 and "<img" not in html
+    for svg in figures:       # every figure is well-formed inline SVG without a script, its data's names escaped
         ElementTree.fromstring(svg)
-        assert "<script" not in svg.lower() and "<svg" in svg
+        assert "<script" not in svg.lower() and "<title>" in svg      # and shows values on hover
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids))                                  # no id twice in the page
     assert "Decision trace" in html and "exposure at 1%" in html           # the rule trace is there
     assert "P(harm beyond margin)" in html and "opted_out" in html         # guardrail table
     assert "flat prior, unpooled" in html                                   # sensitivity
@@ -121,7 +122,7 @@ def test_retention_curves_and_count_distributions_are_drawn():
              "d7": retention_stats(arms, segments, at_risk, lost, "d7")}
     html = render_report(analyze_stats(spec, stats, sampler=CONJUGATE))
     family = html[html.index('<section id="family">'):html.index('<section id="prior">')]
-    assert family.count("<img") == 2 and "censored" in family and "values of 29 or more" in family
+    assert family.count('<svg ') == 2 and "censored" in family and "values of 29 or more" in family
 
 
 def test_report_command_writes_the_file(tmp_path, capsys):
@@ -178,7 +179,7 @@ def test_review_card_header_and_the_arm_a_multi_arm_recommendation_is_about():
     assert "converted" in card and "opted_out" in card and "what the rule reads" in card
     assert "within its 2% margin" in card and "worse by more" in card and "helps " in card
     assert "about 3 more day(s)" in card
-    assert 'alt="P(best) of every arm per metric"' in html
+    assert 'aria-label="P(best) of every arm per metric"' in html
     two_arms = evil_analysis()
     two = render_report(two_arms, recommend(two_arms, 1, 0))
     assert "about arm" not in two and "P(best) of every arm" not in two
