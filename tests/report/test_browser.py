@@ -18,7 +18,7 @@ from bayes_ab.checkins import checkin
 from bayes_ab.report import write_report
 from bayes_ab.spec import load_spec
 
-from conftest import EXAMPLES, FAST, ROOT
+from conftest import COOKIE_CATS, EXAMPLES, FAST, ROOT, example_module
 
 SECTIONS = ("headline", "quality", "metrics", "segments", "guardrails", "trace", "trajectory", "family", "prior",
             "glossary")
@@ -202,3 +202,39 @@ def test_printed_pages_split_no_box_and_end_on_no_heading(which, request):
         # a page before the last is filled to at least 55% of its height (page one of the push report was 40%
         # blank; a figure or card that does not fit still moves whole to the next page)
         assert ink.size and ink.max() > 0.55 * image.height, (which, i + 1, ink.max() / image.height)
+
+
+@pytest.fixture(scope="module")
+def example_reports(tmp_path_factory) -> list[Path]:
+    """Reports of three more examples with other families and shapes: checkout (mean and ratio, three arms),
+    onboarding (retention with censoring, counts), Cookie Cats (real data, a heavy-tailed count)."""
+    import pandas as pd
+    from bayes_ab.analysis import analyze
+
+    out = tmp_path_factory.mktemp("browser_examples")
+    reports = []
+    for name, data in (("checkout", None), ("onboarding", None), ("cookie_cats", COOKIE_CATS)):
+        spec = load_spec(EXAMPLES / name / "spec.yaml")
+        frame = pd.read_csv(data) if data else example_module(f"{name}/generate.py").generate()
+        reports.append(write_report(analyze(spec, frame, sampler=FAST), out / "reports", None, out / "models"))
+    return reports
+
+
+def test_every_examples_tables_stay_inside_the_column(example_reports, novelty_report):
+    if chromium() is None:
+        pytest.skip("no Chromium binary on this machine (install Debian's 'chromium' package; .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium(), args=FLAGS)
+        page = browser.new_page()
+        for report in [*example_reports, novelty_report]:
+            page.goto(report.as_uri(), wait_until="load")
+            for width in (1366, 1400):
+                page.set_viewport_size({"width": width, "height": 900})
+                overflow = page.evaluate("Array.from(document.querySelectorAll('section table, section svg')).map("
+                                         "t => t.getBoundingClientRect().right - "
+                                         "t.closest('section').getBoundingClientRect().right)")
+                assert overflow and max(overflow) <= 0.5, (report.name, width, max(overflow))
+                assert page.evaluate("document.documentElement.scrollWidth") <= width, (report.name, width)
+        browser.close()
