@@ -55,10 +55,12 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/format.py": ("tests/test_documents.py", "tests/effects"),
     "bayes_ab/posterior/fit.py": ("tests/posterior/test_fit.py", "tests/models/test_quadrature.py",
                                   "tests/families/test_conversion.py"),
+    "bayes_ab/figures/svg.py": ("tests/figures",),
+    "bayes_ab/aggregation/panel.py": ("tests/aggregation/test_panel.py",),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
-complier effects."""
+complier effects, the figures' inline SVG, the daily panel's checks."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")

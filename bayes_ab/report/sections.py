@@ -1,7 +1,7 @@
 """The report's contents, section by section, as plain values for the template (no HTML here).
 
 Every string that comes from data (arm, segment, metric and experiment names) stays a plain string:
-the template escapes it. Figures are PNG data URIs from :mod:`bayes_ab.figures`.
+the template escapes it. Figures are inline SVG markup from :mod:`bayes_ab.figures`.
 """
 
 from __future__ import annotations

@@ -106,8 +106,9 @@ def test_page_is_escaped_self_contained_and_clean_in_chromium(stored):
         assert page.evaluate("Array.from(document.querySelectorAll('#experiment-table tbody tr'))"
                              ".filter(r => r.style.display !== 'none').length") == 1
         page.locator("#filter").fill("")
-        images = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-        assert images == [True]
+        figures = page.evaluate("Array.from(document.querySelectorAll('div.plot svg.figure')).map("
+                                "s => s.getBoundingClientRect().width > 100 && s.querySelectorAll('title').length > 0)")
+        assert figures == [True]                    # the learned prior's figure, drawn, its curves with hover titles
         links = page.evaluate("Array.from(document.links).map(a => a.href)")
         assert len(links) == 2
         for link in links:

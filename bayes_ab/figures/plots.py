@@ -4,7 +4,7 @@ showing their numbers on hover.
 Text stays text (``svg.fonttype: none``) so that the reader's browser draws every glyph with its own fonts:
 segment, arm and metric names in Chinese, Japanese or with emoji were boxes in the PNGs matplotlib's one
 bundled font could draw, each with a warning. Each figure marks the artists whose numbers a reader wants
-(:func:`~bayes_ab.figure_svg.hover`) and :func:`~bayes_ab.figure_svg.inline_svg` turns them into tooltips;
+(:func:`~bayes_ab.figures.svg.hover`) and :func:`~bayes_ab.figures.svg.inline_svg` turns them into tooltips;
 matplotlib and ElementTree escape every text, and the SVG has no script. Colours follow the Okabe-Ito palette,
 which stays distinct under the common colour-vision deficiencies; every series is also told apart by marker
 or line style.
@@ -26,7 +26,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 from scipy.stats import gaussian_kde, norm  # noqa: E402
 
-from bayes_ab.figure_svg import hover, inline_svg  # noqa: E402
+from bayes_ab.figures.svg import hover, inline_svg  # noqa: E402
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 GREY = "#999999"

@@ -71,19 +71,3 @@ def test_bars_and_curves_get_their_titles_and_a_figure_has_ids_of_its_own():
     assert "<style" not in str(one) and "stroke-linejoin" in _svg(one).get("style")
     (title,) = [t.text for t in _svg(one).iter(f"{SVG}title")]
     assert re.fullmatch(r"push: median lift \+[23]\.\d\d%; 90% of the posterior between \+1\.\d\d% and \+4\.\d\d%", title)
-
-
-def test_titles_that_do_not_match_the_drawn_markers_go_on_the_group_together():
-    from bayes_ab.figure_svg import hover, inline_svg
-    import io
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    line, = ax.plot([0, 1, 2], [0, 1, 2], marker="o")
-    titles: dict = {}
-    hover(line, ["a", "b"], titles)                                  # three markers, two texts
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="svg")
-    plt.close(fig)
-    svg = ElementTree.fromstring(str(inline_svg(buffer.getvalue(), titles)))
-    assert [t.text for t in svg.iter(f"{SVG}title")] == ["a\nb"]

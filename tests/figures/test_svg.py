@@ -1,0 +1,42 @@
+"""Inline SVG of a matplotlib figure: titles on the drawn pieces, or together when they do not match."""
+
+from __future__ import annotations
+
+import io
+from xml.etree import ElementTree
+
+import matplotlib.pyplot as plt
+
+from bayes_ab.figures.svg import hover, inline_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def test_titles_that_do_not_match_the_drawn_markers_go_on_the_group_together():
+    fig, ax = plt.subplots()
+    line, = ax.plot([0, 1, 2], [0, 1, 2], marker="o")
+    titles: dict = {}
+    hover(line, ["a", "b"], titles)                                  # three markers, two texts
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = ElementTree.fromstring(str(inline_svg(buffer.getvalue(), titles)))
+    assert [t.text for t in svg.iter(f"{SVG}title")] == ["a\nb"]
+
+
+def test_a_style_and_metadata_become_the_roots_style_and_references_follow_the_renamed_ids():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], marker="s")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    raw = buffer.getvalue()
+    svg = ElementTree.fromstring(str(inline_svg(raw, {})))
+    assert svg.find(f".//{SVG}style") is None and svg.find(f".//{SVG}metadata") is None
+    assert "stroke-linecap: butt;" in svg.get("style") and svg.get("class") == "figure"
+    ids = {e.get("id") for e in svg.iter() if e.get("id")}
+    prefixes = {i.split("-", 1)[0] for i in ids}
+    assert len(prefixes) == 1 and all(i.startswith("f") for i in ids)
+    xlink = "{http://www.w3.org/1999/xlink}href"
+    uses = [e.get(xlink)[1:] for e in svg.iter(f"{SVG}use")]
+    assert uses and set(uses) <= ids
