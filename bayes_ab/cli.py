@@ -16,6 +16,7 @@ from bayes_ab.data.dialects import DIALECTS
 from bayes_ab.data.engines import DEFAULT_ENGINE, ENGINE_NAMES
 from bayes_ab.data.environment import DEFAULT_MASTER, MASTER_VARIABLE, URL_VARIABLE
 from bayes_ab.errors import BayesAbError, SpecError
+from bayes_ab.notify import WEBHOOK_VARIABLE, alert_actions, alert_document, post, webhook_url
 
 # Everything else is imported by the command that needs it: the statistical stack (PyMC, ArviZ, SciPy) takes
 # seconds to import, and `bayes-ab --help` or a mistyped option must answer at once.
@@ -61,12 +62,33 @@ def _check_stage(spec, args: argparse.Namespace) -> None:
         if value is not None and value < 1:
             raise SpecError(f"{option}: must be a whole number >= 1, got {value}")
     if args.stage is None:
-        if getattr(args, "exit_code", False):
-            raise SpecError("--exit-code needs --stage: the code is the recommendation's, and there is none without it")
+        if getattr(args, "exit_code", False) or getattr(args, "alert_on", None):
+            option = "--exit-code" if getattr(args, "exit_code", False) else "--alert-on"
+            raise SpecError(f"{option} needs --stage: the code is the recommendation's, and there is none without it")
         return
     spec.stage_index(args.stage)
+    if getattr(args, "stage_since", None) is not None:
+        if args.days is not None:
+            raise SpecError("--days and --stage-since: give one (the days at the stage, or the date it began)")
+        args.days = _days_since(args.stage_since, getattr(args, "as_of", None))
     if args.days is None:
         raise SpecError(f"--stage {args.stage:g} needs --days: the days of exposure at that stage (0 on its first day)")
+
+
+def _days_since(since: str, as_of: str | None) -> int:
+    """Whole days from ``since`` (the stage's first day) to the look's date."""
+    from datetime import date
+
+    from bayes_ab.checkins.look import utc_timestamp
+
+    try:
+        first = date.fromisoformat(since.strip()[:10])
+    except ValueError:
+        raise SpecError(f"--stage-since {since!r}: not an ISO 8601 date (e.g. 2026-03-01)") from None
+    look = date.fromisoformat(utc_timestamp(as_of)[:10])
+    if first > look:
+        raise SpecError(f"--stage-since {since}: after the look's date {look.isoformat()}")
+    return (look - first).days
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -127,7 +149,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="with the spec's day_column: aggregate every day again instead of reusing stored days")
     look.add_argument("--as-of", help="time of the look, ISO 8601 (default: now, UTC)")
     look.add_argument("--stage", type=_stage, required=True, help="current ramp stage in percent")
-    look.add_argument("--days", type=_days, required=True, help="days of exposure at the current stage")
+    look.add_argument("--days", type=_days, help="days of exposure at the current stage (or --stage-since)")
+    look.add_argument("--stage-since", metavar="DATE",
+                      help="the date the current stage began (ISO 8601): the days are the look's date minus it, so "
+                           "a scheduled job needs no day count")
     look.add_argument("--models-dir", default="models", help="where the ledger and posteriors live (default: models)")
     look.add_argument("--reports-dir", default="reports", help="where --report writes (default: reports)")
     look.add_argument("--report", action="store_true", help="also write the HTML report, with the trajectory")
@@ -221,9 +246,37 @@ def _parser() -> argparse.ArgumentParser:
     kinds = commands.add_parser("families", help="list the metric families: their spec fields, planning baseline "
                                                  "and unit")
     kinds.set_defaults(run=_families)
+
+    warm = commands.add_parser("warmup", help="compile the models an experiment's data need, ahead of its first "
+                                              "check-in (an image build or a worker's start pays once)")
+    _input_arguments(warm)
+    warm.set_defaults(run=_warmup)
     for command in (parser, *commands.choices.values()):
         command.allow_abbrev = False     # --out must not silently become --outlook-days
     return parser
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    """Every metric's sampled structure on these data, compiled into the model cache (or found there): the first
+    check-in then only loads it. Idempotent: a second run loads everything."""
+    import time
+
+    from bayes_ab.aggregation import aggregate
+    from bayes_ab.models.compiled import cache_root
+    from bayes_ab.posterior import ModelCache, prepare
+    from bayes_ab.spec import load_spec
+
+    spec = load_spec(args.spec)
+    cache = ModelCache()            # this run's own: what it reports is what the disk cache held
+    stats = aggregate(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
+    print(f"Warming up {spec.name}: {len(stats)} metric(s), model cache {cache_root()}")
+    started = time.perf_counter()
+    for metric in spec.metrics:
+        begun = time.perf_counter()
+        done = prepare(stats[metric.name], metric, spec.sampler, cache)
+        print(f"  {metric.name} ({metric.family}): {done} ({time.perf_counter() - begun:.1f} s)")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
 
 
 def _checkin(args: argparse.Namespace) -> int:
@@ -234,6 +287,7 @@ def _checkin(args: argparse.Namespace) -> int:
     _check_outputs(args)
     spec = load_spec(args.spec)
     _check_stage(spec, args)
+    webhook = webhook_url(args.webhook)
     done = checkin(spec, _source(args, spec), stage=args.stage, days=args.days, as_of=args.as_of,
                    models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
                    rescan=args.rescan)
@@ -262,7 +316,9 @@ def _checkin(args: argparse.Namespace) -> int:
         from bayes_ab.documents import dumps
 
         print(dumps(done.document(report)))
-    return _action_code(args, done.recommendation, done.decided)
+    record = done.record
+    return _alert(args, webhook, spec.name, done.recommendation, done.decided, report,
+                  look=record.look, as_of=record.as_of) or _action_code(args, done.recommendation, done.decided)
 
 
 def _input_arguments(parser: argparse.ArgumentParser,
@@ -322,6 +378,29 @@ scheduler can alert on a rollback. Opt-in: most schedulers count any code but 0 
 a look that recommended ship, rollback or stop exits with that look's code (the decision is sticky)."""
 
 
+def _alert(args: argparse.Namespace, webhook: str | None, experiment: str, recommendation, decided,
+           report, look: int | None = None, as_of: str | None = None) -> int:
+    """With ``--alert-on``/``--webhook`` (:mod:`bayes_ab.notify`): for an alerting action, post the alert and return
+    the action's exit code; 0 for any other action, or without either option."""
+    actions = alert_actions(getattr(args, "alert_on", None), webhook)
+    if recommendation is None or not actions:
+        return 0
+    action = str(decided.action if decided is not None else recommendation.action)
+    if action not in actions:
+        return 0
+    if webhook is not None:
+        body = alert_document(experiment, action, (decided.payload.get("recommendation") or {}).get("headline", "")
+                              if decided is not None else recommendation.headline, look, as_of,
+                              recommendation.from_stage, None if report is None else str(report),
+                              decided is not None)
+        failure = post(webhook, body)
+        if failure is not None:
+            print(f"bayes-ab: {failure}; the results are written", file=sys.stderr)
+            return ACTION_EXIT_CODES[action]
+        print(f"alert: {action.replace('_', ' ')} posted to the webhook", file=sys.stderr)
+    return ACTION_EXIT_CODES[action]
+
+
 def _action_code(args: argparse.Namespace, recommendation, decided=None) -> int:
     """0, or with ``--exit-code`` the recommended action's :data:`ACTION_EXIT_CODES` entry -- the earlier look's
     when a check-in follows one that ``decided`` the experiment (a terminal action is sticky)."""
@@ -335,6 +414,11 @@ def _outlook_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-code", action="store_true",
                         help="exit with the recommendation's code: hold 10, advance 11, ship 12, stop_no_effect 13, "
                              "rollback 14 (with --stage; errors stay 2)")
+    parser.add_argument("--alert-on", action="append", choices=tuple(ACTION_EXIT_CODES), metavar="ACTION",
+                        help="alert when the recommendation is ACTION (repeatable; rollback when only --webhook is "
+                             "given): exit with its code and post to --webhook; any other action exits 0")
+    parser.add_argument("--webhook", metavar="URL",
+                        help=f"http(s) URL that alerts are POSTed to as JSON (default: ${WEBHOOK_VARIABLE})")
     parser.add_argument("--daily-traffic", type=int,
                         help="users/day at 100%%: with a hold, print the chance of a decision in the coming days "
                              "(default: the spec's plan.daily_users)")
@@ -617,6 +701,7 @@ def _analyze(args: argparse.Namespace) -> int:
     _check_outputs(args)
     spec = load_spec(args.spec)
     _check_stage(spec, args)
+    webhook = webhook_url(args.webhook)
     result = analyze(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
     out = _text_out(args)
     print(render_text(result), file=out)
@@ -642,7 +727,7 @@ def _analyze(args: argparse.Namespace) -> int:
         doc = result.document(recommendation)
         doc["outputs"] = {"written": [str(p) for p in written], "report": None if report is None else str(report)}
         print(dumps(doc))
-    return _action_code(args, recommendation)
+    return _alert(args, webhook, spec.name, recommendation, None, report) or _action_code(args, recommendation)
 
 
 if __name__ == "__main__":

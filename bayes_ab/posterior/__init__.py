@@ -5,7 +5,7 @@ with the machinery of :mod:`bayes_ab.models`; :class:`Fit` holds the draws, thei
 statistics they came from.
 """
 
-from bayes_ab.posterior.fit import DEFAULT_CACHE, ModelCache, fit
+from bayes_ab.posterior.fit import DEFAULT_CACHE, ModelCache, fit, prepare
 from bayes_ab.posterior.result import Fit, attach_stats
 
-__all__ = ["DEFAULT_CACHE", "Fit", "ModelCache", "attach_stats", "fit"]
+__all__ = ["DEFAULT_CACHE", "Fit", "ModelCache", "attach_stats", "fit", "prepare"]

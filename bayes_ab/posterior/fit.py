@@ -159,6 +159,30 @@ def fit(
     return Fit(metric, stats, idata, diagnostics, sampler.backend, sampler)
 
 
+def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
+            cache: ModelCache = DEFAULT_CACHE) -> str:
+    """Compile (or load) the sampled structure :func:`fit` would use for ``metric`` on ``stats``, without sampling;
+    what was done, in a few words. ``bayes-ab warmup`` runs it so that a worker's first check-in pays no
+    compilation: the structure is written to the disk cache (``BAYES_AB_CACHE_DIR``), which an image can carry.
+    Closed-form, exact and integrable posteriors compile nothing."""
+    family = family_of(stats)
+    if sampler.backend == Backend.CONJUGATE:
+        return "closed form: nothing to compile"
+    if type(family).exact_posterior is not Family.exact_posterior:      # a family whose posterior needs no sampler
+        return "exact posterior: nothing to compile"
+    if sampler.exact and family.integrable(stats, metric) is not None:
+        return "integrated exactly: nothing to compile"
+    prior = mapped_prior_data(family, stats, metric)
+    data = {**family.model_data(stats), **prior}
+    before = (cache.compilations, cache.from_disk)
+    compiled = cache.get(family, stats, metric, sampler.backend, data, family.variant(stats, metric))
+    if cache.compilations == before[0]:
+        return "the structure of an earlier metric (prepared above)"
+    if cache.from_disk > before[1]:
+        return "loaded from the model cache"
+    return "compiled" if compiled.native is not None else "compiled (not cached on disk: nutpie's public path)"
+
+
 TWO_MODES = ("likely cause: the learned Student-t prior -- against data far in its tail its posterior can have "
              "two modes, the prior's and the data's, which the sampler does not move between; read the data-only "
              "answer beside it (one-segment conversion and the Gaussian-cell models integrate the t exactly)")
