@@ -12,7 +12,7 @@ import pytest
 
 from bayes_ab.analysis import analyze
 from bayes_ab.errors import SpecError
-from bayes_ab.intervals import CredibleLevel, IntervalKind, credible_interval, eti, hdi, kind_of
+from bayes_ab.intervals import CredibleLevel, IntervalKind, credible_interval, eti, hdi, interval_name, kind_of
 
 from conftest import make_spec
 
@@ -61,6 +61,11 @@ def test_the_level_carries_its_kind_through_formatting_json_and_pickling():
     assert kind_of(0.9) == IntervalKind.ETI and kind_of(level * 1.0) == IntervalKind.ETI     # arithmetic: a number
     draws = np.random.default_rng(6).lognormal(0, 1, 2001)
     assert credible_interval(draws, level) == hdi(draws, 0.9) != credible_interval(draws, 0.9) == eti(draws, 0.9)
+
+
+def test_a_table_heading_names_the_interval_by_its_kind():
+    assert interval_name(0.9) == "interval" and interval_name(CredibleLevel(0.9, "eti")) == "interval"
+    assert interval_name(CredibleLevel(0.9, "hdi")) == "HDI"
 
 
 def test_spec_interval_kind_reaches_every_row_and_is_checked():

@@ -9,8 +9,8 @@ page then needs three things matplotlib's output does not give:
   of its bytes), and every reference to it (``href``, ``xlink:href``, ``url(#...)``) follows.
 - **No page-wide style.** The ``<style>`` matplotlib writes (``* {stroke-linejoin: round; ...}``) would apply
   to the whole page; it becomes the root's own style, which SVG children inherit.
-- **Titles.** An artist given a gid by :func:`hover` gets its text: a list gives each marker (``<use>``), bar
-  or point its own title, in drawing order; a single text goes on the whole artist. When matplotlib drew
+- **Titles.** An artist given a gid by :func:`hover` gets its text: a list gives each marker (``<use>``) its own
+  title, in drawing order; a single text goes on the whole artist (a bar, a curve, a band). When matplotlib drew
   fewer markers than texts (a point clipped off the canvas), the texts go on the group together, one a line.
 
 Text comes from ElementTree, which escapes it; the SVG has no script; the whole is returned as
@@ -82,8 +82,7 @@ def _title(group: ElementTree.Element, texts: str | Sequence[str]) -> None:
     if isinstance(texts, str):
         _prepend_title(group, texts)
         return
-    pieces = [e for e in group.iter() if e.tag in (f"{{{SVG}}}use",)] or \
-        [e for e in group.iter() if e.tag == f"{{{SVG}}}path" and not _in_defs(group, e)]
+    pieces = list(group.iter(f"{{{SVG}}}use"))      # a marker is drawn as a <use> of its shape, point by point
     if len(pieces) != len(texts):
         _prepend_title(group, "\n".join(texts))
         return
@@ -96,10 +95,6 @@ def _title(group: ElementTree.Element, texts: str | Sequence[str]) -> None:
         parent.remove(piece)
         wrapper.append(piece)
         parent.insert(index, wrapper)
-
-
-def _in_defs(group: ElementTree.Element, element: ElementTree.Element) -> bool:
-    return any(element in list(d.iter()) for d in group.iter(f"{{{SVG}}}defs"))
 
 
 def _prepend_title(element: ElementTree.Element, text: str) -> None:

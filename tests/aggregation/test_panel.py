@@ -194,3 +194,39 @@ def test_a_busy_panel_missing_a_whole_day_is_refused_a_quiet_one_is_not():
     first = min(small["day"])
     assert sum(first + timedelta(days=d) not in set(small["day"]) for d in range((max(small["day"]) - first).days)) == 3
     assert int(aggregate(spec(), small)["trades"]["n"].sum()) == 6
+
+
+def test_an_empty_day_beside_a_quiet_one_passes_and_many_are_listed_with_their_count():
+    frame = rows(seed=9)
+    # the panel's last days thinned to a handful of rows: a gap between a busy day and a quiet one is not taken as
+    # missing data (the quiet side could have had none)
+    late = frame["day"] >= START + timedelta(days=26)
+    quiet = pd.concat([frame[~late], frame[late].groupby("day").head(5)], ignore_index=True)
+    assert int(aggregate(spec(), quiet[quiet["day"] != START + timedelta(days=26)])["trades"]["n"].sum()) > 0
+    # exactly 20 rows on each side is busy enough
+    edge = pd.concat([frame[frame["day"] < START + timedelta(days=25)],
+                      frame[frame["day"] == START + timedelta(days=27)].head(20)], ignore_index=True)
+    edge = edge[edge["day"] != START + timedelta(days=24)]
+    counts = edge.groupby("day").size()
+    assert counts[START + timedelta(days=23)] >= 20 and counts[START + timedelta(days=27)] == 20
+    with pytest.raises(DataError, match=r"on 3 day\(s\) between busy days \(20\+ rows\): 2026-03-26, 2026-03-27, "
+                                        r"2026-03-28;"):
+        aggregate(spec(), edge)
+    wide = frame[(frame["day"] < START + timedelta(days=17)) | (frame["day"] > START + timedelta(days=22))]
+    with pytest.raises(DataError, match=r"on 6 day\(s\) between busy days \(20\+ rows\): 2026-03-19, 2026-03-20, "
+                                        r"2026-03-21, \.\.\.;"):
+        aggregate(spec(), wide)
+
+
+def test_the_calendar_checks_read_a_date_panel_without_novelty_and_leave_a_request_panel_alone():
+    frame = rows(seed=10)
+    plain = [{"name": "trades", "family": "count", "column": "trades"}]        # no novelty: a DATE column is a day
+    with pytest.raises(DataError, match="has no row at all on 1 day"):
+        aggregate(spec(plain), frame[frame["day"] != START + timedelta(days=20)])
+    # rows keyed by a request number: no exposure day to find, no calendar (each user's requests numbered 0, 1, ...)
+    requests = frame.assign(day=frame.groupby("user_id").cumcount() + 1000,
+                            exposure_day=[(d - START).days for d in frame["exposure_day"]])
+    assert int(aggregate(spec(plain), requests)["trades"]["n"].sum()) == frame["user_id"].nunique()
+    # the same numbers read as days by a novelty metric: most users lack their exposure-day row
+    with pytest.raises(DataError, match=r"user\(s\) have no row on their exposure day"):
+        aggregate(spec(), requests)

@@ -53,7 +53,7 @@ def test_every_point_of_a_forest_plot_shows_its_numbers_on_hover():
     # each title belongs to one marker: a group holding the title and one <use> of the marker
     for group in svg.iter(f"{SVG}g"):
         if group.find(f"{SVG}title") is not None:
-            assert len(group.findall(f"{SVG}use")) == 1
+            assert len(group.findall(f"{SVG}use")) == 1 and group[0].tag == f"{SVG}title"   # the title comes first
 
 
 def test_bars_and_curves_get_their_titles_and_a_figure_has_ids_of_its_own():

@@ -33,7 +33,7 @@ def test_a_style_and_metadata_become_the_roots_style_and_references_follow_the_r
     raw = buffer.getvalue()
     svg = ElementTree.fromstring(str(inline_svg(raw, {})))
     assert svg.find(f".//{SVG}style") is None and svg.find(f".//{SVG}metadata") is None
-    assert "stroke-linecap: butt;" in svg.get("style") and svg.get("class") == "figure"
+    assert svg.get("style") == "stroke-linejoin: round; stroke-linecap: butt;" and svg.get("class") == "figure"
     ids = {e.get("id") for e in svg.iter() if e.get("id")}
     prefixes = {i.split("-", 1)[0] for i in ids}
     assert len(prefixes) == 1 and all(i.startswith("f") for i in ids)
