@@ -19,14 +19,14 @@ FROM ${BASE}
 # every compiled artefact lives under one cache folder that the build fills and the runtime user owns: bayes-ab's
 # models, numba's machine code for the libraries' own jitted functions (their default, beside the installed
 # sources, is not writable at run time, so every run would compile them again), PyTensor's compile directory (no
-# C compiler is needed: the sampler's path is numba; cxx= says so instead of warning)
+# C compiler is needed: the sampler's path is numba; cxx= says so instead of warning), matplotlib's font cache
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BAYES_AB_CACHE_DIR=/opt/bayes-ab/cache \
     NUMBA_CACHE_DIR=/opt/bayes-ab/cache/numba \
     PYTENSOR_FLAGS=compiledir=/opt/bayes-ab/cache/pytensor,cxx= \
-    MPLCONFIGDIR=/tmp/matplotlib \
+    MPLCONFIGDIR=/opt/bayes-ab/cache/matplotlib \
     PATH=/opt/venv/bin:$PATH
 
 RUN python3 -m venv /opt/venv
