@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tarfile
 import sys
 import textwrap
 
@@ -175,6 +176,14 @@ def test_a_fresh_process_loads_the_compiled_model_and_draws_the_same_posterior(t
     # a process that loads a compiled model reads it without PyMC, PyTensor, ArviZ, matplotlib or scipy.stats
     # (seconds of imports); numba's stored environments name PyTensor's modules but are rebuilt without them
     assert loaded["imported_before"] == loaded["imported_after"] == reloaded["imported_after"] == []
+    # the cache carried through a tar archive, as a container image's layers carry it (whole-second times): still
+    # a load, with the same draws (numba's index compares the source's mtime; fractions of a second were lost)
+    with tarfile.open(tmp_path / "cache.tar", "w", format=tarfile.GNU_FORMAT) as archive:   # whole seconds
+        archive.add(tmp_path / "one", arcname="copied")
+    with tarfile.open(tmp_path / "cache.tar") as archive:
+        archive.extractall(tmp_path, filter="tar")
+    (carried,) = process("copied", "2:0.1")
+    assert carried["loaded"] == 1 and carried["digest"] == compiled["digest"]
 
 
 def test_an_unwritable_cache_compiles_for_this_process_and_says_so(tmp_path, monkeypatch, capsys):
