@@ -259,9 +259,8 @@ def _parser() -> argparse.ArgumentParser:
 def _warmup(args: argparse.Namespace) -> int:
     """Every metric's sampled structure on these data, compiled into the model cache (or found there): the first
     check-in then only loads it. Idempotent: a second run loads everything."""
-    import time
-
     import tempfile
+    import time
 
     from bayes_ab.aggregation import aggregate
     from bayes_ab.aggregation.panel import panel_statistics

@@ -15,8 +15,6 @@ fields for a program.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from urllib.parse import urlsplit
 
 from bayes_ab.documents import document, dumps
@@ -59,6 +57,9 @@ def alert_document(experiment: str, action: str, headline: str, look: int | None
 
 def post(url: str, body: dict) -> str | None:
     """POST ``body`` as JSON to ``url``; ``None`` when the webhook accepted it (2xx), else why not, in a line."""
+    import urllib.error        # here: urllib.request brings ssl and http.client, which `bayes-ab --help` need not load
+    import urllib.request
+
     request = urllib.request.Request(url, data=dumps(body).encode("utf-8"), method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "bayes-ab"})
     try:
