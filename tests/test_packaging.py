@@ -58,3 +58,21 @@ def test_the_wheel_installs_into_a_fresh_virtualenv_with_its_command(wheel, tmp_
     where = subprocess.run([str(python), "-c", "import bayes_ab; print(bayes_ab.__file__)"], capture_output=True,
                            text=True, env={"PYTHONPATH": deps}, check=True, cwd=tmp_path)
     assert where.stdout.strip().startswith(str(site))
+
+
+def test_the_image_installs_the_tested_stack_warms_the_cache_and_runs_as_a_user():
+    """The Dockerfile as the scheduled-check-ins guide describes it (the image itself was built with Podman; see
+    benchmarks/RESULTS.md): pinned stack, cache warmed at build time under the folder the runtime user owns, a
+    non-root user, bayes-ab as the entry point, and a build context without the virtual environment."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    steps = [line.split(None, 1) for line in dockerfile.splitlines() if line and not line.startswith((" ", "#"))]
+    instructions = [step[0] for step in steps]
+    assert "pip install --quiet -c constraints.txt ." in dockerfile
+    assert "bayes-ab warmup" in dockerfile and "BAYES_AB_CACHE_DIR=/opt/bayes-ab/cache" in dockerfile
+    for cache in ("NUMBA_CACHE_DIR=", "compiledir=", "MPLCONFIGDIR="):
+        assert f"{cache}/opt/bayes-ab/cache/" in dockerfile
+    user = instructions.index("USER")
+    assert steps[user][1].strip() == "bayes" and instructions.index("RUN", instructions.index("COPY")) < user
+    assert 'ENTRYPOINT ["bayes-ab"]' in dockerfile and 'VOLUME ["/work/models", "/work/reports"]' in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
