@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bayes_ab import DISTRIBUTION, __version__
+from bayes_ab.documents import DOCUMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def test_the_wheel_installs_into_a_fresh_virtualenv_with_its_command(wheel, tmp_
                                capture_output=True, text=True, check=True).stdout.strip())
     assert (site / "bayes_ab" / "report" / "templates" / "report.html.j2").is_file()
     assert (site / "bayes_ab" / "families" / "conversion.py").is_file()
-    for kind in ("analysis", "checkin", "history", "plan", "simulation", "portfolio"):          # the JSON Schemas of the --json documents
+    for kind in DOCUMENTS:                                # the JSON Schemas of the --json documents and the alert
         assert (site / "bayes_ab" / "schemas" / f"{kind}.schema.json").is_file()
     # the dependencies come from this test's environment (installing them from PyPI here would take minutes);
     # PYTHONPATH does not run this environment's editable-install hook, so bayes_ab is the wheel's
