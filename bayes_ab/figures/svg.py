@@ -33,6 +33,7 @@ ElementTree.register_namespace("", SVG)
 ElementTree.register_namespace("xlink", XLINK)
 HOVER_PREFIX = "hover-"
 _REFERENCE = re.compile(r"url\(#([^)]+)\)")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def hover(artist, texts: str | Sequence[str], registry: dict[str, str | Sequence[str]]) -> None:
@@ -46,7 +47,9 @@ def inline_svg(svg: bytes, titles: dict[str, str | Sequence[str]]) -> Markup:
     """matplotlib's SVG document ``svg`` as inline markup: unique ids, no page-wide style, hover titles for the
     artists named in ``titles`` (gid -> texts). The report wraps it in an element with ``role="img"`` and the
     figure's description."""
-    root = ElementTree.fromstring(svg)
+    # a name from data may hold control characters, which XML 1.0 cannot carry and matplotlib writes as they are:
+    # each becomes U+FFFD (the reader sees that something was there) instead of a parse error
+    root = ElementTree.fromstring(_NOT_XML.sub("\ufffd", svg.decode("utf-8")))
     prefix = "f" + hashlib.sha256(svg).hexdigest()[:10] + "-"
     parents = {child: parent for parent in root.iter() for child in parent}
     for element in list(root.iter()):
@@ -99,7 +102,7 @@ def _title(group: ElementTree.Element, texts: str | Sequence[str]) -> None:
 
 def _prepend_title(element: ElementTree.Element, text: str) -> None:
     title = ElementTree.Element(f"{{{SVG}}}title")
-    title.text = text
+    title.text = _NOT_XML.sub("\ufffd", text)
     element.insert(0, title)
 
 

@@ -40,3 +40,13 @@ def test_a_style_and_metadata_become_the_roots_style_and_references_follow_the_r
     xlink = "{http://www.w3.org/1999/xlink}href"
     uses = [e.get(xlink)[1:] for e in svg.iter(f"{SVG}use")]
     assert uses and set(uses) <= ids
+
+
+def test_control_characters_in_a_name_become_replacement_characters_not_a_parse_error():
+    from bayes_ab import figures
+
+    rows = [{"label": "bad\x01name\x0b", "unpooled": (0.01, -0.01, 0.03), "pooled": (0.01, -0.01, 0.03)}]
+    svg = ElementTree.fromstring(str(figures.forest(rows, "t\x00")))
+    texts = ["".join(t.itertext()) for t in svg.iter(f"{SVG}text")]
+    assert "bad\ufffdname\ufffd" in texts and "t\ufffd" in texts
+    assert [t.text for t in svg.iter(f"{SVG}title")][0].startswith("bad\ufffdname\ufffd, unpooled: ")
