@@ -272,7 +272,8 @@ def _warmup(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     cache = ModelCache()            # this run's own: what it reports is what the disk cache held
-    stats = aggregate(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
+    source, engine = _source(args, spec), _engine(args)
+    stats = aggregate(spec, source, aggregated=args.aggregated, engine=engine)
     print(f"Warming up {spec.name}: {len(stats)} metric(s), model cache {cache_root()}")
     started = time.perf_counter()
     for metric in spec.metrics:
@@ -283,8 +284,7 @@ def _warmup(args: argparse.Namespace) -> int:
     # posteriors, matplotlib's font cache): one analysis and its report, in a folder thrown away, pay for it here
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bayes-ab-warmup-") as scratch:
-        result = analyze_stats(spec, stats, cache=cache, panels=panel_statistics(spec, _source(args, spec),
-                                                                                 _engine(args)))
+        result = analyze_stats(spec, stats, cache=cache, panels=panel_statistics(spec, source, engine))
         write_report(result, Path(scratch))
     print(f"  one analysis and its report, to compile the rest of the path ({time.perf_counter() - begun:.1f} s)")
     print(f"done in {time.perf_counter() - started:.1f} s")
@@ -395,22 +395,22 @@ def _alert(args: argparse.Namespace, webhook: str | None, experiment: str, recom
     """With ``--alert-on``/``--webhook`` (:mod:`bayes_ab.notify`): for an alerting action, post the alert and return
     the action's exit code; 0 for any other action, or without either option."""
     actions = alert_actions(getattr(args, "alert_on", None), webhook)
-    if recommendation is None or not actions:
-        return 0
-    action = str(decided.action if decided is not None else recommendation.action)
-    if action not in actions:
+    if recommendation is None or (action := _action(recommendation, decided)) not in actions:
         return 0
     if webhook is not None:
-        body = alert_document(experiment, action, (decided.payload.get("recommendation") or {}).get("headline", "")
-                              if decided is not None else recommendation.headline, look, as_of,
-                              recommendation.from_stage, None if report is None else str(report),
-                              decided is not None)
-        failure = post(webhook, body)
-        if failure is not None:
-            print(f"bayes-ab: {failure}; the results are written", file=sys.stderr)
-            return ACTION_EXIT_CODES[action]
-        print(f"alert: {action.replace('_', ' ')} posted to the webhook", file=sys.stderr)
+        headline = (recommendation.headline if decided is None
+                    else (decided.payload.get("recommendation") or {}).get("headline", ""))
+        failure = post(webhook, alert_document(experiment, action, headline, look, as_of, recommendation.from_stage,
+                                               None if report is None else str(report), decided is not None))
+        print(f"bayes-ab: {failure}; the results are written" if failure is not None
+              else f"alert: {action.replace('_', ' ')} posted to the webhook", file=sys.stderr)
     return ACTION_EXIT_CODES[action]
+
+
+def _action(recommendation, decided) -> str:
+    """The action a run stands for: the earlier look's when one ``decided`` the experiment (a terminal action is
+    sticky), else the recommendation's."""
+    return str(decided.action if decided is not None else recommendation.action)
 
 
 def _action_code(args: argparse.Namespace, recommendation, decided=None) -> int:
@@ -418,7 +418,7 @@ def _action_code(args: argparse.Namespace, recommendation, decided=None) -> int:
     when a check-in follows one that ``decided`` the experiment (a terminal action is sticky)."""
     if not getattr(args, "exit_code", False) or recommendation is None:
         return 0
-    return ACTION_EXIT_CODES[str(decided.action if decided is not None else recommendation.action)]
+    return ACTION_EXIT_CODES[_action(recommendation, decided)]
 
 
 def _outlook_arguments(parser: argparse.ArgumentParser) -> None:

@@ -131,9 +131,10 @@ def main() -> None:
             control = next(a["name"] for a in spec["arms"] if a.get("control"))
             for tool in ("gbstats", "tea-tasting"):
                 started = time.perf_counter()
-                done = subprocess.run([args.compare_python, "-c", COMPARE, tool, str(data), spec.get("arm_column", "arm"),
-                                       control, json.dumps(spec["metrics"])], check=True, capture_output=True,
-                                      text=True, timeout=600)
+                arm_column = spec.get("arm_column", "arm")
+                done = subprocess.run([args.compare_python, "-c", COMPARE, tool, str(data), arm_column, control,
+                                       json.dumps(spec["metrics"])], check=True, capture_output=True, text=True,
+                                      timeout=600)
                 inside = json.loads(done.stdout.strip().splitlines()[-1])
                 row[tool] = time.perf_counter() - started
                 row[f"{tool} metrics"] = len(inside["metrics"])

@@ -56,7 +56,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/posterior/fit.py": ("tests/posterior/test_fit.py", "tests/models/test_quadrature.py",
                                   "tests/families/test_conversion.py"),
     "bayes_ab/figures/svg.py": ("tests/figures",),
-    "bayes_ab/aggregation/panel.py": ("tests/aggregation/test_panel.py", "tests/novelty", "tests/families/test_quantile.py"),
+    "bayes_ab/aggregation/panel.py": ("tests/aggregation/test_panel.py", "tests/novelty",
+                                      "tests/families/test_quantile.py"),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
@@ -78,7 +79,8 @@ _FEW_DRAWS = ("a guard for data-only lifts that are mostly undefined (a control 
 
 EQUIVALENT: dict[str, str] = {
     "bayes_ab/figures/svg.py:inline_svg:1 -> 2:`1`":
-        "rsplit's maximum split of a tag: an ElementTree tag holds one '}' (after its namespace), so 1 and 2 split alike",
+        "rsplit's maximum split of a tag: an ElementTree tag holds one '}' (after its namespace), so 1 and 2 split "
+        "alike",
     "bayes_ab/figures/svg.py:inline_svg:10 -> 11:`10`":
         "the length of the per-figure id prefix: any length that keeps figures apart names their ids alike",
     "bayes_ab/figures/svg.py:inline_svg:and -> or:`name in (\"href\", f\"{{{XLINK}}}href\") and value.startswith...`":

@@ -18,6 +18,7 @@ the data).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
@@ -95,9 +96,8 @@ def _check_panel_rows(spec: ExperimentSpec, table: Table) -> None:
     # days compare as dates, or as day numbers when both columns are numbers (another pairing is refused by the
     # novelty statistics and has no exposure-day check here)
     comparable = calendar and (activity.kind == INTEGER) == (exposure.kind == INTEGER)
-    same_day = (f"{activity.sql} = {exposure.sql}" if activity.kind == INTEGER else
-                f"{_as_date(activity)} = {_as_date(exposure)}")
-    on_exposure = f"MAX(CASE WHEN {same_day} THEN 1 ELSE 0 END)" if comparable else "1"
+    on_exposure = (f"MAX(CASE WHEN {_as_date(activity)} = {_as_date(exposure)} THEN 1 ELSE 0 END)" if comparable
+                   else "1")
     # grouped by the raw ids (casting 10M ids to text first cost more than the grouping); only examples are cast
     found = table.run(
         "SELECT SUM(pairs) AS pairs, SUM(rows_) AS rows_, CAST(MIN(CASE WHEN pairs > 0 THEN u END) AS VARCHAR) "
@@ -128,24 +128,33 @@ def _refuse_empty_days(spec: ExperimentSpec, table: Table, activity: Column) -> 
     :func:`_check_panel_rows`. A small panel has quiet days of its own (4 users are not active every day); at 20
     rows a day on both sides, a day without any would have probability e^-20 if rows came as a Poisson stream at
     the lower of the two rates, so it is taken as missing data."""
-    day = activity.sql if activity.kind == INTEGER else _as_date(activity)
-    counts = table.run(f"SELECT CAST({day} AS VARCHAR) AS d, COUNT(*) AS n FROM {table.relation} GROUP BY 1")
-    counts = counts.dropna(subset=["d"])
-    if activity.kind == INTEGER:
-        rows = {int(float(d)): int(n) for d, n in zip(counts["d"], counts["n"])}
-        label = str
-    else:
-        rows = {date.fromisoformat(str(d)[:10]).toordinal(): int(n) for d, n in zip(counts["d"], counts["n"])}
-        label = lambda n: date.fromordinal(n).isoformat()  # noqa: E731
+    days = _Days(activity.kind == INTEGER)
+    counts = table.run(f"SELECT CAST({_as_date(activity)} AS VARCHAR) AS d, COUNT(*) AS n FROM {table.relation} "
+                       "GROUP BY 1").dropna(subset=["d"])
+    rows = {days.number(d): int(n) for d, n in zip(counts["d"], counts["n"])}
     present = sorted(rows)
     missing = [n for before, after in zip(present, present[1:])
                if min(rows[before], rows[after]) >= BUSY_DAY_ROWS for n in range(before + 1, after)]
     if missing:
-        shown = ", ".join(label(n) for n in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        shown = ", ".join(days.label(n) for n in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise DataError(f"{table.label}: column {spec.activity_column!r} (activity day) has no row at all on "
                         f"{len(missing):,} day(s) between busy days ({BUSY_DAY_ROWS}+ rows): {shown}; a day of the "
                         "panel is missing (a failed export?) and every total would read low: load the missing "
                         "day(s), or cut the panel before the first of them")
+
+
+@dataclass(frozen=True)
+class _Days:
+    """Day values as the engines return them (text) to day numbers and back: a date's ordinal, or the integer of
+    an integer day column (``numbers``)."""
+
+    numbers: bool
+
+    def number(self, text) -> int:
+        return int(text) if self.numbers else date.fromisoformat(str(text)[:10]).toordinal()
+
+    def label(self, number: int) -> str:
+        return str(number) if self.numbers else date.fromordinal(int(number)).isoformat()
 
 
 def _user_total(column: Column, total: str) -> str:
@@ -207,9 +216,9 @@ def novelty_statistics(spec: ExperimentSpec, table: Table) -> dict[str, xr.Datas
         raise DataError(f"{table.label}: {int(first_day['early'])} row(s) have an activity day "
                         f"({spec.activity_column!r}) before the user's exposure day ({spec.day_column!r})")
     weeks = int(min(MAX_WEEKS, int(first_day["span"]) // DAYS_PER_WEEK + 1))
-    parse = int if exposure.kind == INTEGER else (lambda text: date.fromisoformat(str(text)[:10]).toordinal())
-    last = parse(first_day["last"])
-    start = parse(first_day["first"])
+    days = _Days(exposure.kind == INTEGER)
+    last = days.number(first_day["last"])
+    start = days.number(first_day["first"])
     week = f"CAST(FLOOR({since} / {DAYS_PER_WEEK}) AS BIGINT)"
     out = {}
     for metric in metrics:
@@ -223,17 +232,17 @@ def novelty_statistics(spec: ExperimentSpec, table: Table) -> dict[str, xr.Datas
                f"(SELECT {quote_ident(spec.unit_column)} AS unit, {quote_ident(spec.arm_column)} AS arm, "
                f"{_as_date(exposure)} AS exposure, {week} AS week, {value} AS v FROM {table.relation}) AS days "
                f"GROUP BY unit, arm, exposure) AS users GROUP BY 1, 2")
-        out[metric.name] = _weekly_dataset(metric, spec, table.run(sql), weeks, start, last, parse)
+        out[metric.name] = _weekly_dataset(metric, spec, table.run(sql), weeks, start, last, days)
     return out
 
 
 def _weekly_dataset(metric: Metric, spec: ExperimentSpec, rows: pd.DataFrame, weeks: int, start: int, last: int,
-                    parse) -> xr.Dataset:
+                    days: _Days) -> xr.Dataset:
     arms = list(spec.arm_names)
     unknown = sorted(set(rows["arm"]) - set(arms))
     if unknown:
         raise DataError(f"column {spec.arm_column!r} has arm {unknown[0]!r} that the spec does not declare")
-    day = rows["exposure"].map(parse).to_numpy()
+    day = rows["exposure"].map(days.number).to_numpy()
     rows = rows.assign(cohort=(day - start) // DAYS_PER_WEEK, day=day)
     cohorts = np.arange(int(rows["cohort"].max()) + 1)
     users = np.zeros((len(arms), len(cohorts)))
@@ -249,8 +258,7 @@ def _weekly_dataset(metric: Metric, spec: ExperimentSpec, rows: pd.DataFrame, we
             for k in range(j, weeks):
                 cross[a, c, j, k] += getattr(row, f"p{j}_{k}")
                 cross[a, c, k, j] = cross[a, c, j, k]
-    starts = [date.fromordinal(int(start + DAYS_PER_WEEK * c)).isoformat() if parse is not int
-              else str(start + DAYS_PER_WEEK * c) for c in cohorts]
+    starts = [days.label(start + DAYS_PER_WEEK * c) for c in cohorts]
     return weekly_dataset(arms, users, sums, cross, latest, last, starts,
                           {"metric": metric.name, "family": metric.family})
 

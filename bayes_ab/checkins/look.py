@@ -61,7 +61,8 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
         metric = effects.metric
         metrics[name] = {
             "family": metric.family, "role": metric.role, "direction": metric.direction,
-            "unit": family_for(metric).unit_of(metric), "interval": effects.interval, "interval_kind": str(kind_of(effects.interval)),
+            "unit": family_for(metric).unit_of(metric), "interval": effects.interval,
+            "interval_kind": str(kind_of(effects.interval)),
             "rows": [asdict(row) for row in effects.rows],
             "diagnostics": effects.diagnostics.to_dict(),
             "model_note": effects.model_note,

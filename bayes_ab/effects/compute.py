@@ -41,8 +41,8 @@ class ArmEffect(HtmlRepr):
     ``*_mcse`` are Monte Carlo standard errors of the probabilities and the loss the decision rule reads
     (from the effective sample size of what each averages): the sampling noise in the number itself.
     Lifts are arm minus control (absolute, in metric units) and arm / control - 1 (relative);
-    ``*_low``/``*_high`` bound the credible interval (equal-tailed unless the spec asks for the HDI). Losses are expected values of the
-    amount given up: ``loss_ship`` if this arm replaces control and control was better,
+    ``*_low``/``*_high`` bound the credible interval (equal-tailed unless the spec asks for the HDI). Losses are
+    expected values of the amount given up: ``loss_ship`` if this arm replaces control and control was better,
     ``loss_keep`` if control stays and this arm was better, ``loss_vs_best`` against the best arm.
     """
 

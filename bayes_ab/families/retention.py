@@ -112,7 +112,8 @@ MILESTONES = (1, 7, 30)
 
 def retention_milestones(fit, days: tuple[int, ...] = MILESTONES, interval: float = 0.9) -> pd.DataFrame:
     """Overall (traffic-weighted) retention on each day in ``days`` per arm of a retention fit
-    (:class:`bayes_ab.posterior.result.Fit`), with the credible interval, relative lift against control and P(beat control).
+    (:class:`bayes_ab.posterior.result.Fit`), with the credible interval, relative lift against control and
+    P(beat control).
     Days beyond the fitted curve are left out.
     """
     survival = fit.idata.posterior["survival"]

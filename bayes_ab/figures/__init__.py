@@ -5,5 +5,6 @@ from bayes_ab.figures.plots import (GREY, LINES, MARKERS, OKABE_ITO, best_arm, c
                                     exposure, forest, guardrail_bars, learned_prior, lift_by_week, lift_density,
                                     prior_posterior, retention_curves, trajectory)
 
-__all__ = ["GREY", "LINES", "MARKERS", "OKABE_ITO", "best_arm", "count_distribution", "decision_checks", "exposure", "forest", "guardrail_bars",
-           "learned_prior", "lift_by_week", "lift_density", "prior_posterior", "retention_curves", "trajectory"]
+__all__ = ["GREY", "LINES", "MARKERS", "OKABE_ITO", "best_arm", "count_distribution", "decision_checks", "exposure",
+           "forest", "guardrail_bars", "learned_prior", "lift_by_week", "lift_density", "prior_posterior",
+           "retention_curves", "trajectory"]

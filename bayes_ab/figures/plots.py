@@ -27,6 +27,7 @@ from markupsafe import Markup  # noqa: E402
 from scipy.stats import gaussian_kde, norm  # noqa: E402
 
 from bayes_ab.figures.svg import hover, inline_svg  # noqa: E402
+from bayes_ab.intervals import eti  # noqa: E402
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 GREY = "#999999"
@@ -52,6 +53,16 @@ def _svg(fig, titles: dict | None = None) -> Markup:
 
 def _pct(x: float) -> str:
     return "n/a" if not np.isfinite(x) else f"{100 * x:+.2f}%"
+
+
+def _middle_90(draws: np.ndarray) -> tuple[float, float, float] | None:
+    """The equal-tailed 90% interval's ends and the median of the finite draws (a curve's hover text), or
+    ``None`` without any."""
+    finite = draws[np.isfinite(draws)]
+    if not finite.size:
+        return None
+    low, high = eti(finite, 0.9)
+    return low, float(np.median(finite)), high
 
 
 def _style(ax) -> None:
@@ -85,9 +96,8 @@ def lift_density(series: dict[str, np.ndarray], rope: float, title: str) -> Mark
     for k, (arm, draws) in enumerate(series.items()):
         line, = ax.plot(grid, _density(draws, grid), color=OKABE_ITO[k % 8], linestyle=LINES[k % 4], linewidth=2,
                         label=arm)
-        finite = draws[np.isfinite(draws)]
-        if finite.size:
-            low, mid, high = np.quantile(finite, [0.05, 0.5, 0.95])
+        if (middle := _middle_90(draws)) is not None:
+            low, mid, high = middle
             hover(line, f"{arm}: median lift {_pct(mid)}; 90% of the posterior between {_pct(low)} and "
                         f"{_pct(high)}", titles)
     ax.set_yticks([])
@@ -303,9 +313,8 @@ def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: s
     for k, (arm, draws) in enumerate(posteriors.items()):
         line, = ax.plot(grid, _density(draws, grid), color=OKABE_ITO[k % 8], linestyle=LINES[k % 4], linewidth=2,
                         label=f"posterior, {arm}")
-        finite = draws[np.isfinite(draws)]
-        if finite.size:
-            low, mid, high = np.quantile(finite, [0.05, 0.5, 0.95])
+        if (middle := _middle_90(draws)) is not None:
+            low, mid, high = middle
             hover(line, f"posterior, {arm}: median {mid:.3g}; 90% between {low:.3g} and {high:.3g}", titles)
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks([])

@@ -58,18 +58,19 @@ def inline_svg(svg: bytes, titles: dict[str, str | Sequence[str]]) -> Markup:
             if tag == "style":
                 root.set("style", " ".join(_declarations(element.text or "")))
             parents[element].remove(element)
+    by_id = {}
     for element in root.iter():
         for name, value in list(element.attrib.items()):
             if name == "id":
                 element.set(name, prefix + value)
+                by_id[value] = element
             elif name in ("href", f"{{{XLINK}}}href") and value.startswith("#"):
                 element.set(name, "#" + prefix + value[1:])
             elif "url(#" in value:
                 element.set(name, _REFERENCE.sub(lambda m: f"url(#{prefix}{m.group(1)})", value))
     for gid, texts in titles.items():
-        group = next((e for e in root.iter() if e.get("id") == prefix + gid), None)
-        if group is not None:
-            _title(group, texts)
+        if gid in by_id:
+            _title(by_id[gid], texts, parents)
     root.set("class", "figure")
     return Markup(ElementTree.tostring(root, encoding="unicode"))
 
@@ -80,8 +81,10 @@ def _declarations(css: str) -> list[str]:
     return [part.strip() + ";" for part in body.split(";") if part.strip()]
 
 
-def _title(group: ElementTree.Element, texts: str | Sequence[str]) -> None:
-    """Each drawn piece of ``group`` its own title, in order, or one title for the group."""
+def _title(group: ElementTree.Element, texts: str | Sequence[str],
+           parents: dict[ElementTree.Element, ElementTree.Element]) -> None:
+    """Each drawn piece of ``group`` its own title, in order, or one title for the group (``parents``: the
+    figure's child-to-parent map, read before any piece was wrapped; each piece is wrapped once)."""
     if isinstance(texts, str):
         _prepend_title(group, texts)
         return
@@ -89,7 +92,6 @@ def _title(group: ElementTree.Element, texts: str | Sequence[str]) -> None:
     if len(pieces) != len(texts):
         _prepend_title(group, "\n".join(texts))
         return
-    parents = {child: parent for parent in group.iter() for child in parent}
     for piece, text in zip(pieces, texts):
         parent = parents[piece]
         wrapper = ElementTree.Element(f"{{{SVG}}}g")

@@ -146,9 +146,7 @@ def fit(
         exact = _integrate(family, stats, metric, sampler, prior)
         if exact is not None:
             return exact
-    data = {**family.model_data(stats), **prior}
-    variant = family.variant(stats, metric)         # a count family's checks fit the data: computed once
-    compiled = cache.get(family, stats, metric, sampler.backend, data, variant)
+    compiled, data, variant = _structure(family, stats, metric, sampler, cache, prior)
     idata, diagnostics = _sample_diagnosed(compiled, data, stats, metric, sampler, family, variant)
     # at most two retries: smaller steps, then the low-rank metric (each remedy is taken once)
     while (retry := _retry(idata, diagnostics, sampler)) is not None:
@@ -172,15 +170,22 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
         return "exact posterior: nothing to compile"
     if sampler.exact and family.integrable(stats, metric) is not None:
         return "integrated exactly: nothing to compile"
-    prior = mapped_prior_data(family, stats, metric)
-    data = {**family.model_data(stats), **prior}
     before = (cache.compilations, cache.from_disk)
-    compiled = cache.get(family, stats, metric, sampler.backend, data, family.variant(stats, metric))
+    compiled, _, _ = _structure(family, stats, metric, sampler, cache, mapped_prior_data(family, stats, metric))
     if cache.compilations == before[0]:
         return "the structure of an earlier metric (prepared above)"
     if cache.from_disk > before[1]:
         return "loaded from the model cache"
     return "compiled" if compiled.native is not None else "compiled (not cached on disk: nutpie's public path)"
+
+
+def _structure(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings, cache: ModelCache,
+               prior: dict[str, np.ndarray]) -> tuple[_Compiled, dict[str, np.ndarray], str]:
+    """The sampled model's compiled structure (from ``cache``), its data (the family's and the prior's) and its
+    variant: what :func:`fit` samples and :func:`prepare` compiles."""
+    data = {**family.model_data(stats), **prior}
+    variant = family.variant(stats, metric)         # a count family's checks fit the data: computed once
+    return cache.get(family, stats, metric, sampler.backend, data, variant), data, variant
 
 
 TWO_MODES = ("likely cause: the learned Student-t prior -- against data far in its tail its posterior can have "
