@@ -189,6 +189,11 @@ def _parser() -> argparse.ArgumentParser:
     ahead.add_argument("--half-life", type=float, default=1.0, help="with --novelty: weeks to halve the gap (default 1)")
     ahead.add_argument("--exposure-days", type=int, default=14, help="with --novelty: days users enter (default 14)")
     ahead.add_argument("--max-weeks", type=int, default=8, help="with --novelty: longest test read (default 8)")
+    ahead.add_argument("--icc", type=float, help="cluster-randomised spec: intra-cluster correlation of the primary")
+    ahead.add_argument("--cluster-size", type=float, help="cluster-randomised spec: mean users per cluster")
+    ahead.add_argument("--cluster-size-cv", type=float, default=0.0,
+                       help="cluster-randomised spec: coefficient of variation of cluster sizes (default 0)")
+    ahead.add_argument("--clusters", type=int, help="cluster-randomised spec: clusters per arm available (power at it)")
     _json_argument(ahead)
     ahead.set_defaults(run=_plan)
 
@@ -463,6 +468,10 @@ def _plan(args: argparse.Namespace) -> int:
     from bayes_ab.spec import load_spec
 
     spec = load_spec(args.spec)
+    if spec.cluster_column:
+        return _plan_clusters(args, spec)
+    if args.icc is not None or args.cluster_size is not None or args.clusters is not None:
+        raise SpecError("--icc, --cluster-size and --clusters plan a cluster-randomised spec (cluster_column)")
     baseline = _parse_baseline_arguments(spec, args.baseline)
     if args.novelty:
         if args.json:
@@ -507,6 +516,41 @@ def _writable_file(path: str, option: str) -> None:
     if target.is_dir():
         raise SpecError(f"{option} {path}: is a folder, not a file")
     _writable_folder(str(target.parent if str(target.parent) else "."), option)
+
+
+def _plan_clusters(args: argparse.Namespace, spec) -> int:
+    """The design effect, the power at the clusters available and the clusters needed (planning/clusters.py)."""
+    from bayes_ab.metric import Role
+    from bayes_ab.planning.clusters import plan_clusters
+    from bayes_ab.spec import parse_baseline
+
+    declared = spec.per_user()
+    for flag in ("novelty", "calibrate", "write"):
+        if getattr(args, flag):
+            raise SpecError(f"--{flag} is not available for a cluster-randomised spec")
+    if args.icc is None or args.cluster_size is None:
+        raise SpecError(f"{spec.source}: a cluster-randomised spec is planned by clusters: give --icc (intra-cluster "
+                        "correlation, e.g. 0.02) and --cluster-size (mean users per cluster)")
+    if args.clusters is not None and args.clusters < 2:
+        raise SpecError(f"--clusters: at least 2 per arm, got {args.clusters}")
+    baseline = _parse_baseline_arguments(declared, args.baseline)
+    plans = []
+    for metric in declared.metrics_in(Role.PRIMARY):
+        raw = baseline.get(metric.name, declared.plan.baseline.get(metric.name) if declared.plan else None)
+        if raw is None:
+            raise SpecError(f"{spec.source}: give --baseline {metric.name}=VALUE (the control's value per user)")
+        base = parse_baseline(raw, metric, f"baseline {metric.name!r}") if isinstance(raw, (int, float, dict)) else raw
+        effect = args.effect if args.effect is not None else (declared.plan.effect if declared.plan else 0.05)
+        plans.append(plan_clusters(metric, base, effect, args.icc, args.cluster_size, spec.decision.ship_beat,
+                                   clusters_per_arm=args.clusters, size_cv=args.cluster_size_cv))
+    if args.json:
+        from bayes_ab.documents import dumps
+
+        print(dumps({"experiment": spec.name, "cluster_column": spec.cluster_column,
+                     "plans": [p.document() for p in plans]}))
+        return 0
+    print("\n\n".join(p.text() for p in plans))
+    return 0
 
 
 def _plan_novelty(args: argparse.Namespace, spec, baseline: dict) -> int:
@@ -594,6 +638,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from bayes_ab.stopping import compare_rules
 
     spec = load_spec(args.spec)
+    if spec.cluster_column:
+        raise SpecError(f"{spec.source}: simulate draws independent users; a cluster-randomised spec is planned with "
+                        "`bayes-ab plan SPEC --icc RHO --cluster-size M`")
     if args.experiments is not None and args.experiments < 1:
         raise SpecError(f"--experiments must be at least 1, got {args.experiments}")
     compared = compare_rules(spec, experiments=args.experiments, seed=args.seed, workers=args.workers)

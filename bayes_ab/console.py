@@ -18,7 +18,7 @@ def render_text(result: Analysis) -> str:
     first = next(iter(result.stats.values()))
     users = int(first["n"].sum())
     lines = [f"Experiment {spec.name}: arms {', '.join(spec.arm_names)} (control {spec.control.name}); "
-             f"{first.sizes['segment']} segment(s); {users:,} users; data fingerprint {result.fingerprint}"]
+             f"{first.sizes['segment']} segment(s); {users:,} {result.spec.units_counted}; data fingerprint {result.fingerprint}"]
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
                   *(f"  WARNING: {w}" for w in effects.warnings),
@@ -34,7 +34,7 @@ def render_text(result: Analysis) -> str:
 
 def _metric_header(effects: MetricEffects) -> str:
     m = effects.metric
-    return (f"Metric {m.name} ({m.family}, {m.role}, {m.direction} is good, ROPE +/-{m.rope:.1%}) "
+    return (f"Metric {m.name} ({family_for(m).kind_of(m)}, {m.role}, {m.direction} is good, ROPE +/-{m.rope:.1%}) "
             f"- posterior by {_sampler_text(effects)}")
 
 
@@ -54,7 +54,7 @@ def _table(effects: MetricEffects) -> str:
     for r in effects.shown_rows:
         lift = "" if r.is_control else f"{fmt.relative(r.rel_lift)} [{fmt.relative(r.rel_low)}, {fmt.relative(r.rel_high)}]"
         rows.append({
-            "segment": r.segment, "arm": r.arm, "users": f"{r.users:,}",
+            "segment": r.segment, "arm": r.arm, family.counted(effects.metric): f"{r.users:,}",
             "observed": f"{r.observed_mean:.4g}", "posterior": f"{r.mean:.4g}",
             f"rel. lift [{effects.interval:.0%} {interval_name(effects.interval)}]": lift,
             "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
+from bayes_ab.families.clustered import clustered_metric
 from bayes_ab.learned_prior import load_prior
 from bayes_ab.intervals import CredibleLevel, IntervalKind
 from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yaml_file
@@ -161,6 +162,8 @@ class ExperimentSpec:
     query: str | None = None        # a SELECT of the per-user rows, run by the SQL engine in the database
     activity_column: str | None = None   # rows are a daily panel: the day of each row (one per user and active day)
     received_column: str | None = None   # per user 0/1: the treatment was actually delivered (complier analysis)
+    cluster_column: str | None = None    # the randomised unit when whole clusters were randomised (a city)
+    user_metrics: tuple[Metric, ...] = ()  # with cluster_column: the metrics as declared, on users (data checks)
     description: str | None = None       # what is tested, in a sentence (report header, card, portfolio)
     hypothesis: str | None = None        # what is expected to happen and why
     owner: str | None = None             # who runs the experiment
@@ -224,6 +227,18 @@ class ExperimentSpec:
                             f"({', '.join(f'{s:g}' for s in stages)})")
         return stages.index(percent)
 
+    @property
+    def units_counted(self) -> str:
+        """What the analysis counts as its units: ``users``, or the clusters of a cluster-randomised spec."""
+        return f"clusters by {self.cluster_column!r}" if self.cluster_column else "users"
+
+    def per_user(self) -> "ExperimentSpec":
+        """The spec as its metrics are declared on users: for a cluster-randomised spec (whose :attr:`metrics` are
+        ratios of cluster totals), the one whose queries check the users' rows."""
+        if not self.cluster_column:
+            return self
+        return replace(self, metrics=self.user_metrics, cluster_column=None, user_metrics=())
+
     def metrics_in(self, *roles: Role) -> list[Metric]:
         """The metrics with one of ``roles``, in spec order."""
         return [m for m in self.metrics if m.role in roles]
@@ -259,7 +274,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
-             "activity_column", "received_column", "compliance", "description", "hypothesis", "owner",
+             "activity_column", "received_column", "cluster_column", "compliance", "description", "hypothesis", "owner",
              "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
@@ -282,6 +297,12 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     if not 0.5 <= interval < 1:
         r.fail("interval", f"must be in [0.5, 1), got {interval}")
     interval = CredibleLevel(interval, r.choice("interval_kind", tuple(IntervalKind), IntervalKind.ETI))
+    plan = _parse_plan(r.child("plan", required=False), metrics) if r.get("plan") is not None else None
+    cluster = r.string("cluster_column", None)
+    declared = metrics
+    if cluster is not None:
+        _check_clusters(r, metrics, cluster, arm_column, segments, activity, received)
+        metrics = tuple(clustered_metric(m, cluster) for m in metrics)
     return ExperimentSpec(
         name=name,
         arms=arms,
@@ -294,6 +315,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         query=r.string("query", None),
         activity_column=activity,
         received_column=received,
+        cluster_column=cluster,
+        user_metrics=declared if cluster is not None else (),
         compliance=compliance,
         description=_text(r, "description"),
         hypothesis=_text(r, "hypothesis"),
@@ -302,7 +325,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         sampler=_parse_sampler(r.child("sampler", required=False)),
         ramp=ramp,
         decision=_parse_thresholds(r.child("decision", required=False), ramp),
-        plan=_parse_plan(r.child("plan", required=False), metrics) if r.get("plan") is not None else None,
+        plan=plan,
         source=source,
     )
 
@@ -464,6 +487,33 @@ def _check_panel(r: "_Reader", metrics: tuple[Metric, ...], activity: str | None
         for m in metrics:
             if families[m.family].panel_total is None:
                 r.fail("activity_column", f"a daily panel cannot carry {m.family} metric {m.name!r}")
+
+
+def _check_clusters(r: "_Reader", metrics: tuple[Metric, ...], cluster: str, arm_column: str, segments: list[str],
+                    activity: str | None, received: str | None) -> None:
+    """A cluster-randomised spec reads every metric as a ratio of cluster totals
+    (:mod:`bayes_ab.families.clustered`): its values must add up over users, and the designs that follow users
+    one by one (a daily panel, novelty, the complier analysis, CUPED) are not available on clusters."""
+    if cluster == arm_column or cluster in segments:
+        r.fail("cluster_column", f"{cluster!r} is already {'the arm' if cluster == arm_column else 'a segment'} "
+                                 "column; a segment by cluster would leave one cluster per cell")
+    for key, value in (("activity_column", activity), ("received_column", received)):
+        if value is not None:
+            r.fail(key, "is not available with cluster_column: a cluster-randomised experiment is analysed on "
+                        "per-user rows summed per cluster")
+    families = registry()
+    for i, m in enumerate(metrics):
+        if not families[m.family].cluster_sums:
+            r.fail("cluster_column", f"metric {m.name!r} is a {m.family} metric, whose values do not add up over a "
+                                     "cluster's users; a cluster-randomised spec takes conversion, count, mean and "
+                                     "ratio metrics")
+        if m.novelty != Novelty.OFF:
+            r.fail(f"metrics[{i}].novelty", "is not available with cluster_column")
+        if m.columns.keys() & {cluster}:
+            r.fail("cluster_column", f"{cluster!r} is a column of metric {m.name!r}")
+        if getattr(m.params, "covariate", None):
+            r.fail(f"metrics[{i}].covariate", "is not available with cluster_column (CUPED on cluster totals is not "
+                                              "built)")
 
 
 def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:

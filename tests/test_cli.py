@@ -274,3 +274,26 @@ def test_outlook_arguments_are_refused_before_any_data_is_read(tmp_path, capsys,
                  "--models-dir", str(tmp_path), "--stage", "1", "--days", "0", *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"{option}: must be a whole number >= 1, got 0" in err[0]
+
+
+CITIES = EXAMPLES / "city_recommendations"
+
+
+def test_plan_of_a_cluster_randomised_spec_gives_the_design_effect_and_the_clusters_needed(capsys):
+    code = main(["plan", str(CITIES / "spec.yaml"), "--baseline", "conversion=0.1", "--effect", "0.02", "--icc", "0.02",
+                 "--cluster-size", "1000", "--clusters", "30", "--json"])
+    found = json.loads(capsys.readouterr().out)["plans"][0]
+    assert code == 0 and found["design_effect"] == pytest.approx(20.98)
+    assert found["power"] < 0.05 and found["needed_per_arm"] > 1000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plan", str(CITIES / "spec.yaml"), "--baseline", "0.1"], "give --icc (intra-cluster correlation"),
+    (["plan", str(CITIES / "spec.yaml"), "--icc", "0.02", "--cluster-size", "100"], "give --baseline conversion="),
+    (["plan", str(PLANNING / "checkout_button.yaml"), "--icc", "0.02"], "plan a cluster-randomised spec"),
+    (["simulate", str(CITIES / "spec.yaml")], "simulate draws independent users"),
+])
+def test_cluster_planning_arguments_are_one_line(capsys, argv, message):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

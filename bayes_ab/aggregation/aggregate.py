@@ -10,10 +10,13 @@ The queries are those of :class:`~bayes_ab.aggregation.scan.ScanPlan`, whichever
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import xarray as xr
 
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.data.engines import resolve_engine
+from bayes_ab.aggregation.clusters import per_cluster_table
 from bayes_ab.aggregation.scan import MISSING_SEGMENT, SEGMENT_SEPARATOR, ScanPlan
 from bayes_ab.errors import DataError
 from bayes_ab.spec import ExperimentSpec
@@ -61,6 +64,12 @@ def aggregate(
             from bayes_ab.aggregation.panel import per_user_table
 
             table = per_user_table(spec, table)
+        if spec.cluster_column:         # whole clusters randomised: the clusters' totals are the rows
+            if aggregated:
+                raise DataError(f"{spec.source}: a cluster-randomised spec (cluster_column) reads per-user rows, "
+                                "not aggregates")
+            table = per_cluster_table(spec, table)
+            spec = replace(spec, unit_column=None)      # the rows are clusters: user ids were checked on the users
         plan = ScanPlan.for_table(spec, table, aggregated=aggregated)
         return plan.statistics(plan.scan(table), table.label)
     finally:

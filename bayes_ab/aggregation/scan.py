@@ -294,6 +294,7 @@ class ScanPlan:
         segments = sorted(total.cells["segment"].unique())
         index = pd.MultiIndex.from_product([arms, segments], names=CELL_KEYS)
         table = total.cells.set_index(CELL_KEYS).reindex(index, fill_value=0).reset_index()
+        self._check_not_clustered(table, label)
         return {name: q.build(arms, segments, table, total.details.get(name)) for name, q in self.queries.items()}
 
     def _grouped(self, table: Table, sums: dict[str, str], key: str | None = None,
@@ -351,6 +352,30 @@ class ScanPlan:
         absent = [a for a in spec.arm_names if a not in found]
         if absent:
             raise DataError(f"{label}: arm {absent[0]!r} declared in the spec has no rows in column {spec.arm_column!r}")
+
+    def _check_not_clustered(self, cells: pd.DataFrame, label: str) -> None:
+        """Refuse segments that each hold one arm: the experiment was randomised by segment (by city, by store),
+        so its users are not independent units and a per-user analysis would be over-confident by the design
+        effect. Declared as ``cluster_column``, the segment column's values become the units.
+
+        Fires when at least two segments per arm hold users and the segments holding only one arm have at least
+        90% of the users: under per-user randomisation a segment of more than a handful of users holding one arm
+        has probability ``2^-n``."""
+        spec = self.spec
+        if spec.cluster_column or not spec.segment_columns:
+            return
+        users = cells.pivot_table(index="segment", columns="arm", values="users", aggfunc="sum", fill_value=0)
+        users = users[users.sum(axis=1) > 0]
+        pure = (users > 0).sum(axis=1) == 1
+        per_arm = (users[pure] > 0).sum(axis=0)
+        if len(per_arm) < 2 or per_arm.min() < 2 or users[pure].to_numpy().sum() < 0.9 * users.to_numpy().sum():
+            return
+        example = users[pure].index[0]
+        arm = users.columns[(users.loc[example] > 0).to_numpy()][0]
+        columns = "/".join(spec.segment_columns)
+        raise DataError(f"{label}: {int(pure.sum())} of {len(users)} segments ({columns}) hold one arm only (e.g. "
+                        f"{example!r}: all {arm!r}): randomised by segment? declare it as cluster_column (as "
+                        "independent users the intervals are too narrow)")
 
     def _check_unique_units(self, table: Table, where: str | None) -> None:
         """Each unit id on one row: one parallel GROUP BY over the ids (missing ids are a detector)."""

@@ -116,7 +116,8 @@ def checkin(
     ledger.check_can_append(moment)
     _require_days_forward(ledger, stage, days)
     incremental = None
-    if spec.day_column and not spec.activity_column:     # a panel's per-user totals change every day: full scan
+    # a panel's per-user totals and a cluster's totals change every day (a unit spans days): full scan
+    if spec.day_column and not spec.activity_column and not spec.cluster_column:
         incremental = aggregate_incrementally(spec, source, aggregates_for(spec.name, models_dir),
                                               aggregated=aggregated, engine=engine, rescan=rescan)
         stats = incremental.stats

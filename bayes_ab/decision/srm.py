@@ -34,23 +34,25 @@ def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> lis
     number of segments, and flags every segment Bonferroni would and possibly more.
     """
     weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in stats["arm"].values])
-    checks = [srm_check("overall", stats["n"].sum("segment").values, weights, threshold)]
+    counted = spec.units_counted.split()[0]
+    checks = [srm_check("overall", stats["n"].sum("segment").values, weights, threshold, counted=counted)]
     count = stats.sizes["segment"]
     if count > 1:
         users = list(stats["n"].transpose("segment", "arm").values)
         p_values = [srm_p_value(u, weights) for u in users]
         failed, limits = holm(p_values, threshold), holm_limits(p_values, threshold)
-        checks += [srm_check(str(s), u, weights, limit, family=count, failed=f)
+        checks += [srm_check(str(s), u, weights, limit, family=count, failed=f, counted=counted)
                    for s, u, limit, f in zip(stats["segment"].values, users, limits, failed)]
     return checks
 
 
 def srm_check(scope: str, users: np.ndarray, weights: np.ndarray, threshold: float,
-              family: int = 1, failed: bool | None = None) -> RuleCheck:
+              family: int = 1, failed: bool | None = None, counted: str = "users") -> RuleCheck:
     """The blocking SRM check of one scope (``overall`` or a segment): users per arm against ``weights``.
 
     For a segment among ``family`` > 1, ``threshold`` is its Holm limit (by its rank) and ``failed`` Holm's
-    verdict, which also depends on the smaller p-values."""
+    verdict, which also depends on the smaller p-values. ``counted`` names the units (clusters when whole clusters
+    were randomised: their split is what the randomisation fixed)."""
     weights = np.asarray(weights, dtype=float)
     planned = " / ".join(f"{w:.0%}" for w in weights / weights.sum())
     p = srm_p_value(users, weights)
@@ -58,4 +60,4 @@ def srm_check(scope: str, users: np.ndarray, weights: np.ndarray, threshold: flo
     corrected = f" (Holm, {family:,} segments)" if family > 1 else ""
     return RuleCheck(name=f"sample ratio ({scope})", value=f"p = {p:.2g}", threshold=f"p >= {threshold:.2g}{corrected}",
                      passed=p >= threshold if failed is None else not failed, blocking=True,
-                     detail=f"users {', '.join(f'{int(u):,}' for u in users)} = {shares}, planned {planned}")
+                     detail=f"{counted} {', '.join(f'{int(u):,}' for u in users)} = {shares}, planned {planned}")

@@ -110,6 +110,18 @@ class Family(ABC):
     """The largest value the metric's mean can take (a rate's 1), or ``None`` when it is unbounded above: a
     mean derived outside the model (novelty's long-run mean) is clipped to it."""
 
+    cluster_sums: ClassVar[bool] = False
+    """True when a user's value adds up over a cluster's users (a conversion, a count, a value, a ratio's
+    numerator and denominator): a cluster-randomised experiment then reads the metric as a ratio of cluster totals
+    (:mod:`bayes_ab.families.clustered`) and :meth:`unit_values` gives the per-user SQL that is summed."""
+
+    def unit_values(self, metric: Metric, kinds: dict[str, str]) -> tuple[str, str | None]:
+        """SQL of a user's value and of its weight (``None``: one per user) as a cluster's totals sum them.
+
+        Only families with :attr:`cluster_sums` have them; the data checks of the values run before, on the
+        users' rows, by the family's own :meth:`query`."""
+        raise NotImplementedError(f"a {self.name} metric cannot be summed over a cluster's users")
+
     # -- spec --------------------------------------------------------------------------------
 
     def parse_params(self, read: "ParamReader") -> FamilyParams:
@@ -292,6 +304,14 @@ class Family(ABC):
     def text_lines(self, fit, interval: float) -> list[str]:
         """Extra lines of the console summary (e.g. retention milestones); none by default."""
         return []
+
+    def kind_of(self, metric: Metric) -> str:
+        """The metric's family as outputs name it (a cluster-randomised metric names its declared family too)."""
+        return self.name
+
+    def counted(self, metric: Metric) -> str:
+        """What the metric's statistics count as ``n``: users (a cluster-randomised ratio counts clusters)."""
+        return "users"
 
     def unit_of(self, metric: Metric) -> str:
         """The display unit of ``metric``'s absolute differences (the family's; a quantile's names its own)."""

@@ -171,6 +171,12 @@ class Conversion(RateFamily):
     def draw_from_means(self, rng: np.random.Generator, means: np.ndarray) -> np.ndarray:
         """A user converts with probability its own rate (capped at 1)."""
         return (rng.random(np.shape(means)) < np.minimum(means, 1.0)).astype(float)
+    cluster_sums = True
+
+    def unit_values(self, metric: Metric, kinds: dict[str, str]) -> tuple[str, str | None]:
+        """The user's 0/1 as a number: a cluster's total is its converted users."""
+        return metric_column(metric, metric.column, kinds, "conversions").number(), None
+
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """Successes: per user a 0/1 (or boolean) value; in aggregated rows the column holds converted users."""
         column = metric_column(metric, metric.column, kinds, "conversions")

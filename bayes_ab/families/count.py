@@ -453,6 +453,13 @@ class Count(SumsFamily):
             raise SpecError(f"{where}: dispersion must be positive, got {spread}")
         return Baseline(mean, None if spread is None else float(spread))
 
+    cluster_sums = True
+
+    def unit_values(self, metric: Metric, kinds: dict[str, str]) -> tuple[str, str | None]:
+        """The user's (capped) count: a cluster's total is its users' events."""
+        column = metric_column(metric, metric.column, kinds, "counts")
+        return capped(column, CountParams.of(metric).cap), None
+
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """Users per count value (capped): aggregated rows carry the value in the metric's column and the
         users who had it in ``users_column``."""

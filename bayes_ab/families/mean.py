@@ -202,6 +202,13 @@ class Mean(SumsFamily):
             raise SpecError(f"{where}: mean must not be 0 (relative lifts are measured against it)")
         return Baseline(mean, float(spread))
 
+    cluster_sums = True
+
+    def unit_values(self, metric: Metric, kinds: dict[str, str]) -> tuple[str, str | None]:
+        """The user's (capped) value: a cluster's total is the sum over its users."""
+        column = metric_column(metric, metric.column, kinds, "values")
+        return capped(column, MeanParams.of(metric).cap), None
+
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """Sums of y and y^2 (and x, x^2, xy with a covariate); aggregated rows carry them in the columns
         ``<y>``, ``<y>_sq``, ``<x>``, ``<x>_sq`` and ``<y>_x_<x>`` (``<y>`` is ``<column>_cap<cap>`` with a

@@ -57,6 +57,9 @@ if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the
     import pymc as pm
 
 SUMS = ("sum_num", "sum_den", "sum_num2", "sum_den2", "sum_num_den")
+MIN_CLUSTERS_PER_ARM = 10
+"""Fewer clusters than this in an arm of a cluster-randomised experiment is warned about: the delta method's
+variance is then estimated from too few clusters to tell the effect from cluster noise."""
 CONCENTRATION_USERS = 5.0
 """Fewer effective users than this holding an arm's numerator or denominator (of at least twice as many users)
 is warned about (:meth:`Ratio.warnings`)."""
@@ -76,6 +79,18 @@ class RatioParams(FamilyParams):
         if self.denominator:
             wanted[self.denominator] = f"denominator of metric {metric!r}"
         return wanted
+
+
+@dataclass(frozen=True)
+class ClusterTotals(RatioParams):
+    """A metric of a cluster-randomised experiment read as a ratio of cluster totals
+    (:mod:`bayes_ab.families.clustered`): ``numerator`` and ``denominator`` name the columns of the per-cluster
+    rows, ``cluster`` the randomised unit and ``measured`` what the declared metric measures (its definition).
+    Built in code only: a spec's ratio metric cannot declare these fields."""
+
+    cluster: str = ""
+    measured: str = ""
+    declared_family: str = ""
 
 
 def ratio_stats(
@@ -249,6 +264,14 @@ class Ratio(Family):
         """``{ratio, denominator}``: the control ratio and the mean denominator per user (both positive)."""
         return positive_baseline(raw, where, ("ratio", "denominator"), "the denominator as a mean per user")
 
+    cluster_sums = True
+
+    def unit_values(self, metric: Metric, kinds: dict[str, str]) -> tuple[str, str | None]:
+        """The user's numerator, weighted by the user's denominator: a cluster's totals are the two sums."""
+        p = RatioParams.of(metric)
+        return (metric_column(metric, p.numerator, kinds, "numerator values").number(),
+                metric_column(metric, p.denominator, kinds, "denominator values").number())
+
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """The five sums of the delta method and the users with a zero denominator; aggregated rows carry
         them in ``<num>``, ``<den>``, ``<num>_sq``, ``<den>_sq``, ``<num>_x_<den>`` and ``<den>_zero``."""
@@ -274,6 +297,18 @@ class Ratio(Family):
                                cells(table, f"{alias}_zero_den", shape))
 
         return MetricQuery(checks, sums, build)
+
+    def kind_of(self, metric: Metric) -> str:
+        p = RatioParams.of(metric)
+        return f"{p.declared_family}, as a ratio of cluster totals" if isinstance(p, ClusterTotals) else self.name
+
+    def counted(self, metric: Metric) -> str:
+        return "clusters" if isinstance(RatioParams.of(metric), ClusterTotals) else "users"
+
+    def unit_of(self, metric: Metric) -> str:
+        """Per user for a cluster-randomised metric (its cluster totals are over users), else the family's."""
+        p = RatioParams.of(metric)
+        return "per user" if isinstance(p, ClusterTotals) and p.declared_family != self.name else self.unit
 
     def segment_weights(self, stats: xr.Dataset) -> xr.DataArray:
         """Each segment's share of the denominator: the overall ratio is then the ratio of sums."""
@@ -308,6 +343,14 @@ class Ratio(Family):
         denominator of 1e9 from a logging error turned a lift into -100% without a word)."""
         found = list(super().warnings(stats, metric))
         p = RatioParams.of(metric)
+        if isinstance(p, ClusterTotals):
+            few = [(str(arm), int(n)) for arm, n in zip(stats["arm"].values, stats["n"].sum("segment").values)
+                   if n < MIN_CLUSTERS_PER_ARM]
+            if few:
+                found.append(f"arm {few[0][0]!r} has {few[0][1]} cluster(s) ({p.cluster!r}); with fewer than "
+                             f"{MIN_CLUSTERS_PER_ARM} per arm the spread between clusters is poorly known and the "
+                             "interval may be too narrow: randomise more, smaller clusters")
+            return tuple(found)
         totals = stats.sum("segment")
         for part, column, total, squares in (("numerator", p.numerator, "sum_num", "sum_num2"),
                                              ("denominator", p.denominator, "sum_den", "sum_den2")):
@@ -325,6 +368,9 @@ class Ratio(Family):
 
     def definition(self, metric: Metric) -> str:
         p = RatioParams.of(metric)
+        if isinstance(p, ClusterTotals):
+            return (f"{p.measured}; randomised by {p.cluster!r}, so read per arm as the sum of its clusters' totals "
+                    "over the sum of their users (or denominators): each cluster is one unit")
         return f"sum of {p.numerator!r} over sum of {p.denominator!r}, across an arm's users (not a mean of ratios)"
 
     def describe(self, stats: xr.Dataset, metric: Metric) -> str:
@@ -337,6 +383,10 @@ class Ratio(Family):
         var_x = float(total["sum_den2"]) / n - (float(total["sum_den"]) / n) ** 2
         rho = cov / math.sqrt(var_x * var_y) if var_x > 0 and var_y > 0 else float("nan")
         zero = int(total["zero_den"])
+        if isinstance(p, ClusterTotals):
+            return (f"clusters ({p.cluster!r}) as the units: delta-method normal likelihood of each cell's ratio of "
+                    f"cluster totals ({p.declared_family} metric), log link; {n:,.0f} clusters, correlation of a "
+                    f"cluster's total and its size {rho:.2f}")
         return (f"delta-method normal likelihood of each cell's ratio sum({p.numerator}) / sum({p.denominator}), "
                 f"log link; per-user correlation of numerator and denominator {rho:.2f}; "
                 f"{zero:,} user(s) ({zero / n:.1%}) with a zero denominator, kept in the sums")
