@@ -27,6 +27,7 @@ from bayes_ab.intervals import kind_of
 from bayes_ab.compliance.effects import analyze_compliance
 from bayes_ab.compliance.statistics import complier_metrics, received_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
+from bayes_ab.data.stats import exposed_users
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Analysis:
             "fingerprint": self.fingerprint,
             "interval": self.spec.interval,
             "interval_kind": str(kind_of(self.spec.interval)),
-            "users": int(first["n"].sum()),
+            "users": exposed_users(first),
             "arms": list(self.spec.arm_names),
             "control": self.spec.control.name,
             "metrics": metrics,

@@ -194,6 +194,10 @@ def _parser() -> argparse.ArgumentParser:
     ahead.add_argument("--cluster-size-cv", type=float, default=0.0,
                        help="cluster-randomised spec: coefficient of variation of cluster sizes (default 0)")
     ahead.add_argument("--clusters", type=int, help="cluster-randomised spec: clusters per arm available (power at it)")
+    ahead.add_argument("--units", type=int, help="switchback spec: units switched (e.g. regions)")
+    ahead.add_argument("--periods", type=int, help="switchback spec: periods in the test")
+    ahead.add_argument("--cell-sd", type=float, help="switchback spec: sd of a cell's mean around the unit and period "
+                                                     "levels (from a past switchback or an A/A period)")
     _json_argument(ahead)
     ahead.set_defaults(run=_plan)
 
@@ -256,6 +260,19 @@ def _parser() -> argparse.ArgumentParser:
                                               "check-in (an image build or a worker's start pays once)")
     _input_arguments(warm)
     warm.set_defaults(run=_warmup)
+
+    plan_out = commands.add_parser("schedule", help="write a randomised switchback schedule: per period, a share of the "
+                                                    "units on treatment, drawn anew")
+    plan_out.add_argument("--units", required=True, help="the switched units, comma-separated (e.g. regions)")
+    plan_out.add_argument("--periods", type=int, required=True, help="number of periods")
+    plan_out.add_argument("--share", type=float, default=0.5, help="share of the units on treatment each period")
+    plan_out.add_argument("--arms", default="control,treatment", help="control and treatment arm names")
+    plan_out.add_argument("--start", help="the first period's start (ISO time, e.g. 2026-11-02T00:00); with --period "
+                                          "each row also gets its period's start")
+    plan_out.add_argument("--period", help="a period's length (30m, 1h, 1d), with --start")
+    plan_out.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    plan_out.add_argument("--out", required=True, help="CSV file to write")
+    plan_out.set_defaults(run=_schedule)
     for command in (parser, *commands.choices.values()):
         command.allow_abbrev = False     # --out must not silently become --outlook-days
     return parser
@@ -470,6 +487,10 @@ def _plan(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     if spec.cluster_column:
         return _plan_clusters(args, spec)
+    if spec.switchback is not None:
+        return _plan_switchback(args, spec)
+    if args.units is not None or args.periods is not None or args.cell_sd is not None:
+        raise SpecError("--units, --periods and --cell-sd plan a switchback spec (switchback:)")
     if args.icc is not None or args.cluster_size is not None or args.clusters is not None:
         raise SpecError("--icc, --cluster-size and --clusters plan a cluster-randomised spec (cluster_column)")
     baseline = _parse_baseline_arguments(spec, args.baseline)
@@ -553,6 +574,69 @@ def _plan_clusters(args: argparse.Namespace, spec) -> int:
     return 0
 
 
+def _plan_switchback(args: argparse.Namespace, spec) -> int:
+    """Power at the units and periods given and the periods needed (planning/switchback.py)."""
+    from bayes_ab.metric import Role
+    from bayes_ab.planning.switchback import plan_switchback
+
+    for flag in ("novelty", "calibrate", "write"):
+        if getattr(args, flag):
+            raise SpecError(f"--{flag} is not available for a switchback spec")
+    if args.units is None or args.periods is None or args.cell_sd is None:
+        raise SpecError(f"{spec.source}: a switchback spec is planned by cells: give --units, --periods and --cell-sd "
+                        "(the sd of a cell's mean around the unit and period levels)")
+    declared = spec.per_user()
+    baseline = _parse_baseline_arguments(declared, args.baseline)
+    plans = []
+    for metric in declared.metrics_in(Role.PRIMARY):
+        raw = baseline.get(metric.name, None)
+        if not isinstance(raw, (int, float)) and not (isinstance(raw, dict) and raw):
+            raise SpecError(f"{spec.source}: give --baseline {metric.name}=VALUE (the control's mean per row)")
+        value = float(raw) if isinstance(raw, (int, float)) else float(next(iter(raw.values())))
+        effect = args.effect if args.effect is not None else 0.05
+        plans.append(plan_switchback(metric.name, value, args.cell_sd, effect, args.units, args.periods,
+                                     spec.decision.ship_beat, spec.switchback.washout))
+    if args.json:
+        from bayes_ab.documents import dumps
+
+        print(dumps({"experiment": spec.name, "switchback": spec.switchback.unit,
+                     "plans": [p.document() for p in plans]}))
+        return 0
+    print("\n\n".join(p.text() for p in plans))
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    """A randomised switchback schedule as CSV (planning/switchback.py)."""
+    import pandas as pd
+
+    from bayes_ab.files import write_atomically
+    from bayes_ab.planning.switchback import schedule
+    from bayes_ab.spec import period_seconds
+
+    units = [u.strip() for u in args.units.split(",") if u.strip()]
+    arms = tuple(a.strip() for a in args.arms.split(","))
+    if len(arms) != 2 or not all(arms) or arms[0] == arms[1]:
+        raise SpecError(f"--arms {args.arms!r}: give two different names, control first")
+    if not 0 < args.share < 1:
+        raise SpecError(f"--share: must be in (0, 1), got {args.share}")
+    _writable_file(args.out, "--out")
+    table = schedule(units, args.periods, seed=args.seed, share=args.share, arms=arms)
+    if (args.start is None) != (args.period is None):
+        raise SpecError("--start and --period go together (a period's start is the start plus its number of periods)")
+    if args.start is not None:
+        try:
+            start = pd.Timestamp(args.start)
+        except ValueError:
+            raise SpecError(f"--start {args.start!r}: not a time (e.g. 2026-11-02T00:00)") from None
+        seconds = period_seconds(args.period)
+        table.insert(2, "starts", start + pd.to_timedelta(table["period"] * seconds, unit="s"))
+    path = write_atomically(Path(args.out), lambda tmp: table.to_csv(tmp, index=False))
+    treated = (table["arm"] == arms[1]).mean()
+    print(f"written: {path} ({len(units)} units x {args.periods} periods, {treated:.0%} of cells on {arms[1]})")
+    return 0
+
+
 def _plan_novelty(args: argparse.Namespace, spec, baseline: dict) -> int:
     from bayes_ab.families import family_for, registry
     from bayes_ab.novelty.planning import plan_novelty
@@ -591,7 +675,8 @@ def _baseline_form(family) -> str:
 def _families(args: argparse.Namespace) -> int:
     from bayes_ab.families import registry
 
-    for index, (name, family) in enumerate(registry().items()):
+    declared = [(name, family) for name, family in registry().items() if family.declared]
+    for index, (name, family) in enumerate(declared):
         if index:
             print()
         doc = (type(family).__doc__ or "").strip().splitlines()[0]

@@ -8,6 +8,7 @@ from bayes_ab.analysis import Analysis
 from bayes_ab.effects import MetricEffects, sentence
 from bayes_ab import format as fmt
 from bayes_ab.intervals import interval_name
+from bayes_ab.data.stats import exposed_users
 from bayes_ab.families import family_for
 from bayes_ab.sampling import EXACT, Backend, MassMatrix
 
@@ -16,9 +17,12 @@ def render_text(result: Analysis) -> str:
     """The console summary: per metric its diagnostics, effects table and sentences."""
     spec = result.spec
     first = next(iter(result.stats.values()))
-    users = int(first["n"].sum())
+    units = int(first["n"].sum())
+    counted = f"{units:,} {spec.units_counted}"
+    if units != exposed_users(first):
+        counted += f" of {exposed_users(first):,} users"
     lines = [f"Experiment {spec.name}: arms {', '.join(spec.arm_names)} (control {spec.control.name}); "
-             f"{first.sizes['segment']} segment(s); {users:,} {result.spec.units_counted}; data fingerprint {result.fingerprint}"]
+             f"{first.sizes['segment']} segment(s); {counted}; data fingerprint {result.fingerprint}"]
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
                   *(f"  WARNING: {w}" for w in effects.warnings),

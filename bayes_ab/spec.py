@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from bayes_ab.errors import SpecError
 from bayes_ab.families import registry
-from bayes_ab.families.clustered import clustered_metric
+from bayes_ab.families.clustered import clustered_metric, switchback_metric
 from bayes_ab.learned_prior import load_prior
 from bayes_ab.intervals import CredibleLevel, IntervalKind
 from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yaml_file
@@ -135,6 +135,36 @@ class PlanSettings:
     correlation: float = 0.3
 
 
+PERIOD_UNITS = {"m": 60, "h": 3600, "d": 86400}
+_PERIOD = re.compile(r"^([1-9][0-9]*)([mhd])$")
+
+
+@dataclass(frozen=True)
+class SwitchbackDesign:
+    """A switchback experiment (``switchback:`` in the spec): whole ``unit`` values (regions, servers) switch between
+    arms period by period. ``time`` is each row's time; ``period`` its length (``30m``, ``1h``, ``1d``), or ``None``
+    when ``time`` already numbers the periods (an integer column). The first ``washout`` periods after each switch
+    are left out of the effect and measure the carry-over (:mod:`bayes_ab.families.switchback`)."""
+
+    unit: str
+    time: str
+    period: str | None = None
+    washout: int = 0
+
+    @property
+    def seconds(self) -> int | None:
+        """The period's length in seconds (``None``: the time column numbers the periods)."""
+        return None if self.period is None else period_seconds(self.period)
+
+
+def period_seconds(period: str) -> int:
+    """Seconds in a period length such as ``30m``, ``1h`` or ``1d``; :class:`SpecError` for anything else."""
+    found = _PERIOD.match(period)
+    if found is None:
+        raise SpecError(f"period {period!r}: must be a length such as 30m, 1h or 1d")
+    return int(found.group(1)) * PERIOD_UNITS[found.group(2)]
+
+
 class Compliance(StrEnum):
     """Who can receive the treatment besides the users assigned to it (``compliance`` in the spec).
 
@@ -163,6 +193,7 @@ class ExperimentSpec:
     activity_column: str | None = None   # rows are a daily panel: the day of each row (one per user and active day)
     received_column: str | None = None   # per user 0/1: the treatment was actually delivered (complier analysis)
     cluster_column: str | None = None    # the randomised unit when whole clusters were randomised (a city)
+    switchback: SwitchbackDesign | None = None   # whole units switched between arms period by period
     user_metrics: tuple[Metric, ...] = ()  # with cluster_column: the metrics as declared, on users (data checks)
     description: str | None = None       # what is tested, in a sentence (report header, card, portfolio)
     hypothesis: str | None = None        # what is expected to happen and why
@@ -230,14 +261,16 @@ class ExperimentSpec:
     @property
     def units_counted(self) -> str:
         """What the analysis counts as its units: ``users``, or the clusters of a cluster-randomised spec."""
+        if self.switchback is not None:
+            return f"cells ({self.switchback.unit!r} x period)"
         return f"clusters by {self.cluster_column!r}" if self.cluster_column else "users"
 
     def per_user(self) -> "ExperimentSpec":
         """The spec as its metrics are declared on users: for a cluster-randomised spec (whose :attr:`metrics` are
         ratios of cluster totals), the one whose queries check the users' rows."""
-        if not self.cluster_column:
+        if not self.cluster_column and self.switchback is None:
             return self
-        return replace(self, metrics=self.user_metrics, cluster_column=None, user_metrics=())
+        return replace(self, metrics=self.user_metrics, cluster_column=None, switchback=None, user_metrics=())
 
     def metrics_in(self, *roles: Role) -> list[Metric]:
         """The metrics with one of ``roles``, in spec order."""
@@ -274,7 +307,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
-             "activity_column", "received_column", "cluster_column", "compliance", "description", "hypothesis", "owner",
+             "activity_column", "received_column", "cluster_column", "switchback", "compliance", "description", "hypothesis", "owner",
              "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
@@ -300,9 +333,20 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     plan = _parse_plan(r.child("plan", required=False), metrics) if r.get("plan") is not None else None
     cluster = r.string("cluster_column", None)
     declared = metrics
+    switchback = _parse_switchback(r.child("switchback", required=False)) if r.get("switchback") is not None else None
+    if cluster is not None and switchback is not None:
+        r.fail("switchback", "cannot be combined with cluster_column (a switchback's cells are its clusters)")
     if cluster is not None:
         _check_clusters(r, metrics, cluster, arm_column, segments, activity, received)
         metrics = tuple(clustered_metric(m, cluster) for m in metrics)
+    if switchback is not None:
+        _check_clusters(r, metrics, switchback.unit, arm_column, segments, activity, received, key="switchback.unit")
+        if segments:
+            r.fail("segments", "are not available with switchback (its cells are analysed as one population)")
+        if len(arms) != 2:
+            r.fail("arms", "a switchback compares two arms (control and one treatment)")
+        metrics = tuple(switchback_metric(m, switchback.unit, switchback.period or f"periods of {switchback.time!r}",
+                                          switchback.washout) for m in metrics)
     return ExperimentSpec(
         name=name,
         arms=arms,
@@ -316,7 +360,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         activity_column=activity,
         received_column=received,
         cluster_column=cluster,
-        user_metrics=declared if cluster is not None else (),
+        switchback=switchback,
+        user_metrics=declared if cluster is not None or switchback is not None else (),
         compliance=compliance,
         description=_text(r, "description"),
         hypothesis=_text(r, "hypothesis"),
@@ -364,10 +409,10 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
     if not items:
         r.fail("", "at least one metric is required")
     common = {"name", "family", "column", "direction", "role", "rope", "prior", "margin", "novelty"}
-    family_keys = {key: name for name, f in families.items() for key in f.params_type.keys()}
+    family_keys = {key: name for name, f in families.items() if f.declared for key in f.params_type.keys()}
     metrics = []
     for item in items:
-        family_name = item.choice("family", tuple(families))
+        family_name = item.choice("family", tuple(name for name, f in families.items() if f.declared))
         family = families[family_name]
         own = set(family.params_type.keys())
         for key in map(str, item._mapping()):
@@ -489,30 +534,41 @@ def _check_panel(r: "_Reader", metrics: tuple[Metric, ...], activity: str | None
                 r.fail("activity_column", f"a daily panel cannot carry {m.family} metric {m.name!r}")
 
 
+def _parse_switchback(r: "_Reader") -> SwitchbackDesign:
+    """``switchback: {unit, time, period, washout}``."""
+    r.reject_unknown({"unit", "time", "period", "washout"})
+    unit, time = r.name("unit"), r.name("time")
+    if unit == time:
+        r.fail("time", "must differ from unit")
+    period = r.string("period", None)
+    if period is not None and not _PERIOD.match(period):
+        r.fail("period", f"must be a length such as 30m, 1h or 1d, got {period!r}")
+    return SwitchbackDesign(unit, time, period, r.count("washout", 0, minimum=0, maximum=1000))
+
+
 def _check_clusters(r: "_Reader", metrics: tuple[Metric, ...], cluster: str, arm_column: str, segments: list[str],
-                    activity: str | None, received: str | None) -> None:
-    """A cluster-randomised spec reads every metric as a ratio of cluster totals
-    (:mod:`bayes_ab.families.clustered`): its values must add up over users, and the designs that follow users
-    one by one (a daily panel, novelty, the complier analysis, CUPED) are not available on clusters."""
+                    activity: str | None, received: str | None, key: str = "cluster_column") -> None:
+    """A cluster-randomised or switchback spec (``key`` names its field) reads every metric from totals over a
+    cluster's (or a cell's) rows: its values must add up, and the designs that follow users one by one (a daily
+    panel, novelty, the complier analysis, CUPED) are not available on such units."""
     if cluster == arm_column or cluster in segments:
-        r.fail("cluster_column", f"{cluster!r} is already {'the arm' if cluster == arm_column else 'a segment'} "
-                                 "column; a segment by cluster would leave one cluster per cell")
-    for key, value in (("activity_column", activity), ("received_column", received)):
+        r.fail(key, f"{cluster!r} is already {'the arm' if cluster == arm_column else 'a segment'} "
+                    "column; a segment by cluster would leave one cluster per cell")
+    for other, value in (("activity_column", activity), ("received_column", received)):
         if value is not None:
-            r.fail(key, "is not available with cluster_column: a cluster-randomised experiment is analysed on "
-                        "per-user rows summed per cluster")
+            r.fail(other, f"is not available with {key}: such an experiment is analysed on rows summed per "
+                          "cluster or cell")
     families = registry()
     for i, m in enumerate(metrics):
         if not families[m.family].cluster_sums:
-            r.fail("cluster_column", f"metric {m.name!r} is a {m.family} metric, whose values do not add up over a "
-                                     "cluster's users; a cluster-randomised spec takes conversion, count, mean and "
-                                     "ratio metrics")
+            r.fail(key, f"metric {m.name!r} is a {m.family} metric, whose values do not add up over a "
+                        "cluster's rows; conversion, count, mean and ratio metrics do")
         if m.novelty != Novelty.OFF:
-            r.fail(f"metrics[{i}].novelty", "is not available with cluster_column")
-        if m.columns.keys() & {cluster}:
-            r.fail("cluster_column", f"{cluster!r} is a column of metric {m.name!r}")
+            r.fail(f"metrics[{i}].novelty", f"is not available with {key}")
+        if cluster in m.columns:
+            r.fail(key, f"{cluster!r} is a column of metric {m.name!r}")
         if getattr(m.params, "covariate", None):
-            r.fail(f"metrics[{i}].covariate", "is not available with cluster_column (CUPED on cluster totals is not "
+            r.fail(f"metrics[{i}].covariate", f"is not available with {key} (CUPED on cluster totals is not "
                                               "built)")
 
 

@@ -58,10 +58,14 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/figures/svg.py": ("tests/figures",),
     "bayes_ab/aggregation/panel.py": ("tests/aggregation/test_panel.py", "tests/novelty",
                                       "tests/families/test_quantile.py"),
+    "bayes_ab/families/switchback.py": ("tests/families/test_switchback.py",),
+    "bayes_ab/aggregation/clusters.py": ("tests/aggregation/test_clusters.py",),
+    "bayes_ab/planning/clusters.py": ("tests/planning/test_cluster_planning.py",),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
-complier effects, the figures' inline SVG, the daily panel's checks."""
+complier effects, the figures' inline SVG, the daily panel's checks, the switchback regression, the cluster
+checks and the cluster plan."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")
@@ -158,10 +162,10 @@ EQUIVALENT: dict[str, str] = {
     "bayes_ab/decision/evidence.py:harm_draws:> -> >=:`relative_worsening(fit.metric, overall.isel(arm=0).values...`":
         "a draw exactly at the margin has probability 0 among continuous posterior draws (the report's figure "
         "reads these)",
-    "bayes_ab/decision/rules.py:_more_users:1e-09 -> 2e-09:`1e-9`": _CLAMP,
-    "bayes_ab/decision/rules.py:_more_users:1e-09 -> 2e-09:`1e-9`#1": _CLAMP,
-    "bayes_ab/decision/rules.py:_more_users:- -> +:`1 - 1e-9`": _CLAMP,
-    "bayes_ab/decision/rules.py:_more_users:1 -> 2:`1`": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_units:1e-09 -> 2e-09:`1e-9`": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_units:1e-09 -> 2e-09:`1e-9`#1": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_units:- -> +:`1 - 1e-9`": _CLAMP,
+    "bayes_ab/decision/rules.py:_more_units:1 -> 2:`1`": _CLAMP,
     "bayes_ab/effects/compute.py:_segment_rows:== -> !=:`winners == k`#1":
         "P(best)'s error read off the complement indicator: 1 - x has the autocorrelation of x, so the same "
         "effective size",

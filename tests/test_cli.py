@@ -178,6 +178,9 @@ def test_families_lists_every_registered_family_with_its_baseline_form(capsys):
     assert main(["families"]) == 0
     out = capsys.readouterr().out
     for name, family in registry().items():
+        if not family.declared:         # a design's family (a switchback's cells): a spec cannot name it
+            assert f"\n{name}: " not in "\n" + out
+            continue
         assert f"\n{name}: " in "\n" + out
         form = ",".join(f.upper() for f in family.baseline_fields) or "RATE"
         block = ("\n" + out).split(f"\n{name}: ", 1)[1].split("\n\n", 1)[0]
@@ -294,6 +297,41 @@ def test_plan_of_a_cluster_randomised_spec_gives_the_design_effect_and_the_clust
     (["simulate", str(CITIES / "spec.yaml")], "simulate draws independent users"),
 ])
 def test_cluster_planning_arguments_are_one_line(capsys, argv, message):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+SWITCHBACK = EXAMPLES / "latency_switchback"
+
+
+def test_schedule_writes_a_balanced_randomised_schedule(tmp_path, capsys):
+    out = tmp_path / "schedule.csv"
+    code = main(["schedule", "--units", "eu,us,ap,sa", "--periods", "48", "--start", "2026-11-02T00:00",
+                 "--period", "1h", "--arms", "control,fast_api", "--seed", "3", "--out", str(out)])
+    table = pd.read_csv(out)
+    assert code == 0 and len(table) == 4 * 48 and set(table["arm"]) == {"control", "fast_api"}
+    assert (table.groupby("period")["arm"].apply(lambda a: (a == "fast_api").sum()) == 2).all()
+    assert table["starts"].iloc[-1] == "2026-11-03 23:00:00"
+
+
+def test_plan_of_a_switchback_spec_gives_power_and_periods_needed(capsys):
+    code = main(["plan", str(SWITCHBACK / "spec.yaml"), "--baseline", "latency_ms=320", "--cell-sd", "15",
+                 "--units", "8", "--periods", "24", "--effect", "0.01", "--json"])
+    found = json.loads(capsys.readouterr().out)["plans"][0]
+    assert code == 0 and found["washout"] == 1 and found["power"] < 0.8 < 1 and found["periods_needed"] > 24
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plan", str(SWITCHBACK / "spec.yaml"), "--units", "8"], "give --units, --periods and --cell-sd"),
+    (["plan", str(PLANNING / "checkout_button.yaml"), "--units", "8"], "plan a switchback spec"),
+    (["schedule", "--units", "a", "--periods", "4", "--out", "x.csv"], "two or more distinct units"),
+    (["schedule", "--units", "a,b", "--periods", "4", "--start", "2026-01-01", "--out", "x.csv"],
+     "--start and --period go together"),
+    (["schedule", "--units", "a,b", "--periods", "4", "--arms", "a", "--out", "x.csv"], "give two different names"),
+])
+def test_switchback_arguments_are_one_line(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -17,6 +17,7 @@ import xarray as xr
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.data.engines import resolve_engine
 from bayes_ab.aggregation.clusters import per_cluster_table
+from bayes_ab.aggregation.switchback import switchback_statistics
 from bayes_ab.aggregation.scan import MISSING_SEGMENT, SEGMENT_SEPARATOR, ScanPlan
 from bayes_ab.errors import DataError
 from bayes_ab.spec import ExperimentSpec
@@ -64,12 +65,19 @@ def aggregate(
             from bayes_ab.aggregation.panel import per_user_table
 
             table = per_user_table(spec, table)
+        if spec.switchback is not None:     # whole units switched period by period: per-cell statistics
+            if aggregated:
+                raise DataError(f"{spec.source}: a switchback spec reads its rows, not aggregates")
+            return switchback_statistics(spec, table)
         if spec.cluster_column:         # whole clusters randomised: the clusters' totals are the rows
             if aggregated:
                 raise DataError(f"{spec.source}: a cluster-randomised spec (cluster_column) reads per-user rows, "
                                 "not aggregates")
-            table = per_cluster_table(spec, table)
-            spec = replace(spec, unit_column=None)      # the rows are clusters: user ids were checked on the users
+            clusters, users = per_cluster_table(spec, table)
+            # the rows are clusters: user ids were checked on the users
+            plan = ScanPlan.for_table(replace(spec, unit_column=None), clusters)
+            stats = plan.statistics(plan.scan(clusters), clusters.label)
+            return {name: ds.assign_attrs(users=users) for name, ds in stats.items()}
         plan = ScanPlan.for_table(spec, table, aggregated=aggregated)
         return plan.statistics(plan.scan(table), table.label)
     finally:

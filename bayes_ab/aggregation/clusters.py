@@ -27,9 +27,9 @@ from bayes_ab.families.clustered import total_column, weight_column
 from bayes_ab.spec import ExperimentSpec
 
 
-def per_cluster_table(spec: ExperimentSpec, table: Table) -> Table:
+def per_cluster_table(spec: ExperimentSpec, table: Table) -> tuple[Table, int]:
     """``table`` (per-user rows of a cluster-randomised experiment), checked, as one row per arm, segment and
-    cluster with each metric's cluster total and weight.
+    cluster with each metric's cluster total and weight; and the users in all.
 
     Raises
     ------
@@ -39,7 +39,7 @@ def per_cluster_table(spec: ExperimentSpec, table: Table) -> Table:
     """
     users = spec.per_user()
     table.require_columns({spec.cluster_column: "cluster (the randomised unit)"})
-    ScanPlan.for_table(users, table).scan(table)        # every data check of the users' rows
+    checked = ScanPlan.for_table(users, table).scan(table)        # every data check of the users' rows
     _check_clusters(spec, table)
     keys = [spec.arm_column, *spec.segment_columns, spec.cluster_column]
     select = [quote_ident(k) for k in keys]
@@ -51,8 +51,8 @@ def per_cluster_table(spec: ExperimentSpec, table: Table) -> Table:
         columns[total_column(declared)] = columns[weight_column(declared)] = FLOAT
     group = ", ".join(str(i + 1) for i in range(len(keys)))
     relation = f"(SELECT {', '.join(select)} FROM {table.relation} GROUP BY {group}) AS per_cluster_totals"
-    return Table(table.engine, f"{table.label} (totals per {spec.cluster_column!r})", relation, columns,
-                 table.run, table.close)
+    return (Table(table.engine, f"{table.label} (totals per {spec.cluster_column!r})", relation, columns,
+                  table.run, table.close), int(checked.cells["users"].sum()))
 
 
 def _check_clusters(spec: ExperimentSpec, table: Table) -> None:

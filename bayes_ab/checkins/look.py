@@ -9,6 +9,7 @@ from typing import Any
 from bayes_ab.errors import LedgerError
 from bayes_ab.families import family_for
 from bayes_ab.intervals import kind_of
+from bayes_ab.data.stats import exposed_users
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -73,7 +74,7 @@ def look_payload(analysis, recommendation, stage: float | None, days: float | No
     payload: dict[str, Any] = {
         "experiment": analysis.spec.name,
         "about": analysis.spec.about(),
-        "users": int(first["n"].sum()),
+        "users": exposed_users(first),
         "stage": stage, "days": days,
         "metrics": metrics,
         "recommendation": None if recommendation is None else recommendation.to_dict(),

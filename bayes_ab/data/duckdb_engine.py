@@ -7,7 +7,7 @@ import uuid
 import duckdb
 import pandas as pd
 
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, DatabaseSource, Source, Table, file_input,
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source, Table, file_input,
                                   first_line, is_spark_dataframe)
 from bayes_ab.data.sql import quote_literal
 from bayes_ab.errors import DataError
@@ -29,6 +29,8 @@ def column_kind(duckdb_type: str) -> str:
         return STRING
     if name == "DATE":
         return DATE
+    if name.startswith("TIMESTAMP"):
+        return TIMESTAMP
     return OTHER
 
 

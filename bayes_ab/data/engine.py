@@ -45,6 +45,7 @@ Source = Union[str, Path, pd.DataFrame, DatabaseSource, Any]      # Any: a Spark
 
 # Engine-neutral column kinds; the queries pick their cheapest correct SQL by kind.
 INTEGER, FLOAT, BOOLEAN, STRING, DATE, OTHER = "integer", "float", "boolean", "string", "date", "other"
+TIMESTAMP = "timestamp"     # a point in time (a switchback's rows are placed in periods by it)
 NUMERIC_KINDS = (INTEGER, FLOAT, BOOLEAN)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from bayes_ab.data.dialects import translate
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, DatabaseSource, Source, Table, file_input,
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source, Table, file_input,
                                   first_line, is_spark_dataframe)
 from bayes_ab.data.environment import DEFAULT_MASTER, MASTER_VARIABLE
 from bayes_ab.errors import DataError
@@ -37,6 +37,8 @@ def column_kind(spark_type: str) -> str:
         return STRING
     if name == "date":
         return DATE
+    if name.startswith("timestamp"):
+        return TIMESTAMP
     return OTHER
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bayes_ab.data.dialects import DIALECTS, quoted_name, translate
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, DatabaseSource, Source, Table,
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source, Table,
                                   first_line)
 from bayes_ab.data.environment import URL_VARIABLE
 from bayes_ab.data.sql import quote_ident
@@ -38,6 +38,8 @@ _TYPE_KINDS = {
     BOOLEAN: ("bool", "boolean"),
     STRING: ("text", "varchar", "character varying", "char", "character", "bpchar", "string", "name"),
     DATE: ("date",),
+    TIMESTAMP: ("timestamp", "timestamptz", "timestamp with time zone", "timestamp without time zone", "datetime",
+                "timestamp_ntz", "timestamp_ltz", "timestamp_tz"),
 }
 _KIND_OF_TYPE = {name: kind for kind, names in _TYPE_KINDS.items() for name in names}
 

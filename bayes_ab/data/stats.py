@@ -17,6 +17,12 @@ from bayes_ab.errors import DataError
 ALL_USERS = "all users"
 
 
+def exposed_users(ds: xr.Dataset) -> int:
+    """Users (rows) the statistics come from: ``n`` summed, unless the units are clusters or switchback cells, whose
+    statistics carry their rows as ``attrs["users"]`` (a ramp's minimum exposure is of users, not of units)."""
+    return int(ds.attrs["users"]) if "users" in ds.attrs else int(ds["n"].sum())
+
+
 def check_arms_have_users(ds: xr.Dataset) -> None:
     """Raise :class:`DataError` when an arm has no users at all, or fewer than two arms exist."""
     if ds.sizes["arm"] < 2:

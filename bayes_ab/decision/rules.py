@@ -78,6 +78,7 @@ from bayes_ab.effects.compute import probability_mcse
 from bayes_ab.errors import SpecError
 from bayes_ab.metric import Role
 from bayes_ab.spec import DecisionThresholds, ExperimentSpec, Metric
+from bayes_ab.data.stats import exposed_users
 
 UNDECIDED_SE = 2.0
 """A probability within this many Monte Carlo standard errors of its threshold decides nothing."""
@@ -197,13 +198,16 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
     unsound = [m for m in judged if m.name not in evidence]
     harmed = _harmed_segments(analysis, primaries, arm,
                               t.per_metric(t.segment_harm, len(_segments(analysis)) * len(primaries)))
-    return decide(spec, stage, days, int(stats["n"].sum()), arm, evidence, gates, unsound, harmed,
-                  tuple(str(s) for s in stats["segment"].values))
+    units = None if spec.cluster_column is None and spec.switchback is None else \
+        (int(stats["n"].sum()), "clusters" if spec.cluster_column else "cells")
+    return decide(spec, stage, days, exposed_users(stats), arm, evidence, gates, unsound, harmed,
+                  tuple(str(s) for s in stats["segment"].values), units)
 
 
 def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str,
            evidence: Mapping[str, MetricEvidence], gates: Sequence[RuleCheck] = (), unsound: Sequence[Metric] = (),
-           harmed_segments: Sequence[str] = (), segments: Sequence[str] = ()) -> Recommendation:
+           harmed_segments: Sequence[str] = (), segments: Sequence[str] = (),
+           units: tuple[int, str] | None = None) -> Recommendation:
     """The default rule on numbers alone: gates, severe harm, exposure, then the stage's phase.
 
     Parameters
@@ -214,6 +218,9 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
         Current ramp stage (percent) and days of exposure at it.
     users
         Users in the analysis (all arms), for the stage's minimum exposure.
+    units
+        When the randomised units are not users (clusters, switchback cells): their number and name, in which a
+        hold says how much more data would settle it (more users of the same clusters barely help).
     arm
         The treatment arm the recommendation is about.
     evidence
@@ -362,13 +369,15 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
 
     # 8. hold, with what is missing
     needs = []
+    count, word = units if units is not None else (users, "users")
     if not convinced:
         needs.append(f"only {fmt.probability(least[1].p_beat)} probability that {arm} helps {least[0]} "
-                     f"(shipping needs {fmt.threshold(t.ship_beat)}){_more_users(users, least[1].p_beat, t.ship_beat)}")
+                     f"(shipping needs {fmt.threshold(t.ship_beat)})"
+                     f"{_more_units(count, word, least[1].p_beat, t.ship_beat)}")
     if not small_loss:
-        more = int(users * ((worst[1].loss_ship_rel / t.caring) ** 2 - 1))
+        more = int(count * ((worst[1].loss_ship_rel / t.caring) ** 2 - 1))
         needs.append(f"expected loss if shipped {worst[1].loss_ship_rel:.3%} > {fmt.threshold(t.caring)}"
-                     + (f"; roughly {more:,} more users (loss ~ 1/sqrt(users)) would bring it under if the lift is "
+                     + (f"; roughly {more:,} more {word} (loss ~ 1/sqrt({word})) would bring it under if the lift is "
                         f"not negative" if worst[1].p_beat >= 0.5 else " (the lift is more likely negative)"))
     if not guarded:
         needs.append(f"guardrails within their margins with only {fmt.probability(safe)} "
@@ -387,13 +396,13 @@ def thresholds_source(t: DecisionThresholds) -> str:
     return "set in the spec, not calibrated (bayes-ab plan SPEC --calibrate)"
 
 
-def _more_users(users: int, p_beat: float, needed: float) -> str:
-    """Roughly how many more users would take P(beat) to ``needed`` if the observed lift held: the
-    z-score of a fixed lift grows like sqrt(users)."""
+def _more_units(units: int, word: str, p_beat: float, needed: float) -> str:
+    """Roughly how many more units (users, clusters) would take P(beat) to ``needed`` if the observed lift held: the
+    z-score of a fixed lift grows like sqrt(units)."""
     z_now, z_needed = ndtri(min(max(p_beat, 1e-9), 1 - 1e-9)), ndtri(needed)
     if z_now <= 0 or not z_needed < math.inf:       # no lift to extrapolate, or a threshold out of reach
         return ""
-    return f"; roughly {int(users * ((z_needed / z_now) ** 2 - 1)):,} more users if the lift holds"
+    return f"; roughly {int(units * ((z_needed / z_now) ** 2 - 1)):,} more {word} if the lift holds"
 
 
 def _segments(analysis) -> list[str]:

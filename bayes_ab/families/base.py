@@ -31,7 +31,7 @@ import xarray as xr
 
 from bayes_ab import format as fmt
 from bayes_ab.data.queries import MetricQuery
-from bayes_ab.errors import SpecError
+from bayes_ab.errors import ModelError, SpecError
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.quadrature import IntegrableModel
@@ -110,6 +110,9 @@ class Family(ABC):
     """The largest value the metric's mean can take (a rate's 1), or ``None`` when it is unbounded above: a
     mean derived outside the model (novelty's long-run mean) is clipped to it."""
 
+    declared: ClassVar[bool] = True
+    """False for a family a spec cannot name: the analysis of a design reads declared metrics through it (a
+    switchback's cell means)."""
     cluster_sums: ClassVar[bool] = False
     """True when a user's value adds up over a cluster's users (a conversion, a count, a value, a ratio's
     numerator and denominator): a cluster-randomised experiment then reads the metric as a ratio of cluster totals
@@ -421,3 +424,18 @@ def moments_spread(stats: xr.Dataset) -> tuple[float, float]:
     n = float(control["n"])
     mean = float(control["sum"]) / n
     return mean, max(float(control["sumsq"]) / n - mean ** 2, 0.0) * n / max(n - 1, 1)
+
+
+class ExactOnly:
+    """For a family whose posterior is always exact (:meth:`Family.exact_posterior` never returns ``None``): it has
+    no sampled model, and asking for one is an error that says so."""
+
+    def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
+        raise self._no_sampled_model()
+
+    def build_model(self, stats: xr.Dataset, metric: Metric):
+        raise self._no_sampled_model()
+
+    def _no_sampled_model(self) -> ModelError:
+        return ModelError(f"the {self.name} family's posterior is exact ({self.closed_form(None, None)}): it has no "
+                          "sampled model")

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from bayes_ab.families.ratio import ClusterTotals, Ratio
 from bayes_ab.families.registered import FAMILIES
+from bayes_ab.families.switchback import Switchback, SwitchbackParams
 from bayes_ab.metric import Metric, Novelty
 
 
@@ -41,3 +42,15 @@ def clustered_metric(metric: Metric, cluster: str) -> Metric:
     params = ClusterTotals(total_column(metric), weight_column(metric), cluster=cluster,
                            measured=family.definition(metric), declared_family=metric.family)
     return replace(metric, family=Ratio.name, column=None, params=params, novelty=Novelty.OFF)
+
+
+def switchback_metric(metric: Metric, unit: str, period: str, washout: int) -> Metric:
+    """``metric`` of a switchback experiment: read from the cell means of ``unit`` x period
+    (:mod:`bayes_ab.families.switchback`), with the cells' totals in :func:`total_column` and their rows (or
+    denominators) in :func:`weight_column`; direction, role, prior, margin and ROPE are kept."""
+    family = FAMILIES[metric.family]
+    if not family.cluster_sums:
+        raise ValueError(f"a {metric.family} metric cannot be summed over a switchback's cells")
+    params = SwitchbackParams(unit=unit, period=period, washout=washout, measured=family.definition(metric),
+                              declared_family=metric.family)
+    return replace(metric, family=Switchback.name, column=None, params=params, novelty=Novelty.OFF)

@@ -36,8 +36,8 @@ from scipy.special import ndtri
 
 from bayes_ab.data.queries import MetricQuery, metric_column, numeric_checks
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
-from bayes_ab.errors import DataError, ModelError
-from bayes_ab.families.base import Family, ParamReader, positive_baseline
+from bayes_ab.errors import DataError
+from bayes_ab.families.base import ExactOnly, Family, ParamReader, positive_baseline
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.fitdata import FitData
@@ -234,7 +234,7 @@ class Histograms:
             return np.log(means)
 
 
-class Quantile(Family):
+class Quantile(ExactOnly, Family):
     """A quantile of a per-user (or per-event) value; the metric is the quantile, its effect the log ratio."""
 
     name = "quantile"
@@ -368,16 +368,6 @@ class Quantile(Family):
 
     def exact_posterior(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> tuple[FitData, float]:
         return sample_quantile(stats, metric, sampler, mapped_prior_data(self, stats, metric))
-
-    def model_data(self, stats: xr.Dataset) -> dict[str, np.ndarray]:
-        raise self._no_sampled_model()
-
-    def build_model(self, stats: xr.Dataset, metric: Metric):
-        raise self._no_sampled_model()
-
-    def _no_sampled_model(self) -> ModelError:
-        return ModelError(f"the {self.name} family's posterior is exact ({self.closed_form(None, None)}): it has no "
-                          "sampled model")
 
     def sample_conjugate(self, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> FitData:
         return sample_quantile(stats, metric, sampler)[0]

@@ -9,6 +9,7 @@ from bayes_ab.families.mean import Mean
 from bayes_ab.families.quantile import Quantile
 from bayes_ab.families.ratio import Ratio
 from bayes_ab.families.retention import Retention
+from bayes_ab.families.switchback import Switchback
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (
     Conversion(),
@@ -17,4 +18,5 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     Mean(),
     Ratio(),
     Quantile(),
+    Switchback(),
 )}

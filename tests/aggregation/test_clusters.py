@@ -188,3 +188,10 @@ def test_aa_intervals_by_cluster_hold_their_level_where_independent_users_do_not
             excluded[key] += not low <= 0 <= high
     assert excluded["clusters"] / 200 <= 0.16
     assert excluded["users"] / 200 >= 0.30
+
+
+def test_no_warehouse_sql_for_a_cluster_design():
+    from bayes_ab.aggregation.warehouse import warehouse_query
+
+    with pytest.raises(DataError, match="a spec with cluster_column is analysed from its rows"):
+        warehouse_query(spec(), "events", "postgres")

@@ -109,7 +109,7 @@ def test_integer_and_text_days_work_and_a_timestamp_is_refused(tmp_path):
         assert_same(done.stats, aggregate(family_spec(), path))
     stamped = tmp_path / "stamped.parquet"
     frame.assign(exposure_day=pd.to_datetime(frame["exposure_day"])).to_parquet(stamped, index=False)
-    with pytest.raises(DataError, match=r"column 'exposure_day' \(day\) holds other values; use a DATE"):
+    with pytest.raises(DataError, match=r"column 'exposure_day' \(day\) holds timestamp values; use a DATE"):
         aggregate_incrementally(family_spec(), stamped, tmp_path / "stamped")
     missing = frame.assign(exposure_day=frame["exposure_day"].where(frame.index != 3, None))
     missing.to_parquet(tmp_path / "missing.parquet", index=False)

@@ -14,6 +14,7 @@ from bayes_ab.data.spark_engine import column_kind, to_spark_sql
 from bayes_ab.errors import DataError
 
 from conftest import make_spec
+from design_rows import cluster_rows, cluster_spec, switchback_rows, switchback_spec
 from family_rows import assert_same, FAMILY_METRICS, family_rows, family_spec
 
 
@@ -92,7 +93,7 @@ def test_the_shared_queries_translate_to_spark_sql():
     assert "CAST(seg0 AS STRING)" in spark_sql and "CAST('2026-03-01' AS DATE)" in spark_sql
     assert [column_kind(t) for t in ("int", "bigint", "double", "decimal(10,2)", "boolean", "string", "date",
                                      "timestamp")] == ["integer", "integer", "float", "float", "boolean",
-                                                       "string", "date", "other"]
+                                                       "string", "date", "timestamp"]
 
 
 def test_cli_analyze_on_spark(tmp_path, family_parquet, spark, capsys):
@@ -135,3 +136,14 @@ def test_aggregated_rows_of_every_family_give_the_same_statistics_on_spark(spark
     for name in per_user:
         for var in per_user[name].data_vars:
             np.testing.assert_allclose(on_spark[name][var].values, per_user[name][var].values, rtol=1e-12)
+
+
+def test_cluster_and_switchback_designs_are_identical_on_spark_and_duckdb(spark):
+    """Per-cluster totals, and switchback cells with periods from a timestamp (UNIX_TIMESTAMP on Spark)."""
+    for spec, rows in ((cluster_spec(), cluster_rows(seed=5)), (switchback_spec(), switchback_rows(seed=5))):
+        on_spark, on_duckdb = aggregate(spec, rows, engine=spark), aggregate(spec, rows)
+        for name in on_duckdb:
+            for var in on_duckdb[name].data_vars:
+                np.testing.assert_allclose(on_spark[name][var].values, on_duckdb[name][var].values, rtol=1e-12,
+                                           err_msg=f"{name}.{var}")
+            assert on_spark[name].attrs["users"] == on_duckdb[name].attrs["users"] == len(rows)

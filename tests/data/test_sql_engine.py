@@ -28,6 +28,7 @@ from bayes_ab.errors import DataError
 from bayes_ab.spec import load_spec
 
 from conftest import EXAMPLES, example_module, make_spec
+from design_rows import cluster_rows, cluster_spec, switchback_rows, switchback_spec
 from family_rows import FAMILY_METRICS, family_rows
 
 ODD_TABLE = 'odd "users" table'
@@ -66,6 +67,8 @@ def load(server, name: str, frame: pd.DataFrame) -> None:
             return "BIGINT"
         if pd.api.types.is_float_dtype(series):
             return "DOUBLE PRECISION"
+        if pd.api.types.is_datetime64_any_dtype(series):
+            return "TIMESTAMP"
         if len(series.dropna()) and isinstance(series.dropna().iloc[0], date):
             return "DATE"
         return "TEXT"
@@ -103,6 +106,21 @@ def test_every_family_on_postgres_equals_duckdb_with_odd_table_and_column_names(
     load(server, ODD_TABLE, rows)
     on_postgres = aggregate(spec, DatabaseSource(table=quoted(ODD_TABLE)), engine=SQLEngine(server.url))
     assert_equal_statistics(on_postgres, aggregate(spec, rows))
+
+
+def test_cluster_and_switchback_designs_on_postgres_equal_duckdb(server):
+    """The per-cluster totals and the switchback's cells (periods from a TIMESTAMP by EPOCH, and from a period
+    number) are the same SQL on every engine."""
+    rows = cluster_rows(seed=4)
+    load(server, "cluster_rows", rows)
+    source = DatabaseSource(table="cluster_rows")
+    assert_equal_statistics(aggregate(cluster_spec(), source, engine=SQLEngine(server.url)),
+                            aggregate(cluster_spec(), rows))
+    rows = switchback_rows(seed=4)
+    load(server, "switchback_rows", rows)
+    source = DatabaseSource(table="switchback_rows")
+    for spec in (switchback_spec(), switchback_spec(period=None)):
+        assert_equal_statistics(aggregate(spec, source, engine=SQLEngine(server.url)), aggregate(spec, rows))
 
 
 def test_a_select_in_the_spec_is_read_as_the_rows(server):
@@ -231,7 +249,7 @@ def test_a_url_that_is_not_one_and_a_missing_url_are_refused(monkeypatch):
 def test_database_type_names_map_to_kinds():
     assert [type_kind(t) for t in ("int4", "INT8", "numeric(10,2)", "float8", "bool", "varchar(40)", "date",
                                    "timestamptz", "jsonb")] == \
-        ["integer", "integer", "float", "float", "boolean", "string", "date", "other", "other"]
+        ["integer", "integer", "float", "float", "boolean", "string", "date", "timestamp", "other"]
 
 
 def test_a_daily_panel_in_postgres_gives_duckdbs_weekly_statistics(server):

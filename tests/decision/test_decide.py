@@ -244,7 +244,8 @@ def test_the_rule_says_where_its_thresholds_come_from():
 
 
 def test_no_estimate_of_more_users_for_a_threshold_no_probability_reaches():
-    from bayes_ab.decision.rules import _more_users
+    from bayes_ab.decision.rules import _more_units
 
-    assert _more_users(1000, 0.9, 1.0) == "" and _more_users(1000, 0.9, 2.0) == ""
-    assert _more_users(1000, 0.9, 0.99).startswith("; roughly ")
+    assert _more_units(1000, "users", 0.9, 1.0) == "" and _more_units(1000, "users", 0.9, 2.0) == ""
+    assert _more_units(1000, "users", 0.9, 0.99).startswith("; roughly ")
+    assert _more_units(60, "clusters", 0.9, 0.99).endswith("more clusters if the lift holds")

@@ -52,3 +52,44 @@ def test_few_clusters_are_warned_about_and_bad_inputs_refused():
     for icc, size, effect in ((1.0, 100, 0.1), (0.02, 0.5, 0.1), (0.02, 100, 0.0)):
         with pytest.raises(SpecError):
             plan_clusters(CONVERSION, Baseline(0.1), effect, icc, size, 0.99)
+
+
+def test_simulated_clusters_have_the_sizes_rates_and_correlation_asked_for():
+    """The simulation that checks the plan is itself checked: gamma sizes of the given mean and CV, arm means
+    rate and rate x (1 + lift), and a between-cluster variance of the rates of icc x rate (1 - rate)."""
+    import numpy as np
+
+    from bayes_ab.planning.clusters import simulate_clusters
+
+    converted, sizes = simulate_clusters(np.random.default_rng(0), 20_000, 400, 0.1, 0.05, 0.2, size_cv=0.5)
+    assert sizes.mean() == pytest.approx(400, rel=0.02) and sizes.std() / sizes.mean() == pytest.approx(0.5, rel=0.05)
+    rates = converted / sizes
+    control, treated = rates[:20_000], rates[20_000:]
+    assert control.mean() == pytest.approx(0.1, rel=0.02) and treated.mean() == pytest.approx(0.12, rel=0.02)
+    # the variance of a cluster's observed rate: icc p (1 - p) between clusters + (1 - icc) p (1 - p) / m within
+    within = np.mean((1 - 0.05) * 0.1 * 0.9 / sizes[:20_000])
+    assert control.var() - within == pytest.approx(0.05 * 0.1 * 0.9, rel=0.08)
+
+
+def test_the_planned_interval_width_is_the_analysis_width():
+    """The plan's 90% half-width of the relative lift against the median half-width of the cluster model's
+    intervals on 300 simulated A/A experiments."""
+    import numpy as np
+
+    from bayes_ab.families import family_for
+    from bayes_ab.families.clustered import clustered_metric
+    from bayes_ab.planning.clusters import simulate_clusters
+
+    plan = plan_clusters(CONVERSION, Baseline(0.1), 0.1, 0.02, 300, 0.99, clusters_per_arm=20)
+    analysed = clustered_metric(CONVERSION, "city")
+    rng = np.random.default_rng(1)
+    widths = []
+    for _ in range(300):
+        converted, sizes = simulate_clusters(rng, 20, 300, 0.1, 0.02, 0.0)
+        sums = family_for(analysed).accumulator_type(analysed, ("control", "treatment"), None)
+        sums.add(np.repeat([0, 1], 20), np.column_stack([converted, sizes]).astype(float))
+        draws = sums.posterior(rng, 4000)
+        with np.errstate(invalid="ignore"):     # a Student-t draw of a small cell can be negative: no log
+            low, high = np.nanquantile(np.log(draws[:, 1] / draws[:, 0]), [0.05, 0.95])
+        widths.append((high - low) / 2)
+    assert math.log1p(plan.interval_half_width) == pytest.approx(np.median(widths), rel=0.08)
