@@ -61,6 +61,9 @@ def _check_stage(spec, args: argparse.Namespace) -> None:
                           ("--outlook-days", getattr(args, "outlook_days", None))):
         if value is not None and value < 1:
             raise SpecError(f"{option}: must be a whole number >= 1, got {value}")
+    if getattr(args, "daily_traffic", None) is not None and (spec.cluster_column or spec.switchback is not None):
+        raise SpecError("--daily-traffic: the outlook simulates independent users; a cluster-randomised or switchback "
+                        "experiment grows by clusters or periods (bayes-ab plan says how many)")
     if args.stage is None:
         if getattr(args, "exit_code", False) or getattr(args, "alert_on", None):
             option = "--exit-code" if getattr(args, "exit_code", False) else "--alert-on"
@@ -475,8 +478,8 @@ def _outlook(spec, result, recommendation, args: argparse.Namespace) -> str | No
     from bayes_ab.planning import decision_outlook
 
     daily = args.daily_traffic or (spec.plan.daily_users if spec.plan else None)
-    if recommendation.action != Action.HOLD or daily is None:
-        return None
+    if recommendation.action != Action.HOLD or daily is None or spec.cluster_column or spec.switchback is not None:
+        return None         # clusters and switchbacks grow by units, not users: no outlook (refused when asked)
     return decision_outlook(result, recommendation.from_stage, args.days, daily, days=args.outlook_days).text()
 
 

@@ -194,7 +194,7 @@ class ExperimentSpec:
     received_column: str | None = None   # per user 0/1: the treatment was actually delivered (complier analysis)
     cluster_column: str | None = None    # the randomised unit when whole clusters were randomised (a city)
     switchback: SwitchbackDesign | None = None   # whole units switched between arms period by period
-    user_metrics: tuple[Metric, ...] = ()  # with cluster_column: the metrics as declared, on users (data checks)
+    user_metrics: tuple[Metric, ...] = ()  # with either design: the metrics as declared, on users (data checks)
     description: str | None = None       # what is tested, in a sentence (report header, card, portfolio)
     hypothesis: str | None = None        # what is expected to happen and why
     owner: str | None = None             # who runs the experiment
@@ -307,8 +307,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     """Validate an already-parsed mapping (e.g. from YAML) into an :class:`ExperimentSpec`."""
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
-             "activity_column", "received_column", "cluster_column", "switchback", "compliance", "description", "hypothesis", "owner",
-             "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan"}
+             "activity_column", "received_column", "cluster_column", "switchback", "compliance", "description",
+             "hypothesis", "owner", "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan"}
     r.reject_unknown(known)
     name = r.name("name")
     arms = _parse_arms(r.child("arms"))

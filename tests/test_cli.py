@@ -335,3 +335,10 @@ def test_switchback_arguments_are_one_line(capsys, argv, message, tmp_path, monk
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_no_outlook_for_a_cluster_design(capsys):
+    code = main(["analyze", str(CITIES / "spec.yaml"), "--data", str(CITIES / "data" / "users.parquet"),
+                 "--stage", "50", "--days", "3", "--daily-traffic", "5000", "--models-dir", "/nonexistent/never"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--daily-traffic: the outlook simulates independent users" in err, err

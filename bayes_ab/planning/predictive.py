@@ -125,6 +125,9 @@ def decision_outlook(
         Posterior draws simulated (each one continuation of the experiment).
     """
     spec = analysis.spec
+    if spec.cluster_column or spec.switchback is not None:
+        raise SpecError(f"{spec.source}: the outlook simulates independent users; a cluster-randomised or switchback "
+                        "experiment grows by clusters or periods (bayes-ab plan says how many)")
     stage_index = spec.stage_index(stage)
     for name, value in (("daily_users", daily_users), ("days", days), ("look_every", look_every), ("draws", draws)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
