@@ -61,11 +61,13 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/families/switchback.py": ("tests/families/test_switchback.py",),
     "bayes_ab/aggregation/clusters.py": ("tests/aggregation/test_clusters.py",),
     "bayes_ab/planning/clusters.py": ("tests/planning/test_cluster_planning.py",),
+    "bayes_ab/planning/switchback.py": ("tests/planning/test_switchback_planning.py",
+                                        "tests/aggregation/test_switchback_cells.py"),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
 complier effects, the figures' inline SVG, the daily panel's checks, the switchback regression, the cluster
-checks and the cluster plan."""
+checks, and the cluster and switchback plans."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")
