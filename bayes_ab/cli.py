@@ -61,7 +61,7 @@ def _check_stage(spec, args: argparse.Namespace) -> None:
                           ("--outlook-days", getattr(args, "outlook_days", None))):
         if value is not None and value < 1:
             raise SpecError(f"{option}: must be a whole number >= 1, got {value}")
-    if getattr(args, "daily_traffic", None) is not None and (spec.cluster_column or spec.switchback is not None):
+    if getattr(args, "daily_traffic", None) is not None and spec.grouped_units:
         raise SpecError("--daily-traffic: the outlook simulates independent users; a cluster-randomised or switchback "
                         "experiment grows by clusters or periods (bayes-ab plan says how many)")
     if args.stage is None:
@@ -264,8 +264,8 @@ def _parser() -> argparse.ArgumentParser:
     _input_arguments(warm)
     warm.set_defaults(run=_warmup)
 
-    plan_out = commands.add_parser("schedule", help="write a randomised switchback schedule: per period, a share of the "
-                                                    "units on treatment, drawn anew")
+    plan_out = commands.add_parser("schedule", help="write a randomised switchback schedule: per period, a share of "
+                                                    "the units on treatment, drawn anew")
     plan_out.add_argument("--units", required=True, help="the switched units, comma-separated (e.g. regions)")
     plan_out.add_argument("--periods", type=int, required=True, help="number of periods")
     plan_out.add_argument("--share", type=float, default=0.5, help="share of the units on treatment each period")
@@ -478,7 +478,7 @@ def _outlook(spec, result, recommendation, args: argparse.Namespace) -> str | No
     from bayes_ab.planning import decision_outlook
 
     daily = args.daily_traffic or (spec.plan.daily_users if spec.plan else None)
-    if recommendation.action != Action.HOLD or daily is None or spec.cluster_column or spec.switchback is not None:
+    if recommendation.action != Action.HOLD or daily is None or spec.grouped_units:
         return None         # clusters and switchbacks grow by units, not users: no outlook (refused when asked)
     return decision_outlook(result, recommendation.from_stage, args.days, daily, days=args.outlook_days).text()
 
@@ -549,9 +549,7 @@ def _plan_clusters(args: argparse.Namespace, spec) -> int:
     from bayes_ab.spec import parse_baseline
 
     declared = spec.per_user()
-    for flag in ("novelty", "calibrate", "write"):
-        if getattr(args, flag):
-            raise SpecError(f"--{flag} is not available for a cluster-randomised spec")
+    _refuse_user_plan_flags(args, "a cluster-randomised spec")
     if args.icc is None or args.cluster_size is None:
         raise SpecError(f"{spec.source}: a cluster-randomised spec is planned by clusters: give --icc (intra-cluster "
                         "correlation, e.g. 0.02) and --cluster-size (mean users per cluster)")
@@ -567,14 +565,7 @@ def _plan_clusters(args: argparse.Namespace, spec) -> int:
         effect = args.effect if args.effect is not None else (declared.plan.effect if declared.plan else 0.05)
         plans.append(plan_clusters(metric, base, effect, args.icc, args.cluster_size, spec.decision.ship_beat,
                                    clusters_per_arm=args.clusters, size_cv=args.cluster_size_cv))
-    if args.json:
-        from bayes_ab.documents import dumps
-
-        print(dumps({"experiment": spec.name, "cluster_column": spec.cluster_column,
-                     "plans": [p.document() for p in plans]}))
-        return 0
-    print("\n\n".join(p.text() for p in plans))
-    return 0
+    return _print_plans(args, {"experiment": spec.name, "cluster_column": spec.cluster_column}, plans)
 
 
 def _plan_switchback(args: argparse.Namespace, spec) -> int:
@@ -582,9 +573,7 @@ def _plan_switchback(args: argparse.Namespace, spec) -> int:
     from bayes_ab.metric import Role
     from bayes_ab.planning.switchback import plan_switchback
 
-    for flag in ("novelty", "calibrate", "write"):
-        if getattr(args, flag):
-            raise SpecError(f"--{flag} is not available for a switchback spec")
+    _refuse_user_plan_flags(args, "a switchback spec")
     if args.units is None or args.periods is None or args.cell_sd is None:
         raise SpecError(f"{spec.source}: a switchback spec is planned by cells: give --units, --periods and --cell-sd "
                         "(the sd of a cell's mean around the unit and period levels)")
@@ -599,13 +588,24 @@ def _plan_switchback(args: argparse.Namespace, spec) -> int:
         effect = args.effect if args.effect is not None else 0.05
         plans.append(plan_switchback(metric.name, value, args.cell_sd, effect, args.units, args.periods,
                                      spec.decision.ship_beat, spec.switchback.washout))
+    return _print_plans(args, {"experiment": spec.name, "switchback": spec.switchback.unit}, plans)
+
+
+def _refuse_user_plan_flags(args: argparse.Namespace, design: str) -> None:
+    """The planning options that simulate independent users, refused for a design whose units are groups."""
+    for flag in ("novelty", "calibrate", "write"):
+        if getattr(args, flag):
+            raise SpecError(f"--{flag} is not available for {design}")
+
+
+def _print_plans(args: argparse.Namespace, head: dict, plans: list) -> int:
+    """A design's plans (one per primary): their documents under ``head`` with ``--json``, else their texts."""
     if args.json:
         from bayes_ab.documents import dumps
 
-        print(dumps({"experiment": spec.name, "switchback": spec.switchback.unit,
-                     "plans": [p.document() for p in plans]}))
-        return 0
-    print("\n\n".join(p.text() for p in plans))
+        print(dumps({**head, "plans": [p.document() for p in plans]}))
+    else:
+        print("\n\n".join(p.text() for p in plans))
     return 0
 
 

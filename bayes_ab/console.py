@@ -17,16 +17,14 @@ def render_text(result: Analysis) -> str:
     """The console summary: per metric its diagnostics, effects table and sentences."""
     spec = result.spec
     first = next(iter(result.stats.values()))
-    units = int(first["n"].sum())
-    counted = f"{units:,} {spec.units_counted}"
-    if units != exposed_users(first):
-        counted += f" of {exposed_users(first):,} users"
+    units, users = int(first["n"].sum()), exposed_users(first)
+    counted = f"{units:,} {spec.units_counted}" + (f" of {users:,} users" if units != users else "")
     lines = [f"Experiment {spec.name}: arms {', '.join(spec.arm_names)} (control {spec.control.name}); "
              f"{first.sizes['segment']} segment(s); {counted}; data fingerprint {result.fingerprint}"]
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
                   *(f"  WARNING: {w}" for w in effects.warnings),
-                  "  diagnostics: " + effects.diagnostics.summary(), _table(effects)]
+                  "  diagnostics: " + effects.diagnostics.summary(), _table(effects, spec.unit_name)]
         lines += ["  " + line for line in
                   family_for(effects.metric).text_lines(result.fits[effects.metric.name], effects.interval)]
         lines += ["  " + sentence(effects, arm) for arm in effects.treatments]
@@ -52,13 +50,13 @@ def _sampler_text(effects: MetricEffects) -> str:
     return f"{effects.backend}, {s.chains} chains x {s.draws} draws, target_accept {s.target_accept}{mass}"
 
 
-def _table(effects: MetricEffects) -> str:
+def _table(effects: MetricEffects, unit_name: str) -> str:
     family = family_for(effects.metric)
     rows = []
     for r in effects.shown_rows:
         lift = "" if r.is_control else f"{fmt.relative(r.rel_lift)} [{fmt.relative(r.rel_low)}, {fmt.relative(r.rel_high)}]"
         rows.append({
-            "segment": r.segment, "arm": r.arm, family.counted(effects.metric): f"{r.users:,}",
+            "segment": r.segment, "arm": r.arm, unit_name: f"{r.users:,}",
             "observed": f"{r.observed_mean:.4g}", "posterior": f"{r.mean:.4g}",
             f"rel. lift [{effects.interval:.0%} {interval_name(effects.interval)}]": lift,
             "P(beat ctrl)": "" if r.is_control else fmt.probability(r.p_beat_control),

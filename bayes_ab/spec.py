@@ -259,16 +259,30 @@ class ExperimentSpec:
         return stages.index(percent)
 
     @property
+    def grouped_units(self) -> bool:
+        """Whether the randomised units are groups of users -- clusters or switchback cells -- rather than users:
+        the statistics count the groups, and what simulates independent users (the outlook, ``simulate``) or follows
+        them day by day (incremental check-ins) does not apply."""
+        return bool(self.cluster_column) or self.switchback is not None
+
+    @property
+    def unit_name(self) -> str:
+        """What the statistics' ``n`` counts: ``users``, ``clusters`` or (switchback) ``cells``."""
+        if self.switchback is not None:
+            return "cells"
+        return "clusters" if self.cluster_column else "users"
+
+    @property
     def units_counted(self) -> str:
-        """What the analysis counts as its units: ``users``, or the clusters of a cluster-randomised spec."""
+        """:attr:`unit_name` with what makes a unit: ``clusters by 'city'``, ``cells ('region' x period)``."""
         if self.switchback is not None:
             return f"cells ({self.switchback.unit!r} x period)"
         return f"clusters by {self.cluster_column!r}" if self.cluster_column else "users"
 
     def per_user(self) -> "ExperimentSpec":
-        """The spec as its metrics are declared on users: for a cluster-randomised spec (whose :attr:`metrics` are
-        ratios of cluster totals), the one whose queries check the users' rows."""
-        if not self.cluster_column and self.switchback is None:
+        """The spec as its metrics are declared on users: for a cluster-randomised or switchback spec (whose
+        :attr:`metrics` are read from cluster or cell totals), the one whose queries check the users' rows."""
+        if not self.grouped_units:
             return self
         return replace(self, metrics=self.user_metrics, cluster_column=None, switchback=None, user_metrics=())
 

@@ -65,20 +65,18 @@ def aggregate(
             from bayes_ab.aggregation.panel import per_user_table
 
             table = per_user_table(spec, table)
+        if spec.grouped_units and aggregated:
+            design = ("a switchback spec" if spec.switchback is not None
+                      else "a cluster-randomised spec (cluster_column)")
+            raise DataError(f"{spec.source}: {design} reads per-user rows, not aggregates")
         if spec.switchback is not None:     # whole units switched period by period: per-cell statistics
-            if aggregated:
-                raise DataError(f"{spec.source}: a switchback spec reads its rows, not aggregates")
             return switchback_statistics(spec, table)
+        users = None
         if spec.cluster_column:         # whole clusters randomised: the clusters' totals are the rows
-            if aggregated:
-                raise DataError(f"{spec.source}: a cluster-randomised spec (cluster_column) reads per-user rows, "
-                                "not aggregates")
-            clusters, users = per_cluster_table(spec, table)
-            # the rows are clusters: user ids were checked on the users
-            plan = ScanPlan.for_table(replace(spec, unit_column=None), clusters)
-            stats = plan.statistics(plan.scan(clusters), clusters.label)
-            return {name: ds.assign_attrs(users=users) for name, ds in stats.items()}
+            table, users = per_cluster_table(spec, table)
+            spec = replace(spec, unit_column=None)      # the rows are clusters: user ids were checked on the users
         plan = ScanPlan.for_table(spec, table, aggregated=aggregated)
-        return plan.statistics(plan.scan(table), table.label)
+        stats = plan.statistics(plan.scan(table), table.label)
+        return stats if users is None else {name: ds.assign_attrs(users=users) for name, ds in stats.items()}
     finally:
         table.close()

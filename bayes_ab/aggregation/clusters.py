@@ -24,6 +24,7 @@ from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError
 from bayes_ab.families import family_for
 from bayes_ab.families.clustered import total_column, weight_column
+from bayes_ab.metric import Metric
 from bayes_ab.spec import ExperimentSpec
 
 
@@ -44,15 +45,23 @@ def per_cluster_table(spec: ExperimentSpec, table: Table) -> tuple[Table, int]:
     keys = [spec.arm_column, *spec.segment_columns, spec.cluster_column]
     select = [quote_ident(k) for k in keys]
     columns = {k: table.kind(k) for k in keys}
-    for declared, analysed in zip(users.metrics, spec.metrics):
-        value, weight = family_for(declared).unit_values(declared, table.columns)
-        select.append(f"SUM({value}) AS {quote_ident(total_column(declared))}")
-        select.append(f"{'COUNT(*)' if weight is None else f'SUM({weight})'} AS {quote_ident(weight_column(declared))}")
+    for declared in users.metrics:
+        total, weight = unit_totals(declared, table.columns)
+        select += [f"{total} AS {quote_ident(total_column(declared))}",
+                   f"{weight} AS {quote_ident(weight_column(declared))}"]
         columns[total_column(declared)] = columns[weight_column(declared)] = FLOAT
     group = ", ".join(str(i + 1) for i in range(len(keys)))
     relation = f"(SELECT {', '.join(select)} FROM {table.relation} GROUP BY {group}) AS per_cluster_totals"
     return (Table(table.engine, f"{table.label} (totals per {spec.cluster_column!r})", relation, columns,
                   table.run, table.close), int(checked.cells["users"].sum()))
+
+
+def unit_totals(metric: Metric, kinds: dict[str, str]) -> tuple[str, str]:
+    """The aggregates of a group of rows (a cluster, a switchback cell) that make ``metric``'s ratio there: the sum
+    of the rows' values and their weight (the rows, or the denominator's sum), from
+    :meth:`~bayes_ab.families.base.Family.unit_values`."""
+    value, weight = family_for(metric).unit_values(metric, kinds)
+    return f"SUM({value})", "COUNT(*)" if weight is None else f"SUM({weight})"
 
 
 def _check_clusters(spec: ExperimentSpec, table: Table) -> None:

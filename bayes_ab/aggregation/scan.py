@@ -362,7 +362,7 @@ class ScanPlan:
         90% of the users: under per-user randomisation a segment of more than a handful of users holding one arm
         has probability ``2^-n``."""
         spec = self.spec
-        if spec.cluster_column or not spec.segment_columns:
+        if spec.grouped_units or not spec.segment_columns:
             return
         users = cells.pivot_table(index="segment", columns="arm", values="users", aggfunc="sum", fill_value=0)
         users = users[users.sum(axis=1) > 0]

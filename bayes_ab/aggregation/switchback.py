@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_ab.aggregation.clusters import unit_totals
 from bayes_ab.aggregation.scan import ScanPlan
 from bayes_ab.data.engine import DATE, INTEGER, TIMESTAMP, Table
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError
-from bayes_ab.families import family_for
 from bayes_ab.families.switchback import switchback_stats
 from bayes_ab.spec import ExperimentSpec
 
@@ -40,19 +40,19 @@ def switchback_statistics(spec: ExperimentSpec, table: Table) -> dict[str, xr.Da
     ScanPlan.for_table(users, table).scan(table)           # every data check of the rows, the arms among them
     period = _period_sql(spec, table)
     unit, arm = quote_ident(design.unit), quote_ident(spec.arm_column)
-    missing = table.run(f"SELECT COUNT(*) - COUNT({unit}) AS units, COUNT(*) - COUNT({quote_ident(design.time)}) AS "
-                        f"times FROM {table.relation}").iloc[0]
-    for column, found in ((design.unit, missing["units"]), (design.time, missing["times"])):
-        if int(found):
-            raise DataError(f"{table.label}: column {column!r} (switchback) has missing values in {int(found):,} row(s)")
     select = [f"CAST({arm} AS VARCHAR) AS arm", f"CAST({unit} AS VARCHAR) AS unit", f"{period} AS period",
               "COUNT(*) AS rows_"]
     for i, declared in enumerate(users.metrics):
-        value, weight = family_for(declared).unit_values(declared, table.columns)
-        select += [f"SUM({value}) AS total{i}", f"{'COUNT(*)' if weight is None else f'SUM({weight})'} AS weight{i}"]
+        total, weight = unit_totals(declared, table.columns)
+        select += [f"{total} AS total{i}", f"{weight} AS weight{i}"]
     # ordered here, not by the engine: the statistics (and the data fingerprint) must not depend on who grouped them
     cells = table.run(f"SELECT {', '.join(select)} FROM {table.relation} GROUP BY 1, 2, 3") \
         .sort_values(["unit", "period", "arm"], ignore_index=True)
+    # a missing unit or time is a group of its own (NULL), so the cells' query finds it without another scan
+    for column, key in ((design.unit, "unit"), (design.time, "period")):
+        missing = int(cells.loc[cells[key].isna(), "rows_"].sum())
+        if missing:
+            raise DataError(f"{table.label}: column {column!r} (switchback) has missing values in {missing:,} row(s)")
     _check_one_arm_per_cell(cells, spec, table.label)
     arms = list(spec.arm_names)
     units = sorted(cells["unit"].unique())
@@ -90,5 +90,5 @@ def _check_one_arm_per_cell(cells: pd.DataFrame, spec: ExperimentSpec, label: st
     if len(mixed):
         unit, period = mixed.index[0]
         raise DataError(f"{label}: {len(mixed):,} switchback cell(s) hold rows of both arms, e.g. unit {unit!r} in "
-                        f"period {int(period)}; every row of a (unit, period) cell must be on the arm the schedule gave "
-                        f"it (is {spec.switchback.unit!r} the switched column, and the period right?)")
+                        f"period {int(period)}; every row of a (unit, period) cell must be on the arm the schedule "
+                        f"gave it (is {spec.switchback.unit!r} the switched column, and the period right?)")

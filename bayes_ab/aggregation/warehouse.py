@@ -64,7 +64,7 @@ def warehouse_query(spec: ExperimentSpec, table: str, dialect: str,
     if spec.activity_column:
         raise DataError(f"{spec.source}: a daily panel (activity_column) is analysed from its rows (--engine sql "
                         "runs its queries in the database); the printed SQL is for per-user rows")
-    if spec.cluster_column or spec.switchback is not None:
+    if spec.grouped_units:
         design = "cluster_column" if spec.cluster_column else "switchback"
         raise DataError(f"{spec.source}: a spec with {design} is analysed from its rows (--engine sql runs its "
                         "queries in the database); aggregated rows cannot carry its per-cluster totals")

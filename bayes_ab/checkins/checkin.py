@@ -117,7 +117,7 @@ def checkin(
     _require_days_forward(ledger, stage, days)
     incremental = None
     # a panel's per-user totals and a cluster's totals change every day (a unit spans days): full scan
-    if spec.day_column and not spec.activity_column and not spec.cluster_column and spec.switchback is None:
+    if spec.day_column and not spec.activity_column and not spec.grouped_units:
         incremental = aggregate_incrementally(spec, source, aggregates_for(spec.name, models_dir),
                                               aggregated=aggregated, engine=engine, rescan=rescan)
         stats = incremental.stats

@@ -7,7 +7,8 @@ import uuid
 import duckdb
 import pandas as pd
 
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source, Table, file_input,
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source,
+                                  Table, file_input,
                                   first_line, is_spark_dataframe)
 from bayes_ab.data.sql import quote_literal
 from bayes_ab.errors import DataError

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from bayes_ab.data.dialects import translate
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source, Table, file_input,
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source,
+                                  Table, file_input,
                                   first_line, is_spark_dataframe)
 from bayes_ab.data.environment import DEFAULT_MASTER, MASTER_VARIABLE
 from bayes_ab.errors import DataError

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from bayes_ab.data.dialects import DIALECTS, quoted_name, translate
-from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source, Table,
-                                  first_line)
+from bayes_ab.data.engine import (BOOLEAN, DATE, FLOAT, INTEGER, OTHER, STRING, TIMESTAMP, DatabaseSource, Source,
+                                  Table, first_line)
 from bayes_ab.data.environment import URL_VARIABLE
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError

@@ -198,8 +198,7 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
     unsound = [m for m in judged if m.name not in evidence]
     harmed = _harmed_segments(analysis, primaries, arm,
                               t.per_metric(t.segment_harm, len(_segments(analysis)) * len(primaries)))
-    units = None if spec.cluster_column is None and spec.switchback is None else \
-        (int(stats["n"].sum()), "clusters" if spec.cluster_column else "cells")
+    units = (int(stats["n"].sum()), spec.unit_name) if spec.grouped_units else None
     return decide(spec, stage, days, exposed_users(stats), arm, evidence, gates, unsound, harmed,
                   tuple(str(s) for s in stats["segment"].values), units)
 

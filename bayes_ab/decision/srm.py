@@ -34,7 +34,7 @@ def srm_checks(stats: xr.Dataset, spec: ExperimentSpec, threshold: float) -> lis
     number of segments, and flags every segment Bonferroni would and possibly more.
     """
     weights = np.array([next(a.weight for a in spec.arms if a.name == arm) for arm in stats["arm"].values])
-    counted = spec.units_counted.split()[0]
+    counted = spec.unit_name
     checks = [srm_check("overall", stats["n"].sum("segment").values, weights, threshold, counted=counted)]
     count = stats.sizes["segment"]
     if count > 1:

@@ -312,10 +312,6 @@ class Family(ABC):
         """The metric's family as outputs name it (a cluster-randomised metric names its declared family too)."""
         return self.name
 
-    def counted(self, metric: Metric) -> str:
-        """What the metric's statistics count as ``n``: users (a cluster-randomised ratio counts clusters)."""
-        return "users"
-
     def unit_of(self, metric: Metric) -> str:
         """The display unit of ``metric``'s absolute differences (the family's; a quantile's names its own)."""
         return self.unit

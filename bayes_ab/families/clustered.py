@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bayes_ab.families.base import Family
 from bayes_ab.families.ratio import ClusterTotals, Ratio
 from bayes_ab.families.registered import FAMILIES
 from bayes_ab.families.switchback import Switchback, SwitchbackParams
@@ -33,12 +34,18 @@ def weight_column(metric: Metric) -> str:
     return f"{metric.name} (cluster weight)"
 
 
+def _summed(metric: Metric, over: str) -> Family:
+    """The declared family of ``metric``, which must add up over a group of rows (``over`` names the group)."""
+    family = FAMILIES[metric.family]
+    if not family.cluster_sums:
+        raise ValueError(f"a {metric.family} metric cannot be summed over {over}")
+    return family
+
+
 def clustered_metric(metric: Metric, cluster: str) -> Metric:
     """``metric`` as a ratio of cluster totals over the clusters of ``cluster``; direction, role, prior, margin
     and ROPE are kept (the ratio's log scale is the one a relative lift is read on)."""
-    family = FAMILIES[metric.family]
-    if not family.cluster_sums:
-        raise ValueError(f"a {metric.family} metric cannot be summed over clusters")
+    family = _summed(metric, "clusters")
     params = ClusterTotals(total_column(metric), weight_column(metric), cluster=cluster,
                            measured=family.definition(metric), declared_family=metric.family)
     return replace(metric, family=Ratio.name, column=None, params=params, novelty=Novelty.OFF)
@@ -48,9 +55,7 @@ def switchback_metric(metric: Metric, unit: str, period: str, washout: int) -> M
     """``metric`` of a switchback experiment: read from the cell means of ``unit`` x period
     (:mod:`bayes_ab.families.switchback`), with the cells' totals in :func:`total_column` and their rows (or
     denominators) in :func:`weight_column`; direction, role, prior, margin and ROPE are kept."""
-    family = FAMILIES[metric.family]
-    if not family.cluster_sums:
-        raise ValueError(f"a {metric.family} metric cannot be summed over a switchback's cells")
+    family = _summed(metric, "a switchback's cells")
     params = SwitchbackParams(unit=unit, period=period, washout=washout, measured=family.definition(metric),
                               declared_family=metric.family)
     return replace(metric, family=Switchback.name, column=None, params=params, novelty=Novelty.OFF)

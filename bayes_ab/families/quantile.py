@@ -42,13 +42,11 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_SD, PRIOR_HETEROGENEITY_SD, mapped_prior_data
-from bayes_ab.models.prior_resampling import resampled
+from bayes_ab.models.prior_resampling import PROPOSALS_PER_DRAW, resampled, resampled_information
 from bayes_ab.models.quantiles import (BIN_WIDTH, LOG_STEP, LOWEST, bin_centres, bin_keys, observed_quantile,
                                        quantile_cdf, quantile_draws)
 from bayes_ab.sampling import SamplerSettings
 
-PROPOSALS_PER_DRAW = 4
-"""Flat-prior draws per kept draw: the effect prior resamples them, so the kept draws stay nearly independent."""
 STATISTICS = ("events", "cross", "square")
 
 
@@ -134,13 +132,9 @@ def sample_quantile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings 
     cells, overall = _cell_draws(rng, stats, proposals)
     ess = float(kept)
 
-    def after_resampling(found: float) -> float:
-        """Resampling kept draws from weighted proposals: the information of both steps, combined harmonically."""
-        return 1 / (1 / kept + 1 / found)
-
     if prior is not None:
         overall, found = resampled(overall, _log_effects(overall), prior, rng, kept)
-        ess = after_resampling(found)
+        ess = resampled_information(kept, found)
         segment_prior = {**prior, PRIOR_EFFECT_SD: np.asarray(math.hypot(float(prior[PRIOR_EFFECT_SD]),
                                                                          float(prior[PRIOR_HETEROGENEITY_SD])))}
         kept_cells = np.empty((kept,) + cells.shape[1:])
@@ -148,7 +142,7 @@ def sample_quantile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings 
             kept_cells[:, :, s], found = resampled(cells[:, :, s], _log_effects(cells[:, :, s]), segment_prior, rng,
                                                    kept)
             if np.isfinite(cells[:, :, s]).all():
-                ess = min(ess, after_resampling(found))
+                ess = min(ess, resampled_information(kept, found))
         cells = kept_cells
     shape = (chains, draws)
     overall_dims = (("chain", "draw", "arm"), overall.reshape(shape + overall.shape[1:]))

@@ -302,9 +302,6 @@ class Ratio(Family):
         p = RatioParams.of(metric)
         return f"{p.declared_family}, as a ratio of cluster totals" if isinstance(p, ClusterTotals) else self.name
 
-    def counted(self, metric: Metric) -> str:
-        return "clusters" if isinstance(RatioParams.of(metric), ClusterTotals) else "users"
-
     def unit_of(self, metric: Metric) -> str:
         """Per user for a cluster-randomised metric (its cluster totals are over users), else the family's."""
         p = RatioParams.of(metric)

@@ -43,10 +43,9 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.hierarchy import mapped_prior_data
-from bayes_ab.models.prior_resampling import resampled
+from bayes_ab.models.prior_resampling import PROPOSALS_PER_DRAW, resampled, resampled_information
 from bayes_ab.sampling import SamplerSettings
 
-PROPOSALS_PER_DRAW = 4
 AUTOCORRELATION_WARNING = 0.3
 MIN_UNITS = 2
 
@@ -249,7 +248,7 @@ def sample_switchback(stats: xr.Dataset, metric: Metric, sampler: SamplerSetting
         with np.errstate(divide="ignore", invalid="ignore"):
             effects = np.log(means[:, 1:] / means[:, :1])
         means, found = resampled(means, np.where(np.isfinite(effects), effects, np.nan), prior, rng, kept)
-        ess = 1 / (1 / kept + 1 / found)
+        ess = resampled_information(kept, found)
     shape = (sampler.chains, sampler.draws)
     return posterior_dataset(stats, sampler, means.reshape(shape + (2, 1))), ess
 
@@ -277,9 +276,6 @@ class Switchback(ExactOnly, Family):
 
     def kind_of(self, metric: Metric) -> str:
         return f"{SwitchbackParams.of(metric).declared_family}, switchback"
-
-    def counted(self, metric: Metric) -> str:
-        return "cells"
 
     def observed_mean(self, stats: xr.Dataset, metric: Metric) -> xr.DataArray:
         """Per arm, the rows' mean over its cells (no unit or period adjustment)."""

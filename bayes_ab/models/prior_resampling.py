@@ -15,6 +15,15 @@ import numpy as np
 
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD
 
+PROPOSALS_PER_DRAW = 4
+"""Flat-prior draws per kept draw: the effect prior resamples them, so the kept draws stay nearly independent."""
+
+
+def resampled_information(kept: int, found: float) -> float:
+    """Effective size of ``kept`` draws resampled from proposals whose weights' effective size is ``found``: the
+    information of both steps, combined harmonically."""
+    return 1 / (1 / kept + 1 / found)
+
 
 def prior_log_weights(effects: np.ndarray, prior: Mapping[str, np.ndarray]) -> np.ndarray:
     """Log prior density (up to a constant) of each draw's treatment effects, ``effects`` shaped (draws,

@@ -24,6 +24,7 @@ from scipy import stats as distributions
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
 from bayes_ab.families import family_for
+from bayes_ab.families.clustered import clustered_metric
 from bayes_ab.metric import Baseline, Metric
 
 MIN_CLUSTERS_PER_ARM = 10
@@ -174,8 +175,6 @@ def simulated_power(metric: Metric, rate: float, effect: float, icc: float, mean
     """Share of simulated cluster experiments (:func:`simulate_clusters`, a conversion ``metric`` as declared)
     whose analysis -- the cluster-randomised model's closed form, as the analysis runs it with one segment --
     reaches P(beat control) >= ``ship_beat``."""
-    from bayes_ab.families.clustered import clustered_metric
-
     analysed = clustered_metric(metric, "cluster")
     family = family_for(analysed)
     rng = np.random.default_rng(seed)

@@ -125,7 +125,7 @@ def decision_outlook(
         Posterior draws simulated (each one continuation of the experiment).
     """
     spec = analysis.spec
-    if spec.cluster_column or spec.switchback is not None:
+    if spec.grouped_units:
         raise SpecError(f"{spec.source}: the outlook simulates independent users; a cluster-randomised or switchback "
                         "experiment grows by clusters or periods (bayes-ab plan says how many)")
     stage_index = spec.stage_index(stage)

@@ -9,8 +9,9 @@ switches in a period with probability ``2 s (1 - s)`` (1/2 at s = 1/2), so a was
 
 Power: the effect's estimate has the standard error ``cell_sd / sqrt(I)``, ``I`` the sum of squares of the
 treatment indicator left after the unit and period effects on the analysed cells (computed on seeded schedules of
-the design: about ``N s (1 - s)`` for ``N`` balanced cells, less once a washout breaks the balance); the rule ships when P(beat control) reaches ``ship_beat``, a noncentral-t
-tail with the regression's residual degrees of freedom. :func:`simulated_power` runs the real model on simulated
+the design: about ``N s (1 - s)`` for ``N`` balanced cells, less once a washout breaks the balance); the rule
+ships when P(beat control) reaches ``ship_beat``, a noncentral-t tail with the regression's residual degrees of
+freedom. :func:`simulated_power` runs the real model on simulated
 cells with a daily cycle, unit levels and carry-over to check it.
 """
 
@@ -26,6 +27,9 @@ from scipy import stats as distributions
 
 from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
+from bayes_ab.families.switchback import Switchback, sample_switchback, switchback_stats
+from bayes_ab.metric import Metric
+from bayes_ab.sampling import SamplerSettings
 
 
 def schedule(units: list[str], periods: int, seed: int = 0, share: float = 0.5,
@@ -176,9 +180,6 @@ def simulated_power(baseline: float, cell_sd: float, effect: float, units: int, 
                     experiments: int, washout: int = 0, carry: float = 0.0, seed: int = 0) -> float:
     """Share of simulated switchbacks (:func:`simulate_cells`, daily cycle and unit levels included) whose analysis --
     the switchback family's flat-prior posterior -- reaches P(beat control) >= ``ship_beat``."""
-    from bayes_ab.families.switchback import Switchback, sample_switchback, switchback_stats
-    from bayes_ab.metric import Metric
-
     rng = np.random.default_rng(seed)
     metric = Metric("metric", Switchback.name)
     shipped = 0
@@ -189,7 +190,6 @@ def simulated_power(baseline: float, cell_sd: float, effect: float, units: int, 
                                  cells["unit"].map({u: k for k, u in enumerate(units_list)}).to_numpy(),
                                  cells["period"].to_numpy(), (cells["arm"] == "treatment").to_numpy().astype(int),
                                  cells["total"].to_numpy(), cells["weight"].to_numpy(), washout)
-        from bayes_ab.sampling import SamplerSettings
         draws = sample_switchback(stats, metric, SamplerSettings(chains=1, draws=2000,
                                                                  seed=int(rng.integers(2 ** 31))))[0].posterior["mean"]
         beat = float((draws.isel(arm=1) > draws.isel(arm=0)).mean())

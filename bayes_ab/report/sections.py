@@ -151,7 +151,8 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
     card_arm = recommendation.arm if recommendation else (result.effects[next(iter(result.effects))].treatments[0])
     return ReportContent(
         experiment=spec.name, about=spec.about(), arms=spec.arm_names, control=spec.control.name, headline=headline, action=action,
-        sentences=sentences, period=period, traffic=traffic, users=total, segments=first.sizes["segment"], units=spec.units_counted,
+        sentences=sentences, period=period, traffic=traffic, users=total, segments=first.sizes["segment"],
+        units=spec.units_counted,
         fingerprint=result.fingerprint, versions=_versions(), generated=generated, srm=srm,
         diagnostics=diagnostics, blocking=blocking, exposure_plot=exposure_plot, exposure_note=exposure_note,
         metrics=metrics, guardrails=guardrails, guardrail_plot=guardrail_plot, harm_threshold=spec.decision.harm,

@@ -137,7 +137,7 @@ def test_srm_and_counts_are_of_clusters():
     stats = aggregate(s, users())
     check = srm_checks(stats["conversion"], s, 0.001)[0]
     assert check.detail.startswith("clusters 12, 12")
-    assert family_for(s.metrics[0]).counted(s.metrics[0]) == "clusters"
+    assert s.unit_name == "clusters" and s.grouped_units
 
 
 def test_few_clusters_per_arm_are_warned_about():

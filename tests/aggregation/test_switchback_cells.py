@@ -64,6 +64,8 @@ def test_a_period_number_column_serves_as_the_time():
     (lambda f: f, {"period": None}, "column 'ts' (switchback time) holds timestamp values; give switchback.period"),
     (lambda f: f.assign(region=np.where(f.index == 4, None, f.region)), {},
      "column 'region' (switchback) has missing values in 1 row(s)"),
+    (lambda f: f.assign(ts=f["ts"].where(f.index % 50 != 1)), {},
+     "column 'ts' (switchback) has missing values in 48 row(s)"),
     (lambda f: f.assign(failed=np.where(f.index == 2, 3, f.failed)), {}, "column 'failed' (metric 'failed') is not binary"),
 ])
 def test_broken_switchbacks_are_refused(change, kwargs, message):
