@@ -726,9 +726,10 @@ def _simulate(args: argparse.Namespace) -> int:
     from bayes_ab.stopping import compare_rules
 
     spec = load_spec(args.spec)
-    if spec.cluster_column:
-        raise SpecError(f"{spec.source}: simulate draws independent users; a cluster-randomised spec is planned with "
-                        "`bayes-ab plan SPEC --icc RHO --cluster-size M`")
+    if spec.grouped_units:
+        raise SpecError(f"{spec.source}: simulate draws independent users; a cluster-randomised or switchback spec is "
+                        "planned with `bayes-ab plan SPEC --icc RHO --cluster-size M` or `--units U --periods P "
+                        "--cell-sd S`")
     if args.experiments is not None and args.experiments < 1:
         raise SpecError(f"--experiments must be at least 1, got {args.experiments}")
     compared = compare_rules(spec, experiments=args.experiments, seed=args.seed, workers=args.workers)

@@ -9,6 +9,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import integrate, stats as st
 
 from bayes_ab.cli import main
@@ -342,3 +343,15 @@ def test_no_outlook_for_a_cluster_design(capsys):
                  "--stage", "50", "--days", "3", "--daily-traffic", "5000", "--models-dir", "/nonexistent/never"])
     err = capsys.readouterr().err
     assert code == 2 and "--daily-traffic: the outlook simulates independent users" in err, err
+
+
+def test_simulate_refuses_a_switchback_spec_even_with_a_plan(tmp_path, capsys):
+    """A switchback's family has no simulated users: with a plan: section the simulation would have started and
+    failed inside; it is refused in one line, naming the planning that applies."""
+    raw = yaml.safe_load((SWITCHBACK / "spec.yaml").read_text())
+    raw["plan"] = {"daily_users": 10000, "baseline": {"latency_ms": {"mean": 320, "sd": 100}}}
+    spec = tmp_path / "switchback.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    code = main(["simulate", str(spec), "--experiments", "2", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--units U --periods P --cell-sd S" in err and len(err.strip().splitlines()) == 1, err
