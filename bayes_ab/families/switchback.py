@@ -245,9 +245,12 @@ def sample_switchback(stats: xr.Dataset, metric: Metric, sampler: SamplerSetting
     means = fitted.draws(rng, kept * (PROPOSALS_PER_DRAW if prior is not None else 1))
     ess = float(kept)
     if prior is not None:
+        # the prior is on the log lift: a draw with a mean <= 0 has none, and gets no weight (an effect of -inf;
+        # NaN would be read as "no information" and weigh as much as the prior's mode)
+        positive = (means > 0).all(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
-            effects = np.log(means[:, 1:] / means[:, :1])
-        means, found = resampled(means, np.where(np.isfinite(effects), effects, np.nan), prior, rng, kept)
+            effects = np.where(positive, np.log(means[:, 1:] / means[:, :1]), -np.inf)
+        means, found = resampled(means, effects, prior, rng, kept)
         ess = resampled_information(kept, found)
     shape = (sampler.chains, sampler.draws)
     return posterior_dataset(stats, sampler, means.reshape(shape + (2, 1))), ess

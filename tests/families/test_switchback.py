@@ -132,3 +132,15 @@ def test_residuals_correlated_over_time_are_warned_about():
     warnings = Switchback().warnings(stats_of(drifting), METRIC)
     assert any("correlate at" in w and "too narrow" in w for w in warnings)
     assert not any("correlate at" in w for w in Switchback().warnings(stats_of(cells), METRIC))
+
+
+def test_draws_without_a_relative_lift_get_no_prior_weight():
+    """A control level near 0 with noisy cells: some flat-prior draws have a non-positive mean, where the log lift
+    the prior weighs is undefined. Such draws must not be kept by the effect prior (a NaN effect once counted as
+    the prior's most likely value and was kept first)."""
+    cells = simulate_cells(np.random.default_rng(9), 4, 24, 0.5, 4.0, 0.0)
+    stats = stats_of(cells)
+    flat = sample_switchback(stats, METRIC, SamplerSettings(chains=1, draws=4000, seed=2))[0].posterior["mean"]
+    assert float((flat <= 0).any("arm").mean()) > 0.1          # the proposals do hold such draws
+    weighted, _ = Switchback().exact_posterior(stats, METRIC, SamplerSettings(chains=1, draws=4000, seed=2))
+    assert bool((weighted.posterior["mean"] > 0).all())
