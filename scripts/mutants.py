@@ -61,6 +61,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/families/switchback.py": ("tests/families/test_switchback.py",),
     "bayes_ab/aggregation/clusters.py": ("tests/aggregation/test_clusters.py",),
     "bayes_ab/planning/clusters.py": ("tests/planning/test_cluster_planning.py",),
+    "bayes_ab/planning/search.py": ("tests/planning/test_cluster_planning.py",
+                                    "tests/planning/test_switchback_planning.py"),
     "bayes_ab/planning/switchback.py": ("tests/planning/test_switchback_planning.py",
                                         "tests/aggregation/test_switchback_cells.py"),
 }

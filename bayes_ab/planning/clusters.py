@@ -26,6 +26,7 @@ from bayes_ab.errors import SpecError
 from bayes_ab.families import family_for
 from bayes_ab.families.clustered import clustered_metric
 from bayes_ab.metric import Baseline, Metric
+from bayes_ab.planning.search import smallest_reaching
 
 MIN_CLUSTERS_PER_ARM = 10
 MAX_CLUSTERS_PER_ARM = 1_000_000
@@ -135,15 +136,7 @@ def plan_clusters(metric: Metric, baseline: Baseline, effect: float, icc: float,
     def power(k: int) -> float:
         return cluster_power(metric, baseline, effect, k, mean_size, icc, ship_beat, size_cv)
 
-    low, high = 2, 2
-    while power(high) < target and high < MAX_CLUSTERS_PER_ARM:
-        low, high = high, min(2 * high, MAX_CLUSTERS_PER_ARM)
-    needed = None
-    if power(high) >= target:
-        while low < high:           # the smallest k with enough power (power grows with k)
-            middle = (low + high) // 2
-            low, high = (middle + 1, high) if power(middle) < target else (low, middle)
-        needed = high
+    needed = smallest_reaching(power, target, MAX_CLUSTERS_PER_ARM)
     at = power(clusters_per_arm) if clusters_per_arm is not None else None
     half = None
     if clusters_per_arm is not None and clusters_per_arm >= 2:

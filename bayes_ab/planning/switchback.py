@@ -29,7 +29,10 @@ from bayes_ab.display import HtmlRepr
 from bayes_ab.errors import SpecError
 from bayes_ab.families.switchback import Switchback, sample_switchback, switchback_stats
 from bayes_ab.metric import Metric
+from bayes_ab.planning.search import smallest_reaching
 from bayes_ab.sampling import SamplerSettings
+
+MAX_PERIODS = 100_000
 
 
 def schedule(units: list[str], periods: int, seed: int = 0, share: float = 0.5,
@@ -114,13 +117,13 @@ class SwitchbackPlan(HtmlRepr):
     washout: int
     ship_beat: float
     power: float
-    periods_needed: int | None        # at these units, for ``target``; None: more than 100,000
+    periods_needed: int | None        # at these units, for ``target``; None: more than MAX_PERIODS
     target: float
 
     def text(self) -> str:
         kept = kept_share(self.washout)
         needed = (f"{self.periods_needed:,} periods" if self.periods_needed is not None
-                  else "more than 100,000 periods")
+                  else f"more than {MAX_PERIODS:,} periods")
         return (f"Switchback plan for {self.metric}: baseline {self.baseline:g} per row, cell sd {self.cell_sd:g}, "
                 f"lift {self.effect:+.1%}\n"
                 f"  {self.units} units x {self.periods} periods, washout {self.washout} (about {kept:.0%} of the cells "
@@ -145,17 +148,8 @@ def plan_switchback(metric: str, baseline: float, cell_sd: float, effect: float,
     def power(p: int) -> float:
         return switchback_power(baseline, cell_sd, effect, units, p, ship_beat, washout)
 
-    low, high = 2, 2
-    while power(high) < target and high < 100_000:
-        low, high = high, min(2 * high, 100_000)
-    needed = None
-    if power(high) >= target:
-        while low < high:
-            middle = (low + high) // 2
-            low, high = (middle + 1, high) if power(middle) < target else (low, middle)
-        needed = high
-    return SwitchbackPlan(metric, baseline, cell_sd, effect, units, periods, washout, ship_beat, power(periods), needed,
-                          target)
+    return SwitchbackPlan(metric, baseline, cell_sd, effect, units, periods, washout, ship_beat, power(periods),
+                          smallest_reaching(power, target, MAX_PERIODS), target)
 
 
 def simulate_cells(rng: np.random.Generator, units: int, periods: int, baseline: float, cell_sd: float, lift: float,
