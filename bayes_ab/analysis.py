@@ -28,6 +28,7 @@ from bayes_ab.compliance.effects import analyze_compliance
 from bayes_ab.compliance.statistics import complier_metrics, received_statistics
 from bayes_ab.spec import ExperimentSpec, SamplerSettings
 from bayes_ab.data.stats import exposed_users
+from bayes_ab.targeting.experiment import TargetingResult, TooFewUsers, analyze_targeting
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Analysis:
     stats: dict[str, xr.Dataset]
     fits: dict[str, Fit]
     effects: dict[str, MetricEffects]
+    targeting: TargetingResult | None = None     # the policy tables of ``spec.targeting`` (per-user rows only)
+    targeting_note: str | None = None            # why the spec's targeting was not evaluated (too few users)
 
     @property
     def fingerprint(self) -> str:
@@ -111,6 +114,8 @@ class Analysis:
             "compliance": {n: m["compliance"] for n, m in metrics.items() if m["compliance"] is not None},
             "diagnostics": {n: m["diagnostics"] for n, m in metrics.items()},
             "recommendation": None if recommendation is None else recommendation.to_dict(),
+            "targeting": None if self.targeting is None else self.targeting.to_dict(),
+            "targeting_note": self.targeting_note,
         }
 
     def save(self, models_dir: str | Path = "models", recommendation=None) -> list[Path]:
@@ -212,8 +217,31 @@ def analyze(
         Compiled models, re-used across analyses of the same structure.
     """
     stats = aggregate(spec, source, aggregated=aggregated, engine=engine)
-    return analyze_stats(spec, stats, sampler=sampler, cache=cache, panels=panel_statistics(spec, source, engine),
-                         received=received_statistics(spec, source, aggregated=aggregated, engine=engine))
+    result = analyze_stats(spec, stats, sampler=sampler, cache=cache, panels=panel_statistics(spec, source, engine),
+                           received=received_statistics(spec, source, aggregated=aggregated, engine=engine))
+    return with_targeting(result, source, aggregated=aggregated, engine=engine)
+
+
+def with_targeting(result: Analysis, source: Source, *, aggregated: bool = False,
+                   engine: Engine | str | None = None) -> Analysis:
+    """``result`` with the policy tables of its spec's ``targeting`` section, read from the per-user rows; with
+    too few users to cross-fit (early in a ramp) the note that says so instead.
+
+    Raises
+    ------
+    DataError
+        Aggregated rows, a missing feature column or a failed data check.
+    """
+    spec = result.spec
+    if spec.targeting is None:
+        return result
+    if aggregated:
+        raise DataError(f"{spec.source}: targeting needs one row per user (the policies rank users by their "
+                        "features); aggregated rows cannot carry it")
+    try:
+        return replace(result, targeting=analyze_targeting(spec, source, engine=engine))
+    except TooFewUsers as exc:
+        return replace(result, targeting_note=f"targeting not evaluated: {exc}")
 
 
 def analyze_stats(

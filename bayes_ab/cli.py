@@ -276,6 +276,34 @@ def _parser() -> argparse.ArgumentParser:
     plan_out.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     plan_out.add_argument("--out", required=True, help="CSV file to write")
     plan_out.set_defaults(run=_schedule)
+    who = commands.add_parser("target", help="who should get the treatment: the value of targeting policies from "
+                                             "an experiment's per-user rows (the spec's targeting: section)")
+    _input_arguments(who, "not available: a policy's value needs one row per user")
+    _json_argument(who)
+    who.set_defaults(run=_target)
+
+    logs = commands.add_parser("policy-logs", help="the value of sending policies from logs of past sends that were "
+                                                   "not randomised (doubly robust and IPW)")
+    logs.add_argument("--decisions", required=True, help="decisions: user, decided_at, sent (0/1) [, propensity]")
+    logs.add_argument("--features", required=True, help="feature snapshots: user, as_of and the feature columns")
+    logs.add_argument("--outcomes", required=True, help="outcome events: user, at [, value]")
+    logs.add_argument("--feature-columns", required=True, help="the features, comma-separated")
+    logs.add_argument("--window-days", type=float, required=True,
+                      help="the outcome is counted in this many days after each decision")
+    logs.add_argument("--score", help="a feature the sender ranks by: also evaluate sending to its top shares")
+    logs.add_argument("--top", default="0.2", help="shares of users a top policy sends to (default: 0.2)")
+    logs.add_argument("--propensity", help="column of the decisions holding the logged chance of sending "
+                                           "(default: a cross-fitted model of sending)")
+    logs.add_argument("--value", help="column of the outcomes to sum (default: each event counts 1)")
+    logs.add_argument("--until", help="the end of the outcome log (ISO time; default: its last event)")
+    logs.add_argument("--learner", choices=("gbm", "linear"), default="gbm", help="outcome and sending models")
+    logs.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default: 5)")
+    logs.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    for name, default in (("user", "user"), ("decided-at", "decided_at"), ("sent", "sent"), ("as-of", "as_of"),
+                          ("at", "at")):
+        logs.add_argument(f"--{name}-column", default=default, help=f"column name (default: {default})")
+    _json_argument(logs)
+    logs.set_defaults(run=_policy_logs)
     for command in (parser, *commands.choices.values()):
         command.allow_abbrev = False     # --out must not silently become --outlook-days
     return parser
@@ -820,6 +848,63 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     print(found.text(tuple(args.metric)))
     print("\n" + _stored_error_rates(args.experiment, args.models_dir))
+    return 0
+
+
+def _target(args: argparse.Namespace) -> int:
+    from bayes_ab.documents import document, dumps
+    from bayes_ab.spec import load_spec
+    from bayes_ab.targeting.experiment import analyze_targeting
+
+    spec = load_spec(args.spec)
+    if spec.targeting is None:
+        raise SpecError(f"{spec.source}: targeting: is required (features known before assignment, and the "
+                        "policies to evaluate)")
+    if args.aggregated:
+        raise SpecError("--aggregated: a targeting policy's value needs one row per user")
+    result = analyze_targeting(spec, _source(args, spec), engine=_engine(args))
+    print("\n".join(result.lines()), file=_text_out(args))
+    if args.json:
+        print(dumps(document("targeting", {"experiment": spec.name, **result.to_dict()})))
+    return 0
+
+
+def _policy_logs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bayes_ab.documents import document, dumps
+    from bayes_ab.spec import Learner
+    from bayes_ab.targeting.logs import LogColumns, evaluate_logged, labelled_decisions
+
+    features = tuple(f.strip() for f in args.feature_columns.split(",") if f.strip())
+    if not features:
+        raise SpecError("--feature-columns: name at least one feature column")
+    if args.score is not None and args.score not in features:
+        raise SpecError(f"--score {args.score!r}: must be one of --feature-columns")
+    try:
+        top = tuple(sorted({float(v) for v in args.top.split(",")}))
+    except ValueError:
+        raise SpecError(f"--top {args.top!r}: shares such as 0.1,0.2") from None
+    if not all(0 < v < 1 for v in top):
+        raise SpecError(f"--top {args.top!r}: each share must be in (0, 1)")
+    if not 3 <= args.folds <= 21:
+        raise SpecError(f"--folds {args.folds}: must be between 3 and 21")
+    until = None
+    if args.until is not None:
+        try:
+            until = pd.Timestamp(args.until)
+        except ValueError:
+            raise SpecError(f"--until {args.until!r}: not an ISO time") from None
+    columns = LogColumns(args.user_column, args.decided_at_column, args.sent_column, args.propensity,
+                         args.as_of_column, args.at_column, args.value)
+    rows, notes = labelled_decisions(args.decisions, args.features, args.outcomes, features,
+                                     window_days=args.window_days, columns=columns, observed_until=until)
+    result = evaluate_logged(rows, features, score=args.score, top=top, learner=Learner(args.learner),
+                             folds=args.folds, seed=args.seed, notes=notes)
+    out = _text_out(args)
+    print("\n".join(result.lines()), file=out)
+    if args.json:
+        print(dumps(document("offpolicy", result.to_dict())))
     return 0
 
 

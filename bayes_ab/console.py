@@ -31,6 +31,10 @@ def render_text(result: Analysis) -> str:
         if effects.compliance is not None:
             lines += ["  " + effects.compliance.assumptions,
                       *(f"  WARNING (complier effect): {w}" for w in effects.compliance.warnings)]
+    if result.targeting is not None:
+        lines += ["", *result.targeting.lines()]
+    if result.targeting_note:
+        lines += ["", result.targeting_note]
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
-DOCUMENTS = ("analysis", "checkin", "history", "plan", "simulation", "portfolio", "alert")
+DOCUMENTS = ("analysis", "checkin", "history", "plan", "simulation", "portfolio", "alert", "targeting", "offpolicy")
 
 
 def document(kind: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -85,6 +85,9 @@ class DecisionThresholds:
     ``srm_p``: sample-ratio-mismatch p-value below which data are distrusted (0.001).
     ``segment_harm``: P(a segment is harmed) reported with a targeted rollout, family-wise over the segments
     and primaries (0.95: with 12 segments and one primary, 0.9958 per segment).
+    ``targeting_better``: with a ``targeting`` section whose segment policies leave some segments untreated,
+    P(such a policy is better than treating everyone) from which an advance or a ship becomes a targeted rollout
+    to the segments it treats (0.95; ``benchmarks/targeting.py`` simulates how often it fires).
     ``ship_beat``: P(every primary beats control) needed to ship (0.99, chosen by simulation so that
     daily looks at the maximum-power stage keep the false-ship rate at or under 5%).
     ``max_power_stage``: the stage (percent) from which the rule decides; below it, stages only guard
@@ -102,6 +105,7 @@ class DecisionThresholds:
     srm_p: float = 0.001
     segment_harm: float = 0.95
     ship_beat: float = 0.99
+    targeting_better: float = 0.95
     max_power_stage: float | None = None
     calibration: str = ""
 
@@ -177,6 +181,33 @@ class Compliance(StrEnum):
     TWO_SIDED = "two-sided"
 
 
+class Learner(StrEnum):
+    """The model of each arm's outcome from the features that ranks users by predicted uplift (``targeting``)."""
+
+    GBM = "gbm"          # scikit-learn's HistGradientBoostingRegressor: interactions and thresholds, no scaling
+    LINEAR = "linear"    # ridge regression on standardised numbers and one-hot categories: fast, additive
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """Who should get the treatment (``targeting`` in the spec): the candidate policies whose incremental value
+    is estimated from the experiment's per-user rows (:mod:`bayes_ab.targeting`).
+
+    ``features`` are per-user columns known before assignment; ``top`` the shares of users treated by predicted
+    uplift; ``helps`` the P(helps) thresholds of the segment policies; ``population`` the users a total is
+    stated for."""
+
+    features: tuple[str, ...]
+    metrics: tuple[str, ...]
+    treatment: str
+    top: tuple[float, ...] = (0.1, 0.2, 0.5)
+    helps: tuple[float, ...] = (0.8,)
+    folds: int = 5
+    learner: Learner = Learner.GBM
+    population: int | None = None
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     """A validated experiment spec."""
@@ -204,6 +235,7 @@ class ExperimentSpec:
     ramp: tuple[Stage, ...] = DEFAULT_RAMP
     decision: DecisionThresholds = field(default_factory=DecisionThresholds)
     plan: PlanSettings | None = None
+    targeting: Targeting | None = None
     source: str = "<spec>"
 
     def about(self) -> dict[str, str | None]:
@@ -322,7 +354,8 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
     r = _Reader(raw, source, "")
     known = {"name", "arms", "arm_column", "segments", "unit_column", "users_column", "day_column", "query",
              "activity_column", "received_column", "cluster_column", "switchback", "compliance", "description",
-             "hypothesis", "owner", "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan"}
+             "hypothesis", "owner", "metrics", "interval", "interval_kind", "sampler", "ramp", "decision", "plan",
+             "targeting"}
     r.reject_unknown(known)
     name = r.name("name")
     arms = _parse_arms(r.child("arms"))
@@ -361,6 +394,12 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
             r.fail("arms", "a switchback compares two arms (control and one treatment)")
         metrics = tuple(switchback_metric(m, switchback.unit, switchback.period or f"periods of {switchback.time!r}",
                                           switchback.washout) for m in metrics)
+    targeting = None
+    if r.get("targeting") is not None:
+        if cluster is not None or switchback is not None or activity is not None:
+            r.fail("targeting", "reads one row per randomised user; it is not available with cluster_column, "
+                                "switchback or activity_column")
+        targeting = _parse_targeting(r.child("targeting"), arms, declared, arm_column, segments, received)
     return ExperimentSpec(
         name=name,
         arms=arms,
@@ -385,6 +424,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> ExperimentSpec:
         ramp=ramp,
         decision=_parse_thresholds(r.child("decision", required=False), ramp),
         plan=plan,
+        targeting=targeting,
         source=source,
     )
 
@@ -530,6 +570,76 @@ def _parse_compliance(r: "_Reader", metrics: tuple[Metric, ...], arm_column: str
     return received, sides
 
 
+def _parse_targeting(r: "_Reader", arms: tuple[Arm, ...], metrics: tuple[Metric, ...], arm_column: str,
+                     segments: list[str], received: str | None) -> Targeting:
+    """``targeting``: features known before assignment, the metrics and treatment arm, the candidate policies.
+
+    A feature may not be an outcome, the arm or the received column: a policy ranks users by what is known
+    when the decision to treat them is made, and a column written after assignment would leak the outcome
+    into the ranking."""
+    r.reject_unknown({"features", "metrics", "treatment", "top", "helps", "folds", "learner", "population", "seed"})
+    features = r.get("features")
+    if not isinstance(features, list) or not features or not all(isinstance(f, str) and f for f in features):
+        r.fail("features", "must be a non-empty list of column names known before assignment")
+    if len(set(features)) != len(features):
+        r.fail("features", "lists a column twice")
+    for f in features:
+        if f == arm_column or f == received:
+            r.fail("features", f"{f!r} is the {'arm' if f == arm_column else 'received'} column; a feature must "
+                               "be known before assignment")
+        for m in metrics:
+            if f in m.columns:
+                r.fail("features", f"{f!r} is a column of metric {m.name!r}: an outcome cannot rank users (use "
+                                   "its value from before the experiment, in a column of its own)")
+    families = registry()
+    by_name = {m.name: m for m in metrics}
+    names = r.get("metrics")
+    if names is None:
+        names = [m.name for m in metrics if m.role == Role.PRIMARY and families[m.family].complier_effects]
+        if not names:
+            r.fail("metrics", "is required: no primary metric is the mean of one value per user (conversion, count "
+                              "or mean)")
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names:
+        r.fail("metrics", "must be a metric name or a list of them")
+    for name in names:
+        if name not in by_name:
+            r.fail("metrics", f"{name!r} is not a metric of this spec (metrics: {', '.join(by_name)})")
+        if not families[by_name[name].family].complier_effects:
+            r.fail("metrics", f"{name!r} is a {by_name[name].family} metric; a policy's value is estimated for "
+                              "conversion, count and mean metrics (one value per user)")
+    treatments = [a.name for a in arms if not a.is_control]
+    treatment = r.string("treatment", treatments[0] if len(treatments) == 1 else None)
+    if treatment is None:
+        r.fail("treatment", f"is required with {len(treatments)} treatment arms: one of {', '.join(treatments)}")
+    if treatment not in treatments:
+        r.fail("treatment", f"{treatment!r} is not a treatment arm (one of {', '.join(treatments)})")
+    top = _shares(r, "top", (0.1, 0.2, 0.5))
+    helps = _shares(r, "helps", (0.8,) if segments else ())
+    if helps and not segments:
+        r.fail("helps", "needs segments: the policy treats the segments whose effect is probably positive")
+    population = r.get("population")
+    if population is not None:
+        population = r.count("population", 0, minimum=1)
+    return Targeting(tuple(features), tuple(names), treatment, top, helps, r.count("folds", 5, minimum=3, maximum=21),
+                     Learner(r.choice("learner", tuple(Learner), Learner.GBM)), population,
+                     r.count("seed", 0, minimum=0))
+
+
+def _shares(r: "_Reader", key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """A number or list of numbers in (0, 1): sorted, without repeats."""
+    raw = r.get(key, list(default))
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+        r.fail(key, f"must be a list of numbers in (0, 1), got {raw!r}")
+    for v in raw:
+        if not 0 < v < 1:
+            r.fail(key, f"must be numbers in (0, 1), got {v}")
+    return tuple(sorted({float(v) for v in raw}))
+
+
 def _check_panel(r: "_Reader", metrics: tuple[Metric, ...], activity: str | None, day: str | None,
                  unit: str | None) -> None:
     """A daily panel needs the activity day, the exposure day and unit ids; novelty needs a panel."""
@@ -606,7 +716,7 @@ def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:
 def _parse_thresholds(r: "_Reader", ramp: tuple[Stage, ...]) -> DecisionThresholds:
     default = DecisionThresholds()
     names = ("caring", "guardrails_safe", "harm", "severe_margin", "severe_harm", "rope", "srm_p", "segment_harm",
-             "ship_beat")
+             "ship_beat", "targeting_better")
     r.reject_unknown(set(names) | {"max_power_stage", "calibration"})
     values: dict[str, Any] = {}
     for name in names:

@@ -65,6 +65,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
                                     "tests/planning/test_switchback_planning.py"),
     "bayes_ab/planning/switchback.py": ("tests/planning/test_switchback_planning.py",
                                         "tests/aggregation/test_switchback_cells.py"),
+    "bayes_ab/targeting/value.py": ("tests/targeting",),
+    "bayes_ab/targeting/crossfit.py": ("tests/targeting",),
+    "bayes_ab/targeting/logs.py": ("tests/targeting/test_logs.py",),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the

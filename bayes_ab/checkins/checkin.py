@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bayes_ab.analysis import SUMMARY_FILE, Analysis, analyze_stats
+from bayes_ab.analysis import SUMMARY_FILE, Analysis, analyze_stats, with_targeting
 from bayes_ab.checkins.ledger import LOOKS_FOLDER, Ledger, LookRecord
 from bayes_ab.documents import document, dumps
 from bayes_ab.errors import LedgerError
@@ -126,6 +126,7 @@ def checkin(
     analysis = analyze_stats(spec, stats, sampler=sampler, cache=cache,
                              panels=panel_statistics(spec, source, engine),
                              received=received_statistics(spec, source, aggregated=aggregated, engine=engine))
+    analysis = with_targeting(analysis, source, aggregated=aggregated, engine=engine)
     return record_look(analysis, stage=stage, days=days, as_of=moment, models_dir=models_dir, ledger=ledger,
                        aggregation=incremental)
 

@@ -79,6 +79,7 @@ from bayes_ab.errors import SpecError
 from bayes_ab.metric import Role
 from bayes_ab.spec import DecisionThresholds, ExperimentSpec, Metric
 from bayes_ab.data.stats import exposed_users
+from bayes_ab.targeting.value import segment_rollout
 
 UNDECIDED_SE = 2.0
 """A probability within this many Monte Carlo standard errors of its threshold decides nothing."""
@@ -200,13 +201,44 @@ def recommend(analysis, stage: float, days: float) -> Recommendation:
                               t.per_metric(t.segment_harm, len(_segments(analysis)) * len(primaries)))
     units = (int(stats["n"].sum()), spec.unit_name) if spec.grouped_units else None
     return decide(spec, stage, days, exposed_users(stats), arm, evidence, gates, unsound, harmed,
-                  tuple(str(s) for s in stats["segment"].values), units)
+                  tuple(str(s) for s in stats["segment"].values), units, _policy_targeting(analysis, arm))
+
+
+def _policy_targeting(analysis, arm: str) -> tuple[RuleCheck, tuple[str, ...]] | None:
+    """The targeting table's say on a targeted rollout: per targeted primary, its best segment policy against
+    treating everyone; the segments to treat when one reaches ``targeting_better`` (the first such primary's)."""
+    targeting = analysis.targeting
+    spec = analysis.spec
+    if targeting is None or targeting.treatment != arm:
+        return None
+    primaries = {m.name for m in spec.metrics_in(Role.PRIMARY)}
+    tables = [t for t in targeting.tables if t.metric in primaries and t.segment_helps]
+    if not tables:
+        return None
+    better = spec.decision.targeting_better
+    for table in tables:
+        rollout = segment_rollout(table, better)
+        if rollout is not None:
+            p = rollout.policy
+            return (RuleCheck(f"targeting: {table.metric} segment policy P(better than treating everyone)",
+                              f"{p.rule}: {fmt.probability(p.p_better_than_all)}", f"< {fmt.threshold(better)} to "
+                              "treat everyone", False, f"a targeted rollout to {', '.join(rollout.segments)} "
+                              f"(leaving out {', '.join(rollout.excluded)}) is worth {table.amount(p.value)} "
+                              f"{table.unit} per user against {table.amount(table.policy('treat_all').value)} for "
+                              "everyone", probability=p.p_better_than_all, limit=better), rollout.segments)
+    best = max((p for t in tables for p in t.policies if p.helps is not None and p.p_better_than_all is not None),
+               key=lambda p: p.p_better_than_all, default=None)
+    shown = "no segment policy leaves users out" if best is None or best.treated_share >= 1 else \
+        f"{best.rule}: {fmt.probability(best.p_better_than_all)}"
+    return (RuleCheck("targeting: segment policies P(better than treating everyone)", shown,
+                      f"< {fmt.threshold(better)} to treat everyone", True), ())
 
 
 def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str,
            evidence: Mapping[str, MetricEvidence], gates: Sequence[RuleCheck] = (), unsound: Sequence[Metric] = (),
            harmed_segments: Sequence[str] = (), segments: Sequence[str] = (),
-           units: tuple[int, str] | None = None) -> Recommendation:
+           units: tuple[int, str] | None = None,
+           policy_targeting: tuple[RuleCheck, tuple[str, ...]] | None = None) -> Recommendation:
     """The default rule on numbers alone: gates, severe harm, exposure, then the stage's phase.
 
     Parameters
@@ -231,6 +263,10 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
         advance, ship or stop (harm found in the sound ones still rolls back).
     harmed_segments, segments
         Segments where a primary is confidently harmed, and all segments (for a targeted rollout).
+    policy_targeting
+        With a ``targeting`` section: the check of its segment policies against treating everyone, and the
+        segments a targeted rollout would treat (empty: treat everyone). Confident harm in a segment
+        (``harmed_segments``) takes precedence.
     """
     t = spec.decision
     index = spec.stage_index(stage)
@@ -321,6 +357,11 @@ def decide(spec: ExperimentSpec, stage: float, days: float, users: int, arm: str
                                "consider a targeted rollout to the other segments"))
     targeted = tuple(s for s in segments if s not in harmed_segments) if harmed_segments else ()
     note = f" (targeted: exclude {', '.join(harmed_segments)})" if harmed_segments else ""
+    if policy_targeting is not None and not harmed_segments:
+        check, treat = policy_targeting
+        trace.append(check)
+        if treat:
+            targeted, note = tuple(treat), f" (targeted: only {', '.join(treat)}, by the targeting table)"
 
     # 5. a risk stage has done its job once its exposure is met without severe harm
     if not deciding:

@@ -393,3 +393,25 @@ def lift_by_week(arms: Sequence, interval: float, title: str) -> Markup:
     _style(ax)
     ax.legend(frameon=False, fontsize=8)
     return _svg(fig, titles)
+
+
+def uplift_curve(shares: Sequence[float], value: Sequence[float], low: Sequence[float], high: Sequence[float],
+                 unit: str, scale: float, title: str) -> Markup:
+    """The value per user of treating the top share by predicted uplift, with its band, beside random targeting
+    (the straight line from nothing to treating everyone)."""
+    shares, value, low, high = (np.asarray(a, float) for a in (shares, value, low, high))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    titles: dict = {}
+    ax.fill_between(shares, scale * low, scale * high, color=OKABE_ITO[0], alpha=0.2, linewidth=0)
+    line, = ax.plot(shares, scale * value, color=OKABE_ITO[0], marker=MARKERS[0], markersize=3,
+                    label="ranked by predicted uplift")
+    hover(line, [f"top {100 * s:.0f}%: {scale * v:+.3g} {unit} ({scale * lo:+.3g} to {scale * hi:+.3g})"
+                 for s, v, lo, hi in zip(shares, value, low, high)], titles)
+    ax.plot([0, 1], [0, scale * value[-1]], color=GREY, linestyle=LINES[1], label="random targeting")
+    ax.set_xlabel("share of users treated")
+    ax.set_ylabel(f"value per user ({unit})")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(frameon=False, fontsize=9)
+    return _svg(fig, titles)

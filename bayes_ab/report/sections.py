@@ -112,6 +112,8 @@ class ReportContent:
     decision_plot: str | None = None
     best_plot: str | None = None
     glossary: tuple[dict, ...] = ()         # per metric: what its number is, in words and columns
+    targeting: tuple[dict, ...] = ()        # per targeted metric: the policy table, its sentence and the Qini area
+    targeting_about: str = ""
     terms: tuple[tuple[str, str], ...] = ()  # the report's terms, with this spec's thresholds
 
 
@@ -163,7 +165,46 @@ def build_content(result: Analysis, recommendation: Recommendation | None, histo
         has_plan=spec.plan is not None, card=_card(result, card_arm), card_arm=card_arm,
         what_would_change=_what_would_change(recommendation, outlook), decision_plot=_decision_plot(history),
         best_plot=_best_plot(result), glossary=tuple(_glossary(result)), terms=glossary_terms(spec),
+        targeting=_targeting(result), targeting_about=_targeting_about(result),
     )
+
+
+def _targeting(result: Analysis) -> tuple[dict, ...]:
+    """Per targeted metric: the policies' rows as the report prints them."""
+    if result.targeting is None:
+        return ()
+    out = []
+    for table in result.targeting.tables:
+        rows = tuple({"rule": p.rule, "treats": fmt.share(p.treated_share), "value": table.amount(p.value),
+                      "interval": f"{table.amount(p.low)} to {table.amount(p.high)}",
+                      "better": "" if p.p_better_than_all is None else fmt.probability(p.p_better_than_all),
+                      "best": fmt.probability(p.p_best),
+                      "plain": "" if p.difference is None else table.amount(p.difference),
+                      "total": "" if p.total is None else f"{p.total:,.0f}"} for p in table.policies)
+        q, c = table.curve.qini, table.curve
+        curve = figures.uplift_curve(c.shares, c.value, c.low, c.high, table.unit, table.scale,
+                                     f"{table.metric}: uplift curve ({round(100 * table.level):d}% band)")
+        out.append({"metric": table.metric, "unit": table.unit, "rows": rows, "sentence": table.sentence(),
+                    "curve": curve, "population": table.population,
+                    "qini": f"{table.amount(q[0])} ({table.amount(q[1])} to {table.amount(q[2])})",
+                    "p_qini": fmt.probability(table.curve.p_qini_positive), "notes": table.notes})
+    return tuple(out)
+
+
+def _targeting_about(result: Analysis) -> str:
+    """How the policies were valued, in one paragraph."""
+    t = result.targeting
+    if t is None:
+        return ""
+    return (f"Each policy's value is the difference it makes per user against treating nobody, if {t.treatment} "
+            f"were given to the users it selects and {t.control} to the rest. Users are ranked by the predicted "
+            f"uplift of a {t.learner} T-learner on {', '.join(t.features)}, fitted with {t.folds}-fold "
+            "cross-fitting: every user is ranked and scored by models that never saw that user. Values are means "
+            "of doubly-robust scores, with a Bayesian-bootstrap posterior; the segment policies treat the segments "
+            "whose pooled P(helps), from the other folds, reaches the threshold. 'Plain' is the difference in means "
+            "between the arms among the users a policy treats, times their share, with no model. The Qini area is "
+            "the area between the uplift curve and random targeting: above 0 when the ranking finds the users who "
+            "gain most.")
 
 
 def _glossary(result: Analysis):

@@ -293,3 +293,21 @@ def test_bayes_ab_sql_with_a_url_reads_the_column_types_so_booleans_work(server,
     got = pd.read_csv(io.StringIO(done.stdout)).set_index("arm")
     assert got.loc["control", "converted"] == 1 and got.loc["treatment", "converted"] == 2
     assert got.loc["treatment", "users"] == 3
+
+
+def test_targeting_on_postgres_equals_duckdb(server):
+    """The per-user rows of the policy tables come from the same SQL on every engine; ordered by the unit id,
+    the folds and every value are the same."""
+    from bayes_ab.targeting.experiment import analyze_targeting
+    from bayes_ab.targeting.simulated import policy_experiment
+
+    rows, _ = policy_experiment(2_000, 3)
+    rows = rows.assign(user_id=np.arange(len(rows))[::-1]).sample(frac=1.0, random_state=1)     # stored shuffled
+    load(server, "targeting_rows", rows)
+    spec = make_spec(unit_column="user_id", targeting={"features": ["x1", "x2", "x3", "x4"], "learner": "linear"})
+    on_postgres = analyze_targeting(spec, DatabaseSource(table="targeting_rows"), engine=SQLEngine(server.url),
+                                    draws=500).tables[0]
+    on_duckdb = analyze_targeting(spec, rows, draws=500).tables[0]
+    for a, b in zip(on_postgres.policies, on_duckdb.policies):
+        assert (a.name, a.treated_share) == (b.name, b.treated_share)
+        assert a.value == pytest.approx(b.value, rel=1e-9, abs=1e-12)

@@ -71,3 +71,11 @@ def test_bars_and_curves_get_their_titles_and_a_figure_has_ids_of_its_own():
     assert "<style" not in str(one) and "stroke-linejoin" in _svg(one).get("style")
     (title,) = [t.text for t in _svg(one).iter(f"{SVG}title")]
     assert re.fullmatch(r"push: median lift \+[23]\.\d\d%; 90% of the posterior between \+1\.\d\d% and \+4\.\d\d%", title)
+
+
+def test_the_uplift_curve_shows_each_points_value_in_the_metrics_unit():
+    svg = _svg(figures.uplift_curve([0.0, 0.5, 1.0], [0.0, 0.03, 0.04], [0.0, 0.02, 0.03], [0.0, 0.04, 0.05],
+                                    "percentage points", 100.0, "visit: uplift curve"))
+    titles = [t.text for t in svg.iter(f"{SVG}title")]
+    assert titles == ["top 0%: +0 percentage points (+0 to +0)", "top 50%: +3 percentage points (+2 to +4)",
+                      "top 100%: +4 percentage points (+3 to +5)"]
