@@ -69,6 +69,27 @@ def test_bad_logs_are_refused_with_the_column(customers):
                            window_days=14)
 
 
+def test_overlap_counts_extreme_propensities_on_both_sides_and_kish_sizes():
+    from bayes_ab.targeting.logs import Overlap
+
+    sent = np.array([True, True, False, False])
+    o = Overlap.of(np.array([0.99, 0.5, 0.5, 0.01]), sent)
+    assert o.extreme_share == 0.5 and (o.minimum, o.maximum) == (0.01, 0.99)
+    assert o.ess_sent == pytest.approx((1 / 0.99 + 2) ** 2 / (1 / 0.99 ** 2 + 4) / 2)
+    assert o.ess_not_sent == pytest.approx((2 + 1 / 0.99) ** 2 / (4 + 1 / 0.99 ** 2) / 2)
+    assert Overlap.of(np.full(4, 0.5), sent).problems() == []
+    assert len(Overlap.of(np.array([0.985, 0.5, 0.5, 0.5]), sent).problems()) == 1      # 25% above 0.98
+
+
+def test_the_minimum_number_of_decisions_is_200(customers):
+    logs = sending_logs(customers.head(200), seed=7)
+    rows, _ = _label(logs)
+    assert len(rows) == 200
+    with pytest.raises(DataError, match=r"199 decision\(s\) with a closed outcome window; at least 200"):
+        labelled_decisions(logs.decisions.head(199), logs.features, logs.outcomes, FEATURES, window_days=14,
+                           observed_until=END)
+
+
 def test_poor_overlap_is_refused(customers):
     logs = sending_logs(customers.head(3_000), seed=4)
     decided = logs.decisions.assign(propensity=np.where(logs.score > 0, 0.995, 0.005),
@@ -87,7 +108,10 @@ def test_doubly_robust_and_ipw_find_the_truth_where_the_naive_comparison_does_no
     (benchmarks/targeting.py runs 200 such logs for the bias)."""
     logs = sending_logs(customers, seed=5)
     rows, _ = _label(logs, columns=LogColumns(propensity="propensity" if logged else None))
+    unknown = rows["score"].nlargest(10).index             # the best-scored users' scores went missing
+    rows.loc[unknown, "score"] = np.nan
     result = evaluate_logged(rows, FEATURES, score="score", top=(0.2,), learner=Learner.LINEAR, draws=2_000)
+    assert not result.doubly_robust.assignments["score_top_0.2"][unknown].any()     # a missing score ranks last
     truth = {"treat_all": logs.effect.mean(),
              "score_top_0.2": float(np.mean(result.doubly_robust.assignments["score_top_0.2"] * logs.effect))}
     naive = rows.loc[rows["__sent"] == 1, "__outcome"].mean() - rows.loc[rows["__sent"] == 0, "__outcome"].mean()
