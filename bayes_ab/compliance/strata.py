@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bayes_ab.models.prior_resampling import effective_size
+
 PROPOSALS_PER_DRAW = 4
 """Flat-prior proposals per kept draw: the weights vary little unless compliance is low, so the kept draws stay
 nearly independent."""
@@ -147,7 +149,7 @@ def strata_draws(rng: np.random.Generator, control: tuple[Group, Group], treatme
         weight = np.where(valid, (1.0 - nv) * (1.0 - a) / np.where(valid, c, 1.0) ** 2, 0.0)
     if not weight.sum() > 0:
         return None
-    ess = float(weight.sum() ** 2 / (weight ** 2).sum())
+    ess = effective_size(weight)
     chosen = rng.choice(proposals, size=size, p=weight / weight.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         itt_abs = treated_mean - control_mean

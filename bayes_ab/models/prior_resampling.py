@@ -19,6 +19,12 @@ PROPOSALS_PER_DRAW = 4
 """Flat-prior draws per kept draw: the effect prior resamples them, so the kept draws stay nearly independent."""
 
 
+def effective_size(weight: np.ndarray) -> float:
+    """The effective sample size of weighted draws or users (Kish: ``(sum w)^2 / sum w^2``): the number of
+    unweighted ones that would carry as much information."""
+    return float(weight.sum() ** 2 / (weight ** 2).sum())
+
+
 def resampled_information(kept: int, found: float) -> float:
     """Effective size of ``kept`` draws resampled from proposals whose weights' effective size is ``found``: the
     information of both steps, combined harmonically."""
@@ -43,6 +49,6 @@ def resampled(draws: np.ndarray, effects: np.ndarray, prior: Mapping[str, np.nda
     if not np.isfinite(log_weight).any():
         return draws, float(len(draws))
     weight = np.exp(log_weight - log_weight.max())
-    ess = float(weight.sum() ** 2 / (weight ** 2).sum())
+    ess = effective_size(weight)
     chosen = rng.choice(len(draws), size=len(draws) if size is None else size, p=weight / weight.sum())
     return draws[chosen], ess

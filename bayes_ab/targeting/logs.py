@@ -33,6 +33,7 @@ from bayes_ab.data.duckdb_engine import DuckDBEngine
 from bayes_ab.data.engine import Source
 from bayes_ab.data.sql import quote_ident
 from bayes_ab.errors import DataError
+from bayes_ab.models.prior_resampling import effective_size
 from bayes_ab.spec import Learner
 from bayes_ab.targeting.crossfit import assign_folds, cross_fit, cross_fit_propensity
 from bayes_ab.targeting.features import design
@@ -77,7 +78,7 @@ class Overlap:
     def of(cls, propensity: np.ndarray, sent: np.ndarray) -> "Overlap":
         """The overlap diagnostics of ``propensity`` for the decisions ``sent``."""
         def kish(w: np.ndarray) -> float:
-            return float(w.sum() ** 2 / (w ** 2).sum() / len(w)) if len(w) else 0.0
+            return effective_size(w) / len(w) if len(w) else 0.0
         extreme = (propensity < EXTREME_PROPENSITY) | (propensity > 1 - EXTREME_PROPENSITY)
         return cls(len(sent), float(sent.mean()), float(propensity.min()), float(propensity.max()),
                    float(extreme.mean()), kish(1 / propensity[sent]), kish(1 / (1 - propensity[~sent])))
