@@ -300,7 +300,7 @@ class ScanPlan:
     def _grouped(self, table: Table, sums: dict[str, str], key: str | None = None,
                  where: str | None = None, relation: str | None = None) -> pd.DataFrame:
         grouped = table.run(self.grouped_sql(relation or table.relation, sums, key, where))
-        grouped["segment"] = _segment_labels(grouped, len(self.spec.segment_columns))
+        grouped["segment"] = segment_labels(grouped, len(self.spec.segment_columns))
         keys = CELL_KEYS + (["day"] if self.day is not None else []) + (["key"] if key is not None else [])
         if "key" in keys:
             grouped["key"] = grouped["key"].astype("int64")
@@ -401,8 +401,9 @@ class ScanPlan:
                         f"{repeated} repeated id(s) in all; each unit must be exposed to one arm once")
 
 
-def _segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
-    """Segment label of each grouped row: segment values joined by " / "; NULL shows as (missing)."""
+def segment_labels(grouped: pd.DataFrame, n_columns: int) -> pd.Series:
+    """Segment label of each row whose segment values, cast to text, are the columns ``seg0``, ``seg1``, ...:
+    joined by " / "; NULL shows as (missing). The one naming of segments (the aggregation, targeting)."""
     if n_columns == 0:
         return pd.Series(ALL_USERS, index=grouped.index, dtype=object)
     parts = [grouped[f"seg{i}"].map(lambda v: MISSING_SEGMENT if pd.isna(v) else str(v)).astype(object)

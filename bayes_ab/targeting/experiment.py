@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from bayes_ab.aggregation.scan import MISSING_SEGMENT, SEGMENT_SEPARATOR, ScanPlan
+from bayes_ab.aggregation.scan import ScanPlan, segment_labels
 from bayes_ab.data.engine import Engine, Source
 from bayes_ab.data.engines import resolve_engine
 from bayes_ab.data.sql import quote_ident, quote_literal
@@ -89,7 +88,8 @@ def analyze_targeting(spec: ExperimentSpec, source: Source, *, engine: Engine | 
 
 
 def _rows_query(spec: ExperimentSpec, t: Targeting, relation: str, kinds: dict[str, str], require) -> str:
-    """One row per user of control and the treatment: ``__treated``, ``__y<i>`` per metric, features, segments;
+    """One row per user of control and the treatment: ``__treated``, ``__y<i>`` per metric, the features, and the
+    segment columns cast to text as ``seg<i>`` (as the aggregation casts them, so segments are named alike);
     ordered by the unit id when the spec names one, so that the folds (drawn by position) and every number after
     them are the same on every engine and every run (without ids, in the order the engine reads the rows)."""
     require({f: "targeting feature" for f in t.features})
@@ -99,8 +99,8 @@ def _rows_query(spec: ExperimentSpec, t: Targeting, relation: str, kinds: dict[s
     for i, name in enumerate(t.metrics):
         value, _ = family_for(by_name[name]).unit_values(by_name[name], kinds)
         select.append(f"CAST({value} AS DOUBLE) AS __y{i}")
-    columns = dict.fromkeys(t.features + spec.segment_columns)
-    select += [quote_ident(c) for c in columns]
+    select += [quote_ident(f) for f in t.features]
+    select += [f"CAST({quote_ident(c)} AS VARCHAR) AS seg{i}" for i, c in enumerate(spec.segment_columns)]
     order = f" ORDER BY {quote_ident(spec.unit_column)}" if spec.unit_column else ""
     return (f"SELECT {', '.join(select)} FROM {relation} WHERE {arm} IN ({quote_literal(spec.control.name)}, "
             f"{quote_literal(t.treatment)}){order}")
@@ -109,7 +109,7 @@ def _rows_query(spec: ExperimentSpec, t: Targeting, relation: str, kinds: dict[s
 def targeting_from_rows(spec: ExperimentSpec, frame: pd.DataFrame, *, draws: int = DRAWS,
                         label: str = "rows") -> TargetingResult:
     """The policy tables from the rows :func:`analyze_targeting` reads (``__treated``, ``__y<i>``, features,
-    segments)."""
+    ``seg<i>``)."""
     t = spec.targeting
     treated = frame["__treated"].to_numpy().astype(bool)
     per_arm = min(int(treated.sum()), int((~treated).sum()))
@@ -118,7 +118,8 @@ def targeting_from_rows(spec: ExperimentSpec, frame: pd.DataFrame, *, draws: int
                         f"{spec.control.name!r} and {t.treatment!r} to cross-fit {t.folds} folds; the smaller has "
                         f"{per_arm:,}")
     X = design(frame, t.features)
-    segment = segment_keys(frame, spec.segment_columns) if spec.segment_columns else None
+    segment = (segment_labels(frame, len(spec.segment_columns)).to_numpy().astype(str) if spec.segment_columns
+               else None)
     fold = assign_folds(treated, t.folds, t.seed)
     propensity = float(treated.mean())
     by_name = {m.name: m for m in spec.metrics}
@@ -137,12 +138,3 @@ def targeting_from_rows(spec: ExperimentSpec, frame: pd.DataFrame, *, draws: int
                                randomised=(y, treated),
                                segment_p_helps=None if p_helps is None else pooled_helps(sign * scores, segment)))
     return TargetingResult(t.treatment, spec.control.name, t.features, str(t.learner), t.folds, tuple(tables))
-
-
-def segment_keys(frame: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
-    """Each user's segment as the analysis names it (``a / b``; a missing value is ``(missing)``)."""
-    parts = [frame[c].astype("string").fillna(MISSING_SEGMENT).astype(str) for c in columns]
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + SEGMENT_SEPARATOR + part
-    return key.to_numpy()

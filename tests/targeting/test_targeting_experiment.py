@@ -228,3 +228,16 @@ def test_the_rule_reads_the_primarys_segment_policies_for_the_targeting_arm():
     check, treat = _policy_targeting(SimpleNamespace(spec=spec, targeting=analyze_targeting(spec, even, draws=1_000)),
                                      "treatment")
     assert treat == () and check.passed
+
+
+def test_segments_are_named_as_the_analysis_names_them():
+    """A targeted rollout names segments the analysis knows: boolean and decimal segment values read alike
+    ('false / 1.5', not 'False / 1.5')."""
+    from bayes_ab.aggregation import aggregate
+
+    frame = _segmented(6_000, 2)
+    frame["flag"], frame["level"] = frame["seg"] == "c", np.where(frame["seg"] == "a", 1.5, 2.0)
+    spec = make_spec(segments=["flag", "level"], targeting={"features": ["noise"], "learner": "linear"})
+    named = set(analyze_targeting(spec, frame, draws=200).tables[0].segment_helps)
+    assert named == {str(s) for s in aggregate(spec, frame)["converted"]["segment"].values}
+    assert "false / 1.5" in named
