@@ -224,8 +224,9 @@ def analyze(
 
 def with_targeting(result: Analysis, source: Source, *, aggregated: bool = False,
                    engine: Engine | str | None = None) -> Analysis:
-    """``result`` with the policy tables of its spec's ``targeting`` section, read from the per-user rows; with
-    too few users to cross-fit (early in a ramp) the note that says so instead.
+    """``result`` with the policy tables of its spec's ``targeting`` section, read from the per-user rows that
+    ``result`` was aggregated from (and so checked); with too few users to cross-fit (early in a ramp) the note
+    that says so instead.
 
     Raises
     ------
@@ -239,7 +240,7 @@ def with_targeting(result: Analysis, source: Source, *, aggregated: bool = False
         raise DataError(f"{spec.source}: targeting needs one row per user (the policies rank users by their "
                         "features); aggregated rows cannot carry it")
     try:
-        return replace(result, targeting=analyze_targeting(spec, source, engine=engine))
+        return replace(result, targeting=analyze_targeting(spec, source, engine=engine, checked=True))
     except TooFewUsers as exc:
         return replace(result, targeting_note=f"targeting not evaluated: {exc}")
 

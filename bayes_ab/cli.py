@@ -857,9 +857,6 @@ def _target(args: argparse.Namespace) -> int:
     from bayes_ab.targeting.experiment import analyze_targeting
 
     spec = load_spec(args.spec)
-    if spec.targeting is None:
-        raise SpecError(f"{spec.source}: targeting: is required (features known before assignment, and the "
-                        "policies to evaluate)")
     if args.aggregated:
         raise SpecError("--aggregated: a targeting policy's value needs one row per user")
     result = analyze_targeting(spec, _source(args, spec), engine=_engine(args))

@@ -18,13 +18,13 @@ from typing import Any
 import pandas as pd
 
 from bayes_ab.aggregation.scan import ScanPlan, segment_labels
-from bayes_ab.data.engine import Engine, Source
+from bayes_ab.data.engine import Engine, Source, Table
 from bayes_ab.data.engines import resolve_engine
 from bayes_ab.data.sql import quote_ident, quote_literal
 from bayes_ab.errors import DataError, SpecError
 from bayes_ab.families import family_for
 from bayes_ab.metric import Direction
-from bayes_ab.spec import ExperimentSpec, Targeting
+from bayes_ab.spec import ExperimentSpec
 from bayes_ab.targeting.crossfit import assign_folds, cross_fit
 from bayes_ab.targeting.features import design
 from bayes_ab.targeting.value import PolicyTable, candidates, dr_scores, evaluate, pooled_helps, segment_helps
@@ -66,8 +66,11 @@ class TargetingResult:
 
 
 def analyze_targeting(spec: ExperimentSpec, source: Source, *, engine: Engine | str | None = None,
-                      draws: int = DRAWS) -> TargetingResult:
+                      draws: int = DRAWS, checked: bool = False) -> TargetingResult:
     """The policy tables of ``spec.targeting`` on per-user rows.
+
+    ``checked``: the rows already passed the spec's data checks (an analysis aggregated them a moment ago), so
+    they are not scanned for them again.
 
     Raises
     ------
@@ -77,32 +80,35 @@ def analyze_targeting(spec: ExperimentSpec, source: Source, *, engine: Engine | 
         A failed data check, a missing feature column, or too few users to cross-fit.
     """
     if spec.targeting is None:
-        raise SpecError(f"{spec.source}: targeting: is required to evaluate targeting policies")
+        raise SpecError(f"{spec.source}: targeting: is required (features known before assignment, and the "
+                        "policies to evaluate)")
     table = resolve_engine(engine, source).open(source)
     try:
-        ScanPlan.for_table(spec, table).scan(table)
-        frame = table.run(_rows_query(spec, spec.targeting, table.relation, table.columns, table.require_columns))
+        if not checked:
+            ScanPlan.for_table(spec, table).scan(table)
+        frame = table.run(_rows_query(spec, table))
     finally:
         table.close()
     return targeting_from_rows(spec, frame, draws=draws, label=table.label)
 
 
-def _rows_query(spec: ExperimentSpec, t: Targeting, relation: str, kinds: dict[str, str], require) -> str:
+def _rows_query(spec: ExperimentSpec, table: Table) -> str:
     """One row per user of control and the treatment: ``__treated``, ``__y<i>`` per metric, the features, and the
     segment columns cast to text as ``seg<i>`` (as the aggregation casts them, so segments are named alike);
     ordered by the unit id when the spec names one, so that the folds (drawn by position) and every number after
     them are the same on every engine and every run (without ids, in the order the engine reads the rows)."""
-    require({f: "targeting feature" for f in t.features})
+    t = spec.targeting
+    table.require_columns({f: "targeting feature" for f in t.features})
     arm = f"CAST({quote_ident(spec.arm_column)} AS VARCHAR)"
     by_name = {m.name: m for m in spec.metrics}
     select = [f"CASE WHEN {arm} = {quote_literal(t.treatment)} THEN 1 ELSE 0 END AS __treated"]
     for i, name in enumerate(t.metrics):
-        value, _ = family_for(by_name[name]).unit_values(by_name[name], kinds)
+        value, _ = family_for(by_name[name]).unit_values(by_name[name], table.columns)
         select.append(f"CAST({value} AS DOUBLE) AS __y{i}")
     select += [quote_ident(f) for f in t.features]
     select += [f"CAST({quote_ident(c)} AS VARCHAR) AS seg{i}" for i, c in enumerate(spec.segment_columns)]
     order = f" ORDER BY {quote_ident(spec.unit_column)}" if spec.unit_column else ""
-    return (f"SELECT {', '.join(select)} FROM {relation} WHERE {arm} IN ({quote_literal(spec.control.name)}, "
+    return (f"SELECT {', '.join(select)} FROM {table.relation} WHERE {arm} IN ({quote_literal(spec.control.name)}, "
             f"{quote_literal(t.treatment)}){order}")
 
 
