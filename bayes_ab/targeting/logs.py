@@ -161,17 +161,21 @@ def labelled_decisions(decisions: Source, features: Source, outcomes: Source, fe
         o.require_columns({c.user: "user id", c.at: "event time", **({c.value: "outcome value"} if c.value else {})})
         q = quote_ident
         user, when = q(c.user), q(c.decided_at)
-        bad = d.run(f"SELECT COUNT(*) AS n, CAST(MIN({user}) AS VARCHAR) AS example FROM {d.relation} WHERE "
-                    f"{q(c.sent)} IS NULL OR CAST({q(c.sent)} AS DOUBLE) NOT IN (0, 1)").iloc[0]
-        if int(bad["n"]):
-            raise DataError(f"{d.label}: column {c.sent!r} must be 0/1; {int(bad['n']):,} row(s) are not, e.g. user "
-                            f"{bad['example']!r}")
-        if c.propensity:
-            bad = d.run(f"SELECT COUNT(*) AS n, CAST(MIN({user}) AS VARCHAR) AS example FROM {d.relation} WHERE "
-                        f"{q(c.propensity)} IS NULL OR {q(c.propensity)} <= 0 OR {q(c.propensity)} >= 1").iloc[0]
-            if int(bad["n"]):
-                raise DataError(f"{d.label}: column {c.propensity!r} (logged propensity) must be strictly between 0 "
-                                f"and 1; {int(bad['n']):,} row(s) are not, e.g. user {bad['example']!r}")
+        not_binary = f"{q(c.sent)} IS NULL OR CAST({q(c.sent)} AS DOUBLE) NOT IN (0, 1)"
+        outside = (f"{q(c.propensity)} IS NULL OR {q(c.propensity)} <= 0 OR {q(c.propensity)} >= 1" if c.propensity
+                   else "FALSE")
+        bad = d.run(f"SELECT SUM(CASE WHEN {not_binary} THEN 1 ELSE 0 END) AS sent, "
+                    f"CAST(MIN(CASE WHEN {not_binary} THEN {user} END) AS VARCHAR) AS sent_example, "
+                    f"SUM(CASE WHEN {outside} THEN 1 ELSE 0 END) AS propensity, "
+                    f"CAST(MIN(CASE WHEN {outside} THEN {user} END) AS VARCHAR) AS propensity_example "
+                    f"FROM {d.relation}").iloc[0]
+        if int(bad["sent"] or 0):
+            raise DataError(f"{d.label}: column {c.sent!r} must be 0/1; {int(bad['sent']):,} row(s) are not, e.g. "
+                            f"user {bad['sent_example']!r}")
+        if int(bad["propensity"] or 0):
+            raise DataError(f"{d.label}: column {c.propensity!r} (logged propensity) must be strictly between 0 "
+                            f"and 1; {int(bad['propensity']):,} row(s) are not, e.g. user "
+                            f"{bad['propensity_example']!r}")
         value = f"CAST(o.{q(c.value)} AS DOUBLE)" if c.value else "1.0"
         end = (f"TIMESTAMP '{pd.Timestamp(observed_until).isoformat(sep=' ')}'" if observed_until is not None
                else f"(SELECT MAX(CAST({q(c.at)} AS TIMESTAMP)) FROM {o.relation})")
@@ -250,10 +254,10 @@ def evaluate_logged(rows: pd.DataFrame, feature_columns: tuple[str, ...], *, sco
         whole = np.zeros(len(values), dtype=int)
         policies += [Candidate(f"score_top_{s:g}", f"send to the top {100 * s:g}% by {score}",
                                top_share(values, whole, s)) for s in top]
-    tables = {}
-    for name, scores in (("doubly robust (cross-fitted)", dr_scores(y, sent, propensity, fit)),
-                         ("inverse propensity weighting", ipw_scores(y, sent, propensity))):
-        tables[name] = evaluate(scores, policies, fit.uplift, fold, metric="outcome", unit=unit, scale=1.0, sign=1.0,
-                                estimator=name, level=level, draws=draws, seed=seed + 7)
-    return LoggedPolicies(tables["doubly robust (cross-fitted)"], tables["inverse propensity weighting"], overlap,
+    doubly_robust, ipw = (
+        evaluate(scores, policies, fit.uplift, fold, metric="outcome", unit=unit, scale=1.0, sign=1.0,
+                 estimator=name, level=level, draws=draws, seed=seed + 7)
+        for name, scores in (("doubly robust (cross-fitted)", dr_scores(y, sent, propensity, fit)),
+                             ("inverse propensity weighting", ipw_scores(y, sent, propensity))))
+    return LoggedPolicies(doubly_robust, ipw, overlap,
                           "logged" if logged else f"{learner} model of sending, cross-fitted", notes)
