@@ -97,6 +97,8 @@ class Analysis:
                 "unpooled_effects": None if e.unpooled is None else [asdict(r) for r in e.unpooled.rows],
                 "novelty": None if e.novelty is None else _novelty_dict(e),
                 "compliance": None if e.compliance is None else e.compliance.to_dict(),
+                "adjustment": None if e.adjustment is None else {
+                    **e.adjustment.to_dict(), "unadjusted": [asdict(d) for d in e.unadjusted]},
             }
         return {
             "experiment": self.spec.name,

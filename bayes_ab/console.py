@@ -23,6 +23,7 @@ def render_text(result: Analysis) -> str:
              f"{first.sizes['segment']} segment(s); {counted}; data fingerprint {result.fingerprint}"]
     for effects in result.effects.values():
         lines += ["", _metric_header(effects), "  model: " + effects.model_note,
+                  *("  " + line for line in effects.unadjusted_lines()),
                   *(f"  WARNING: {w}" for w in effects.warnings),
                   "  diagnostics: " + effects.diagnostics.summary(), _table(effects, spec.unit_name)]
         lines += ["  " + line for line in

@@ -121,6 +121,7 @@ class Metric:
     margin: float = GUARDRAIL_MARGIN
     params: FamilyParams | None = None
     novelty: Novelty = Novelty.OFF
+    covariates: tuple[str, ...] = ()       # pre-period columns the metric is regression-adjusted for (CUPED)
 
     @property
     def columns(self) -> dict[str, str]:
@@ -128,7 +129,15 @@ class Metric:
         wanted = {self.column: f"metric {self.name!r}"} if self.column else {}
         if self.params is not None:
             wanted.update(self.params.columns(self.name))
+        wanted.update({c: f"covariate of metric {self.name!r}" for c in self.covariates})
         return wanted
+
+    @property
+    def pre_period_columns(self) -> tuple[str, ...]:
+        """The columns this metric reads from before the experiment (its covariates): known at assignment, so a
+        targeting policy may rank users by them."""
+        own = getattr(self.params, "covariate", None)
+        return self.covariates + ((own,) if own else ())
 
     @property
     def increase_is_good(self) -> bool:

@@ -114,8 +114,12 @@ class HeavyTailedCounts:
 
     def draw(self, rng: np.random.Generator, n: int, factor: float | np.ndarray = 1.0) -> np.ndarray:
         """``n`` users' counts (``factor``: one number, or one per user)."""
+        return rng.poisson(factor * self.rates(rng, n))
+
+    def rates(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` users' own rates (their expected counts): :meth:`draw` is a Poisson count at each, and a second
+        period's counts at the same rates correlate with the first as a user's months do."""
         active = rng.random(n) < self.active_share
         scale = self.active_mean * (self.tail_shape - 1)             # Lomax mean = scale / (shape - 1)
-        rate = np.where(active, scale * rng.pareto(self.tail_shape, n),
+        return np.where(active, scale * rng.pareto(self.tail_shape, n),
                         rng.gamma(self.dispersion, self.regular_mean / self.dispersion, n))
-        return rng.poisson(factor * rate)

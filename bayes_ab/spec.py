@@ -128,6 +128,8 @@ class PlanSettings:
     together per user, as the correlation of each user's latent activity between any two metrics (a Gaussian
     copula: an engaged user converts more, counts more, stays longer). The default 0.3 is moderate; 0 draws
     the metrics independently, the hardest case for a rule that judges several metrics.
+    ``covariate_correlation``: per simulated metric with ``covariates``, the correlation of its covariates' linear
+    prediction with the user's value (the multiple correlation ``R``; the variance reduction is ``R^2``).
     """
 
     daily_users: int
@@ -137,6 +139,7 @@ class PlanSettings:
     look_every: int = 1
     experiments: int = 1000
     correlation: float = 0.3
+    covariate_correlation: Mapping[str, float] = field(default_factory=dict)
 
 
 PERIOD_UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -462,7 +465,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
     items = r.items()
     if not items:
         r.fail("", "at least one metric is required")
-    common = {"name", "family", "column", "direction", "role", "rope", "prior", "margin", "novelty"}
+    common = {"name", "family", "column", "direction", "role", "rope", "prior", "margin", "novelty", "covariates"}
     family_keys = {key: name for name, f in families.items() if f.declared for key in f.params_type.keys()}
     metrics = []
     for item in items:
@@ -499,6 +502,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
         if family.uses_column:
             column = item.string("column", None) or item.fail("column", "is required")
         novelty = _parse_novelty(item, family)
+        covariates = _parse_covariates(item, family, params, column)
         metrics.extend(family.expand(Metric(
             name=item.name("name"),
             family=family_name,
@@ -510,12 +514,39 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
             prior=prior,
             params=params,
             novelty=novelty,
+            covariates=covariates,
         )))
     names = [m.name for m in metrics]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         r.fail("", f"metric names must be unique, repeated: {', '.join(dupes)}")
     return tuple(metrics)
+
+
+def _parse_covariates(item: "_Reader", family, params, column: str | None) -> tuple[str, ...]:
+    """``covariates``: pre-period columns (numeric or 0/1) the metric is regression-adjusted for
+    (:mod:`bayes_ab.families.covariates`); for the families whose metric is the mean of one value per user."""
+    raw = item.get("covariates")
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, str) and c for c in raw):
+        item.fail("covariates", "must be a column name or a non-empty list of column names (pre-period values)")
+    if len(set(raw)) != len(raw):
+        item.fail("covariates", "lists a column twice")
+    if not family.adjusts_for_covariates:
+        takes = ", ".join(name for name, f in registry().items() if f.declared and f.adjusts_for_covariates)
+        item.fail("covariates", f"does not apply to family {family.name!r} (the {takes} families take covariates)")
+    if column in raw:
+        item.fail("covariates", f"{column!r} is the metric's own column: a covariate is a value from before the "
+                                "experiment, in a column of its own")
+    if getattr(params, "covariate", None):
+        item.fail("covariates", "cannot be combined with 'covariate' (list that column among the covariates)")
+    if str(getattr(params, "count_model", "auto")) not in ("auto", "robust"):
+        item.fail("covariates", f"need count_model robust or auto, not {params.count_model}: an adjusted count has a "
+                                "variance but no count distribution")
+    return tuple(raw)
 
 
 def _parse_novelty(item: "_Reader", family) -> Novelty:
@@ -588,7 +619,7 @@ def _parse_targeting(r: "_Reader", arms: tuple[Arm, ...], metrics: tuple[Metric,
             r.fail("features", f"{f!r} is the {'arm' if f == arm_column else 'received'} column; a feature must "
                                "be known before assignment")
         for m in metrics:
-            if f in m.columns:
+            if f in m.columns and f not in m.pre_period_columns:
                 r.fail("features", f"{f!r} is a column of metric {m.name!r}: an outcome cannot rank users (use "
                                    "its value from before the experiment, in a column of its own)")
     families = registry()
@@ -656,6 +687,9 @@ def _check_panel(r: "_Reader", metrics: tuple[Metric, ...], activity: str | None
         for m in metrics:
             if families[m.family].panel_total is None:
                 r.fail("activity_column", f"a daily panel cannot carry {m.family} metric {m.name!r}")
+            if m.covariates:
+                r.fail("activity_column", f"metric {m.name!r} has covariates, which need one row per user (a daily "
+                                          "panel's rows would total them over days)")
 
 
 def _parse_switchback(r: "_Reader") -> SwitchbackDesign:
@@ -691,9 +725,10 @@ def _check_clusters(r: "_Reader", metrics: tuple[Metric, ...], cluster: str, arm
             r.fail(f"metrics[{i}].novelty", f"is not available with {key}")
         if cluster in m.columns:
             r.fail(key, f"{cluster!r} is a column of metric {m.name!r}")
-        if getattr(m.params, "covariate", None):
-            r.fail(f"metrics[{i}].covariate", f"is not available with {key} (CUPED on cluster totals is not "
-                                              "built)")
+        for field_name in ("covariate", "covariates"):
+            if getattr(m.params, field_name, None) or getattr(m, field_name, None):
+                r.fail(f"metrics[{i}].{field_name}", f"is not available with {key} (regression adjustment on "
+                                                     "cluster totals is not built)")
 
 
 def _parse_ramp(r: "_Reader") -> tuple[Stage, ...]:
@@ -753,7 +788,8 @@ def _check_ramp_split(r: "_Reader", ramp: tuple[Stage, ...], arms: tuple[Arm, ..
 
 
 def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
-    r.reject_unknown({"daily_users", "baseline", "effect", "days", "look_every", "experiments", "correlation"})
+    r.reject_unknown({"daily_users", "baseline", "effect", "days", "look_every", "experiments", "correlation",
+                      "covariate_correlation"})
     effect = r.number("effect", 0.05)
     if effect <= 0:
         r.fail("effect", f"must be a positive relative improvement (0.05 = 5%), got {effect}")
@@ -773,8 +809,25 @@ def _parse_plan(r: "_Reader", metrics: tuple[Metric, ...]) -> PlanSettings:
     return PlanSettings(
         daily_users=r.count("daily_users", None), baseline=parsed, effect=effect,
         days=r.count("days", 28), look_every=r.count("look_every", 1), experiments=r.count("experiments", 1000),
-        correlation=correlation,
+        correlation=correlation, covariate_correlation=_covariate_correlation(r, metrics, parsed),
     )
+
+
+def _covariate_correlation(r: "_Reader", metrics: tuple[Metric, ...], simulated: Mapping[str, Baseline]) -> dict:
+    """``plan.covariate_correlation``: for every simulated metric with covariates, how strongly they predict it."""
+    with_covariates = [m.name for m in metrics if m.covariates and m.name in simulated]
+    given = r.child("covariate_correlation", required=False)
+    given.reject_unknown(set(with_covariates))
+    found = {}
+    for name in with_covariates:
+        if given.get(name) is None:
+            given.fail(name, "is required: metric has covariates; give the correlation expected between their "
+                             "prediction and the metric's value (0.5 removes a quarter of the variance)")
+        value = given.number(name, 0.0)
+        if not 0 <= value < 1:
+            given.fail(name, f"must be in [0, 1), got {value}")
+        found[name] = float(value)
+    return found
 
 
 def parse_baseline(raw: Any, metric: Metric, where: str) -> Baseline:

@@ -16,8 +16,8 @@ import xarray as xr
 from conftest import make_spec
 
 FAMILY_METRICS = [
-    {"name": "converted", "family": "conversion", "column": "converted"},
-    {"name": "trades", "family": "count", "column": "trades", "cap": 6},
+    {"name": "converted", "family": "conversion", "column": "converted", "covariates": ["pre_revenue", "pre_trades"]},
+    {"name": "trades", "family": "count", "column": "trades", "cap": 6, "covariates": ["pre_trades"]},
     {"name": "revenue", "family": "mean", "column": "revenue", "covariate": "pre_revenue"},
     {"name": "retained", "family": "retention", "column": "churn_day", "observed_column": "days_observed",
      "max_day": 7},
@@ -47,6 +47,7 @@ def family_rows(n: int = 4000, seed: int = 0, days: int = 5, first_id: int = 0) 
         "days_observed": observed,
         "latency": np.round(rng.lognormal(5.0, 0.7, n), 3),
         "exposure_day": [FIRST_DAY + timedelta(days=int(d)) for d in exposed],
+        "pre_trades": rng.poisson(1.5, n),
     })
 
 

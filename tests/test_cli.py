@@ -355,3 +355,23 @@ def test_simulate_refuses_a_switchback_spec_even_with_a_plan(tmp_path, capsys):
     code = main(["simulate", str(spec), "--experiments", "2", "--workers", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "--units U --periods P --cell-sd S" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_simulate_with_covariate_correlations_prints_the_rule_without_them_too(tmp_path, capsys):
+    """A plan with covariate correlations simulates adjusted posteriors, then the default rule on the same experiments
+    without the covariates, so that the days saved read side by side; a plan that leaves out a metric's correlation
+    is refused in one line."""
+    raw = yaml.safe_load((EXAMPLES / "push_notification" / "cuped.yaml").read_text())
+    raw["plan"]["days"] = 6
+    spec = tmp_path / "cuped.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    code = main(["simulate", str(spec), "--experiments", "3", "--workers", "1", "--models-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Without the covariates (trade_conversion correlation 0.5 ignored):" in out
+    assert out.count("Stopping rule 'default' simulated") == 2
+    del raw["plan"]["covariate_correlation"]
+    spec.write_text(yaml.safe_dump(raw))
+    code = main(["simulate", str(spec), "--experiments", "3", "--workers", "1", "--models-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "plan.covariate_correlation.trade_conversion: is required" in err, err

@@ -61,9 +61,15 @@ class Partials:
                         {m: pd.concat([p.details[m] for p in parts], ignore_index=True) for m in parts[0].details})
 
 
-def _summed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    values = [c for c in table.columns if c not in keys and c != "day"]
-    return table.groupby(keys, as_index=False, dropna=False)[values].sum().sort_values(keys, ignore_index=True)
+def _summed(table: pd.DataFrame, keys: list[str], values: list[str] | None = None) -> pd.DataFrame:
+    """``table``'s ``values`` columns (default: all but the keys and the day) summed per ``keys``, sorted by them."""
+    if values is None:
+        values = [c for c in table.columns if c not in keys and c != "day"]
+    summed = table.groupby(keys, dropna=False)[values].sum()
+    # keys and sums joined at once, then consolidated: pandas inserts group keys one by one and keeps a block per
+    # column, which a wide result (covariate sums) turns into a performance warning at every later insert
+    return pd.concat([summed.index.to_frame(index=False), summed.reset_index(drop=True)], axis=1) \
+        .sort_values(keys, ignore_index=True).copy()
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ class ScanPlan:
         wanted.update({col: "segment" for col in spec.segment_columns})
         if aggregated:
             kinds = defaultdict(lambda: FLOAT, table.columns)
-            queries = {m.name: family_for(m).query(m, f"m{i}", kinds) for i, m in enumerate(spec.metrics)}
+            queries = {m.name: family_for(m).statistics_query(m, f"m{i}", kinds) for i, m in enumerate(spec.metrics)}
             for m in spec.metrics:
                 for s in queries[m.name].sums.values():
                     wanted.setdefault(s.column, f"sum of metric {m.name!r}")
@@ -120,7 +126,8 @@ class ScanPlan:
 
         if not aggregated:
             try:
-                queries = {m.name: family_for(m).query(m, f"m{i}", table.columns) for i, m in enumerate(spec.metrics)}
+                queries = {m.name: family_for(m).statistics_query(m, f"m{i}", table.columns)
+                           for i, m in enumerate(spec.metrics)}
             except ColumnTypeError as exc:
                 raise DataError(exc.message(table.label, table.types.get(exc.column))) from None
         checks = [c for q in queries.values() for c in q.key_checks]
@@ -306,8 +313,7 @@ class ScanPlan:
             grouped["key"] = grouped["key"].astype("int64")
         # Distinct raw values can share a label (e.g. 1 and '1'); sum them into one group.
         grouped = grouped.astype({"arm": object, "segment": object} | ({"day": object} if self.day else {}))
-        return grouped.groupby(keys, as_index=False, dropna=False)[list(sums)].sum() \
-            .sort_values(keys, ignore_index=True)
+        return _summed(grouped, keys, list(sums))
 
     # -- checks -----------------------------------------------------------------------------
     def _raise_failed_checks(self, table: Table, cells: pd.DataFrame, where: str | None) -> None:

@@ -17,9 +17,11 @@ import pandas as pd
 import xarray as xr
 from scipy.special import ndtri
 
+from bayes_ab import format as fmt
 from bayes_ab.display import HtmlRepr
 from bayes_ab.effects.conflict import PriorConflict, prior_conflicts
 from bayes_ab.families import family_for
+from bayes_ab.families.covariates import Adjustment, adjustment
 from bayes_ab.intervals import credible_interval
 from bayes_ab.models.diagnostics import Diagnostics
 from bayes_ab.posterior.fit import fit as refit
@@ -127,6 +129,22 @@ class MetricEffects:
     """When the fit failed its diagnostics: the family's unpooled closed form (each segment on its own, flat
     prior) on the same statistics, shown beside the failed answer so that the reader still has one. It is
     labelled as such everywhere and no decision acts on it: the rule's checks on this metric stay blocked."""
+    adjustment: "Adjustment | None" = None
+    """The regression adjustment on the metric's pre-period covariates (``covariates:``): slopes, correlation,
+    variance reduction."""
+    unadjusted: tuple[DataOnly, ...] = ()
+    """With covariates: per treatment arm, the lift without them (the closed form on the observed statistics) and
+    how far the adjusted lift sits from it, in posterior sds: the reviewer's check that the adjustment moved the
+    noise, not the answer."""
+
+    def unadjusted_lines(self) -> tuple[str, ...]:
+        """With covariates: per treatment arm, one line giving the lift without them beside the adjusted one (the
+        console and the report print the same lines)."""
+        level = f"{self.interval:.0%}"
+        return tuple(
+            f"Without the covariates ({u.arm}): {fmt.relative(u.rel_lift)} ({level} interval {fmt.relative(u.rel_low)} "
+            f"to {fmt.relative(u.rel_high)}; observed statistics, flat prior); the adjusted lift sits "
+            f"{u.apart:+.2f} posterior sds from it" for u in self.unadjusted)
 
     def conflict(self, arm: str) -> PriorConflict | None:
         """The prior-data conflict of ``arm``, if its check failed."""
@@ -171,6 +189,9 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         rows += _rows(mean.sel(segment=segment), metric, interval, str(segment), False,
                       stats["n"].sel(segment=segment), family.observed_mean(stats.sel(segment=[segment]), metric))
     note = family.describe(stats, metric)
+    adjusted = adjustment(family, stats, metric)
+    if adjusted is not None:
+        note += "; " + adjusted.describe()
     if fit.backend == Backend.CONJUGATE:
         note += f" [conjugate backend: unpooled closed form, {family.closed_form(stats, metric)}]"
     if metric.prior.learned is not None and fit.backend != Backend.CONJUGATE:
@@ -190,9 +211,15 @@ def compute_effects(fit: Fit, interval: float = 0.9) -> MetricEffects:
         "against the data's, and no decision acts on it" for c in checks if c.conflicts)
     flat = None if flat_fit is None else compute_effects(flat_fit, interval)
     unpooled = flat if not fit.diagnostics.passed and fit.backend not in (Backend.CONJUGATE, EXACT) else None
+    unadjusted = ()
+    if adjusted is not None:
+        plain = replace(metric, covariates=())
+        raw = refit(stats, plain, replace(fit.sampler, backend=Backend.CONJUGATE))
+        unadjusted = _data_only(rows, compute_effects(raw, interval), interval)
     return MetricEffects(metric, str(stats["arm"].values[0]), interval, tuple(rows),
                          fit.diagnostics, fit.backend, fit.sampler, note, warned, prior_checks=checks,
-                         data_only=() if flat is None else _data_only(rows, flat, interval), unpooled=unpooled)
+                         data_only=() if flat is None else _data_only(rows, flat, interval), unpooled=unpooled,
+                         adjustment=adjusted, unadjusted=unadjusted)
 
 
 def _data_only(rows: list[ArmEffect], flat: "MetricEffects", interval: float) -> tuple[DataOnly, ...]:

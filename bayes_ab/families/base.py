@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 import xarray as xr
 
 from bayes_ab import format as fmt
-from bayes_ab.data.queries import MetricQuery
+from bayes_ab.data.queries import MetricQuery, value_name
 from bayes_ab.errors import ModelError, SpecError
+from bayes_ab.families.covariates import covariate_sums, mean_moments, value_cross_name, with_covariates
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.quadrature import IntegrableModel
@@ -154,6 +156,46 @@ class Family(ABC):
         change of a mean is representable)."""
 
     # -- data --------------------------------------------------------------------------------
+
+    def statistics_query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> "MetricQuery":
+        """:meth:`query` with the sums of the metric's pre-period covariates added to the grouped query and to its
+        statistics (:mod:`bayes_ab.families.covariates`): what the aggregation runs."""
+        query = self.query(metric, alias, kinds)
+        if not metric.covariates:
+            return query
+        checks, sums = covariate_sums(self, metric, alias, kinds)
+        parts = tuple(self.covariate_values(metric, kinds))
+
+        def build(arms, segments, table, detail):
+            return with_covariates(query.build(arms, segments, table, detail), table, alias, metric, parts)
+
+        return replace(query, checks=list(query.checks) + checks, sums={**query.sums, **sums}, build=build)
+
+    def covariate_values(self, metric: Metric, kinds: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """The per-user values the covariates are crossed with, by part (``value``; a ratio adds ``denominator``):
+        each as its SQL and the name of its column in aggregated rows."""
+        value, _ = self.unit_values(metric, kinds)
+        return {"value": (value, value_name(metric.column, getattr(metric.params, "cap", None)))}
+
+    def covariate_moments(self, stats: xr.Dataset, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per cell: the metric's value, its within-cell centred sum of squares and its centred cross-products with
+        the covariates whose sums are ``x`` (arm x segment x covariate): what the pooled regression of
+        :mod:`bayes_ab.families.covariates` takes. For a mean of one value per user, from :meth:`user_moments`."""
+        n, total, squares = (np.asarray(a, dtype=float) for a in self.user_moments(stats))
+        xy = np.stack([stats[value_cross_name(k)].values for k in range(x.shape[-1])], axis=-1)
+        return mean_moments(n, total, squares, x, xy)
+
+    @property
+    def adjusts_for_covariates(self) -> bool:
+        """Whether this family's metrics take ``covariates:`` (it defines :meth:`effective_cells`)."""
+        return type(self).effective_cells is not Family.effective_cells
+
+    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+        """``stats`` rewritten as cells of ``users`` (effective, fractional) users whose mean is ``means`` and whose
+        per-user variance is the cell's own: what a covariate-adjusted cell is to the family's likelihood
+        (:mod:`bayes_ab.families.covariates`). Defined by the families whose metric is a mean of one value per
+        user; the others take no covariates."""
+        raise ModelError(f"the {self.name} family takes no covariates")
 
     @abstractmethod
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> "MetricQuery":

@@ -215,7 +215,7 @@ class Conversion(RateFamily):
 
     def variant(self, stats: xr.Dataset, metric: Metric) -> str:
         """``binomial``, or ``normal_cells`` where every cell is large (:func:`normal_cells`)."""
-        return NORMAL_CELLS if normal_cells(stats) else "binomial"
+        return NORMAL_CELLS if normal_cells(stats) else ("binomial_effective" if fractional(stats) else "binomial")
 
     def definition(self, metric: Metric) -> str:
         return f"share of users whose {metric.column!r} is 1 (true): a conversion rate"
@@ -235,6 +235,12 @@ class Conversion(RateFamily):
             return super().warnings(stats, metric) + (
                 f"{which} in any arm yet: there is nothing to compare, the lift is the prior's",)
         return super().warnings(stats, metric)
+
+    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+        """``users`` effective users of whom the share ``means`` (kept in [0, 1]) converted: fractional counts, which
+        the binomial likelihood takes as they are (:func:`binomial_model`)."""
+        cells = ("arm", "segment")
+        return stats.assign(n=(cells, users), successes=(cells, np.clip(means, 0.0, 1.0) * users))
 
     def user_moments(self, stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A 0/1 value is its own square: the sum of squares is the conversions."""
@@ -273,10 +279,16 @@ class Conversion(RateFamily):
 
 
 def binomial_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
-    """The exact binomial hierarchy's data: users and conversions per cell, the baselines' prior centre (the
-    pooled control logit)."""
-    return {**{name: stats[name].values.astype("int64") for name in DATA_NAMES},
+    """The exact binomial hierarchy's data: users and conversions per cell (whole numbers; fractional for the
+    effective cells of a covariate-adjusted metric), the baselines' prior centre (the pooled control logit)."""
+    dtype = "float64" if fractional(stats) else "int64"
+    return {**{name: stats[name].values.astype(dtype) for name in DATA_NAMES},
             "baseline_center": pooled_logit(stats)}
+
+
+def fractional(stats: xr.Dataset) -> bool:
+    """Whether the cells hold fractional users (the effective cells of a covariate adjustment)."""
+    return stats["n"].dtype.kind == "f"
 
 
 def binomial_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
@@ -294,6 +306,10 @@ def binomial_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
         baseline = segment_baselines(center, BASELINE_LOGIT_SD, len(segments))
         effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
         logit_p = with_control(baseline, effect)
-        pm.Binomial("obs", n=n, logit_p=logit_p, observed=successes, dims=("arm", "segment"))
+        if fractional(stats):
+            # the binomial log-likelihood in the logit without its constant, which fractional counts leave defined
+            pm.Potential("obs", (successes * logit_p - n * pm.math.log1pexp(logit_p)).sum())
+        else:
+            pm.Binomial("obs", n=n, logit_p=logit_p, observed=successes, dims=("arm", "segment"))
         pm.Deterministic("mean", pm.math.sigmoid(logit_p), dims=("arm", "segment"))
     return model

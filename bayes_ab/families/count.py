@@ -182,6 +182,8 @@ def negative_binomial_check(stats: xr.Dataset) -> tuple[float, float, float]:
 
 def variant(stats: xr.Dataset, metric: Metric) -> str:
     """``negative_binomial``, ``poisson`` or ``robust``: the spec's choice, or the checks' under ``auto``."""
+    if metric.covariates:       # a covariate-adjusted cell mean has no count distribution, only a variance
+        return str(CountModel.ROBUST)
     if CountParams.of(metric).count_model != CountModel.AUTO:
         return str(CountParams.of(metric).count_model)
     if dispersion_test(stats)[1] >= DISPERSION_P:
@@ -237,8 +239,9 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
             why = "set in the spec" if CountParams.of(metric).count_model != "auto" else "overdispersed"
             note = f"negative binomial likelihood ({why}: {dispersion}; {check})"
         else:
-            why = "set in the spec" if CountParams.of(metric).count_model != "auto" else (
-                f"the negative binomial fits the tail badly: {check}")
+            why = ("covariate-adjusted cell means have a variance but no count distribution" if metric.covariates
+                   else "set in the spec" if CountParams.of(metric).count_model != "auto"
+                   else f"the negative binomial fits the tail badly: {check}")
             phi = ", ".join(f"{v:.1f}" for v in arm_dispersion(stats))
             note = (f"robust likelihood: quasi-Poisson with each arm's observed variance/mean ({phi}), calibrated "
                     f"whatever the count distribution ({why}; {dispersion})")

@@ -86,7 +86,7 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
     """Likelihood and, with CUPED, the variance reduction."""
     capped = "" if MeanParams.of(metric).cap is None else f"; values capped at {MeanParams.of(metric).cap:g}"
     if variant(stats, metric) == "plain":
-        return "normal likelihood on per-cell n, mean and variance (no covariate)" + capped
+        return "normal likelihood on per-cell n, mean and variance" + capped
     rho, reduction = covariate_fit(stats)
     return (f"normal likelihood with CUPED on covariate {MeanParams.of(metric).covariate!r}: within-cell correlation "
             f"{rho:.2f}, variance reduced by {reduction:.0%} (interval width x{np.sqrt(1 - reduction):.2f})"

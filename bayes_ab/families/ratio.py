@@ -46,6 +46,7 @@ from bayes_ab.data.queries import MetricQuery, Sum, cells, metric_column, numeri
 from bayes_ab.data.stats import ALL_USERS, as_counts, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import Family, ParamReader, positive_baseline
+from bayes_ab.families.covariates import value_cross_name
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
@@ -271,6 +272,57 @@ class Ratio(Family):
         p = RatioParams.of(metric)
         return (metric_column(metric, p.numerator, kinds, "numerator values").number(),
                 metric_column(metric, p.denominator, kinds, "denominator values").number())
+
+    def covariate_values(self, metric: Metric, kinds: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """The numerator and the denominator: the covariates are crossed with both (the ratio's linearisation)."""
+        p = RatioParams.of(metric)
+        numerator, denominator = self.unit_values(metric, kinds)
+        return {"value": (numerator, p.numerator), "denominator": (denominator, p.denominator)}
+
+    def covariate_moments(self, stats: xr.Dataset, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The joint linearisation of numerator and denominator: a user's contribution to its cell's ratio ``r`` is
+        ``u = (Y - r X) / Xbar`` (the delta method's influence), so the within-cell sum of squares is the delta
+        method's ``(S_YY - 2 r S_XY + r^2 S_XX) / Xbar^2`` and the cross-product with a covariate ``Z`` is
+        ``(S_YZ - r S_XZ) / Xbar``; the cell's value is ``r``."""
+        n = stats["n"].values.astype(float)
+        safe = np.maximum(n, 1.0)
+        num, den = stats["sum_num"].values.astype(float), stats["sum_den"].values.astype(float)
+        ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+        y_bar, x_bar = num / safe, np.where(den > 0, den / safe, 1.0)
+        s_yy = stats["sum_num2"].values - num * y_bar
+        s_xy = stats["sum_num_den"].values - den * y_bar
+        s_xx = stats["sum_den2"].values - den * den / safe
+        within = np.maximum(s_yy - 2 * ratio * s_xy + ratio ** 2 * s_xx, 0.0) / x_bar ** 2
+        count = x.shape[-1]
+        s_yz = np.stack([stats[value_cross_name(k)].values for k in range(count)], axis=-1) - x * y_bar[..., None]
+        s_xz = (np.stack([stats[value_cross_name(k, "denominator")].values for k in range(count)], axis=-1)
+                - x * (den / safe)[..., None])
+        return ratio, within, (s_yz - ratio[..., None] * s_xz) / x_bar[..., None]
+
+    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+        """``users`` effective users with the cell's mean denominator, a numerator giving the adjusted ratio
+        ``means``, and the cell's own per-user (co)variances of numerator and denominator."""
+        n = stats["n"].values.astype(float)
+        safe, dof = np.maximum(n, 1.0), np.maximum(n - 1.0, 1.0)
+        num, den = stats["sum_num"].values.astype(float), stats["sum_den"].values.astype(float)
+        var_y = np.maximum(stats["sum_num2"].values - num * num / safe, 0.0) / dof
+        var_x = np.maximum(stats["sum_den2"].values - den * den / safe, 0.0) / dof
+        cov = (stats["sum_num_den"].values - num * den / safe) / dof
+        bad = (n > 0) & (means <= 0)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise DataError(f"metric {stats.attrs.get('metric')!r}: arm {str(stats['arm'].values[i])!r}, segment "
+                            f"{str(stats['segment'].values[j])!r}: the covariate-adjusted ratio is not positive "
+                            f"({means[i, j]:.3g}); the model is on the log-ratio scale: merge small segments or "
+                            "drop covariates that predict more than the cell holds")
+        x_bar = den / safe
+        y_bar = means * x_bar
+        rest = np.maximum(users - 1.0, 0.0)
+        cells = ("arm", "segment")
+        return stats.assign(n=(cells, users), sum_num=(cells, y_bar * users), sum_den=(cells, x_bar * users),
+                            sum_num2=(cells, rest * var_y + users * y_bar ** 2),
+                            sum_den2=(cells, rest * var_x + users * x_bar ** 2),
+                            sum_num_den=(cells, rest * cov + users * x_bar * y_bar))
 
     def query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
         """The five sums of the delta method and the users with a zero denominator; aggregated rows carry

@@ -23,6 +23,17 @@ class SumsFamily(Family):
         """The per-cell ``n``, ``sum`` and ``sumsq`` as they are (of capped values where the metric has a cap)."""
         return tuple(stats[name].values.astype(float) for name in ("n", "sum", "sumsq"))
 
+    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+        """``users`` effective users with mean ``means``: the sum is their product and the sum of squares keeps the
+        cell's own per-user sample variance; an adjusted mean below the family's smallest (a count's 0) is raised to it."""
+        n, total, squares = (stats[name].values.astype(float) for name in ("n", "sum", "sumsq"))
+        variance = np.maximum(squares - total ** 2 / np.maximum(n, 1.0), 0.0) / np.maximum(n - 1.0, 1.0)
+        if self.min_mean is not None:
+            means = np.maximum(means, self.min_mean)
+        cells = ("arm", "segment")
+        return stats.assign(n=(cells, users), sum=(cells, means * users),
+                            sumsq=(cells, np.maximum(users - 1.0, 0.0) * variance + users * means ** 2))
+
     def constant_value(self, stats: xr.Dataset) -> float | None:
         """The common value when every user of every arm has the same one (zero variance overall)."""
         n = float(stats["n"].sum())

@@ -195,7 +195,8 @@ def plan_experiment(
     ratio = min(w for name, w in weights.items() if name != spec.control.name) / control
     fixed = tuple(fixed_horizon_sample_size(m, plan.baseline[m.name], plan.effect, ratio=ratio, alpha=alpha,
                                             power=power, daily_users=plan.daily_users,
-                                            control_share=control / total)
+                                            control_share=control / total,
+                                            variance_factor=1 - plan.covariate_correlation.get(m.name, 0.0) ** 2)
                   for m in spec.metrics if m.role == Role.PRIMARY)
     return ExperimentPlan(spec.name, plan, compared.rules[0], fixed, earliest_ship_day(spec, plan.daily_users),
                           compared if references else None)

@@ -40,6 +40,8 @@ class FixedHorizon(HtmlRepr):
     control_users: int
     treatment_users: int
     days_at_full_traffic: float
+    variance_factor: float = 1.0
+    """The share of each user's variance left after the metric's covariates (``1 - R^2``; 1 without them)."""
 
     @property
     def total_users(self) -> int:
@@ -51,7 +53,8 @@ class FixedHorizon(HtmlRepr):
         return (f"{self.metric}: a fixed-horizon two-sided z-test (alpha {self.alpha:g}, power {self.power:.0%}) "
                 f"needs {self.control_users:,} control and {self.treatment_users:,} treatment users "
                 f"for a {self.effect:+.1%} change (~{self.days_at_full_traffic:.1f} days at full traffic, "
-                f"one look at the end)")
+                f"one look at the end" + (f"; with covariates leaving {self.variance_factor:.0%} of the variance)"
+                                          if self.variance_factor < 1 else ")"))
 
 
 def fixed_horizon_sample_size(
@@ -64,6 +67,7 @@ def fixed_horizon_sample_size(
     power: float = 0.8,
     daily_users: float | None = None,
     control_share: float | None = None,
+    variance_factor: float = 1.0,
 ) -> FixedHorizon:
     """Users per arm for a two-sided z-test to detect relative change ``effect`` of ``baseline.value``.
 
@@ -80,6 +84,9 @@ def fixed_horizon_sample_size(
     daily_users, control_share
         Users per day at 100% traffic and the control arm's share of them (default: the share when
         control and one treatment split traffic by ``ratio``); give the days at full traffic.
+    variance_factor
+        The share of the per-user variance left after regression adjustment (``1 - R^2`` for covariates whose
+        prediction correlates with the value by ``R``): the users needed scale by it.
     """
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise SpecError(f"alpha and power must be in (0, 1), got alpha {alpha}, power {power}")
@@ -93,11 +100,12 @@ def fixed_horizon_sample_size(
     diff = treatment - control
     z_alpha, z_power = -ndtri(alpha / 2), -ndtri(1 - power)      # normal quantiles: norm.isf(q) = -ndtri(q)
     sd_null, sd_alt = family_for(metric).fixed_horizon_sds(metric, baseline, control, treatment, ratio)
-    control_users = math.ceil(((z_alpha * sd_null + z_power * sd_alt) / diff) ** 2)
+    control_users = math.ceil(variance_factor * ((z_alpha * sd_null + z_power * sd_alt) / diff) ** 2)
     treatment_users = math.ceil(ratio * control_users)
     days = math.nan
     if daily_users:
         share = control_share if control_share is not None else 1 / (1 + ratio)
         days = control_users / (daily_users * share)
-    return FixedHorizon(metric.name, metric.family, effect, alpha, power, control_users, treatment_users, days)
+    return FixedHorizon(metric.name, metric.family, effect, alpha, power, control_users, treatment_users, days,
+                        variance_factor)
 

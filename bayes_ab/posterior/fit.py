@@ -21,6 +21,7 @@ import xarray as xr
 
 from bayes_ab.errors import ModelError
 from bayes_ab.families import Family, family_of
+from bayes_ab.families.covariates import effective_statistics
 from bayes_ab.models import nutpie_api
 from bayes_ab.models.compat import NativeUnavailable, check_compile, public_notice, sampler_path
 from bayes_ab.models.compiled import NativeModel, native_model, structure_key
@@ -131,8 +132,10 @@ def fit(
     family = family_of(stats)
     if family.name != metric.family:
         raise ModelError(f"metric {metric.name!r} is {metric.family!r} but its statistics are {family.name!r}")
+    # a covariate-adjusted metric's model sees effective cells; the fit keeps (and reports) the observed statistics
+    cells = effective_statistics(family, stats, metric)
     if sampler.backend == Backend.CONJUGATE:
-        idata = attach_stats(family.sample_conjugate(stats, metric, sampler), stats)
+        idata = attach_stats(family.sample_conjugate(cells, metric, sampler), stats)
         return Fit(metric, stats, idata, independent_draws(sampler.chains, sampler.draws), sampler.backend, sampler)
     exact = family.exact_posterior(stats, metric, sampler)
     if exact is not None:
@@ -143,10 +146,10 @@ def fit(
                    replace(sampler, chains=draws["chain"], draws=draws["draw"]))
     prior = mapped_prior_data(family, stats, metric)
     if sampler.exact:
-        exact = _integrate(family, stats, metric, sampler, prior)
+        exact = _integrate(family, stats, metric, sampler, prior, cells)
         if exact is not None:
             return exact
-    compiled, data, variant = _structure(family, stats, metric, sampler, cache, prior)
+    compiled, data, variant = _structure(family, cells, metric, sampler, cache, prior)
     idata, diagnostics = _sample_diagnosed(compiled, data, stats, metric, sampler, family, variant)
     # at most two retries: smaller steps, then the low-rank metric (each remedy is taken once)
     while (retry := _retry(idata, diagnostics, sampler)) is not None:
@@ -168,10 +171,11 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
         return "closed form: nothing to compile"
     if type(family).exact_posterior is not Family.exact_posterior:      # a family whose posterior needs no sampler
         return "exact posterior: nothing to compile"
-    if sampler.exact and family.integrable(stats, metric) is not None:
+    cells = effective_statistics(family, stats, metric)
+    if sampler.exact and family.integrable(cells, metric) is not None:
         return "integrated exactly: nothing to compile"
     before = (cache.compilations, cache.from_disk)
-    compiled, _, _ = _structure(family, stats, metric, sampler, cache, mapped_prior_data(family, stats, metric))
+    compiled, _, _ = _structure(family, cells, metric, sampler, cache, mapped_prior_data(family, stats, metric))
     if cache.compilations == before[0]:
         return "the structure of an earlier metric (prepared above)"
     if cache.from_disk > before[1]:
@@ -227,11 +231,12 @@ def _retry(idata: FitData, diagnostics: Diagnostics, sampler: SamplerSettings) -
 
 
 def _integrate(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings,
-               prior: dict[str, np.ndarray]) -> Fit | None:
+               prior: dict[str, np.ndarray], cells: xr.Dataset) -> Fit | None:
     """The exact posterior of a model small enough to integrate (:mod:`bayes_ab.models.quadrature`), as
     ``exact_draws`` independent draws split over ``chains``; ``None`` when the model has no such form or the
-    integration could not resolve it (the model is then sampled)."""
-    model = family.integrable(stats, metric)
+    integration could not resolve it (the model is then sampled). ``cells``: the statistics the model is of
+    (:func:`~bayes_ab.families.covariates.effective_statistics`)."""
+    model = family.integrable(cells, metric)
     if model is None:
         return None
     per_chain = -(-sampler.exact_draws // sampler.chains)

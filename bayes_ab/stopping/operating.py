@@ -467,7 +467,7 @@ def run_world(
     weights = np.array(spec.arm_weights)
     runs = []
     for r, rng in zip(rules, rule_rngs):
-        accumulators = {name: accumulator(t.metric, spec.arm_names, None if start is None else start[name])
+        accumulators = {name: accumulator(t.metric, spec.arm_names, None if start is None else start[name], t)
                         for name, t in truths.items()}
         ramp = r.ramp(spec)
         runs.append(_Run(r, ramp, accumulators, rng, stage_index if ramp == spec.ramp else 0, -days_at_stage))
@@ -518,7 +518,8 @@ def truths_for(spec: ExperimentSpec, plan: PlanSettings, lift: float, guardrail_
     truths = {}
     for metric in simulated_metrics(spec, plan):
         effect = lift if metric.role != Role.GUARDRAIL else guardrail_lift if metric.name == breached else 0.0
-        truths[metric.name] = truth(metric, plan.baseline[metric.name], factors_for(metric, effect, len(spec.arm_names)))
+        truths[metric.name] = truth(metric, plan.baseline[metric.name], factors_for(metric, effect, len(spec.arm_names)),
+                                    plan.covariate_correlation.get(metric.name))
     return truths
 
 

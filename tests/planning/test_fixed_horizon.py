@@ -99,3 +99,17 @@ def test_a_decrease_is_good_metric_is_sized_for_a_lower_treatment_value():
     assert ours.control_users == pytest.approx(theirs, rel=0.01)
     up = fixed_horizon_sample_size(metric("conversion"), Baseline(0.2), 0.1)
     assert up.control_users != ours.control_users         # 0.22 has another variance than 0.18
+
+
+def test_covariates_cut_the_users_by_the_variance_they_leave():
+    """Regression adjustment leaving ``1 - R^2`` of the variance needs that share of the users: against
+    statsmodels' two-sample normal power with the standard deviation scaled by ``sqrt(1 - R^2)``."""
+    metric = Metric("revenue", "mean", "revenue")
+    baseline = Baseline(10.0, 6.0)
+    plain = fixed_horizon_sample_size(metric, baseline, 0.05)
+    adjusted = fixed_horizon_sample_size(metric, baseline, 0.05, variance_factor=1 - 0.5 ** 2)
+    effect_size = 0.5 / (6.0 * np.sqrt(0.75))
+    expected = NormalIndPower().solve_power(effect_size=effect_size, alpha=0.05, power=0.8, ratio=1.0)
+    assert adjusted.control_users == pytest.approx(expected, abs=1)
+    assert adjusted.control_users == pytest.approx(0.75 * plain.control_users, abs=1)
+    assert "covariates leaving 75% of the variance" in adjusted.text()
