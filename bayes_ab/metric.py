@@ -102,6 +102,20 @@ GUARDRAIL_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
+class Covariate:
+    """A pre-period column a metric is regression-adjusted for: numeric (or 0/1), or categorical with its
+    ``levels`` declared, the first the reference (each other level is a 0/1 term)."""
+
+    column: str
+    levels: tuple[str, ...] = ()
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The regression's terms: the column, or ``column=level`` for each level but the reference."""
+        return tuple(f"{self.column}={level}" for level in self.levels[1:]) if self.levels else (self.column,)
+
+
+@dataclass(frozen=True)
 class Metric:
     """A metric: what to model (family), from which column, and which way is good.
 
@@ -121,7 +135,7 @@ class Metric:
     margin: float = GUARDRAIL_MARGIN
     params: FamilyParams | None = None
     novelty: Novelty = Novelty.OFF
-    covariates: tuple[str, ...] = ()       # pre-period columns the metric is regression-adjusted for (CUPED)
+    covariates: tuple[Covariate, ...] = ()   # pre-period columns the metric is regression-adjusted for (CUPED)
 
     @property
     def columns(self) -> dict[str, str]:
@@ -129,15 +143,20 @@ class Metric:
         wanted = {self.column: f"metric {self.name!r}"} if self.column else {}
         if self.params is not None:
             wanted.update(self.params.columns(self.name))
-        wanted.update({c: f"covariate of metric {self.name!r}" for c in self.covariates})
+        wanted.update({c.column: f"covariate of metric {self.name!r}" for c in self.covariates})
         return wanted
+
+    @property
+    def covariate_terms(self) -> tuple[str, ...]:
+        """The regression terms of the metric's covariates, in order (:attr:`Covariate.terms`)."""
+        return tuple(term for c in self.covariates for term in c.terms)
 
     @property
     def pre_period_columns(self) -> tuple[str, ...]:
         """The columns this metric reads from before the experiment (its covariates): known at assignment, so a
         targeting policy may rank users by them."""
         own = getattr(self.params, "covariate", None)
-        return self.covariates + ((own,) if own else ())
+        return tuple(c.column for c in self.covariates) + ((own,) if own else ())
 
     @property
     def increase_is_good(self) -> bool:

@@ -21,8 +21,8 @@ from bayes_ab.families.clustered import clustered_metric, switchback_metric
 from bayes_ab.learned_prior import load_prior
 from bayes_ab.intervals import CredibleLevel, IntervalKind
 from bayes_ab.yaml_files import MAX_YAML_BYTES, inside_allowed_folders, read_yaml_file
-from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, HETEROGENEITY_PER_EFFECT_SD, Baseline, Direction,
-                             EffectPrior, Metric, Novelty, Role)
+from bayes_ab.metric import (GUARDRAIL_EFFECT_SD, GUARDRAIL_MARGIN, HETEROGENEITY_PER_EFFECT_SD, Baseline, Covariate,
+                             Direction, EffectPrior, Metric, Novelty, Role)
 from bayes_ab.sampling import Backend, MassMatrix, SamplerSettings
 
 __all__ = ["Arm", "Baseline", "DecisionThresholds", "Direction", "EffectPrior", "ExperimentSpec", "Metric",
@@ -523,22 +523,41 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
     return tuple(metrics)
 
 
-def _parse_covariates(item: "_Reader", family, params, column: str | None) -> tuple[str, ...]:
-    """``covariates``: pre-period columns (numeric or 0/1) the metric is regression-adjusted for
-    (:mod:`bayes_ab.families.covariates`); for the families whose metric is the mean of one value per user."""
+def _parse_covariates(item: "_Reader", family, params, column: str | None) -> tuple[Covariate, ...]:
+    """``covariates``: pre-period columns the metric is regression-adjusted for (:mod:`bayes_ab.families.covariates`),
+    each a column name (numeric or 0/1) or ``{column, levels}`` (categorical: its levels, the first the reference);
+    for the families whose metric is the mean of one value per user, and ratios."""
     raw = item.get("covariates")
     if raw is None:
         return ()
-    if isinstance(raw, str):
+    if isinstance(raw, (str, dict)):
         raw = [raw]
-    if not isinstance(raw, list) or not raw or not all(isinstance(c, str) and c for c in raw):
+    if not isinstance(raw, list) or not raw:
         item.fail("covariates", "must be a column name or a non-empty list of column names (pre-period values)")
-    if len(set(raw)) != len(raw):
+    found = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, str) and entry:
+            found.append(Covariate(entry))
+            continue
+        if not isinstance(entry, dict):
+            item.fail(f"covariates[{i}]", f"must be a column name or {{column, levels}}, got {entry!r}")
+        reader = item.child("covariates").items()[i]
+        reader.reject_unknown({"column", "levels"})
+        levels = reader.get("levels")
+        if (not isinstance(levels, list) or len(levels) < 2 or not all(isinstance(v, (str, int)) and not
+                                                                       isinstance(v, bool) for v in levels)):
+            reader.fail("levels", "must list at least two levels (text or whole numbers), the first the reference")
+        levels = tuple(str(v) for v in levels)
+        if len(set(levels)) != len(levels):
+            reader.fail("levels", "lists a level twice")
+        found.append(Covariate(reader.string("column", None) or reader.fail("column", "is required"), levels))
+    columns = [c.column for c in found]
+    if len(set(columns)) != len(columns):
         item.fail("covariates", "lists a column twice")
     if not family.adjusts_for_covariates:
         takes = ", ".join(name for name, f in registry().items() if f.declared and f.adjusts_for_covariates)
         item.fail("covariates", f"does not apply to family {family.name!r} (the {takes} families take covariates)")
-    if column in raw:
+    if column in columns:
         item.fail("covariates", f"{column!r} is the metric's own column: a covariate is a value from before the "
                                 "experiment, in a column of its own")
     if getattr(params, "covariate", None):
@@ -546,7 +565,7 @@ def _parse_covariates(item: "_Reader", family, params, column: str | None) -> tu
     if str(getattr(params, "count_model", "auto")) not in ("auto", "robust"):
         item.fail("covariates", f"need count_model robust or auto, not {params.count_model}: an adjusted count has a "
                                 "variance but no count distribution")
-    return tuple(raw)
+    return tuple(found)
 
 
 def _parse_novelty(item: "_Reader", family) -> Novelty:

@@ -103,7 +103,7 @@ def hillstrom() -> list[dict]:
     for metric in spec.metrics:
         d = difference(stats[metric.name], metric, FLAT)
         d0 = difference(stats[metric.name], replace(metric, covariates=()), FLAT)
-        ols = smf.ols(f"{metric.column} ~ t + " + " + ".join(metric.covariates), frame).fit(cov_type="HC2")
+        ols = smf.ols(f"{metric.column} ~ t + " + " + ".join(c.column for c in metric.covariates), frame).fit(cov_type="HC2")
         plain = smf.ols(f"{metric.column} ~ t", frame).fit(cov_type="HC2")
         found = adjustment(family_for(metric), stats[metric.name], metric)
         rows.append({"metric": metric.name, "adjusted": d.mean(), "sd": d.std(), "ols": ols.params["t"],

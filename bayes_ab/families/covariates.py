@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayes_ab.data.queries import Check, Sum, metric_column, numeric_checks, product_name
+from bayes_ab.data.queries import Check, Column, Sum, metric_column, numeric_checks, product_name
+from bayes_ab.data.sql import quote_literal
 from bayes_ab.errors import DataError
 from bayes_ab.metric import Metric
 
@@ -76,25 +77,46 @@ def covariate_sums(family: "Family", metric: Metric, alias: str,
     """The checks of the covariate columns and the per-cell sums the adjustment needs, for the grouped query.
 
     In aggregated rows the sums are the columns ``<x>``, ``<x>_sq``, ``<x>_x_<z>`` and ``<y>_x_<x>`` (``<y>`` the
-    metric's value column, ``<column>_cap<cap>`` with a cap), as for the mean family's CUPED.
+    metric's value column, ``<column>_cap<cap>`` with a cap), as for the mean family's CUPED; a categorical
+    covariate's terms are named ``<column>=<level>``.
     """
     values = family.covariate_values(metric, kinds)
-    columns = [metric_column(metric, name, kinds, "covariate values") for name in metric.covariates]
-    checks: list[Check] = []
+    checks, terms = covariate_terms(metric, alias, kinds)
     sums: dict[str, Sum] = {}
-    for k, column in enumerate(columns):
-        checks += numeric_checks(column, metric.name, f"{alias}c{k}", what="covariate values")
-        x = column.number()
-        sums[f"{alias}_{sum_name(k)}"] = Sum(f"SUM({x})", column.name, factors=(column.name,))
-        for j in range(k, len(columns)):
-            other = columns[j]
-            sums[f"{alias}_{cross_name(k, j)}"] = Sum(
-                f"SUM({x} * {other.number()})", product_name(column.name, other.name),
-                minimum=0 if j == k else None, factors=(column.name, other.name))
-        for part, (value, name) in values.items():
-            sums[f"{alias}_{value_cross_name(k, part)}"] = Sum(f"SUM({value} * {x})", product_name(name, column.name),
-                                                                factors=(name, column.name))
+    for k, (name, x) in enumerate(terms):
+        sums[f"{alias}_{sum_name(k)}"] = Sum(f"SUM({x})", name, factors=(name,))
+        for j in range(k, len(terms)):
+            other, z = terms[j]
+            sums[f"{alias}_{cross_name(k, j)}"] = Sum(f"SUM({x} * {z})", product_name(name, other),
+                                                      minimum=0 if j == k else None, factors=(name, other))
+        for part, (value, value_column) in values.items():
+            sums[f"{alias}_{value_cross_name(k, part)}"] = Sum(f"SUM({value} * {x})", product_name(value_column, name),
+                                                                factors=(value_column, name))
     return checks, sums
+
+
+def covariate_terms(metric: Metric, alias: str, kinds: dict[str, str]) -> tuple[list[Check], list[tuple[str, str]]]:
+    """The checks of the covariate columns and each regression term as (name, per-user SQL): a numeric column as a
+    number; a categorical one as a 0/1 per level but the reference, its values checked against the levels."""
+    checks: list[Check] = []
+    terms: list[tuple[str, str]] = []
+    for i, covariate in enumerate(metric.covariates):
+        if not covariate.levels:
+            column = metric_column(metric, covariate.column, kinds, "covariate values")
+            checks += numeric_checks(column, metric.name, f"{alias}c{i}", what="covariate values")
+            terms.append((covariate.column, column.number()))
+            continue
+        column = Column(covariate.column, kinds[covariate.column])
+        text = f"CAST({column.sql} AS VARCHAR)"
+        listed = ", ".join(quote_literal(level) for level in covariate.levels)
+        checks += [Check(f"{alias}c{i}_missing", column.missing(), "has missing values (NULL/NaN)", column.name,
+                         metric.name, column.missing_detector()),
+                   Check.counted(f"{alias}c{i}_level", f"(NOT {column.missing()} AND {text} NOT IN ({listed}))",
+                                 f"has values outside its covariate levels ({', '.join(covariate.levels)})",
+                                 column.name, metric.name)]
+        terms += [(term, f"CASE WHEN {text} = {quote_literal(level)} THEN 1.0 ELSE 0.0 END")
+                  for term, level in zip(covariate.terms, covariate.levels[1:])]
+    return checks, terms
 
 
 def with_covariates(stats: xr.Dataset, table, alias: str, metric: Metric, parts: tuple[str, ...]) -> xr.Dataset:
@@ -102,7 +124,7 @@ def with_covariates(stats: xr.Dataset, table, alias: str, metric: Metric, parts:
     the per-user values the covariates were crossed with (:meth:`~bayes_ab.families.base.Family.covariate_values`)."""
     shape = (stats.sizes["arm"], stats.sizes["segment"])
     data = {}
-    for name in variable_names(len(metric.covariates), parts):
+    for name in variable_names(len(metric.covariate_terms), parts):
         values = table[f"{alias}_{name}"].to_numpy(dtype=float).reshape(shape)
         if not np.isfinite(values).all():
             raise DataError(f"metric {metric.name!r}: the covariate sums are not finite (values too large for double "
@@ -149,7 +171,7 @@ class Adjustment:
 
 def adjustment(family: "Family", stats: xr.Dataset, metric: Metric) -> Adjustment | None:
     """The adjustment of ``metric``'s cells by its covariates; ``None`` without covariates."""
-    count = len(metric.covariates)
+    count = len(metric.covariate_terms)
     if not count:
         return None
     if "value_cov0" not in stats:
@@ -163,7 +185,7 @@ def adjustment(family: "Family", stats: xr.Dataset, metric: Metric) -> Adjustmen
     n = stats["n"].values.astype(float)
     means, within, crossed = family.covariate_moments(stats, x)
     slopes, adjusted, share, correlation = regression(n, means, within, crossed, x, xx)
-    return Adjustment(tuple(metric.covariates), slopes, adjusted, share, correlation)
+    return Adjustment(metric.covariate_terms, slopes, adjusted, share, correlation)
 
 
 def mean_moments(n: np.ndarray, total: np.ndarray, squares: np.ndarray, x: np.ndarray,

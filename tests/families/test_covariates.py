@@ -349,9 +349,8 @@ def test_slopes_share_and_correlation_equal_the_regression_on_the_rows(family):
     np.testing.assert_allclose(found.slopes, slopes, rtol=1e-8)
     assert found.residual_share == pytest.approx(share, rel=1e-9)
     assert found.correlation == pytest.approx(correlation, rel=1e-9)
-    one = adjustment(family_for(spec.metrics[0]), aggregate(spec_for(family, covariates=("negative",),
-                                                                       segments=("segment",)), frame)["y"],
-                     replace(spec.metrics[0], covariates=("negative",)))
+    alone = spec_for(family, covariates=("negative",), segments=("segment",))
+    one = adjustment(family_for(alone.metrics[0]), aggregate(alone, frame)["y"], alone.metrics[0])
     assert one.correlation < 0 and one.correlation == pytest.approx(
         -rows_regression(frame, "y", ["negative"], ["arm", "segment"])[2], rel=1e-9)
 
@@ -486,3 +485,69 @@ def test_too_few_users_for_the_regression_leave_the_variance_whole():
                                             "segment": "0"})], ignore_index=True)
     found = adjustment(family_for(spec.metrics[0]), aggregate(spec, four)["y"], spec.metrics[0])
     assert found.residual_share == pytest.approx(rows_regression(four, "y", ["pre"], ["arm"])[1], rel=1e-9)
+
+
+HILLSTROM = {"name": "y", "family": "mean", "column": "spend", "covariates": [
+    "history", {"column": "zip_code", "levels": ["Surburban", "Rural", "Urban"]},
+    {"column": "channel", "levels": ["Web", "Phone", "Multichannel"]}]}
+
+
+def hillstrom() -> pd.DataFrame:
+    from conftest import EXAMPLES
+
+    return pd.read_csv(EXAMPLES / "data" / "hillstrom_womens.csv").rename(columns={"segment": "arm"})
+
+
+def test_categorical_covariates_are_0_1_terms_per_level_against_ols_with_dummies():
+    """Hillstrom's zip-code type and channel as categorical covariates (levels declared, the first the reference):
+    the slopes are those of OLS with dummy variables and arm effects, and the adjusted difference OLS's within 0.1
+    posterior sd."""
+    import statsmodels.formula.api as smf
+
+    frame = hillstrom()
+    spec = make_spec([HILLSTROM], arms=("No E-Mail", "Womens E-Mail"))
+    stats = aggregate(spec, frame)["y"]
+    metric = spec.metrics[0]
+    found = adjustment(family_for(metric), stats, metric)
+    assert found.covariates == ("history", "zip_code=Rural", "zip_code=Urban", "channel=Phone",
+                                "channel=Multichannel")
+    ols = smf.ols("spend ~ C(arm) + history + C(zip_code, Treatment('Surburban')) + "
+                  "C(channel, Treatment('Web'))", frame).fit(cov_type="HC2")
+    expected = [ols.params["history"], ols.params["C(zip_code, Treatment('Surburban'))[T.Rural]"],
+                ols.params["C(zip_code, Treatment('Surburban'))[T.Urban]"],
+                ols.params["C(channel, Treatment('Web'))[T.Phone]"],
+                ols.params["C(channel, Treatment('Web'))[T.Multichannel]"]]
+    np.testing.assert_allclose(found.slopes, expected, rtol=1e-6)
+    posterior = fit(stats, metric, FLAT).overall_mean
+    d = (posterior.isel(arm=1) - posterior.isel(arm=0)).values.ravel()
+    assert abs(d.mean() - ols.params["C(arm)[T.Womens E-Mail]"]) < 0.1 * d.std()
+
+
+def test_categorical_covariate_values_outside_the_levels_are_refused_and_aggregated_rows_carry_the_terms():
+    from bayes_ab.aggregation.warehouse import warehouse_query
+    import duckdb
+
+    frame = hillstrom().head(3000).copy()
+    spec = make_spec([HILLSTROM], arms=("No E-Mail", "Womens E-Mail"))
+    connection = duckdb.connect()
+    connection.register("users", frame)
+    rows = connection.execute(warehouse_query(spec, "users", "duckdb").sql).df()
+    assert {"zip_code=Rural", "zip_code=Urban_x_channel=Phone", "spend_x_channel=Multichannel"} <= set(rows.columns)
+    per_user, grouped = aggregate(spec, frame)["y"], aggregate(spec, rows, aggregated=True)["y"]
+    for name in per_user.data_vars:
+        np.testing.assert_allclose(grouped[name].values, per_user[name].values, rtol=1e-9)
+    frame.loc[5, "channel"] = "Fax"
+    with pytest.raises(DataError, match=r"column 'channel' \(metric 'y'\) has values outside its covariate levels "
+                                        r"\(Web, Phone, Multichannel\)"):
+        aggregate(spec, frame)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"column": "channel", "levels": ["Web"]}, "at least two levels"),
+    ({"column": "channel", "levels": ["Web", "Web"]}, "lists a level twice"),
+    ({"column": "channel", "levels": ["Web", "Phone"], "order": 1}, "unknown field"),
+    ({"levels": ["Web", "Phone"]}, "column: is required"),
+])
+def test_spec_refuses_malformed_categorical_covariates(entry, message):
+    with pytest.raises(SpecError, match=message):
+        make_spec([{"name": "y", "family": "mean", "column": "spend", "covariates": [entry]}])
