@@ -744,8 +744,8 @@ def _check_clusters(r: "_Reader", metrics: tuple[Metric, ...], cluster: str, arm
             r.fail(f"metrics[{i}].novelty", f"is not available with {key}")
         if cluster in m.columns:
             r.fail(key, f"{cluster!r} is a column of metric {m.name!r}")
-        for field_name in ("covariate", "covariates"):
-            if getattr(m.params, field_name, None) or getattr(m, field_name, None):
+        for field_name, value in (("covariate", getattr(m.params, "covariate", None)), ("covariates", m.covariates)):
+            if value:
                 r.fail(f"metrics[{i}].{field_name}", f"is not available with {key} (regression adjustment on "
                                                      "cluster totals is not built)")
 

@@ -313,13 +313,14 @@ class AdjustedAccumulator:
     def __init__(self, inner, family: "Family"):
         self.inner, self.family, self.metric = inner, family, inner.metric
         arms = len(inner.arms)
-        self.sums = {name: np.zeros(arms) for name in ("n", "y", "yy", "x", "xx", "xy")}
+        # the covariate's sums only: users and the values' sums are the inner accumulator's (user_moments)
+        self.sums = {name: np.zeros(arms) for name in ("x", "xx", "xy")}
 
     def add(self, arms: np.ndarray, values: np.ndarray) -> None:
         y, x = values[:, 0], values[:, 1]
         self.inner.add(arms, y)
         k = len(self.inner.arms)
-        for name, weights in (("n", None), ("y", y), ("yy", y * y), ("x", x), ("xx", x * x), ("xy", x * y)):
+        for name, weights in (("x", x), ("xx", x * x), ("xy", x * y)):
             self.sums[name] += np.bincount(arms, weights=weights, minlength=k)
 
     def users(self) -> np.ndarray:
@@ -334,13 +335,14 @@ class AdjustedAccumulator:
     def effective(self):
         """The family's accumulator of the effective cells (the inner one while an arm has fewer than 3 users)."""
         s = self.sums
-        if np.any(s["n"] < 3):
+        if np.any(self.inner.users() < 3):
             return self.inner
-        cells = s["n"][:, None]         # one segment: arm x 1
+        stats = self.inner.stats()                   # one segment: every array is arm x 1
+        n, total, squares = (np.asarray(a, dtype=float) for a in self.family.user_moments(stats))
         x = s["x"][:, None, None]
-        moments = mean_moments(cells, s["y"][:, None], s["yy"][:, None], x, s["xy"][:, None, None])
-        _, means, share, _ = regression(cells, *moments, x, s["xx"][:, None, None, None])
-        effective = self.family.effective_cells(self.inner.stats(), means, cells / share)
+        moments = mean_moments(n, total, squares, x, s["xy"][:, None, None])
+        _, means, share, _ = regression(n, *moments, x, s["xx"][:, None, None, None])
+        effective = self.family.effective_cells(stats, means, n / share)
         return self.family.accumulator(self.metric, tuple(self.inner.arms), effective.sum("segment"))
 
     def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:

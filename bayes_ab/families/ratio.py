@@ -152,13 +152,9 @@ def delta_moments(n: np.ndarray, sum_num: np.ndarray, sum_den: np.ndarray, sum_n
     n = np.asarray(n, dtype=float)
     safe = np.maximum(n, 1.0)
     pooled = float(np.sum(sum_num) / np.sum(sum_den)) if np.sum(sum_den) > 0 else 1.0
-    x_bar, y_bar = sum_den / safe, sum_num / safe
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(sum_den > 0, sum_num / np.where(sum_den > 0, sum_den, 1.0), pooled)
-    dof = np.maximum(n - 1, 1.0)
-    var_y = np.maximum(sum_num2 - n * y_bar ** 2, 0.0) / dof
-    var_x = np.maximum(sum_den2 - n * x_bar ** 2, 0.0) / dof
-    cov = (sum_num_den - n * x_bar * y_bar) / dof
+    x_bar, y_bar, var_y, var_x, cov, _ = user_covariances(n, sum_num, sum_den, sum_num2, sum_den2, sum_num_den)
     linear = np.maximum(var_y - 2 * ratio * cov + ratio ** 2 * var_x, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(linear / (safe * np.where(x_bar > 0, x_bar, np.inf) ** 2))
@@ -166,9 +162,28 @@ def delta_moments(n: np.ndarray, sum_num: np.ndarray, sum_den: np.ndarray, sum_n
     return ratio, np.where(n > 0, se, 1e6 * max(abs(pooled), 1.0))
 
 
+def user_covariances(n: np.ndarray, sum_num: np.ndarray, sum_den: np.ndarray, sum_num2: np.ndarray,
+                     sum_den2: np.ndarray, sum_num_den: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per cell: the mean denominator and numerator per user, the per-user sample variances of numerator and
+    denominator and their covariance (with ``n - 1``, at least 1), and that divisor."""
+    n = np.asarray(n, dtype=float)
+    safe = np.maximum(n, 1.0)
+    x_bar, y_bar = sum_den / safe, sum_num / safe
+    dof = np.maximum(n - 1, 1.0)
+    var_y = np.maximum(sum_num2 - n * y_bar ** 2, 0.0) / dof
+    var_x = np.maximum(sum_den2 - n * x_bar ** 2, 0.0) / dof
+    cov = (sum_num_den - n * x_bar * y_bar) / dof
+    return x_bar, y_bar, var_y, var_x, cov, dof
+
+
+def _cell_sums(stats: xr.Dataset) -> tuple[np.ndarray, ...]:
+    """``n`` and the five sums of every arm x segment cell, as floats."""
+    return tuple(stats[name].values.astype(float) for name in ("n",) + SUMS)
+
+
 def cell_ratios(stats: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """:func:`delta_moments` of every arm x segment cell of ``stats``."""
-    return delta_moments(*(stats[name].values.astype(float) for name in ("n",) + SUMS))
+    return delta_moments(*_cell_sums(stats))
 
 
 def sample_ratio(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()):
@@ -284,30 +299,24 @@ class Ratio(Family):
         ``u = (Y - r X) / Xbar`` (the delta method's influence), so the within-cell sum of squares is the delta
         method's ``(S_YY - 2 r S_XY + r^2 S_XX) / Xbar^2`` and the cross-product with a covariate ``Z`` is
         ``(S_YZ - r S_XZ) / Xbar``; the cell's value is ``r``."""
-        n = stats["n"].values.astype(float)
-        safe = np.maximum(n, 1.0)
-        num, den = stats["sum_num"].values.astype(float), stats["sum_den"].values.astype(float)
-        ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-        y_bar, x_bar = num / safe, np.where(den > 0, den / safe, 1.0)
-        s_yy = stats["sum_num2"].values - num * y_bar
-        s_xy = stats["sum_num_den"].values - den * y_bar
-        s_xx = stats["sum_den2"].values - den * den / safe
-        within = np.maximum(s_yy - 2 * ratio * s_xy + ratio ** 2 * s_xx, 0.0) / x_bar ** 2
+        sums = _cell_sums(stats)
+        den = sums[2]
+        ratio = np.where(den > 0, sums[1] / np.where(den > 0, den, 1.0), 0.0)
+        x_bar, y_bar, var_y, var_x, cov, dof = user_covariances(*sums)
+        scale = np.where(den > 0, x_bar, 1.0)
+        within = np.maximum(var_y - 2 * ratio * cov + ratio ** 2 * var_x, 0.0) * dof / scale ** 2
         count = x.shape[-1]
         s_yz = np.stack([stats[value_cross_name(k)].values for k in range(count)], axis=-1) - x * y_bar[..., None]
         s_xz = (np.stack([stats[value_cross_name(k, "denominator")].values for k in range(count)], axis=-1)
-                - x * (den / safe)[..., None])
-        return ratio, within, (s_yz - ratio[..., None] * s_xz) / x_bar[..., None]
+                - x * x_bar[..., None])
+        return ratio, within, (s_yz - ratio[..., None] * s_xz) / scale[..., None]
 
     def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
         """``users`` effective users with the cell's mean denominator, a numerator giving the adjusted ratio
         ``means``, and the cell's own per-user (co)variances of numerator and denominator."""
-        n = stats["n"].values.astype(float)
-        safe, dof = np.maximum(n, 1.0), np.maximum(n - 1.0, 1.0)
-        num, den = stats["sum_num"].values.astype(float), stats["sum_den"].values.astype(float)
-        var_y = np.maximum(stats["sum_num2"].values - num * num / safe, 0.0) / dof
-        var_x = np.maximum(stats["sum_den2"].values - den * den / safe, 0.0) / dof
-        cov = (stats["sum_num_den"].values - num * den / safe) / dof
+        sums = _cell_sums(stats)
+        n = sums[0]
+        x_bar, _, var_y, var_x, cov, _ = user_covariances(*sums)
         bad = (n > 0) & (means <= 0)
         if bad.any():
             i, j = np.argwhere(bad)[0]
@@ -315,7 +324,6 @@ class Ratio(Family):
                             f"{str(stats['segment'].values[j])!r}: the covariate-adjusted ratio is not positive "
                             f"({means[i, j]:.3g}); the model is on the log-ratio scale: merge small segments or "
                             "drop covariates that predict more than the cell holds")
-        x_bar = den / safe
         y_bar = means * x_bar
         rest = np.maximum(users - 1.0, 0.0)
         cells = ("arm", "segment")
