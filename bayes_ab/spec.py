@@ -541,7 +541,7 @@ def _parse_covariates(item: "_Reader", family, params, column: str | None) -> tu
             continue
         if not isinstance(entry, dict):
             item.fail(f"covariates[{i}]", f"must be a column name or {{column, levels}}, got {entry!r}")
-        reader = item.child("covariates").items()[i]
+        reader = _Reader(entry, item.source, f"{item.path}.covariates[{i}]".strip("."))
         reader.reject_unknown({"column", "levels"})
         levels = reader.get("levels")
         if (not isinstance(levels, list) or len(levels) < 2 or not all(isinstance(v, (str, int)) and not

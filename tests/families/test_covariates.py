@@ -551,3 +551,12 @@ def test_categorical_covariate_values_outside_the_levels_are_refused_and_aggrega
 def test_spec_refuses_malformed_categorical_covariates(entry, message):
     with pytest.raises(SpecError, match=message):
         make_spec([{"name": "y", "family": "mean", "column": "spend", "covariates": [entry]}])
+
+
+def test_one_categorical_covariate_may_be_given_without_a_list():
+    spec = make_spec([{"name": "y", "family": "mean", "column": "spend",
+                       "covariates": {"column": "channel", "levels": ["Web", "Phone"]}}])
+    assert spec.metrics[0].covariate_terms == ("channel=Phone",)
+    with pytest.raises(SpecError, match=r"metrics\[0\]\.covariates\[0\]\.levels: must list at least two levels"):
+        make_spec([{"name": "y", "family": "mean", "column": "spend",
+                    "covariates": {"column": "channel", "levels": ["Web"]}}])
