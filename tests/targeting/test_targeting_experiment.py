@@ -209,7 +209,8 @@ def test_early_in_a_ramp_the_analysis_goes_on_without_the_policy_tables(tmp_path
     assert early.analysis.targeting_note.startswith("targeting not evaluated: ")
     assert "at least 100 users" in early.analysis.targeting_note
     later = checkin(spec, policy_experiment(3_000, 4)[0], stage=None, days=None, models_dir=tmp_path)
-    summary = json.loads(max((tmp_path / "test" / "looks").glob("*/summary.json")).read_text())
+    # the later look's own folder: folder names sort by the as-of second, then by a random suffix
+    summary = json.loads((tmp_path / "test" / later.record.posterior_dir / "summary.json").read_text())
     assert later.analysis.targeting is not None and summary["targeting"]["metrics"][0]["metric"] == "converted"
 
 
