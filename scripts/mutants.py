@@ -69,11 +69,13 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/targeting/crossfit.py": ("tests/targeting",),
     "bayes_ab/targeting/logs.py": ("tests/targeting/test_logs.py",),
     "bayes_ab/families/covariates.py": ("tests/families/test_covariates.py",),
+    "bayes_ab/families/retention.py": ("tests/families/test_retention.py",),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the
 complier effects, the figures' inline SVG, the daily panel's checks, the switchback regression, the cluster
-checks, the cluster and switchback plans, and the covariate adjustment."""
+checks, the cluster and switchback plans, the covariate adjustment and retention (its life table and influence
+function)."""
 
 _TIE = ("the indicator differs only where two continuous posterior draws are exactly equal (probability 0); "
         "only the effective size of the indicator reads it")

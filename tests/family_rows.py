@@ -20,7 +20,7 @@ FAMILY_METRICS = [
     {"name": "trades", "family": "count", "column": "trades", "cap": 6, "covariates": ["pre_trades"]},
     {"name": "revenue", "family": "mean", "column": "revenue", "covariate": "pre_revenue"},
     {"name": "retained", "family": "retention", "column": "churn_day", "observed_column": "days_observed",
-     "max_day": 7},
+     "max_day": 7, "covariates": ["pre_trades"]},
     {"name": "latency_p90", "family": "quantile", "column": "latency", "quantile": 0.9, "direction": "decrease"},
 ]
 FIRST_DAY = date(2026, 3, 1)

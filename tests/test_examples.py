@@ -224,3 +224,24 @@ def test_push_with_pre_period_covariates_covers_the_truth_with_a_narrower_interv
     width, plain_width = row.rel_high - row.rel_low, plain.rel_high - plain.rel_low
     assert width / plain_width == pytest.approx(math.sqrt(1 - effects.adjustment.variance_reduction), rel=0.1)
     assert effects.adjustment.variance_reduction > 0.2
+
+
+def test_onboarding_retention_adjusted_for_pre_period_sessions_covers_the_truth_with_a_narrower_interval():
+    """The onboarding data's pre-period sessions (built from each user's control potential churn day, so they cannot
+    depend on the arm), mid-test with a fifth of the users censored before day 7: the adjusted D7 retention lift
+    covers the true +12.3%, with an interval narrower than the unadjusted one by the square root of the variance
+    left, within 10%."""
+    generator = example_module("onboarding/generate.py")
+    spec = load_spec(EXAMPLES / "onboarding" / "cuped.yaml")
+    frame = generator.generate()
+    sessions = frame.groupby("arm")["pre_sessions"].mean()
+    assert abs(sessions.iloc[0] - sessions.iloc[1]) < 3 * frame["pre_sessions"].std() * math.sqrt(4 / len(frame))
+    result = analyze(replace(spec, metrics=(spec.metric("retention_d7"),)), frame,
+                     sampler=SamplerSettings(backend="conjugate", draws=4000, chains=2, seed=1))
+    effects = result.effects["retention_d7"]
+    lift = (1 - generator.HAZARD["new_onboarding"]) ** 7 / (1 - generator.HAZARD["control"]) ** 7 - 1
+    row, plain = effects.overall("new_onboarding"), effects.unadjusted[0]
+    assert row.rel_low <= lift <= row.rel_high
+    width, plain_width = row.rel_high - row.rel_low, plain.rel_high - plain.rel_low
+    assert width / plain_width == pytest.approx(math.sqrt(1 - effects.adjustment.variance_reduction), rel=0.1)
+    assert effects.adjustment.variance_reduction > 0.1

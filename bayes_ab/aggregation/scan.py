@@ -134,6 +134,7 @@ class ScanPlan:
         sums = {"users": "COUNT(*)"}
         details = {name: {alias: "COUNT(*)" if condition is None else f"COUNT(*) FILTER (WHERE {condition})"
                           for alias, condition in q.detail_users.items()}
+                   | {alias: _filtered_sum(s.value, s.condition) for alias, s in q.detail_sums.items()}
                    for name, q in queries.items() if q.detail_key is not None}
         if aggregated:
             column = typed_column(spec.users_column, table.kind(spec.users_column), None, "users")
@@ -143,6 +144,8 @@ class ScanPlan:
             details = {name: {alias: sums["users"] if condition is None else
                               f"SUM(CASE WHEN {condition} THEN {column.number()} ELSE 0 END)"
                               for alias, condition in queries[name].detail_users.items()}
+                       | {alias: _filtered_sum(Column(s.column, table.kind(s.column)).number(), s.condition)
+                          for alias, s in queries[name].detail_sums.items()}
                        for name in details}
             for q in queries.values():
                 sums.update({alias: _summed_column(Column(s.column, table.kind(s.column)))
@@ -432,6 +435,11 @@ def _claim(columns: dict[str, tuple[str, str]], column: str, sql: str, metric: s
         raise DataError(f"metrics {columns[column][1]!r} and {metric!r} need different values in column {column!r} "
                         f"of aggregated rows ({what}); give one of them its own column (e.g. a cap)")
     columns.setdefault(column, (sql, metric))
+
+
+def _filtered_sum(value: str, condition: str | None) -> str:
+    """SUM of ``value`` over the rows meeting ``condition`` (0 in a group with none: a detail row counts users)."""
+    return f"SUM({value})" if condition is None else f"SUM(CASE WHEN {condition} THEN {value} ELSE 0 END)"
 
 
 def _summed_column(column: Column) -> str:

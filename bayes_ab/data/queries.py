@@ -77,7 +77,8 @@ class MetricQuery:
     finer than arm x segment (the count value; the churn and observed days), as the SQL that gives each
     user's value; aggregated rows carry them as columns of those names, ``key_checks`` test them in both
     forms, and ``detail_key`` computed from them groups ``detail_users``: alias -> the condition on a user
-    (None: every user) whose users are counted per key.
+    (None: every user) whose users are counted per key, and ``detail_sums``: alias -> a per-user value summed per
+    key over the users meeting a condition (:class:`DetailSum`; a retention metric's covariates per exit day).
 
     On a panel (rows per user and activity, :mod:`bayes_ab.aggregation.panel`), a metric whose statistics are of
     the rows themselves, each user a cluster of rows (the quantile family), gives ``cluster_key``, the key of a
@@ -91,10 +92,23 @@ class MetricQuery:
     build: Callable[[list[str], list[str], pd.DataFrame, pd.DataFrame | None], xr.Dataset]
     detail_key: str | None = None             # SQL of the finer key (count value, exit day)
     detail_users: dict[str, str | None] = field(default_factory=dict)
+    detail_sums: dict[str, "DetailSum"] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     key_checks: list[Check] = field(default_factory=list)
     cluster_key: str | None = None            # on a panel's rows: SQL of a row's key (NULL: the row is left out)
     cluster_sums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DetailSum:
+    """A sum per arm x segment x detail key of a per-user value over the users meeting ``condition`` (``None``:
+    every user): ``value`` is its per-user SQL; aggregated rows carry the sum over each row's users in the column
+    ``column`` (a :class:`Sum` of the grouped query checks it), and a row's users share the key and the condition,
+    which are of the key columns."""
+
+    value: str
+    column: str
+    condition: str | None = None
 
 
 def product_name(*names: str) -> str:

@@ -33,7 +33,8 @@ import xarray as xr
 from bayes_ab import format as fmt
 from bayes_ab.data.queries import MetricQuery, value_name
 from bayes_ab.errors import ModelError, SpecError
-from bayes_ab.families.covariates import covariate_sums, mean_moments, value_cross_name, with_covariates
+from bayes_ab.families.covariates import (AdjustedAccumulator, covariate_sums, mean_moments, value_cross_name,
+                                         with_covariates)
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.quadrature import IntegrableModel
@@ -177,7 +178,7 @@ class Family(ABC):
         value, _ = self.unit_values(metric, kinds)
         return {"value": (value, value_name(metric.column, getattr(metric.params, "cap", None)))}
 
-    def covariate_moments(self, stats: xr.Dataset, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def covariate_moments(self, stats: xr.Dataset, metric: Metric, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per cell: the metric's value, its within-cell centred sum of squares and its centred cross-products with
         the covariates whose sums are ``x`` (arm x segment x covariate): what the pooled regression of
         :mod:`bayes_ab.families.covariates` takes. For a mean of one value per user, from :meth:`user_moments`."""
@@ -185,12 +186,22 @@ class Family(ABC):
         xy = np.stack([stats[value_cross_name(k)].values for k in range(x.shape[-1])], axis=-1)
         return mean_moments(n, total, squares, x, xy)
 
+    def covariate_outcome(self, metric: Metric, values: np.ndarray) -> np.ndarray:
+        """The per-user outcome a planned covariate correlation (``plan.covariate_correlation``) refers to, from the
+        values :meth:`truth` draws: the value itself unless the family says otherwise."""
+        return values
+
+    def adjusted_accumulator(self, inner: "Accumulator") -> "Accumulator":
+        """``inner``, the accumulator of a simulated metric's values, wrapped to keep each user's covariate and to
+        answer with the adjusted posterior (:class:`~bayes_ab.families.covariates.AdjustedAccumulator`)."""
+        return AdjustedAccumulator(inner, self)
+
     @property
     def adjusts_for_covariates(self) -> bool:
         """Whether this family's metrics take ``covariates:`` (it defines :meth:`effective_cells`)."""
         return type(self).effective_cells is not Family.effective_cells
 
-    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+    def effective_cells(self, stats: xr.Dataset, metric: Metric, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
         """``stats`` rewritten as cells of ``users`` (effective, fractional) users whose mean is ``means`` and whose
         per-user variance is the cell's own: what a covariate-adjusted cell is to the family's likelihood
         (:mod:`bayes_ab.families.covariates`). Defined by the families whose metric is a mean of one value per

@@ -236,7 +236,7 @@ class Conversion(RateFamily):
                 f"{which} in any arm yet: there is nothing to compare, the lift is the prior's",)
         return super().warnings(stats, metric)
 
-    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+    def effective_cells(self, stats: xr.Dataset, metric: Metric, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
         """``users`` effective users of whom the share ``means`` (kept in [0, 1]) converted: fractional counts, which
         the binomial likelihood takes as they are (:func:`binomial_model`)."""
         cells = ("arm", "segment")

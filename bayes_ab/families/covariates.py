@@ -169,23 +169,27 @@ class Adjustment:
                 "correlation": self.correlation, "variance_reduction": self.variance_reduction}
 
 
-def adjustment(family: "Family", stats: xr.Dataset, metric: Metric) -> Adjustment | None:
-    """The adjustment of ``metric``'s cells by its covariates; ``None`` without covariates."""
-    count = len(metric.covariate_terms)
+def adjustment(family: "Family", stats: xr.Dataset, metric: Metric,
+               terms: tuple[str, ...] | None = None) -> Adjustment | None:
+    """The adjustment of ``metric``'s cells by its covariates; ``None`` without covariates. ``terms``: the names of
+    the covariate terms in ``stats`` (default: the metric's; a simulation names the one it draws)."""
+    terms = metric.covariate_terms if terms is None else terms
+    count = len(terms)
     if not count:
         return None
-    if "value_cov0" not in stats:
-        raise DataError(f"metric {metric.name!r}: its statistics lack the covariate sums: they were aggregated "
-                        "without the covariates the spec names; aggregate again")
-    x = np.stack([stats[sum_name(k)].values for k in range(count)], axis=-1)                 # (A, S, K)
-    xx = np.empty(x.shape + (count,))
-    for k in range(count):
-        for j in range(count):
-            xx[..., k, j] = stats[cross_name(k, j)].values
+    try:
+        x = np.stack([stats[sum_name(k)].values for k in range(count)], axis=-1)                 # (A, S, K)
+        xx = np.empty(x.shape + (count,))
+        for k in range(count):
+            for j in range(count):
+                xx[..., k, j] = stats[cross_name(k, j)].values
+        means, within, crossed = family.covariate_moments(stats, metric, x)
+    except KeyError as missing:
+        raise DataError(f"metric {metric.name!r}: its statistics lack the covariate sums ({missing}): they were "
+                        "aggregated without the covariates the spec names; aggregate again") from None
     n = stats["n"].values.astype(float)
-    means, within, crossed = family.covariate_moments(stats, x)
     slopes, adjusted, share, correlation = regression(n, means, within, crossed, x, xx)
-    return Adjustment(metric.covariate_terms, slopes, adjusted, share, correlation)
+    return Adjustment(terms, slopes, adjusted, share, correlation)
 
 
 def mean_moments(n: np.ndarray, total: np.ndarray, squares: np.ndarray, x: np.ndarray,
@@ -254,14 +258,16 @@ def _solve(cxx: np.ndarray, cxy: np.ndarray) -> tuple[np.ndarray, int]:
     return slopes, int(rank)
 
 
-def effective_statistics(family: "Family", stats: xr.Dataset, metric: Metric) -> xr.Dataset:
+def effective_statistics(family: "Family", stats: xr.Dataset, metric: Metric,
+                         terms: tuple[str, ...] | None = None) -> xr.Dataset:
     """The statistics the family's model is fitted to: ``stats`` itself without covariates, else its effective
-    cells (the adjusted means over ``n / (1 - R^2)`` users, :meth:`~bayes_ab.families.base.Family.effective_cells`)."""
-    found = adjustment(family, stats, metric)
+    cells (the adjusted means over ``n / (1 - R^2)`` users, :meth:`~bayes_ab.families.base.Family.effective_cells`);
+    ``terms`` as for :func:`adjustment`."""
+    found = adjustment(family, stats, metric, terms)
     if found is None:
         return stats
     n = stats["n"].values.astype(float)
-    return family.effective_cells(stats, found.means, n / found.residual_share)
+    return family.effective_cells(stats, metric, found.means, n / found.residual_share)
 
 
 # -- simulation ---------------------------------------------------------------------------------------------------
@@ -270,13 +276,19 @@ REACH_USERS = 200_000
 """Simulated control users from which the strongest reachable correlation of a covariate is measured."""
 
 
+SIMULATED_TERMS = ("covariate",)
+"""The one covariate term a simulated user carries."""
+
+
 class CovariateTruth:
     """A metric's truth with a pre-period covariate per user: ``x = loading * z + sqrt(1 - loading^2) * e`` with
     ``z`` the normal score of the user's latent activity (which drives its value) and ``e`` independent noise. ``x``
-    does not depend on the arm, as a value from before the experiment cannot. :meth:`draw` gives each user's value
-    and covariate as two columns; :meth:`accumulator` wraps a family accumulator to keep them."""
+    does not depend on the arm, as a value from before the experiment cannot. The correlation is with the user's
+    outcome as the family defines it (:meth:`~bayes_ab.families.base.Family.covariate_outcome`: the value; retention:
+    retained at the horizon). :meth:`draw` gives each user's value and covariate as two columns; :meth:`accumulator`
+    wraps a family accumulator to keep them."""
 
-    def __init__(self, truth, correlation: float, rng: np.random.Generator):
+    def __init__(self, truth, family: "Family", correlation: float, rng: np.random.Generator):
         from scipy.special import ndtr
 
         self.truth, self.metric, self.correlation = truth, truth.metric, correlation
@@ -284,9 +296,10 @@ class CovariateTruth:
         values = np.asarray(truth.draw(rng, np.zeros(REACH_USERS, dtype=int), ndtr(z)), dtype=float)
         if values.ndim != 1:
             raise DataError(f"metric {self.metric.name!r}: a covariate correlation is simulated for metrics with one "
-                            "value per user (conversion, count, mean); leave this metric out of "
+                            "value per user (conversion, count, mean, retention); leave this metric out of "
                             "plan.covariate_correlation")
-        reach = float(np.corrcoef(z, values)[0, 1]) if values.std() > 0 else 0.0
+        outcome = family.covariate_outcome(self.metric, values)
+        reach = float(np.corrcoef(z, outcome)[0, 1]) if outcome.std() > 0 else 0.0
         if not reach > abs(correlation) * 1.001:
             raise DataError(f"metric {self.metric.name!r}: a covariate correlation of {correlation:g} cannot be "
                             f"simulated for its baseline; the strongest a covariate of the user's activity reaches is "
@@ -301,27 +314,39 @@ class CovariateTruth:
         covariate = self.loading * z + np.sqrt(1.0 - self.loading ** 2) * rng.standard_normal(arms.size)
         return np.column_stack([values, covariate])
 
-    def accumulator(self, inner, family: "Family") -> "AdjustedAccumulator":
-        """``inner`` (the family's accumulator of the values) kept with the covariate's sums."""
-        return AdjustedAccumulator(inner, family)
+    def accumulator(self, inner, family: "Family"):
+        """``inner`` (the family's accumulator of the values) kept with the covariate
+        (:meth:`~bayes_ab.families.base.Family.adjusted_accumulator`)."""
+        return family.adjusted_accumulator(inner)
 
 
 class AdjustedAccumulator:
-    """A family accumulator plus one covariate's per-arm sums; its posterior and estimate are the adjusted ones:
-    the family's closed form on effective cells (one pooled slope, the share ``1 - R^2``), as in the analysis."""
+    """A family accumulator plus one covariate; its posterior and estimate are the adjusted ones: the family's
+    closed form on the effective cells :func:`effective_statistics` makes of :meth:`covariate_stats`, as in the
+    analysis. This class keeps the covariate's per-arm sums for a family of one value per user
+    (:meth:`~bayes_ab.families.base.Family.user_moments`); a family whose covariate statistics need more overrides
+    :meth:`add_covariate` and :meth:`covariate_stats`."""
 
     def __init__(self, inner, family: "Family"):
         self.inner, self.family, self.metric = inner, family, inner.metric
         arms = len(inner.arms)
-        # the covariate's sums only: users and the values' sums are the inner accumulator's (user_moments)
-        self.sums = {name: np.zeros(arms) for name in ("x", "xx", "xy")}
+        # the covariate's sums only: users and the values' sums are the inner accumulator's
+        self.sums = {name: np.zeros(arms) for name in (sum_name(0), cross_name(0, 0), value_cross_name(0))}
 
     def add(self, arms: np.ndarray, values: np.ndarray) -> None:
-        y, x = values[:, 0], values[:, 1]
-        self.inner.add(arms, y)
+        self.add_covariate(arms, values[:, 0], values[:, 1])
+
+    def add_covariate(self, arms: np.ndarray, values: np.ndarray, covariate: np.ndarray) -> None:
+        """Add users' values to the inner accumulator and their covariate to this one's sums."""
+        self.inner.add(arms, values)
         k = len(self.inner.arms)
-        for name, weights in (("x", x), ("xx", x * x), ("xy", x * y)):
+        for name, weights in zip(self.sums, (covariate, covariate * covariate, covariate * values)):
             self.sums[name] += np.bincount(arms, weights=weights, minlength=k)
+
+    def covariate_stats(self) -> xr.Dataset:
+        """The inner statistics (one segment) with the covariate's, as the aggregation gives them."""
+        return self.inner.stats().assign({name: (("arm", "segment"), total[:, None])
+                                          for name, total in self.sums.items()})
 
     def users(self) -> np.ndarray:
         return self.inner.users()
@@ -334,15 +359,9 @@ class AdjustedAccumulator:
 
     def effective(self):
         """The family's accumulator of the effective cells (the inner one while an arm has fewer than 3 users)."""
-        s = self.sums
         if np.any(self.inner.users() < 3):
             return self.inner
-        stats = self.inner.stats()                   # one segment: every array is arm x 1
-        n, total, squares = (np.asarray(a, dtype=float) for a in self.family.user_moments(stats))
-        x = s["x"][:, None, None]
-        moments = mean_moments(n, total, squares, x, s["xy"][:, None, None])
-        _, means, share, _ = regression(n, *moments, x, s["xx"][:, None, None, None])
-        effective = self.family.effective_cells(stats, means, n / share)
+        effective = effective_statistics(self.family, self.covariate_stats(), self.metric, SIMULATED_TERMS)
         return self.family.accumulator(self.metric, tuple(self.inner.arms), effective.sum("segment"))
 
     def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:

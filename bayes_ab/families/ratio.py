@@ -294,7 +294,7 @@ class Ratio(Family):
         numerator, denominator = self.unit_values(metric, kinds)
         return {"value": (numerator, p.numerator), "denominator": (denominator, p.denominator)}
 
-    def covariate_moments(self, stats: xr.Dataset, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def covariate_moments(self, stats: xr.Dataset, metric: Metric, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The joint linearisation of numerator and denominator: a user's contribution to its cell's ratio ``r`` is
         ``u = (Y - r X) / Xbar`` (the delta method's influence), so the within-cell sum of squares is the delta
         method's ``(S_YY - 2 r S_XY + r^2 S_XX) / Xbar^2`` and the cross-product with a covariate ``Z`` is
@@ -311,7 +311,7 @@ class Ratio(Family):
                 - x * x_bar[..., None])
         return ratio, within, (s_yz - ratio[..., None] * s_xz) / scale[..., None]
 
-    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+    def effective_cells(self, stats: xr.Dataset, metric: Metric, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
         """``users`` effective users with the cell's mean denominator, a numerator giving the adjusted ratio
         ``means``, and the cell's own per-user (co)variances of numerator and denominator."""
         sums = _cell_sums(stats)

@@ -6,21 +6,34 @@ segment offsets sum to zero). Users exposed too recently to be observed on day d
 that day, so a mid-test analysis is unbiased. Retention to day D is ``prod_{d <= D} (1 - h)``;
 ``mean`` is retention at the metric's ``horizon`` and ``survival`` the whole curve.
 A negative ``effect`` lowers the churn hazard, i.e. improves retention.
+
+**Covariates.** Pre-period covariates adjust the Kaplan-Meier retention at the horizon by its influence function,
+the augmentation of Lu & Tsiatis (2008) for randomised comparisons of survival: a user's influence on the estimate
+is ``phi_i = -S * sum_{d <= H} (lost_i(d) - at_risk_i(d) h_d) / (R_d - L_d)``, and the covariates' sums per exit day
+(over the users at risk and over those lost) give ``sum_i phi_i x_i`` exactly, as the life table gives
+``sum_i phi_i^2`` (Greenwood's variance). So ``n phi_i`` plays the per-user value of the pooled regression of
+:mod:`bayes_ab.families.covariates`: without censoring it *is* the user's retained-or-not, and the adjustment is
+CUPED of that conversion. The effective cells keep the life table's shape: every day's users at risk scaled by
+``1 / (1 - R^2)`` and its churn hazards moved on the cumulative-hazard scale, ``1 - (1 - h)^c``, so that retention at
+the horizon is the adjusted one. Why not a covariate in the hazard: a hazard ratio conditional on covariates is a
+different (non-collapsible) quantity from the retention difference the decision reads, and a logistic hazard in a
+per-user covariate has no sufficient statistics that an aggregation query could return.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ab.data.queries import Check, MetricQuery, metric_column, numeric_checks
+from bayes_ab.data.queries import Check, DetailSum, MetricQuery, metric_column, numeric_checks
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import ParamReader, RateFamily
+from bayes_ab.families.covariates import AdjustedAccumulator, covariate_terms, cross_name, sum_name
 from bayes_ab.families.sums import initial
 from bayes_ab.intervals import credible_interval
 from bayes_ab.metric import Baseline, FamilyParams, Metric
@@ -49,8 +62,15 @@ SEGMENT_SD = 1.5
 
 
 def variant(stats: xr.Dataset, metric: Metric) -> str:
-    """Retention has one likelihood; the horizon is part of the structure."""
-    return f"horizon {RetentionParams.of(metric).horizon}"
+    """Retention has one likelihood (binomial life table; without its constant for the fractional counts of
+    covariate-adjusted effective cells); the horizon is part of the structure."""
+    return f"horizon {RetentionParams.of(metric).horizon}" + (", effective cells" if fractional(stats) else "")
+
+
+def fractional(stats: xr.Dataset) -> bool:
+    """Whether the life table holds fractional users (the effective cells of a covariate adjustment)."""
+    at_risk = stats["at_risk"].values
+    return bool(np.any(at_risk != np.round(at_risk)))
 
 
 def describe(stats: xr.Dataset, metric: Metric) -> str:
@@ -64,8 +84,9 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
 
 
 def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
-    """Users at risk and lost per arm x segment x day."""
-    return {"at_risk": stats["at_risk"].values.astype("int64"), "lost": stats["lost"].values.astype("int64")}
+    """Users at risk and lost per arm x segment x day (whole numbers; fractional in effective cells)."""
+    dtype = "float64" if fractional(stats) else "int64"
+    return {"at_risk": stats["at_risk"].values.astype(dtype), "lost": stats["lost"].values.astype(dtype)}
 
 
 def kaplan_meier(at_risk: np.ndarray, lost: np.ndarray) -> np.ndarray:
@@ -101,7 +122,11 @@ def build_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
         effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
         arm_segment = pt.concatenate([pt.zeros((1, len(segments))), effect], axis=0) + segment[None, :]
         logit_h = day[None, None, :] + arm_segment[:, :, None]
-        pm.Binomial("obs", n=at_risk, logit_p=logit_h, observed=lost, dims=dims)
+        if fractional(stats):
+            # the binomial log-likelihood in the logit without its constant, which fractional counts leave defined
+            pm.Potential("obs", (lost * logit_h - at_risk * pm.math.log1pexp(logit_h)).sum())
+        else:
+            pm.Binomial("obs", n=at_risk, logit_p=logit_h, observed=lost, dims=dims)
         survival = pm.Deterministic("survival", pt.cumprod(1 - pm.math.sigmoid(logit_h), axis=2), dims=dims)
         pm.Deterministic("mean", survival[:, :, RetentionParams.of(metric).horizon - 1], dims=("arm", "segment"))
     return model
@@ -190,6 +215,44 @@ def retention_stats(
     return ds
 
 
+def by_exit_day(arms: Sequence[str], segments: Sequence[str], detail: pd.DataFrame, column: str,
+                max_day: int) -> np.ndarray:
+    """The detail query's ``column`` per arm x segment x exit day (0 .. ``max_day``)."""
+    table = np.zeros((len(arms), len(segments), max_day + 1))
+    a = detail["arm"].map({name: i for i, name in enumerate(arms)}).to_numpy(dtype=int)
+    s = detail["segment"].map({name: j for j, name in enumerate(segments)}).to_numpy(dtype=int)
+    np.add.at(table, (a, s, detail["key"].to_numpy(dtype=int)), detail[column].to_numpy(dtype=float))
+    return table
+
+
+def at_risk_of(exits: np.ndarray) -> np.ndarray:
+    """At risk on day d (1 .. last): the users (or their sums) whose exit day (churn, censoring or ``max_day``) is
+    d or later, from the table by exit day 0 .. last."""
+    return np.cumsum(exits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
+
+
+def risk_name(k: int) -> str:
+    """The statistics variable of covariate ``k`` summed over the users at risk on each day."""
+    return f"risk_cov{k}"
+
+
+def lost_name(k: int) -> str:
+    """The statistics variable of covariate ``k`` summed over the users lost on each day."""
+    return f"lost_cov{k}"
+
+
+def life_table_moments(stats: xr.Dataset, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: Kaplan-Meier retention at ``horizon``, and per day up to it the hazard, ``1 / (R - L)`` (0 on a
+    day that lost everyone at risk or had nobody) and ``L / (R (R - L))`` (Greenwood's terms)."""
+    at_risk = stats["at_risk"].values[..., :horizon].astype(float)
+    lost = stats["lost"].values[..., :horizon].astype(float)
+    safe = np.where(at_risk > 0, at_risk, 1.0)
+    hazard = np.where(at_risk > 0, lost / safe, 0.0)
+    left = at_risk - lost
+    inverse = np.where(left > 0, 1.0 / np.where(left > 0, left, 1.0), 0.0)
+    return np.prod(1.0 - hazard, axis=-1), hazard, inverse, lost * inverse / safe
+
+
 def survival_draws(rng: np.random.Generator, lost: np.ndarray, at_risk: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """Draws of the survival curve (last axis: day) from Beta(1 + lost, 1 + survivors) daily hazards."""
     hazard = rng.beta(1.0 + lost, 1.0 + at_risk - lost, size=size + np.shape(lost))
@@ -238,31 +301,34 @@ class _LifeTables:
     def users(self) -> np.ndarray:
         return self.n
 
-    def _life_table(self, days: int) -> tuple[np.ndarray, np.ndarray]:
-        """Users at risk and lost on each of the first ``days`` days, per arm, as of the latest day."""
+    def life_table(self, days: int, weights: list[list[np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Users at risk and lost on each of the first ``days`` days, per arm, as of the latest day; with
+        ``weights`` (a value per user, in the cohorts' layout), the sums of those values over the same users."""
         at_risk = np.zeros((len(self.arms), days))
         lost = np.zeros_like(at_risk)
         for k, cohorts in enumerate(self.cohorts):
             for start, churn in enumerate(cohorts, start=1):
+                weight = None if weights is None else weights[k][start - 1]
                 observed = min(len(cohorts) - start, days)            # whole days seen so far
                 # users at risk on day d survived d-1 days; lost on day d if they churned on day d
-                counts = np.bincount(np.minimum(churn, observed + 1), minlength=observed + 2)
-                survivors = churn.size - np.concatenate([[0], np.cumsum(counts[1:observed + 1])])
+                counts = np.bincount(np.minimum(churn, observed + 1), weights=weight, minlength=observed + 2)
+                total = churn.size if weight is None else weight.sum()
+                survivors = total - np.concatenate([[0], np.cumsum(counts[1:observed + 1])])
                 at_risk[k, :observed] += survivors[:observed]
                 lost[k, :observed] += counts[1:observed + 1]
-        if self.start is not None:
+        if self.start is not None and weights is None:
             seen = min(self.start.sizes["day"], days)
             at_risk[:, :seen] += self.start["at_risk"].values[:, :seen]
             lost[:, :seen] += self.start["lost"].values[:, :seen]
         return at_risk, lost
 
     def posterior(self, rng: np.random.Generator, draws: int) -> np.ndarray:
-        at_risk, lost = self._life_table(RetentionParams.of(self.metric).horizon)
+        at_risk, lost = self.life_table(RetentionParams.of(self.metric).horizon)
         return survival_draws(rng, lost, at_risk, (draws,))[..., -1]
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
         """Kaplan-Meier D-horizon retention and Greenwood's variance (days nobody reached count as no loss)."""
-        at_risk, lost = self._life_table(RetentionParams.of(self.metric).horizon)
+        at_risk, lost = self.life_table(RetentionParams.of(self.metric).horizon)
         with np.errstate(divide="ignore", invalid="ignore"):
             hazard = np.where(at_risk > 0, lost / at_risk, 0.0)
             greenwood = np.where(at_risk > lost, lost / (at_risk * (at_risk - lost)), 0.0)
@@ -275,9 +341,34 @@ class _LifeTables:
         return np.log(-np.log(np.clip(means, 1e-12, 1 - 1e-12)))
 
     def stats(self) -> xr.Dataset:
-        at_risk, lost = self._life_table(RetentionParams.of(self.metric).max_day)
+        at_risk, lost = self.life_table(RetentionParams.of(self.metric).max_day)
         return retention_stats(self.arms, [ALL_USERS], at_risk[:, None, :], lost[:, None, :], self.metric.name,
                                users=self.n[:, None])
+
+
+class _AdjustedLifeTables(AdjustedAccumulator):
+    """Life tables with one covariate per user: its sums over all users and, per day, over the users at risk and
+    lost, so that the analysis's influence-function adjustment applies to the simulated users as to real ones."""
+
+    def __init__(self, inner: _LifeTables, family: "Retention"):
+        super().__init__(inner, family)
+        self.covariates: list[list[np.ndarray]] = [[] for _ in inner.arms]     # as the inner cohorts of churn days
+        self.sums = {name: np.zeros(len(inner.arms)) for name in (sum_name(0), cross_name(0, 0))}
+
+    def add_covariate(self, arms: np.ndarray, values: np.ndarray, covariate: np.ndarray) -> None:
+        self.inner.add(arms, values.astype(np.int64))
+        for k, cohorts in enumerate(self.covariates):
+            cohorts.append(covariate[arms == k])
+        count = len(self.covariates)
+        self.sums[sum_name(0)] += np.bincount(arms, weights=covariate, minlength=count)
+        self.sums[cross_name(0, 0)] += np.bincount(arms, weights=covariate * covariate, minlength=count)
+
+    def covariate_stats(self) -> xr.Dataset:
+        days = RetentionParams.of(self.metric).max_day
+        risk, lost = self.inner.life_table(days, self.covariates)
+        per_day = ("arm", "segment", "day")
+        return super().covariate_stats().assign({risk_name(0): (per_day, risk[:, None, :]),
+                                                 lost_name(0): (per_day, lost[:, None, :])})
 
 
 class Retention(RateFamily):
@@ -331,18 +422,8 @@ class Retention(RateFamily):
         max_day = p.max_day
 
         def build(arms, segments, table, detail):
-            shape = (len(arms), len(segments), max_day + 1)
-            exits = np.zeros(shape)
-            lost = np.zeros(shape)
-            a = {name: i for i, name in enumerate(arms)}
-            s = {name: j for j, name in enumerate(segments)}
-            for row in detail.itertuples(index=False):
-                idx = (a[row.arm], s[row.segment], int(row.key))
-                exits[idx] += getattr(row, f"{alias}_users")
-                lost[idx] += getattr(row, f"{alias}_lost")
-            # at risk on day d: users whose exit day (churn, censoring or max_day) is >= d
-            at_risk = np.cumsum(exits[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
-            return retention_stats(arms, segments, at_risk, lost[:, :, 1:], metric.name,
+            exits, lost = (by_exit_day(arms, segments, detail, f"{alias}_{part}", max_day) for part in ("users", "lost"))
+            return retention_stats(arms, segments, at_risk_of(exits), lost[:, :, 1:], metric.name,
                                    users=exits.sum(axis=2))
 
         churned = f"{churn} IS NOT NULL AND {churn} <= {max_day}"
@@ -356,6 +437,87 @@ class Retention(RateFamily):
                   p.observed_column: f"LEAST({seen}, {max_day})"},
             key_checks=checks,
         )
+
+    def statistics_query(self, metric: Metric, alias: str, kinds: dict[str, str]) -> MetricQuery:
+        """With covariates, the grouped query's covariate sums (:mod:`bayes_ab.families.covariates`) and, per exit
+        day, each covariate term summed over the users exiting and over those lost that day: the life table's
+        covariate sums (``risk_cov<k>``, ``lost_cov<k>``: arm x segment x day), which the influence function reads.
+        Aggregated rows carry each term's sum over the row's users (``<x>``); a row's users share their exit day."""
+        query = super().statistics_query(metric, alias, kinds)
+        if not metric.covariates:
+            return query
+        _, terms = covariate_terms(metric, alias, kinds)
+        lost = query.detail_users[f"{alias}_lost"]
+        detail_sums = {}
+        for k, (name, x) in enumerate(terms):
+            detail_sums[f"{alias}_{risk_name(k)}"] = DetailSum(x, name)
+            detail_sums[f"{alias}_{lost_name(k)}"] = DetailSum(x, name, lost)
+        max_day = RetentionParams.of(metric).max_day
+        inner = query.build
+
+        def build(arms, segments, table, detail):
+            stats = inner(arms, segments, table, detail)
+            days = ("arm", "segment", "day")
+            found = {}
+            for k in range(len(terms)):
+                exits = by_exit_day(arms, segments, detail, f"{alias}_{risk_name(k)}", max_day)
+                found[risk_name(k)] = (days, at_risk_of(exits))
+                found[lost_name(k)] = (days, by_exit_day(arms, segments, detail, f"{alias}_{lost_name(k)}",
+                                                         max_day)[:, :, 1:])
+            return stats.assign(found)
+
+        return replace(query, detail_sums={**query.detail_sums, **detail_sums}, build=build)
+
+    def covariate_values(self, metric: Metric, kinds: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """No per-user value is crossed with the covariates in the grouped query: the life table's covariate sums
+        come per exit day (:meth:`statistics_query`)."""
+        return {}
+
+    def covariate_moments(self, stats: xr.Dataset, metric: Metric, x: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per cell, with ``n phi_i`` as each user's value (``phi_i`` the user's influence on the Kaplan-Meier
+        retention ``S`` at the horizon; see the module): the mean ``S``, the centred sum of squares
+        ``n^2 S^2 sum_d L/(R(R-L))`` (Greenwood's variance times ``n^2``, exact) and the centred cross-products
+        ``-n S sum_d (Lx_d - h_d Rx_d)/(R_d - L_d)`` (``Lx``, ``Rx``: the covariate summed over the users lost on and
+        at risk on day d; centred because the influences sum to 0)."""
+        horizon = RetentionParams.of(metric).horizon
+        n = stats["n"].values.astype(float)
+        survival, hazard, inverse, greenwood = life_table_moments(stats, horizon)
+        crossed = np.stack([
+            -n * survival * ((stats[lost_name(k)].values[..., :horizon]
+                              - hazard * stats[risk_name(k)].values[..., :horizon]) * inverse).sum(axis=-1)
+            for k in range(x.shape[-1])], axis=-1)
+        return survival, n ** 2 * survival ** 2 * greenwood.sum(axis=-1), crossed
+
+    def effective_cells(self, stats: xr.Dataset, metric: Metric, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+        """The life table of ``users`` effective users (every day's users at risk scaled by ``users / n``) whose
+        retention at the horizon is ``means``: each day's hazard ``h`` becomes ``1 - (1 - h)^c`` with
+        ``c = log(means) / log(S)``, which keeps the curve's shape on the cumulative-hazard scale. A cell with no
+        churn yet (``S = 1``), none retained, or an adjusted retention outside (0, 1) keeps its own life table: its
+        adjustment cannot be drawn as a life table, and such a cell carries next to no information on retention."""
+        survival, _, _, _ = life_table_moments(stats, RetentionParams.of(metric).horizon)
+        at_risk = stats["at_risk"].values.astype(float)
+        lost = stats["lost"].values.astype(float)
+        n = stats["n"].values.astype(float)
+        movable = (survival > 0) & (survival < 1) & (means > 0) & (means < 1) & (n > 0)
+        power = np.where(movable, np.log(np.where(movable, means, 0.5)) / np.log(np.where(movable, survival, 0.5)),
+                         1.0)
+        scale = np.where(movable, users / np.maximum(n, 1.0), 1.0)
+        hazard = np.where(at_risk > 0, lost / np.where(at_risk > 0, at_risk, 1.0), 0.0)
+        effective_risk = at_risk * scale[..., None]
+        effective_lost = effective_risk * (1.0 - (1.0 - hazard) ** power[..., None])
+        days = ("arm", "segment", "day")
+        return stats.assign(n=(("arm", "segment"), n * scale), at_risk=(days, effective_risk),
+                            lost=(days, effective_lost))
+
+    def covariate_outcome(self, metric: Metric, values: np.ndarray) -> np.ndarray:
+        """A planned covariate correlation is with retained-or-not at the horizon (as if every user were observed
+        that long): the per-user value the adjustment regresses on without censoring."""
+        return (values > RetentionParams.of(metric).horizon).astype(float)
+
+    def adjusted_accumulator(self, inner: "_LifeTables") -> "_AdjustedLifeTables":
+        """The life tables kept with each user's covariate, adjusted as the analysis adjusts them."""
+        return _AdjustedLifeTables(inner, self)
 
     # the module's functions of (statistics, metric) serve as the family's methods
     model_data = staticmethod(model_data)

@@ -23,7 +23,7 @@ class SumsFamily(Family):
         """The per-cell ``n``, ``sum`` and ``sumsq`` as they are (of capped values where the metric has a cap)."""
         return tuple(stats[name].values.astype(float) for name in ("n", "sum", "sumsq"))
 
-    def effective_cells(self, stats: xr.Dataset, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
+    def effective_cells(self, stats: xr.Dataset, metric: Metric, means: np.ndarray, users: np.ndarray) -> xr.Dataset:
         """``users`` effective users with mean ``means``: the sum is their product and the sum of squares keeps the
         cell's own per-user sample variance; an adjusted mean below the family's smallest (a count's 0) is raised to it."""
         n, total, squares = (stats[name].values.astype(float) for name in ("n", "sum", "sumsq"))

@@ -39,10 +39,11 @@ def truth(metric: Metric, baseline: Baseline, factors: Sequence[float], covariat
     """The truth whose arm ``k`` has mean ``baseline.value * factors[k]`` (control first); with a
     ``covariate_correlation``, each user also has a pre-period covariate that correlates with its value by that much
     (:class:`~bayes_ab.families.covariates.CovariateTruth`; the metric is then analysed adjusted for it)."""
-    found = family_for(metric).truth(metric, baseline, np.asarray(factors, dtype=float))
+    family = family_for(metric)
+    found = family.truth(metric, baseline, np.asarray(factors, dtype=float))
     if covariate_correlation is None:
         return found
-    return CovariateTruth(found, covariate_correlation, np.random.default_rng(REACH_SEED))
+    return CovariateTruth(found, family, covariate_correlation, np.random.default_rng(REACH_SEED))
 
 
 REACH_SEED = 20261204

@@ -1,4 +1,5 @@
-"""Regression adjustment on pre-period covariates (``covariates:``) for conversion, count and mean metrics.
+"""Regression adjustment on pre-period covariates (``covariates:``) for conversion, count and mean metrics (ratios and
+retention: their own modules' tests).
 
 Independent checks: OLS on the per-user rows (statsmodels), the theory's variance reduction ``1 - rho^2``, and
 repeated simulated experiments with known truth (bias and interval coverage) whose covariate is built to correlate
@@ -50,7 +51,7 @@ def users(family: str, n: int, lift: float, rho: float, seed: int, segments: int
     spec = spec_for(family)
     rng = np.random.default_rng(seed)
     base = truth(spec.metrics[0], FAMILIES[family][1], [1.0, 1.0 + lift])
-    drawn = CovariateTruth(base, rho, np.random.default_rng(1))
+    drawn = CovariateTruth(base, family_for(spec.metrics[0]), rho, np.random.default_rng(1))
     arms = np.repeat([0, 1], n)
     values = drawn.draw(rng, arms)
     return pd.DataFrame({"arm": np.where(arms == 0, "control", "treatment"), "y": values[:, 0], "pre": values[:, 1],
@@ -235,7 +236,6 @@ def test_count_with_covariates_uses_the_robust_likelihood():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"family": "retention", "observed_column": "seen", "max_day": 7}, "does not apply to family 'retention'"),
     ({"family": "quantile", "quantile": 0.9}, "does not apply to family 'quantile'"),
     ({"covariates": ["y"]}, "the metric's own column"),
     ({"covariates": ["pre", "pre"]}, "lists a column twice"),
@@ -294,7 +294,9 @@ def test_statistics_without_the_covariate_sums_are_refused():
 
 def test_simulated_users_have_the_requested_correlation_and_a_covariate_independent_of_the_arm():
     spec = spec_for("conversion")
-    drawn = CovariateTruth(truth(spec.metrics[0], Baseline(0.115), [1.0, 1.5]), 0.5, np.random.default_rng(0))
+    conversion = family_for(spec.metrics[0])
+    drawn = CovariateTruth(truth(spec.metrics[0], Baseline(0.115), [1.0, 1.5]), conversion, 0.5,
+                           np.random.default_rng(0))
     arms = np.repeat([0, 1], 100_000)
     values = drawn.draw(np.random.default_rng(1), arms)
     control = values[arms == 0]
@@ -302,7 +304,7 @@ def test_simulated_users_have_the_requested_correlation_and_a_covariate_independ
     # the covariate's distribution is the same in both arms (within 4 standard errors of a mean of 100,000)
     assert abs(values[arms == 1, 1].mean() - control[:, 1].mean()) < 4 * np.sqrt(2 / 100_000)
     with pytest.raises(DataError, match="cannot be simulated"):
-        CovariateTruth(truth(spec.metrics[0], Baseline(0.01), [1.0, 1.0]), 0.9, np.random.default_rng(0))
+        CovariateTruth(truth(spec.metrics[0], Baseline(0.01), [1.0, 1.0]), conversion, 0.9, np.random.default_rng(0))
 
 
 def test_simulator_posterior_is_narrower_by_the_residual_share():
@@ -310,7 +312,8 @@ def test_simulator_posterior_is_narrower_by_the_residual_share():
     accumulator's on the same users."""
     spec = spec_for("mean")
     metric = spec.metrics[0]
-    drawn = CovariateTruth(truth(metric, Baseline(10.0, 6.0), [1.0, 1.05]), 0.6, np.random.default_rng(0))
+    drawn = CovariateTruth(truth(metric, Baseline(10.0, 6.0), [1.0, 1.05]), family_for(metric), 0.6,
+                           np.random.default_rng(0))
     adjusted = accumulator(metric, ("control", "treatment"), truth=drawn)
     plain = accumulator(metric, ("control", "treatment"))
     assert isinstance(adjusted, AdjustedAccumulator)
@@ -424,7 +427,8 @@ def test_aggregated_rows_may_carry_negative_cross_products_of_covariates():
 def test_simulator_adjusts_only_once_every_arm_has_three_users():
     spec = spec_for("mean")
     metric = spec.metrics[0]
-    drawn = CovariateTruth(truth(metric, Baseline(10.0, 6.0), [1.0, 1.0]), 0.6, np.random.default_rng(0))
+    drawn = CovariateTruth(truth(metric, Baseline(10.0, 6.0), [1.0, 1.0]), family_for(metric), 0.6,
+                           np.random.default_rng(0))
     adjusted = accumulator(metric, ("control", "treatment"), truth=drawn)
     values = drawn.draw(np.random.default_rng(1), np.array([0, 0, 0, 1, 1]))
     adjusted.add(np.array([0, 0, 0, 1, 1]), values)

@@ -95,3 +95,165 @@ def test_bad_retention_days_are_refused(column, value, message):
     frame.loc[3, column] = value
     with pytest.raises(DataError, match=message):
         aggregate(retention_spec(), frame)
+
+
+# -- covariates: the Kaplan-Meier retention adjusted by its influence function --------------------------------------
+
+def covariate_users(n: int, seed: int, observed_days: int | None = 20, lift: float = 0.0) -> pd.DataFrame:
+    """Users whose churn hazard falls with a latent activity ``z``; the covariate ``pre`` is ``z`` plus noise (it
+    cannot depend on the arm); each user observed 0 .. ``observed_days`` - 1 whole days (``None``: 30, none
+    censored before the horizon); two segments."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(n)
+    arm = rng.integers(0, 2, n)
+    hazard = 1 / (1 + np.exp(2.2 + 1.2 * z + lift * arm))
+    churn = rng.geometric(hazard).astype(float)
+    observed = rng.integers(0, observed_days, n) if observed_days else np.full(n, 30)
+    return pd.DataFrame({"arm": np.where(arm == 0, "control", "treatment"),
+                         "churn_day": np.where(churn <= observed, churn, np.nan), "days_observed": observed,
+                         "retained": (churn > 7).astype(int), "pre": z + 0.5 * rng.standard_normal(n),
+                         "segment": rng.integers(0, 2, n).astype(str)})
+
+
+def covariate_spec(**extra):
+    return make_spec([{"name": "retention", "family": "retention", "column": "churn_day", "covariates": ["pre"],
+                       "observed_column": "days_observed", "horizon": 7, "max_day": 14, **extra}],
+                     segments=("segment",))
+
+
+def test_covariate_sums_give_each_cells_influence_function_as_a_per_user_computation_does():
+    """A second implementation on the rows: each user's influence on the cell's Kaplan-Meier D7 retention, summed
+    as the regression needs it (squares, times the covariate), equals what the life table's sums give."""
+    from bayes_ab.families import family_for
+
+    frame = covariate_users(3000, seed=1)
+    spec = covariate_spec()
+    metric = spec.metrics[0]
+    stats = aggregate(spec, frame)["retention"]
+    survival, within, crossed = family_for(metric).covariate_moments(stats, metric, stats["cov0"].values[..., None])
+    for i, arm in enumerate(stats["arm"].values):
+        for j, segment in enumerate(stats["segment"].values):
+            cell = frame[(frame["arm"] == arm) & (frame["segment"] == segment)]
+            exit_day = np.minimum(cell["churn_day"].fillna(cell["days_observed"]), 14).to_numpy()
+            churned = cell["churn_day"].notna().to_numpy()
+            influence, kept = np.zeros(len(cell)), 1.0
+            terms = []
+            for day in range(1, 8):
+                at_risk, lost = exit_day >= day, churned & (exit_day == day)
+                hazard = lost.sum() / at_risk.sum()
+                kept *= 1 - hazard
+                terms.append((lost - at_risk * hazard) / (at_risk.sum() - lost.sum()))
+            influence = -kept * np.sum(terms, axis=0)
+            n = len(cell)
+            assert survival[i, j] == pytest.approx(kept, rel=1e-12)
+            assert abs(influence.sum()) < 1e-12
+            assert within[i, j] == pytest.approx(n ** 2 * (influence ** 2).sum(), rel=1e-9)
+            assert crossed[i, j, 0] == pytest.approx(n * (influence * cell["pre"]).sum(), rel=1e-9)
+
+
+def test_without_censoring_the_adjustment_is_cuped_of_retained_at_the_horizon():
+    """No user censored before day 7: Kaplan-Meier D7 retention is the share retained, each user's influence is
+    retained-or-not minus it, so the adjustment equals the conversion family's on the ``retained`` column."""
+    from bayes_ab.families import family_for
+    from bayes_ab.families.covariates import adjustment
+
+    frame = covariate_users(4000, seed=2, observed_days=None)
+    spec = covariate_spec()
+    conversion = make_spec([{"name": "retained", "family": "conversion", "column": "retained", "covariates": ["pre"]}],
+                           segments=("segment",))
+    found = adjustment(family_for(spec.metrics[0]), aggregate(spec, frame)["retention"], spec.metrics[0])
+    cuped = adjustment(family_for(conversion.metrics[0]), aggregate(conversion, frame)["retained"],
+                       conversion.metrics[0])
+    np.testing.assert_allclose(found.slopes, cuped.slopes, rtol=1e-9)
+    np.testing.assert_allclose(found.means, cuped.means, rtol=1e-9)
+    assert found.residual_share == pytest.approx(cuped.residual_share, rel=1e-9)
+    assert 0.15 < found.variance_reduction < 0.4          # the covariate matters here: a no-op fails above
+
+
+def test_effective_life_tables_carry_the_adjusted_retention_with_the_residual_variance():
+    """The model reads effective life tables: Kaplan-Meier D7 of each is the adjusted retention, Greenwood's
+    variance shrinks by about the residual share, and the model is the binomial without its constant."""
+    from bayes_ab.families import family_for
+    from bayes_ab.families.covariates import adjustment, effective_statistics
+    from bayes_ab.families.retention import variant
+
+    frame = covariate_users(6000, seed=3)
+    spec = covariate_spec()
+    metric = spec.metrics[0]
+    stats = aggregate(spec, frame)["retention"]
+    family = family_for(metric)
+    found = adjustment(family, stats, metric)
+    effective = effective_statistics(family, stats, metric)
+    np.testing.assert_allclose(kaplan_meier(effective["at_risk"].values, effective["lost"].values)[..., 6],
+                               found.means, rtol=1e-9)
+
+    def greenwood(table):
+        at_risk, lost = table["at_risk"].values[..., :7], table["lost"].values[..., :7]
+        return (lost / (at_risk * (at_risk - lost))).sum(axis=-1) * kaplan_meier(at_risk, lost)[..., 6] ** 2
+
+    np.testing.assert_allclose(greenwood(effective) / greenwood(stats), found.residual_share, rtol=0.1)
+    assert variant(effective, metric).endswith("effective cells") and variant(stats, metric) == "horizon 7"
+
+
+@pytest.mark.slow
+def test_adjusted_retention_is_unbiased_covers_and_has_the_variance_it_reports():
+    """200 simulated mid-test experiments (3,000 users, a third censored before day 7, no effect): the adjusted D7
+    difference (flat closed form on the effective life tables) is unbiased within 3.5 Monte Carlo SE, its 90%
+    intervals cover 0 90% +/- 3.5 SE of a binomial share, and its variance over the experiments is the residual
+    share the analysis reports of the unadjusted one's, within 15%."""
+    from dataclasses import replace
+
+    from bayes_ab.families import family_for
+    from bayes_ab.families.covariates import adjustment
+    from bayes_ab.posterior.fit import fit
+    from bayes_ab.sampling import Backend
+
+    flat = SamplerSettings(backend=Backend.CONJUGATE, draws=2000, chains=2, seed=3)
+    spec = covariate_spec()
+    metric = spec.metrics[0]
+    runs, adjusted, raw, covered, shares = 200, [], [], 0, []
+
+    def difference(stats, which):
+        posterior = fit(stats, which, flat).overall_mean
+        return (posterior.sel(arm="treatment") - posterior.sel(arm="control")).values.ravel()
+
+    for seed in range(runs):
+        stats = aggregate(spec, covariate_users(3000, seed=100 + seed))["retention"]
+        d = difference(stats, metric)
+        low, high = np.quantile(d, [0.05, 0.95])
+        covered += low <= 0.0 <= high
+        adjusted.append(d.mean())
+        raw.append(difference(stats, replace(metric, covariates=())).mean())
+        shares.append(adjustment(family_for(metric), stats, metric).residual_share)
+    adjusted, raw = np.array(adjusted), np.array(raw)
+    assert abs(adjusted.mean()) < 3.5 * adjusted.std() / np.sqrt(runs)
+    assert abs(covered / runs - 0.9) < 3.5 * np.sqrt(0.09 / runs)
+    assert adjusted.var() / raw.var() == pytest.approx(np.mean(shares), rel=0.15)
+    assert np.mean(shares) < 0.9                     # the adjustment removes something
+
+
+def test_simulated_retention_covariate_correlates_with_retained_and_narrows_the_posterior():
+    """Planning: the covariate's correlation is with retained-or-not at the horizon, and the simulator's adjusted
+    life tables give posteriors narrower by about the residual share than the plain ones on the same users."""
+    from bayes_ab.families import family_for
+    from bayes_ab.families.covariates import CovariateTruth
+    from bayes_ab.metric import Baseline
+    from bayes_ab.stopping.generate import accumulator, truth
+
+    metric = retention_spec().metrics[0]
+    drawn = CovariateTruth(truth(metric, Baseline(0.4), [1.0, 1.0]), family_for(metric), 0.5,
+                           np.random.default_rng(0))
+    arms = np.random.default_rng(1).integers(0, 2, 100_000)
+    values = drawn.draw(np.random.default_rng(2), arms)
+    assert np.corrcoef(values[:, 0] > 7, values[:, 1])[0, 1] == pytest.approx(0.5, abs=0.01)
+    adjusted = accumulator(metric, ("control", "treatment"), truth=drawn)
+    plain = accumulator(metric, ("control", "treatment"))
+    rng = np.random.default_rng(3)
+    for day in range(20):                         # 20 daily cohorts: the early ones followed to day 14
+        arms = rng.integers(0, 2, 2000)
+        values = drawn.draw(rng, arms)
+        adjusted.add(arms, values)
+        plain.add(arms, values[:, 0].astype(np.int64))
+    ratio = adjusted.estimate()[1] / plain.estimate()[1]
+    assert np.all((ratio > 0.7) & (ratio < 0.85)), ratio      # 1 - 0.5^2 = 0.75 for fully observed users
+    np.testing.assert_allclose(adjusted.estimate()[0], plain.estimate()[0], atol=0.02)
