@@ -69,7 +69,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/targeting/crossfit.py": ("tests/targeting",),
     "bayes_ab/targeting/logs.py": ("tests/targeting/test_logs.py",),
     "bayes_ab/families/covariates.py": ("tests/families/test_covariates.py",),
-    "bayes_ab/families/retention.py": ("tests/families/test_retention.py",),
+    "bayes_ab/families/retention.py": ("tests/families/test_retention.py", "tests/stopping/test_generate.py"),
 }
 """Module -> its killer tests: effects, decisions, SRM, prior-data conflict and the learned-prior format,
 intervals, the families' planning variances, the quantile posterior and the effect prior's resampling, the

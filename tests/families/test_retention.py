@@ -123,10 +123,16 @@ def covariate_spec(**extra):
 
 def test_covariate_sums_give_each_cells_influence_function_as_a_per_user_computation_does():
     """A second implementation on the rows: each user's influence on the cell's Kaplan-Meier D7 retention, summed
-    as the regression needs it (squares, times the covariate), equals what the life table's sums give."""
+    as the regression needs it (squares, times the covariate), equals what the life table's sums give -- also in a
+    segment of recent users, none of them observed beyond day 3 (days 4 to 7 have nobody at risk)."""
     from bayes_ab.families import family_for
 
     frame = covariate_users(3000, seed=1)
+    recent = frame["segment"] == "1"
+    frame.loc[recent, "segment"] = np.where(np.arange(recent.sum()) % 2, "1", "recent")
+    is_recent = frame["segment"] == "recent"
+    frame.loc[is_recent, "days_observed"] = frame.loc[is_recent, "days_observed"] % 4
+    frame.loc[is_recent & (frame["churn_day"] > frame["days_observed"]), "churn_day"] = np.nan
     spec = covariate_spec()
     metric = spec.metrics[0]
     stats = aggregate(spec, frame)["retention"]
@@ -140,11 +146,14 @@ def test_covariate_sums_give_each_cells_influence_function_as_a_per_user_computa
             terms = []
             for day in range(1, 8):
                 at_risk, lost = exit_day >= day, churned & (exit_day == day)
+                if not at_risk.any():                # nobody observed that long: the day changes nothing
+                    continue
                 hazard = lost.sum() / at_risk.sum()
                 kept *= 1 - hazard
                 terms.append((lost - at_risk * hazard) / (at_risk.sum() - lost.sum()))
             influence = -kept * np.sum(terms, axis=0)
             n = len(cell)
+            assert 0 < kept < 1
             assert survival[i, j] == pytest.approx(kept, rel=1e-12)
             assert abs(influence.sum()) < 1e-12
             assert within[i, j] == pytest.approx(n ** 2 * (influence ** 2).sum(), rel=1e-9)
@@ -193,6 +202,57 @@ def test_effective_life_tables_carry_the_adjusted_retention_with_the_residual_va
 
     np.testing.assert_allclose(greenwood(effective) / greenwood(stats), found.residual_share, rtol=0.1)
     assert variant(effective, metric).endswith("effective cells") and variant(stats, metric) == "horizon 7"
+    assert effective["n"].values == pytest.approx(stats["n"].values / found.residual_share, rel=1e-12)
+
+
+def test_a_cell_without_churn_keeps_its_own_life_table():
+    """A segment where nobody has churned yet (Kaplan-Meier 1) cannot carry an adjusted retention as a life table:
+    it keeps its own, whole numbers and all, beside the adjusted cells."""
+    from bayes_ab.families import family_for
+    from bayes_ab.families.covariates import effective_statistics
+
+    frame = covariate_users(3000, seed=4)
+    quiet = frame["segment"] == "1"
+    frame.loc[quiet, "churn_day"] = np.nan
+    spec = covariate_spec()
+    metric = spec.metrics[0]
+    stats = aggregate(spec, frame)["retention"]
+    effective = effective_statistics(family_for(metric), stats, metric)
+    for name in ("n", "at_risk", "lost"):
+        np.testing.assert_array_equal(effective[name].sel(segment="1").values, stats[name].sel(segment="1").values)
+        assert not np.allclose(effective[name].sel(segment="0").values, stats[name].sel(segment="0").values)
+
+
+def test_fractional_life_tables_use_the_binomial_likelihood_without_its_constant():
+    """The model of an effective (fractional) life table: at any point its log density differs from the binomial
+    model's on the same whole counts by exactly the binomial constant sum log C(R, L) (counts nudged by 1e-9 to
+    take the fractional branch)."""
+    from scipy.special import gammaln
+
+    from bayes_ab.families.retention import build_model
+
+    metric = retention_spec(max_day=7).metrics[0]
+    stats = aggregate(retention_spec(max_day=7), users_mid_test(3000, seed=2))["retention"]
+    nudged = stats.assign(at_risk=stats["at_risk"] + 1e-9, lost=stats["lost"] + 1e-9)
+    whole, fractional = build_model(stats, metric), build_model(nudged, metric)
+    point = whole.initial_point()
+    point = {name: value + 0.1 * np.arange(value.size).reshape(value.shape) / max(value.size, 1)
+             for name, value in point.items()}
+    R, L = stats["at_risk"].values.astype(float), stats["lost"].values.astype(float)
+    constant = (gammaln(R + 1) - gammaln(L + 1) - gammaln(R - L + 1)).sum()
+    # the Python backend: compiling two C functions for one evaluation each would take longer than the test
+    difference = (whole.compile_logp(mode="FAST_COMPILE")(point)
+                  - fractional.compile_logp(mode="FAST_COMPILE")(point))
+    assert difference == pytest.approx(constant, abs=1e-3)
+
+
+def test_covariate_outcome_is_retained_at_the_horizon():
+    """A user who churns on the horizon day is not retained at it (Kaplan-Meier counts that day's loss)."""
+    from bayes_ab.families import family_for
+
+    metric = retention_spec().metrics[0]
+    np.testing.assert_array_equal(family_for(metric).covariate_outcome(metric, np.array([1, 6, 7, 8, 30])),
+                                  [0, 0, 0, 1, 1])
 
 
 @pytest.mark.slow
