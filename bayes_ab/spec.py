@@ -526,7 +526,7 @@ def _parse_metrics(r: "_Reader") -> tuple[Metric, ...]:
 def _parse_covariates(item: "_Reader", family, params, column: str | None) -> tuple[Covariate, ...]:
     """``covariates``: pre-period columns the metric is regression-adjusted for (:mod:`bayes_ab.families.covariates`),
     each a column name (numeric or 0/1) or ``{column, levels}`` (categorical: its levels, the first the reference);
-    for the families whose metric is the mean of one value per user, and ratios."""
+    for the families that define effective cells (conversion, count, mean, ratio, retention)."""
     raw = item.get("covariates")
     if raw is None:
         return ()

@@ -205,7 +205,7 @@ class Family(ABC):
         """``stats`` rewritten as cells of ``users`` (effective, fractional) users whose mean is ``means`` and whose
         per-user variance is the cell's own: what a covariate-adjusted cell is to the family's likelihood
         (:mod:`bayes_ab.families.covariates`). Defined by the families whose metric is a mean of one value per
-        user, and by ratios; the others take no covariates."""
+        user, by ratios and by retention (an effective life table); the others take no covariates."""
         raise ModelError(f"the {self.name} family takes no covariates")
 
     @abstractmethod

@@ -1,5 +1,5 @@
-"""Regression adjustment on pre-period covariates (CUPED and its multi-covariate form) for conversion, count, mean
-and ratio metrics.
+"""Regression adjustment on pre-period covariates (CUPED and its multi-covariate form) for conversion, count, mean,
+ratio and retention metrics (retention through its Kaplan-Meier influence function: :mod:`bayes_ab.families.retention`).
 
 **Statistics.** A metric's ``covariates:`` add to the one aggregation query, per arm x segment, the sums of each
 covariate, of each pair's products and of the metric's per-user value (a ratio: its numerator and its denominator)
