@@ -21,6 +21,7 @@ from bayes_ab.data.queries import Check, MetricQuery, Sum, cells, metric_column
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users, first_cell
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import RateFamily
+from bayes_ab.families.covariates import fractional
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
@@ -284,11 +285,6 @@ def binomial_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
     dtype = "float64" if fractional(stats) else "int64"
     return {**{name: stats[name].values.astype(dtype) for name in DATA_NAMES},
             "baseline_center": pooled_logit(stats)}
-
-
-def fractional(stats: xr.Dataset) -> bool:
-    """Whether the cells hold fractional users (the effective cells of a covariate adjustment)."""
-    return stats["n"].dtype.kind == "f"
 
 
 def binomial_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":

@@ -258,6 +258,12 @@ def _solve(cxx: np.ndarray, cxy: np.ndarray) -> tuple[np.ndarray, int]:
     return slopes, int(rank)
 
 
+def fractional(stats: xr.Dataset) -> bool:
+    """Whether ``stats`` are a covariate adjustment's effective cells: their users are fractional (floats), where the
+    aggregation gives whole counts. A family's model of such cells drops its likelihood's count constant."""
+    return stats["n"].dtype.kind == "f"
+
+
 def effective_statistics(family: "Family", stats: xr.Dataset, metric: Metric,
                          terms: tuple[str, ...] | None = None) -> xr.Dataset:
     """The statistics the family's model is fitted to: ``stats`` itself without covariates, else its effective
@@ -327,11 +333,12 @@ class AdjustedAccumulator:
     (:meth:`~bayes_ab.families.base.Family.user_moments`); a family whose covariate statistics need more overrides
     :meth:`add_covariate` and :meth:`covariate_stats`."""
 
+    summed = (sum_name(0), cross_name(0, 0), value_cross_name(0))
+    """The covariate statistics this accumulator keeps per arm (users and the values' sums are the inner one's)."""
+
     def __init__(self, inner, family: "Family"):
         self.inner, self.family, self.metric = inner, family, inner.metric
-        arms = len(inner.arms)
-        # the covariate's sums only: users and the values' sums are the inner accumulator's
-        self.sums = {name: np.zeros(arms) for name in (sum_name(0), cross_name(0, 0), value_cross_name(0))}
+        self.sums = {name: np.zeros(len(inner.arms)) for name in self.summed}
 
     def add(self, arms: np.ndarray, values: np.ndarray) -> None:
         self.add_covariate(arms, values[:, 0], values[:, 1])

@@ -33,7 +33,7 @@ from bayes_ab.data.queries import Check, DetailSum, MetricQuery, metric_column, 
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
 from bayes_ab.errors import DataError
 from bayes_ab.families.base import ParamReader, RateFamily
-from bayes_ab.families.covariates import AdjustedAccumulator, covariate_terms, cross_name, sum_name
+from bayes_ab.families.covariates import AdjustedAccumulator, covariate_terms, cross_name, fractional, sum_name
 from bayes_ab.families.sums import initial
 from bayes_ab.intervals import credible_interval
 from bayes_ab.metric import Baseline, FamilyParams, Metric
@@ -67,12 +67,6 @@ def variant(stats: xr.Dataset, metric: Metric) -> str:
     return f"horizon {RetentionParams.of(metric).horizon}" + (", effective cells" if fractional(stats) else "")
 
 
-def fractional(stats: xr.Dataset) -> bool:
-    """Whether the life table holds fractional users (the effective cells of a covariate adjustment)."""
-    at_risk = stats["at_risk"].values
-    return bool(np.any(at_risk != np.round(at_risk)))
-
-
 def describe(stats: xr.Dataset, metric: Metric) -> str:
     """Curve length and how many users are still censored before the horizon."""
     users = float(stats["n"].sum())
@@ -89,11 +83,14 @@ def model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
     return {"at_risk": stats["at_risk"].values.astype(dtype), "lost": stats["lost"].values.astype(dtype)}
 
 
+def daily_hazards(at_risk: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Each day's churn hazard from a life table, lost over at risk (0 on a day nobody reached)."""
+    return np.where(at_risk > 0, lost / np.where(at_risk > 0, at_risk, 1), 0.0)
+
+
 def kaplan_meier(at_risk: np.ndarray, lost: np.ndarray) -> np.ndarray:
     """Kaplan-Meier retention curve from a life table (last axis is the day)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hazard = np.where(at_risk > 0, lost / np.where(at_risk > 0, at_risk, 1), 0.0)
-    return np.cumprod(1.0 - hazard, axis=-1)
+    return np.cumprod(1.0 - daily_hazards(at_risk, lost), axis=-1)
 
 
 def observed_mean(stats: xr.Dataset, metric: Metric) -> xr.DataArray:
@@ -246,11 +243,10 @@ def life_table_moments(stats: xr.Dataset, horizon: int) -> tuple[np.ndarray, np.
     day that lost everyone at risk or had nobody) and ``L / (R (R - L))`` (Greenwood's terms)."""
     at_risk = stats["at_risk"].values[..., :horizon].astype(float)
     lost = stats["lost"].values[..., :horizon].astype(float)
-    safe = np.where(at_risk > 0, at_risk, 1.0)
-    hazard = np.where(at_risk > 0, lost / safe, 0.0)
+    hazard = daily_hazards(at_risk, lost)
     left = at_risk - lost
     inverse = np.where(left > 0, 1.0 / np.where(left > 0, left, 1.0), 0.0)
-    return np.prod(1.0 - hazard, axis=-1), hazard, inverse, lost * inverse / safe
+    return np.prod(1.0 - hazard, axis=-1), hazard, inverse, lost * inverse / np.where(at_risk > 0, at_risk, 1.0)
 
 
 def survival_draws(rng: np.random.Generator, lost: np.ndarray, at_risk: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
@@ -330,9 +326,8 @@ class _LifeTables:
         """Kaplan-Meier D-horizon retention and Greenwood's variance (days nobody reached count as no loss)."""
         at_risk, lost = self.life_table(RetentionParams.of(self.metric).horizon)
         with np.errstate(divide="ignore", invalid="ignore"):
-            hazard = np.where(at_risk > 0, lost / at_risk, 0.0)
             greenwood = np.where(at_risk > lost, lost / (at_risk * (at_risk - lost)), 0.0)
-        survival = np.prod(1.0 - hazard, axis=1)
+        survival = np.prod(1.0 - daily_hazards(at_risk, lost), axis=1)
         return survival, survival ** 2 * greenwood.sum(axis=1)
 
     def link(self, means: np.ndarray) -> np.ndarray:
@@ -350,10 +345,11 @@ class _AdjustedLifeTables(AdjustedAccumulator):
     """Life tables with one covariate per user: its sums over all users and, per day, over the users at risk and
     lost, so that the analysis's influence-function adjustment applies to the simulated users as to real ones."""
 
+    summed = (sum_name(0), cross_name(0, 0))        # no per-user value is crossed: the per-day sums replace it
+
     def __init__(self, inner: _LifeTables, family: "Retention"):
         super().__init__(inner, family)
         self.covariates: list[list[np.ndarray]] = [[] for _ in inner.arms]     # as the inner cohorts of churn days
-        self.sums = {name: np.zeros(len(inner.arms)) for name in (sum_name(0), cross_name(0, 0))}
 
     def add_covariate(self, arms: np.ndarray, values: np.ndarray, covariate: np.ndarray) -> None:
         self.inner.add(arms, values.astype(np.int64))
@@ -503,9 +499,8 @@ class Retention(RateFamily):
         power = np.where(movable, np.log(np.where(movable, means, 0.5)) / np.log(np.where(movable, survival, 0.5)),
                          1.0)
         scale = np.where(movable, users / np.maximum(n, 1.0), 1.0)
-        hazard = np.where(at_risk > 0, lost / np.where(at_risk > 0, at_risk, 1.0), 0.0)
         effective_risk = at_risk * scale[..., None]
-        effective_lost = effective_risk * (1.0 - (1.0 - hazard) ** power[..., None])
+        effective_lost = effective_risk * (1.0 - (1.0 - daily_hazards(at_risk, lost)) ** power[..., None])
         days = ("arm", "segment", "day")
         return stats.assign(n=(("arm", "segment"), n * scale), at_risk=(days, effective_risk),
                             lost=(days, effective_lost))

@@ -225,15 +225,15 @@ def test_a_cell_without_churn_keeps_its_own_life_table():
 
 def test_fractional_life_tables_use_the_binomial_likelihood_without_its_constant():
     """The model of an effective (fractional) life table: at any point its log density differs from the binomial
-    model's on the same whole counts by exactly the binomial constant sum log C(R, L) (counts nudged by 1e-9 to
-    take the fractional branch)."""
+    model's on the same whole counts by exactly the binomial constant sum log C(R, L) (users held as floats and
+    counts nudged by 1e-9, as effective cells are, to take the fractional branch)."""
     from scipy.special import gammaln
 
     from bayes_ab.families.retention import build_model
 
     metric = retention_spec(max_day=7).metrics[0]
     stats = aggregate(retention_spec(max_day=7), users_mid_test(3000, seed=2))["retention"]
-    nudged = stats.assign(at_risk=stats["at_risk"] + 1e-9, lost=stats["lost"] + 1e-9)
+    nudged = stats.assign(n=stats["n"].astype(float), at_risk=stats["at_risk"] + 1e-9, lost=stats["lost"] + 1e-9)
     whole, fractional = build_model(stats, metric), build_model(nudged, metric)
     point = whole.initial_point()
     point = {name: value + 0.1 * np.arange(value.size).reshape(value.shape) / max(value.size, 1)
