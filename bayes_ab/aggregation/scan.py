@@ -141,8 +141,7 @@ class ScanPlan:
             checks = numeric_checks(column, None, "users", whole=True, minimum=0, what="counts") + checks
             sums["users"] = _summed_column(column)
             checks += _sum_checks(queries, table.columns, column)
-            details = {name: {alias: sums["users"] if condition is None else
-                              f"SUM(CASE WHEN {condition} THEN {column.number()} ELSE 0 END)"
+            details = {name: {alias: sums["users"] if condition is None else _filtered_sum(column.number(), condition)
                               for alias, condition in queries[name].detail_users.items()}
                        | {alias: _filtered_sum(Column(s.column, table.kind(s.column)).number(), s.condition)
                           for alias, s in queries[name].detail_sums.items()}
