@@ -38,7 +38,7 @@ from bayes_ab.families.sums import initial
 from bayes_ab.intervals import credible_interval
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
-from bayes_ab.models.hierarchy import coords_for, segment_effects
+from bayes_ab.models.hierarchy import coords_for, dimension_length, segment_effects
 from bayes_ab.sampling import SamplerSettings
 
 if TYPE_CHECKING:     # PyMC is imported where a model is built: a load from the model cache never needs it
@@ -117,7 +117,7 @@ def build_model(stats: xr.Dataset, metric: Metric) -> "pm.Model":
         segment = (pm.ZeroSumNormal("segment_logit", sigma=SEGMENT_SD, dims="segment")
                    if len(segments) > 1 else pt.zeros(1))
         effect = segment_effects(metric.prior, len(arms) - 1, len(segments))
-        arm_segment = pt.concatenate([pt.zeros((1, len(segments))), effect], axis=0) + segment[None, :]
+        arm_segment = pt.concatenate([pt.zeros((1, dimension_length("segment"))), effect], axis=0) + segment[None, :]
         logit_h = day[None, None, :] + arm_segment[:, :, None]
         if fractional(stats):
             # the binomial log-likelihood in the logit without its constant, which fractional counts leave defined

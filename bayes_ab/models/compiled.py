@@ -2,9 +2,9 @@
 
 Check-ins run as separate processes (cron, notebook, CI), so an in-process cache alone leaves every command
 paying the model's compilation (≈ 15–25 s per model with numba). Here a model structure — family, likelihood
-variant, arm/segment/day sizes, the data arrays' names, types and ranks, and the exact code and library
-versions that produce its graph — is hashed into a key. The first process to meet a key builds the PyMC
-graph, compiles it to numba through PyTensor and writes:
+variant, the classes of its arm/segment/day sizes (what its builder branches on), the data arrays' names, types
+and ranks, and the exact code and library versions that produce its graph — is hashed into a key. The first
+process to meet a key builds the PyMC graph, compiles it to numba through PyTensor and writes:
 
 - ``<cache>/<key>/callbacks.py``: the generated C callbacks (:mod:`bayes_ab.models.native`), whose machine
   code numba caches beside it;
@@ -12,12 +12,15 @@ graph, compiles it to numba through PyTensor and writes:
   data arrays' order).
 
 Any later process with the same key loads both in well under a second, without building the PyMC graph. Data
-(including the effect priors, which are data of the model rather than part of its identity) reach the code
-through addresses in ``user_data``, so new data of any size never recompile, and a changed model can never be
-served stale: its source, and therefore its key, differ. The starting point is compiled too and computed from
-each run's data: it depends on the priors, so a value stored by the compiling run would make the draws for one
-seed depend on which run compiled the structure first. ``BAYES_AB_CACHE_DIR`` chooses the cache directory
-(default ``$XDG_CACHE_HOME/bayes-ab`` or ``~/.cache/bayes-ab``); deleting it is always safe.
+(including the effect priors, which are data of the model rather than part of its identity, and the lengths of
+the model's dimensions) reach the code through addresses in ``user_data``, so new data of any size and a new
+experiment with other arm, segment or day counts never recompile, and a changed model can never be served
+stale: its source, and therefore its key, differ. A model whose shapes do not follow its dimensions alone is
+found out at compile time (:func:`_axes`) and compiled for its sizes only (:func:`sized_key`). The starting
+point is compiled too and computed from each run's data: it depends on the priors, so a value stored by the
+compiling run would make the draws for one seed depend on which run compiled the structure first.
+``BAYES_AB_CACHE_DIR`` chooses the cache directory (default ``$XDG_CACHE_HOME/bayes-ab`` or
+``~/.cache/bayes-ab``); deleting it is always safe.
 """
 
 from __future__ import annotations
@@ -89,39 +92,76 @@ def source_digest(package: Path) -> str:
     return digest.hexdigest()
 
 
-def structure_key(family: str, variant: str, sizes: Mapping[str, int], data: Mapping[str, np.ndarray]) -> str:
+def structure_key(family: str, variant: str, sizes: Mapping[str, int | str], data: Mapping[str, np.ndarray]) -> str:
     """The identity of a compiled model: what its code depends on, and nothing its data can change.
 
-    ``sizes`` are the dimensions the model's parameters are indexed by (arm, segment, day); data arrays enter
+    ``sizes`` are what the model's builder branches on of the dimensions its parameters are indexed by (arm,
+    segment, day): their classes (``bayes_ab.models.hierarchy.size_classes``) -- lengths themselves are data of
+    a size-free structure, and part of the entry of one that is not (:func:`native_model`). Data arrays enter
     by name, type and rank only (their sizes and values are read at run time).
     """
     parts = {
         "family": family,
         "variant": variant,
-        "sizes": sorted((str(k), int(v)) for k, v in sizes.items()),
+        "sizes": sorted((str(k), str(v)) for k, v in sizes.items()),
         "data": sorted((name, np.asarray(v).dtype.str, np.ndim(v)) for name, v in data.items()),
         "code": _code_version(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
+Axis = int | tuple[str, int]
+"""One axis of a traced quantity's shape: a fixed length, or ``(dimension, offset)`` -- the dimension's length
+in the run plus a fixed offset (a zero-sum variable's unconstrained form has one element fewer)."""
+DIMENSION_PREFIX = "dimension:"
+"""Model data holding a dimension's length (a rank-0 int64 array per dimension the structure is sized by)."""
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Everything the sampler needs about a compiled structure besides its code (stored as JSON)."""
+    """Everything the sampler needs about a compiled structure besides its code (stored as JSON).
+
+    A structure is *size-free* (``fixed_sizes`` is ``None``) when every traced quantity's shape is written in its
+    model's dimensions: one compilation then serves every arm, segment and day count, the lengths reaching the
+    code as data (:data:`DIMENSION_PREFIX`). A model with a quantity sized otherwise is compiled for its sizes
+    only, which ``fixed_sizes`` records and :meth:`ModelData.pack` holds every run to.
+    """
 
     key: str
-    n_dim: int
     names: tuple[str, ...]
     """Traced arrays in expansion order: the unconstrained parameters first, then every other quantity."""
-    shapes: tuple[tuple[int, ...], ...]
+    axes: tuple[tuple[Any, ...], ...]
+    """Each traced array's shape, axis by axis (:data:`Axis`)."""
     n_unconstrained: int
     """How many of ``names`` are unconstrained parameters."""
     dims: dict[str, tuple[str, ...]]
     coords: dict[str, list[Any]]
+    """The compiling run's labels: the default of a dimension a run does not label."""
     data: tuple[tuple[str, str, int], ...]
-    """The data arrays in call order: name, dtype, rank."""
+    """The data arrays in call order: name, dtype, rank (the dimensions' lengths among them)."""
     parameters: tuple[str, ...]
     """The free random variables (their R-hat is part of the diagnostics)."""
+    fixed_sizes: dict[str, int] | None = None
+    """The only dimension lengths this structure serves; ``None``: any."""
+
+    def lengths(self, coords: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """Each dimension's length for a run labelled ``coords`` (the compiling run's labels where it has none)."""
+        return {dim: len(labels) for dim, labels in {**self.coords, **dict(coords or {})}.items()
+                if dim in self.coords}
+
+    def shapes_for(self, lengths: Mapping[str, int]) -> tuple[tuple[int, ...], ...]:
+        """Every traced array's shape at these dimension lengths."""
+        return tuple(tuple(axis if isinstance(axis, int) else lengths[axis[0]] + axis[1] for axis in shape)
+                     for shape in self.axes)
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The shapes of the compiling run."""
+        return self.shapes_for(self.lengths())
+
+    @property
+    def n_dim(self) -> int:
+        return sum(math.prod(shape) for shape in self.shapes[:self.n_unconstrained])
 
     @property
     def n_expanded(self) -> int:
@@ -133,37 +173,60 @@ class Layout:
     @classmethod
     def from_json(cls, text: str) -> "Layout":
         raw = json.loads(text)
-        return cls(key=raw["key"], n_dim=raw["n_dim"], names=tuple(raw["names"]),
-                   shapes=tuple(tuple(s) for s in raw["shapes"]), n_unconstrained=raw["n_unconstrained"],
+        return cls(key=raw["key"], names=tuple(raw["names"]),
+                   axes=tuple(tuple(a if isinstance(a, int) else (str(a[0]), int(a[1])) for a in shape)
+                              for shape in raw["axes"]),
+                   n_unconstrained=raw["n_unconstrained"],
                    dims={k: tuple(v) for k, v in raw["dims"].items()}, coords=raw["coords"],
-                   data=tuple((n, d, int(r)) for n, d, r in raw["data"]), parameters=tuple(raw["parameters"]))
+                   data=tuple((n, d, int(r)) for n, d, r in raw["data"]), parameters=tuple(raw["parameters"]),
+                   fixed_sizes=raw["fixed_sizes"])
 
 
 @dataclass(frozen=True)
 class ModelData:
     """A run's data arrays in the layout's order, and the ``user_data`` words the callbacks read them through.
 
-    ``user_data`` holds, per array, its address and then its sizes; the arrays are kept here (read-only) so
-    the addresses stay valid for as long as this object lives.
+    ``user_data`` holds, per array, its address and then its sizes, and last the run's number of unconstrained
+    parameters and of traced values; the arrays are kept here (read-only) so the addresses stay valid for as
+    long as this object lives.
     """
 
     arrays: dict[str, np.ndarray]
     user_data: np.ndarray
+    shapes: tuple[tuple[int, ...], ...]
+    """The traced arrays' shapes for this run."""
+    n_dim: int
+    n_expanded: int
 
     @classmethod
-    def pack(cls, layout: Layout, data: Mapping[str, np.ndarray]) -> "ModelData":
-        """``data`` checked against the layout (every array present, of the compiled rank) and laid out."""
+    def pack(cls, layout: Layout, data: Mapping[str, np.ndarray],
+             coords: Mapping[str, Any] | None = None) -> "ModelData":
+        """``data`` checked against the layout (every array present, of the compiled rank) and laid out, with the
+        dimensions' lengths of a run labelled ``coords`` (the compiling run's where a dimension has none).
+
+        Raises
+        ------
+        KeyError, ValueError
+            An array is missing or of another rank; a structure compiled for fixed sizes meets others.
+        """
+        lengths = layout.lengths(coords)
+        if layout.fixed_sizes is not None and any(lengths.get(d) != n for d, n in layout.fixed_sizes.items()):
+            raise ValueError(f"structure {layout.key} was compiled for the sizes {layout.fixed_sizes}, not {lengths}")
+        given = {**data, **{f"{DIMENSION_PREFIX}{dim}": np.asarray(n, dtype="int64") for dim, n in lengths.items()}}
         arrays, words = {}, []
         for name, dtype, ndim in layout.data:
-            if name not in data:
+            if name not in given:
                 raise KeyError(f"model data {name!r} missing")
-            array = np.array(data[name], dtype=dtype, order="C", copy=True)
+            array = np.array(given[name], dtype=dtype, order="C", copy=True)
             if array.ndim != ndim:
                 raise ValueError(f"model data {name!r} has rank {array.ndim}, the compiled model expects {ndim}")
             array.flags.writeable = False
             arrays[name] = array
             words += [array.ctypes.data, *array.shape]
-        return cls(arrays, np.array(words or [0], dtype=np.uint64))
+        shapes = layout.shapes_for(lengths)
+        n_dim = sum(math.prod(shape) for shape in shapes[:layout.n_unconstrained])
+        n_expanded = sum(math.prod(shape) for shape in shapes)
+        return cls(arrays, np.array(words + [n_dim, n_expanded], dtype=np.uint64), shapes, n_dim, n_expanded)
 
     @property
     def address(self) -> int:
@@ -187,36 +250,62 @@ class NativeModel:
 
     def support_point(self, data: ModelData) -> np.ndarray:
         """PyMC's starting point for this data: each free variable's support point, unconstrained, unjittered."""
-        out = np.empty(self.layout.n_dim)
+        out = np.empty(data.n_dim)
         pointer = out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        status = self.initial_callback.ctypes(self.layout.n_dim, pointer, data.address)
+        status = self.initial_callback.ctypes(data.n_dim, pointer, data.address)
         if status != 0:
             raise RuntimeError(f"the model's starting point could not be computed (status {status})")
         return out
 
 
-def native_model(key: str, build: Callable[[], "pm.Model"]) -> NativeModel:
-    """The compiled structure ``key``: loaded from the cache, or built with ``build()`` and cached.
+def native_model(key: str, build: Callable[[], "pm.Model"], sizes: Mapping[str, int] | None = None,
+                 static: Mapping[str, int] | None = None, size_free: bool = False) -> NativeModel:
+    """The compiled structure ``key``: loaded from the cache, or built with ``build()``, compiled and cached.
+
+    ``key`` names the structure whatever its sizes (:func:`structure_key` of the sizes' classes); ``sizes`` are
+    the run's dimension lengths. A size-free entry, stored under ``key``, serves every size and is used wherever
+    it exists; else the entry compiled for these sizes (:func:`sized_key`). What a miss compiles:
+
+    - ``size_free=False`` (an analysis): the model at these sizes, every dimension's length a constant. Why not
+      size-free: numba compiles code whose shapes it knows faster, and an analysis waits for it (Group Stories'
+      first run, 8 metrics: 58.9 s compiled size-free against 29.9 s).
+    - ``size_free=True`` (``bayes-ab warmup``, which an image build or a scheduler pays once): the lengths are
+      data -- but those in ``static``, which the class itself fixes (one treatment beside one control: with every
+      length symbolic the mean family's structure took 28-34 s against 12-15 s) -- so the entry serves every
+      later experiment of the class. A model that turns out not to be size-free (:func:`_axes`) is compiled for
+      its sizes instead. This lookup ignores entries compiled for one size: warming up replaces them.
 
     A damaged or partial cache entry (a killed process, a full disk) is rebuilt, never trusted.
     """
-    directory = cache_root() / key
-    layout_path = directory / LAYOUT_FILE
-    if layout_path.exists():
-        try:
-            layout = Layout.from_json(layout_path.read_text())
-            module = _import_callbacks(key, directory / CALLBACKS_FILE)
-            native = _callbacks(layout, module, compiled=False)
-        except Exception:   # noqa: BLE001 -- any failure to load means: compile afresh below
-            pass
-        else:
-            _touch(layout_path)
+    sizes = dict(sizes or {})
+    for entry in (key,) if size_free else dict.fromkeys((key, sized_key(key, sizes))):
+        native = _load(entry)
+        if native is not None and (native.layout.fixed_sizes is None or native.layout.fixed_sizes == sizes):
             return native
-    model = build()
-    writable = _writable(directory)
-    native = _compile(key, model, directory if writable else _process_directory(key))
-    if writable:
-        _prune(cache_root(), keep=key)
+    return _compile(key, sizes, build(), static or {}, size_free)
+
+
+def sized_key(key: str, sizes: Mapping[str, int]) -> str:
+    """The entry of structure ``key`` compiled for exactly ``sizes`` (a model that is not size-free); a structure
+    without dimensions has one size, and its entry is ``key``."""
+    if not sizes:
+        return key
+    digest = hashlib.sha256(json.dumps(sorted(sizes.items())).encode()).hexdigest()[:8]
+    return f"{key}-{digest}"
+
+
+def _load(entry: str) -> NativeModel | None:
+    """The cached entry ``entry``, or ``None`` when it is absent or damaged."""
+    layout_path = cache_root() / entry / LAYOUT_FILE
+    if not layout_path.exists():
+        return None
+    try:
+        layout = Layout.from_json(layout_path.read_text())
+        module = _import_callbacks(entry, cache_root() / entry / CALLBACKS_FILE)
+        native = _callbacks(layout, module, compiled=False)
+    except Exception:   # noqa: BLE001 -- any failure to load means: compile afresh
+        return None
+    _touch(layout_path)
     return native
 
 
@@ -331,7 +420,10 @@ def _environments_without_imports() -> Iterator[None]:
         environment._rebuild_env = original
 
 
-def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
+def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapping[str, int],
+             size_free: bool) -> NativeModel:
+    """Compile ``model`` and cache it: size-free under ``key`` when asked and it is (:func:`_axes`; ``static``:
+    lengths that are constants in any case), else for ``sizes``, every dimension's length a constant."""
     import pytensor
     import pytensor.tensor as pt
     from pymc.initial_point import make_initial_point_expression
@@ -348,62 +440,179 @@ def _compile(key: str, model: "pm.Model", directory: Path) -> NativeModel:
                                            return_transformed=True)
     start = dict(zip((v.name for v in value_vars),
                      pytensor.function([], starts, mode="FAST_COMPILE", on_unused_input="ignore")()))
-    shapes = [tuple(int(s) for s in np.shape(start[v.name])) for v in value_vars]
-    sizes = [math.prod(s) for s in shapes]
-    n_dim = sum(sizes)
+    starts = _without_draws(starts)
+    shared = sorted((v for v in model.named_vars.values() if isinstance(v, SharedVariable)), key=lambda v: v.name)
+    static = {name: int(n) for name, n in static.items()}
+    dimensions = {name: var for name, var in sorted(model.dim_lengths.items()) if isinstance(var, SharedVariable)}
+    values = {v.name: np.asarray(v.get_value()) for v in shared}
+    names_unconstrained = {v.name for v in value_vars}
+    others = [v for v in model.unobserved_value_vars if v.name not in names_unconstrained]
+    inputs, by_name, replace_inputs, starts_out = _inputs(model, shared, dimensions, static, values, starts)
+    axes = _axes(model, inputs, values, starts_out, value_vars, others, replace_inputs) if size_free else None
+    fixed = axes is None
+    if fixed:       # every length a constant: shapes as the compiling run has them, for these sizes only
+        static = {name: int(var.get_value()) for name, var in dimensions.items()}
+        inputs, by_name, replace_inputs, starts_out = _inputs(model, shared, dimensions, static, values, starts)
+        shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode="FAST_COMPILE",
+                                     on_unused_input="ignore")
+        other_shapes = [tuple(int(x) for x in shape) for shape in shape_fn(*[start[v.name] for v in value_vars])]
+        axes = [tuple(int(x) for x in np.shape(start[v.name])) for v in value_vars] + other_shapes
+    entry = sized_key(key, sizes) if fixed else key
+    directory = cache_root() / entry
+    writable = _writable(directory)
+    if not writable:
+        directory = _process_directory(entry)
 
     logp = pytensor.graph.rewrite_graph(model.logp(), include=("canonicalize", "stabilize"))
     gradient = pt.concatenate([g.ravel() for g in pytensor.grad(logp, value_vars)])
-    point = pt.TensorType("float64", shape=(n_dim,))("unconstrained_point")
-    replace, offset = {}, 0
-    for var, shape, size in zip(value_vars, shapes, sizes):
-        replace[var] = point[offset:offset + size].reshape(shape).astype(var.dtype)
-        offset += size
-    shared = sorted((v for v in model.named_vars.values() if isinstance(v, SharedVariable)), key=lambda v: v.name)
-    inputs = [pt.TensorType(v.type.dtype, shape=(None,) * v.type.ndim)(v.name) for v in shared]
-    replace.update(zip(shared, inputs))
-
-    names_unconstrained = {v.name for v in value_vars}
-    others = [v for v in model.unobserved_value_vars if v.name not in names_unconstrained]
+    point = pt.TensorType("float64", shape=(None,))("unconstrained_point")
+    replace, offset = dict(replace_inputs), 0
+    for var, shape in zip(value_vars, axes):
+        symbolic = [axis if isinstance(axis, int) else by_name[f"{DIMENSION_PREFIX}{axis[0]}"] + axis[1]
+                    for axis in shape]
+        size = pt.prod(pt.stack(symbolic)) if symbolic else 1
+        replace[var] = point[offset:offset + size].reshape(symbolic, ndim=len(symbolic)).astype(var.dtype)
+        offset = offset + size
     logp_out, gradient_out, *others_out = pytensor.clone_replace([logp, gradient, *others], replace)
     expanded = pt.concatenate([point, *[pt.as_tensor(v).ravel() for v in others_out]])
-    starts = _without_draws(starts)
-    starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, inputs))
     initial = pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in starts_out])
-    values = {v.name: np.asarray(v.get_value()) for v in shared}
     start_point = np.concatenate([np.ravel(start[v.name]) for v in value_vars])
-    arrays = [values[v.name] for v in shared]
-    mode, logp_fn = _numba_mode_checked(key, [point, *inputs], [logp_out, gradient_out], start_point, arrays)
+    values = {name: values[name] for name in by_name}
+    arrays = [values[v.name] for v in inputs]
+    mode, logp_fn = _numba_mode_checked(entry, [point, *inputs], [logp_out, gradient_out], start_point, arrays)
     expand_fn = pytensor.function([point, *inputs], [expanded], mode=mode, on_unused_input="ignore")
     initial_fn = pytensor.function(inputs, [initial], mode=mode, on_unused_input="ignore")
-    shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode="FAST_COMPILE",
-                                 on_unused_input="ignore")
-    other_shapes = [tuple(int(x) for x in shape) for shape in shape_fn(*[start[v.name] for v in value_vars])]
 
     layout = Layout(
-        key=key, n_dim=n_dim,
+        key=entry,
         names=tuple([v.name for v in value_vars] + [v.name for v in others]),
-        shapes=tuple(shapes + other_shapes), n_unconstrained=len(value_vars),
+        axes=tuple(tuple(shape) for shape in axes), n_unconstrained=len(value_vars),
         dims={name: tuple(d) for name, d in model.named_vars_to_dims.items() if d},
         coords={name: [_plain(x) for x in values_] for name, values_ in model.coords.items()
                 if values_ is not None},
-        data=tuple((v.name, values[v.name].dtype.name, v.type.ndim) for v in shared),
+        data=tuple((v.name, values[v.name].dtype.name, v.type.ndim) for v in inputs),
         parameters=tuple(rv.name for rv in model.free_RVs),
+        fixed_sizes=dict(sizes) if fixed else None,
     )
-    source = wrapper_source(key, n_dim, layout.n_expanded, list(layout.data))
+    source = wrapper_source(entry, list(layout.data))
     callbacks_path = directory / CALLBACKS_FILE
     if not callbacks_path.exists() or callbacks_path.read_text() != source:
         write_atomically(callbacks_path, lambda tmp: tmp.write_text(source))
     _whole_second_mtime(callbacks_path)
-    sys.modules.pop(f"bayes_ab_native_{key}", None)
-    module = _import_callbacks(key, callbacks_path)
+    sys.modules.pop(f"bayes_ab_native_{entry}", None)
+    module = _import_callbacks(entry, callbacks_path)
     module.logp_inner = logp_fn.vm.jit_fn
     module.expand_inner = expand_fn.vm.jit_fn
     module.initial_inner = initial_fn.vm.jit_fn
     native = _callbacks(layout, module, compiled=True)
-    _check_start(native, values, np.concatenate([np.ravel(start[v.name]) for v in value_vars]))
+    _check_start(native, values, start_point)
     write_atomically(directory / LAYOUT_FILE, lambda tmp: tmp.write_text(layout.to_json()))    # last: a layout marks a complete entry
+    if writable:
+        _prune(cache_root(), keep=entry)
     return native
+
+
+def _inputs(model: "pm.Model", shared: list, dimensions: Mapping, static: Mapping[str, int],
+            values: dict, starts: list) -> tuple[list, dict, dict, list]:
+    """The compiled functions' inputs -- the data arrays, then the lengths of the dimensions not in ``static``
+    (added to ``values``) -- by name, what replaces the model's shared variables with them (a static length
+    with its constant), and the starting point's graph in them."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    lengths = {name: var for name, var in dimensions.items() if name not in static}
+    constants = {var: pt.constant(np.int64(static[name]), name=name) for name, var in dimensions.items()
+                 if name in static}
+    values.update({f"{DIMENSION_PREFIX}{name}": np.asarray(var.get_value(), dtype="int64")
+                   for name, var in lengths.items()})
+    inputs = ([pt.TensorType(v.type.dtype, shape=(None,) * v.type.ndim)(v.name) for v in shared]
+              + [pt.scalar(f"{DIMENSION_PREFIX}{name}", dtype="int64") for name in lengths])
+    by_name = {variable.name: variable for variable in inputs}
+    replace_inputs = {**dict(zip(shared, inputs)), **constants,
+                      **{var: by_name[f"{DIMENSION_PREFIX}{name}"] for name, var in lengths.items()}}
+    starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, by_name, static))
+    return inputs, by_name, replace_inputs, starts_out
+
+
+PERTURBATIONS = (2, 3, 5, 7, 11, 13, 17, 19)
+"""How much :func:`_axes` lengthens each dimension (one prime each, so an axis's change names its dimension)."""
+TIED_DIMENSIONS = (("arm", "treatment"),)
+"""Dimensions whose lengths move together: a model's treatments are its arms but the control. :func:`_axes`
+lengthens them by one step (data shaped by one and parameters by the other must still broadcast), and an axis
+that moves with them is written in the first."""
+
+
+def _axes(model: "pm.Model", inputs: list, values: Mapping[str, np.ndarray], starts: list, value_vars: list,
+          others: list, replace_inputs: Mapping) -> list[tuple[Axis, ...]] | None:
+    """Every traced quantity's shape written in the model's dimensions, or ``None`` when one is not.
+
+    Why by evaluation rather than by reading the graph: a shape is whatever the graph computes, and a model may
+    size a quantity by a data array or a Python number as well as by a dimension. The shapes are computed (with
+    PyTensor's shape rewrites, so no value is) three times: for the compiling run's data; with every dimension
+    lengthened by its own prime (arrays declared with dims resized to match); and with every other data array one
+    element longer on each axis. An axis that does not move is fixed; one that moves with exactly one dimension
+    is that dimension plus an offset; anything else -- a quantity sized by a data array's length, a product of
+    two dimensions, a shape that cannot be computed apart from the data -- makes the model not size-free, and it
+    is compiled for its sizes only. Never guessed: a wrong axis would serve draws of the wrong length.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.compile.mode import Mode
+
+    dims_of = model.named_vars_to_dims
+    lengths = {name[len(DIMENSION_PREFIX):]: int(v) for name, v in values.items() if name.startswith(DIMENSION_PREFIX)}
+    mode = Mode(linker="py", optimizer="fast_run").excluding("BlasOpt")
+    try:
+        start_shapes = [pt.as_tensor(s).shape for s in starts]
+        values_in = [pt.TensorType(v.dtype, shape=(None,) * v.ndim)(v.name) for v in value_vars]
+        others_out = pytensor.clone_replace(others, {**replace_inputs, **dict(zip(value_vars, values_in))})
+        start_fn = pytensor.function(inputs, start_shapes, mode=mode, on_unused_input="ignore")
+        other_fn = pytensor.function([*inputs, *values_in], [pt.as_tensor(v).shape for v in others_out], mode=mode,
+                                     on_unused_input="ignore")
+
+        def shapes(arrays: dict) -> list[tuple[int, ...]]:
+            start_shape = [tuple(int(x) for x in s) for s in start_fn(*[arrays[v.name] for v in inputs])]
+            zeros = [np.zeros(s, dtype=v.dtype) for s, v in zip(start_shape, value_vars)]
+            return start_shape + [tuple(int(x) for x in s)
+                                  for s in other_fn(*[arrays[v.name] for v in inputs], *zeros)]
+
+        groups = [tuple(d for d in tied if d in lengths) for tied in TIED_DIMENSIONS]
+        groups = [g for g in groups if g] + [(d,) for d in lengths if not any(d in tied for tied in TIED_DIMENSIONS)]
+        if len(groups) > len(PERTURBATIONS):
+            return None
+        delta = {d: step for group, step in zip(groups, PERTURBATIONS) for d in group}
+        longer_dims = {}
+        for name, array in values.items():
+            if name.startswith(DIMENSION_PREFIX):
+                longer_dims[name] = np.asarray(int(array) + delta[name[len(DIMENSION_PREFIX):]], dtype="int64")
+            elif dims_of.get(name) and len(dims_of[name]) == np.ndim(array):
+                longer_dims[name] = np.zeros([n + delta.get(d, 0) for n, d in zip(np.shape(array), dims_of[name])],
+                                             dtype=array.dtype)
+            else:
+                longer_dims[name] = array
+        longer_data = {name: (array if name.startswith(DIMENSION_PREFIX) or dims_of.get(name)
+                              else np.zeros([n + 1 for n in np.shape(array)], dtype=array.dtype))
+                       for name, array in values.items()}
+        base, moved, other = shapes(dict(values)), shapes(longer_dims), shapes(longer_data)
+    except Exception:   # noqa: BLE001 -- shapes that cannot be computed apart from the data: not size-free
+        return None
+    axes = []
+    for shape_base, shape_moved, shape_other in zip(base, moved, other):
+        if not len(shape_base) == len(shape_moved) == len(shape_other):
+            return None
+        entry = []
+        for n, m, o in zip(shape_base, shape_moved, shape_other):
+            if o != n:
+                return None
+            if m == n:
+                entry.append(n)
+                continue
+            group = [g for g, step in zip(groups, PERTURBATIONS) if m - n == step]
+            if len(group) != 1:
+                return None
+            entry.append((group[0][0], n - lengths[group[0][0]]))
+        axes.append(tuple(entry))
+    return axes
 
 
 CHECK_POINTS = 3
@@ -460,15 +669,17 @@ def _without_draws(starts: list) -> list:
 
     A support point may be written in terms of its variable's draw for the shape alone: ZeroSumNormal's is
     ``zeros_like(draw)``. Compiled as it is, the graph would take a random generator as an input, which a C
-    callback cannot be given. The shapes are the structure's (part of its key), so they are constants here;
-    :func:`_check_start` then confirms that the compiled start equals PyMC's, which a value that did depend
-    on a draw would not.
+    callback cannot be given. The draw's shape is rewritten in terms of what sizes it (a dimension's length)
+    where PyTensor's shape rewrites can, else taken as the compiling run's constant (the structure is then not
+    size-free: :func:`_axes` sees a start that does not follow its dimension); :func:`_check_start` then confirms
+    that the compiled start equals PyMC's, which a value that did depend on a draw would not.
     """
     import pytensor
     import pytensor.tensor as pt
     from pymc.distributions.distribution import SymbolicRandomVariable
     from pytensor.graph.traversal import graph_inputs, io_toposort
     from pytensor.tensor.random.op import RandomVariable
+    from pytensor.tensor.random.type import RandomType
     from pytensor.tensor.type import TensorType
 
     draws = [output for node in io_toposort(list(graph_inputs(starts)), starts)
@@ -476,9 +687,13 @@ def _without_draws(starts: list) -> list:
              for output in node.outputs if isinstance(output.type, TensorType)]
     if not draws:
         return starts
-    shapes = pytensor.function([], [draw.shape for draw in draws], mode="FAST_COMPILE")()
-    return pytensor.clone_replace(starts, {draw: pt.zeros(tuple(int(n) for n in shape), dtype=draw.dtype)
-                                           for draw, shape in zip(draws, shapes)})
+    replace = {}
+    for draw in draws:
+        shape = pytensor.graph.rewrite_graph(draw.shape, include=("canonicalize", "ShapeOpt"))
+        if any(isinstance(v.type, RandomType) for v in graph_inputs([shape])):
+            shape = pt.as_tensor(pytensor.function([], draw.shape, mode="FAST_COMPILE")())
+        replace[draw] = pt.zeros(shape, dtype=draw.dtype)
+    return pytensor.clone_replace(starts, replace)
 
 
 def _check_start(native: NativeModel, values: Mapping[str, np.ndarray], expected: np.ndarray) -> None:
@@ -489,26 +704,25 @@ def _check_start(native: NativeModel, values: Mapping[str, np.ndarray], expected
                            f"differs from PyMC's {expected.tolist()}")
 
 
-def _start_inputs(model: "pm.Model", starts: list, inputs: list) -> dict:
+def _start_inputs(model: "pm.Model", starts: list, by_name: Mapping[str, Any], static: Mapping[str, int]) -> dict:
     """What replaces the shared variables of PyMC's starting-point graph (which holds copies of the model's,
-    so they are matched by name).
-
-    A data array becomes the compiled function's input of the same name (``inputs``); a dimension's length
-    becomes a constant, since the structure's sizes are part of its key.
-    """
+    so they are matched by name): a data array or a dimension's length becomes the compiled function's input
+    of that name (``by_name``; a dimension's under :data:`DIMENSION_PREFIX`), a dimension whose length the
+    structure fixes (``static``) a constant."""
     import pytensor.tensor as pt
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    by_name = {variable.name: variable for variable in inputs}
     replace = {}
     for variable in graph_inputs(starts):
         if not isinstance(variable, SharedVariable):
             continue
-        if variable.name in by_name:
+        if variable.name in model.dim_lengths and variable.name in static:
+            replace[variable] = pt.constant(np.int64(static[variable.name]), name=variable.name)
+        elif variable.name in model.dim_lengths and f"{DIMENSION_PREFIX}{variable.name}" in by_name:
+            replace[variable] = by_name[f"{DIMENSION_PREFIX}{variable.name}"]
+        elif variable.name in by_name:
             replace[variable] = by_name[variable.name]
-        elif variable.name in model.dim_lengths:
-            replace[variable] = pt.constant(variable.get_value(), name=variable.name)
         else:
             raise RuntimeError(f"the starting point depends on {variable.name!r}, neither data nor a dimension")
     return replace

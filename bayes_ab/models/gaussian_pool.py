@@ -24,14 +24,14 @@ import numpy as np
 
 from bayes_ab.metric import EffectPrior
 from bayes_ab.models.hierarchy import (PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_MIX_LOG_WEIGHTS, PRIOR_MIX_NODES,
-                                      coords_for, prior_data, prior_scales, with_control)
+                                      coords_for, dimension_length, prior_data, prior_scales, with_control)
 
 if TYPE_CHECKING:     # imported by the functions that build a model: loading a cached model never needs PyMC
     import pymc as pm
     import pytensor.tensor as pt
 
 
-def _learned_effect_mu_prior(prior: EffectPrior, effect_sd, treatments: int):
+def _learned_effect_mu_prior(prior: EffectPrior, effect_sd):
     """Prior variance (one per treatment) and mean of ``effect_mu`` under a learned prior: the (mapped)
     location, and for a Student-t its scale mixture: given ``effect_mu_mix ~ InverseGamma(df / 2, df / 2)``
     per treatment the prior is Normal(location, effect_sd * sqrt(mix)), so the integration stays exact and only
@@ -40,9 +40,9 @@ def _learned_effect_mu_prior(prior: EffectPrior, effect_sd, treatments: int):
     import pytensor.tensor as pt
 
     learned = prior.learned
-    variance = effect_sd ** 2 * pt.ones(treatments)
+    variance = effect_sd ** 2 * pt.ones(dimension_length("treatment"))
     data = prior_data(prior)
-    location = pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]) * pt.ones(treatments)
+    location = pm.Data(PRIOR_EFFECT_MEAN, data[PRIOR_EFFECT_MEAN]) * pt.ones(dimension_length("treatment"))
     if learned.df is not None:
         half = pm.Data(PRIOR_EFFECT_DF, data[PRIOR_EFFECT_DF]) / 2.0
         variance = variance * pm.InverseGamma("effect_mu_mix", alpha=half, beta=half, dims="treatment")
@@ -58,10 +58,10 @@ def _normal_effect_mu(prior: EffectPrior, effect_sd, a_matrix, c, mu_z, treatmen
 
     if prior.learned is None:
         tau2 = effect_sd ** 2
-        precision = a_matrix + pt.eye(treatments) / tau2
-        log_prior_terms = -0.5 * treatments * pt.log(tau2)
+        precision = a_matrix + pt.eye(dimension_length("treatment")) / tau2
+        log_prior_terms = -0.5 * dimension_length("treatment") * pt.log(tau2)
     else:
-        prior_var, location = _learned_effect_mu_prior(prior, effect_sd, treatments)
+        prior_var, location = _learned_effect_mu_prior(prior, effect_sd)
         precision = a_matrix + pt.diag(1.0 / prior_var)
         c = c + location / prior_var        # a prior centred away from 0 moves the Gaussian
         log_prior_terms = -0.5 * pt.log(prior_var).sum() - 0.5 * (location ** 2 / prior_var).sum()
@@ -131,7 +131,8 @@ def pooled_gaussian_cells(y: "pt.TensorVariable", v: "pt.TensorVariable", prior:
     prior
         The metric's effect prior (its scales and a learned prior's location are model data).
     treatments, segments
-        Sizes: with one segment the effects equal ``effect_mu`` (nothing to pool).
+        Sizes, for the structure's branches only (:func:`~bayes_ab.models.hierarchy.size_classes`): with one
+        segment the effects equal ``effect_mu`` (nothing to pool); the graph reads the dimensions' lengths.
 
     Returns
     -------
@@ -145,7 +146,7 @@ def pooled_gaussian_cells(y: "pt.TensorVariable", v: "pt.TensorVariable", prior:
     if segments > 1:
         sd = pm.HalfNormal("effect_sd", sigma=heterogeneity_sd, dims="treatment")[:, None]
     else:
-        sd = pt.zeros((treatments, 1))
+        sd = pt.zeros((dimension_length("treatment"), 1))
     total = pt.concatenate([v[:1], v[1:] + sd ** 2], axis=0)    # variance of y[a, s] around b[s]
     w = 1.0 / total
     weight = w.sum(axis=0)                                      # W[s]
@@ -155,7 +156,7 @@ def pooled_gaussian_cells(y: "pt.TensorVariable", v: "pt.TensorVariable", prior:
     c = (wt * (y[1:] - y_bar[None, :])).sum(axis=1)
     a_matrix = pt.diag(wt.sum(axis=1)) - pt.dot(wt / weight[None, :], wt.T)
     q0 = ((w * y ** 2).sum(axis=0) - weight * y_bar ** 2).sum()
-    k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * segments * np.log(2 * np.pi)
+    k = (-0.5 * pt.log(2 * np.pi * total).sum() + 0.5 * dimension_length("segment") * np.log(2 * np.pi)
          - 0.5 * pt.log(weight).sum())
     mu_z = pm.Normal("effect_mu_z", 0.0, 1.0, dims="treatment")
     if treatments == 1 and prior.learned is not None and prior.learned.df is not None:
@@ -164,7 +165,7 @@ def pooled_gaussian_cells(y: "pt.TensorVariable", v: "pt.TensorVariable", prior:
         log_evidence, mu_draw = _normal_effect_mu(prior, effect_sd, a_matrix, c, mu_z, treatments)
     pm.Potential("obs", k - 0.5 * q0 + log_evidence)
     mu = pm.Deterministic("effect_mu", mu_draw, dims="treatment")
-    shift = mu[:, None] + pt.zeros((treatments, segments))
+    shift = mu[:, None] + pt.zeros((dimension_length("treatment"), dimension_length("segment")))
     centre = y_bar - (wt * shift).sum(axis=0) / weight
     baseline = centre + pm.Normal("baseline_z", 0.0, 1.0, dims="segment") / pt.sqrt(weight)
     # e[t, s] given b[s]: prior Normal(mu, sd^2) times likelihood Normal(y - b, v); e = mu at sd = 0

@@ -144,6 +144,64 @@ def with_control(baseline: "pt.TensorVariable", effect: "pt.TensorVariable") -> 
     return pt.concatenate([baseline[None, :], baseline[None, :] + effect], axis=0)
 
 
+SIZE_FREE_DIMENSIONS = ("day",)
+"""Dimensions no model builder branches on: any length is one structure."""
+
+
+def size_classes(sizes: dict[str, int]) -> dict[str, str]:
+    """The sizes as far as a model's *structure* depends on them: what the builders branch on in Python.
+
+    The compiled code reads every dimension's length as data (:mod:`bayes_ab.models.compiled`), so one structure
+    serves every size of a class: two arms or more (one treatment's integration is written in scalars,
+    :mod:`bayes_ab.models.gaussian_pool`); one segment (nothing to pool, :func:`segment_effects`), a few, or
+    :data:`POOLED_BASELINE_SEGMENTS` and more (pooled baselines, :func:`segment_baselines`); any number of days.
+    A dimension not named here keeps its exact length (a new one is never assumed free). A builder that branches
+    on a size must say so here: ``tests/models/test_size_free.py`` compiles every family's structures at one size
+    and checks them at others against PyMC's own model.
+    """
+    classes = {}
+    for dim, n in sizes.items():
+        if dim == "arm":
+            classes[dim] = "two" if n == 2 else "three or more"
+        elif dim == "segment":
+            classes[dim] = ("one" if n == 1 else f"2 to {POOLED_BASELINE_SEGMENTS - 1}"
+                            if n < POOLED_BASELINE_SEGMENTS else f"{POOLED_BASELINE_SEGMENTS} or more")
+        elif dim in SIZE_FREE_DIMENSIONS:
+            classes[dim] = "any"
+        else:
+            classes[dim] = str(n)
+    return classes
+
+
+def fixed_lengths(sizes: dict[str, int]) -> dict[str, int]:
+    """The dimension lengths a class of sizes fixes (:func:`size_classes`): two arms have one treatment; one
+    segment is one. They are constants of the compiled code -- numba compiles code whose shapes it knows in
+    less than half the time -- and every other length is data."""
+    fixed = {}
+    if sizes.get("arm") == 2:
+        fixed.update(arm=2, treatment=1)
+    if sizes.get("segment") == 1:
+        fixed["segment"] = 1
+    return fixed
+
+
+def dimension_length(dim: str) -> "pt.TensorVariable":
+    """The current model's length of ``dim`` as a tensor (data of the compiled structure, never a constant)."""
+    import pymc as pm
+
+    return pm.modelcontext(None).dim_lengths[dim]
+
+
+def model_coords(stats: xr.Dataset) -> dict[str, list]:
+    """The labels of every dimension a model of ``stats`` may have: :func:`coords_for` and the statistics' other
+    dimensions (a life table's days) but the count histogram's values, which are data."""
+    coords = coords_for(stats)
+    for dim in stats.dims:
+        if dim not in coords and dim != "value":
+            coords[dim] = [value.item() if isinstance(value, np.generic) else value for value in stats[dim].values]
+    return coords
+
+
 def coords_for(stats: xr.Dataset) -> dict[str, list[str]]:
     """Model coordinates of ``stats``; ``treatment`` is every arm but the control (``arm[0]``)."""
     arms = [str(a) for a in stats["arm"].values]

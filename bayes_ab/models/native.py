@@ -39,8 +39,7 @@ from numba import carray, njit
 
 from bayes_ab.models.native import address_as_void_pointer
 
-N_DIM = {n_dim}
-N_EXPANDED = {n_expanded}
+WORDS = {words}     # per data array its address and sizes; then the run's parameter and traced-value counts
 logp_inner = None     # bound to the structure's PyTensor function before a compilation; a cache hit never reads it
 expand_inner = None
 initial_inner = None
@@ -53,9 +52,11 @@ def _logp(x, grad, out, words):
     total = value.item()
     out[0] = total
     finite = True
+    if gradient.shape[0] != x.shape[0]:
+        return 5
     # element by element: ``grad[...] = gradient`` and ``np.all(np.isfinite(...))`` make numba compile about
     # 10 s of shape-error and array-expression code for every structure
-    for i in range(N_DIM):
+    for i in range(x.shape[0]):
         g = gradient[i]
         grad[i] = g
         finite = finite and math.isfinite(g)
@@ -70,7 +71,9 @@ def _logp(x, grad, out, words):
 def _expand(x, out, words):
 {unpack}
     (values,) = expand_inner(x{args})
-    for i in range(N_EXPANDED):
+    if values.shape[0] != out.shape[0]:
+        return -3
+    for i in range(out.shape[0]):
         out[i] = values[i]
     return 0
 
@@ -79,47 +82,53 @@ def _expand(x, out, words):
 def _initial(out, words):
 {unpack}
     (values,) = initial_inner({initial_args})
-    for i in range(N_DIM):
+    if values.shape[0] != out.shape[0]:
+        return -3
+    for i in range(out.shape[0]):
         out[i] = values[i]
     return 0
 
 
 # The C callbacks keep only the argument checks and the exception guard: numba's analysis of a try block
 # grows with everything compiled inside it, so the model's code stays in the separately compiled helpers.
+# The sizes are the run's (its data's last two words): one compiled structure serves every size.
 def logp(dim, x_, grad_, logp_, user_data_):
-    if dim != N_DIM:
+    words = carray(user_data_, (WORDS + 2,), np.uint64)
+    if dim != words[WORDS]:
         return -1
     try:
-        return _logp(carray(x_, (N_DIM,)), carray(grad_, (N_DIM,)), carray(logp_, (1,)),
-                     carray(user_data_, ({words},), np.uint64))
+        return _logp(carray(x_, (dim,)), carray(grad_, (dim,)), carray(logp_, (1,)), words)
     except Exception:  # noqa: BLE001 -- a C callback must not raise; the sampler treats 1 as a failed step
         return 1
 
 
 def expand(dim, expanded, x_, out_, user_data_):
-    if dim != N_DIM or expanded != N_EXPANDED:
+    words = carray(user_data_, (WORDS + 2,), np.uint64)
+    if dim != words[WORDS] or expanded != words[WORDS + 1]:
         return -1
     try:
-        return _expand(carray(x_, (N_DIM,)), carray(out_, (N_EXPANDED,)), carray(user_data_, ({words},), np.uint64))
+        return _expand(carray(x_, (dim,)), carray(out_, (expanded,)), words)
     except Exception:  # noqa: BLE001
         return -2
 
 
 def initial(dim, out_, user_data_):
-    if dim != N_DIM:
+    words = carray(user_data_, (WORDS + 2,), np.uint64)
+    if dim != words[WORDS]:
         return -1
     try:
-        return _initial(carray(out_, (N_DIM,)), carray(user_data_, ({words},), np.uint64))
+        return _initial(carray(out_, (dim,)), words)
     except Exception:  # noqa: BLE001
         return -2
 '''
 
 
-def wrapper_source(key: str, n_dim: int, n_expanded: int, data: list[tuple[str, str, int]]) -> str:
+def wrapper_source(key: str, data: list[tuple[str, str, int]]) -> str:
     """The generated module of one structure.
 
     ``data`` lists the model's data arrays in call order as ``(name, dtype, ndim)``; ``user_data`` holds, per
-    array, its address followed by its ``ndim`` sizes, so new data of any size reuse the compiled code.
+    array, its address followed by its ``ndim`` sizes, then the run's number of unconstrained parameters and of
+    traced values, so new data and new dimension lengths reuse the compiled code.
     """
     lines, names, word = [], [], 0
     for index, (_, dtype, ndim) in enumerate(data):
@@ -128,7 +137,7 @@ def wrapper_source(key: str, n_dim: int, n_expanded: int, data: list[tuple[str, 
         lines.append(f"    d{index} = carray(address_as_void_pointer(words[{word}]), {shape}, np.{dtype})")
         names.append(f"d{index}")
         word += 1 + ndim
-    return _HEADER.format(key=key, n_dim=n_dim, n_expanded=n_expanded, words=max(word, 1),
+    return _HEADER.format(key=key, words=word,
                           unpack="\n".join(lines) or "    pass", args="".join(f", {n}" for n in names),
                           initial_args=", ".join(names))
 

@@ -91,16 +91,16 @@ def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[
     """
     lib = library()
     layout = native.layout
-    packed = ModelData.pack(layout, data)
+    packed = ModelData.pack(layout, data, coords)
     keep_alive = (packed, native)       # the callbacks read these addresses while sampling
 
-    labels = _labels(layout, coords)
+    labels = _labels(layout, packed.shapes, coords)
     sizes = {name: len(values) for name, values in labels.items()}
     logp = lib.LogpFunc(native.logp_callback.address, packed.address, keep_alive)
-    expand = lib.ExpandFunc(layout.n_dim, layout.n_expanded, native.expand_callback.address, packed.address,
+    expand = lib.ExpandFunc(packed.n_dim, packed.n_expanded, native.expand_callback.address, packed.address,
                             keep_alive)
     variables = lib.PyVariable.new_variables(list(layout.names), ["float64"] * len(layout.names),
-                                             [list(shape) for shape in layout.shapes], sizes,
+                                             [list(shape) for shape in packed.shapes], sizes,
                                              {name: tuple(dims) for name, dims in layout.dims.items()})
     initial = native.support_point(packed)
 
@@ -113,7 +113,7 @@ def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[
 
     import pandas as pd     # nutpie's model reads its coordinates as pandas indexes (pandas is loaded already)
 
-    model = lib.PyMcModel(logp, expand, variables, layout.n_dim, sizes,
+    model = lib.PyMcModel(logp, expand, variables, packed.n_dim, sizes,
                           {name: pd.Index(values) for name, values in labels.items()}, initial_point,
                           no_transform_adapter)
     nuts = (lib.PyNutsSettings.LowRank if settings.low_rank else lib.PyNutsSettings.Diag)(settings.seed)
@@ -128,19 +128,19 @@ def sample(native: NativeModel, data: Mapping[str, np.ndarray], coords: Mapping[
         sampler.abort()
         raise
     draw_batches, stat_batches = sampler.take_results().get_arrow_trace()
-    return _fit_data(layout, labels, draw_batches, stat_batches)
+    return _fit_data(layout, packed.shapes, labels, draw_batches, stat_batches)
 
 
-def _labels(layout: Layout, coords: Mapping[str, list[str]]) -> dict[str, list]:
+def _labels(layout: Layout, shapes: tuple[tuple[int, ...], ...], coords: Mapping[str, list[str]]) -> dict[str, list]:
     """The layout's coordinates, overridden by this data's, plus the unconstrained vector's element names."""
     merged = {**layout.coords, **{k: list(v) for k, v in coords.items() if k in layout.coords}}
-    merged["unconstrained_parameter"] = _flat_names(layout)
+    merged["unconstrained_parameter"] = _flat_names(layout, shapes)
     return merged
 
 
-def _flat_names(layout: Layout) -> list[str]:
+def _flat_names(layout: Layout, shapes: tuple[tuple[int, ...], ...]) -> list[str]:
     names = []
-    for name, shape in zip(layout.names[:layout.n_unconstrained], layout.shapes):
+    for name, shape in zip(layout.names[:layout.n_unconstrained], shapes):
         if not shape:
             names.append(name)
         else:
@@ -148,11 +148,13 @@ def _flat_names(layout: Layout) -> list[str]:
     return names
 
 
-def _fit_data(layout: Layout, labels: Mapping[str, list], draw_batches: list, stat_batches: list) -> FitData:
-    """The post-tuning draws and statistics of every chain as ``(chain, draw, ...)`` Datasets."""
+def _fit_data(layout: Layout, shapes: tuple[tuple[int, ...], ...], labels: Mapping[str, list], draw_batches: list,
+              stat_batches: list) -> FitData:
+    """The post-tuning draws and statistics of every chain as ``(chain, draw, ...)`` Datasets (``shapes``: the
+    traced arrays' shapes in this run)."""
     import pyarrow as pa        # pandas' Arrow support has imported it already
 
-    traced = [(name, shape) for name, shape in zip(layout.names, layout.shapes) if not name.endswith("__")]
+    traced = [(name, shape) for name, shape in zip(layout.names, shapes) if not name.endswith("__")]
     draws_by_chain, stats_by_chain = [], []
     for draw_batch, stat_batch in zip(draw_batches, stat_batches):
         draw_table, stat_table = pa.record_batch(draw_batch), pa.record_batch(stat_batch)

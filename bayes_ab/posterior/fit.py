@@ -1,7 +1,8 @@
 """Fit a family's model to statistics: compile once per structure, re-fit with new data.
 
-A model's *structure* is its family, likelihood variant, number of arms, segments (and days), and the names,
-types and ranks of its data; the effect prior is data. On the ``nutpie`` backend the compiled sampler is
+A model's *structure* is its family, likelihood variant, the classes of its arm, segment and day counts
+(:func:`~bayes_ab.models.hierarchy.size_classes`), and the names, types and ranks of its data; the effect prior
+and the counts themselves are data. On the ``nutpie`` backend the compiled sampler is
 cached on disk (:mod:`bayes_ab.models.compiled`), so a structure compiles once per machine and every later
 process — the next check-in, the next ``analyze`` — loads it in a fraction of a second, and samples it through
 nutpie's compiled core (:mod:`bayes_ab.models.nuts`) without importing PyMC or ArviZ. Within a process,
@@ -31,7 +32,8 @@ from bayes_ab.models.fitdata import FitData, from_inference_data
 from bayes_ab.models.gaussian_pool import NORMAL_CELLS, NORMAL_CELLS_FAMILY, is_normal_cells, with_mean
 from bayes_ab.learned_prior import ScaleMixture
 from bayes_ab.models.hierarchy import (PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD, PRIOR_MIX_LOG_WEIGHTS, PRIOR_MIX_NODES,
-                                      coords_for, mapped_prior_data)
+                                      coords_for, fixed_lengths, mapped_prior_data, model_coords,
+                                      size_classes)
 from bayes_ab.models.nuts import NutsSettings
 from bayes_ab.models.nuts import sample as sample_nuts
 from bayes_ab.models.quadrature import exact_draws
@@ -73,29 +75,38 @@ class ModelCache:
     from_disk: int = 0
 
     def get(self, family: Family, stats: xr.Dataset, metric: Metric, backend: str,
-            data: dict[str, np.ndarray], variant: str) -> _Compiled:
+            data: dict[str, np.ndarray], variant: str, size_free: bool = False) -> _Compiled:
         """The compiled model of this structure (``variant``: the family's, for these statistics), compiling (or
-        loading) it on first use."""
+        loading) it on first use.
+
+        A structure is named by its sizes' classes (:func:`~bayes_ab.models.hierarchy.size_classes`), so the
+        disk-cached native model of a new segment, arm or day count is the one already compiled; the public and
+        PyMC paths compile a model per size, so there the sizes themselves are part of the entry. ``size_free``:
+        compile a missing structure for every size of its class, as ``bayes-ab warmup`` does; an analysis
+        compiles one for its sizes, which is faster (:func:`~bayes_ab.models.compiled.native_model`)."""
         sizes = {dim: size for dim, size in stats.sizes.items() if dim != "value"}
         # the normal-cells model is the same graph for every family: one structure serves them all
         owner = NORMAL_CELLS_FAMILY if is_normal_cells(variant) else family.name
-        key = structure_key(owner, NORMAL_CELLS if is_normal_cells(variant) else variant, sizes, data)
-        if (key, backend) not in self.compiled:
+        key = structure_key(owner, NORMAL_CELLS if is_normal_cells(variant) else variant, size_classes(sizes), data)
+        sized = (key, tuple(sorted(sizes.items())), backend)
+        entry = self.compiled.get((key, backend)) or (None if size_free else self.compiled.get(sized))
+        if entry is None:
             if backend == Backend.NUTPIE:
                 with progress(f"{metric.name}: preparing the {family.name} model"):
-                    entry = _prepare_nutpie(key, lambda: family.build_model(stats, metric))
+                    entry = _prepare_nutpie(key, sizes, lambda: family.build_model(stats, metric), size_free)
                 self.from_disk += entry.native is not None and not entry.native.compiled
             else:
                 entry = _Compiled(model=family.build_model(stats, metric))
-            self.compiled[(key, backend)] = entry
+            any_size = entry.native is not None and entry.native.layout.fixed_sizes is None
+            self.compiled[(key, backend) if any_size else sized] = entry
             self.compilations += 1
-        return self.compiled[(key, backend)]
+        return entry
 
 
 DEFAULT_CACHE = ModelCache()
 
 
-def _prepare_nutpie(key: str, build) -> _Compiled:
+def _prepare_nutpie(key: str, sizes: dict[str, int], build, size_free: bool) -> _Compiled:
     """The structure for nutpie: native and disk-cached when the installed libraries are the ones that path
     was built for (:mod:`bayes_ab.models.compat`), else compiled through nutpie's public API."""
     if sampler_path().native:
@@ -104,7 +115,7 @@ def _prepare_nutpie(key: str, build) -> _Compiled:
             return build()
 
         try:
-            return _Compiled(native=native_model(key, build_checked))
+            return _Compiled(native=native_model(key, build_checked, sizes, fixed_lengths(sizes), size_free))
         except NativeUnavailable as exc:
             public_notice(str(exc))
     model = build()
@@ -165,6 +176,8 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     """Compile (or load) the sampled structure :func:`fit` would use for ``metric`` on ``stats``, without sampling;
     what was done, in a few words. ``bayes-ab warmup`` runs it so that a worker's first check-in pays no
     compilation: the structure is written to the disk cache (``BAYES_AB_CACHE_DIR``), which an image can carry.
+    Compiled size-free, it serves every experiment of the same families and size classes (other segment, day or
+    arm counts), not only this one.
     Closed-form, exact and integrable posteriors compile nothing."""
     family = family_of(stats)
     if sampler.backend == Backend.CONJUGATE:
@@ -175,21 +188,26 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     if sampler.exact and family.integrable(cells, metric) is not None:
         return "integrated exactly: nothing to compile"
     before = (cache.compilations, cache.from_disk)
-    compiled, _, _ = _structure(family, cells, metric, sampler, cache, mapped_prior_data(family, stats, metric))
+    compiled, _, _ = _structure(family, cells, metric, sampler, cache, mapped_prior_data(family, stats, metric),
+                                size_free=True)
     if cache.compilations == before[0]:
         return "the structure of an earlier metric (prepared above)"
     if cache.from_disk > before[1]:
         return "loaded from the model cache"
-    return "compiled" if compiled.native is not None else "compiled (not cached on disk: nutpie's public path)"
+    if compiled.native is None:
+        return "compiled (not cached on disk: nutpie's public path)"
+    if compiled.native.layout.fixed_sizes is not None:
+        return "compiled for these sizes only (the model's shapes do not follow its dimensions alone)"
+    return "compiled for any size of its class"
 
 
 def _structure(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings, cache: ModelCache,
-               prior: dict[str, np.ndarray]) -> tuple[_Compiled, dict[str, np.ndarray], str]:
+               prior: dict[str, np.ndarray], size_free: bool = False) -> tuple[_Compiled, dict[str, np.ndarray], str]:
     """The sampled model's compiled structure (from ``cache``), its data (the family's and the prior's) and its
-    variant: what :func:`fit` samples and :func:`prepare` compiles."""
+    variant: what :func:`fit` samples and :func:`prepare` compiles (``size_free``: for every size of its class)."""
     data = {**family.model_data(stats), **prior}
     variant = family.variant(stats, metric)         # a count family's checks fit the data: computed once
-    return cache.get(family, stats, metric, sampler.backend, data, variant), data, variant
+    return cache.get(family, stats, metric, sampler.backend, data, variant, size_free), data, variant
 
 
 TWO_MODES = ("likely cause: the learned Student-t prior -- against data far in its tail its posterior can have "
@@ -284,7 +302,7 @@ def _sample_nutpie(compiled: _Compiled, data: dict[str, np.ndarray], stats: xr.D
                             seed=s.seed, target_accept=s.target_accept,
                             low_rank=s.mass_matrix == MassMatrix.LOW_RANK)
     if compiled.native is not None:
-        return sample_nuts(compiled.native, data, coords_for(stats), settings)
+        return sample_nuts(compiled.native, data, model_coords(stats), settings)
     return nutpie_api.sample(compiled.public, data, coords_for(stats), settings)
 
 

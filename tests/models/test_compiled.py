@@ -234,7 +234,10 @@ def cancelling_model() -> pm.Model:
     """Two Gaussian cells pooled as the mean family pools them, with an empty cell's variance blended in as
     ``present * sigma^2 / n + (1 - present) * 1e12`` -- the first form of the mean family's marginalised model.
     The pinned PyTensor's numba rewrites expand that into a difference of 1e12-sized terms, so its default
-    compilation of this log density loses every digit."""
+    compilation of this log density loses every digit -- with the dimensions' lengths as constants, as every
+    structure had them before structures became size-free (the rewrite needs the constant shapes)."""
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
     from bayes_ab.models.gaussian_pool import pooled_gaussian_cells
 
     with pm.Model(coords={"treatment": ["t"], "segment": ["s"]}) as model:
@@ -243,7 +246,7 @@ def cancelling_model() -> pm.Model:
         sigma = pm.math.exp(pm.Normal("log_sigma", 0.0, 1.0, shape=(2, 1)))
         variance = present * sigma ** 2 / pm.math.maximum(users, 1.0) + (1.0 - present) * 1e12
         pooled_gaussian_cells(ybar, variance, EffectPrior(), 1, 1)
-    return model
+    return freeze_dims_and_data(model, data=[])
 
 
 def test_a_compiled_density_that_disagrees_with_pytensor_is_compiled_again_and_agrees(tmp_path, monkeypatch):

@@ -53,23 +53,29 @@ def nutpie_model(native, data, coords, initial) -> CompiledPyMCModel:
     ``initial`` is PyMC's starting point of the model on this data, jittered as bayes-ab jitters it.
     """
     layout = native.layout
+    # the words laid out by hand (address and sizes per array, then the counts), not by ModelData.pack
     arrays, words = {}, []
+    lengths = {dim: len(values) for dim, values in {**layout.coords, **coords}.items() if dim in layout.coords}
+    given = {**data, **{f"dimension:{dim}": np.asarray(n) for dim, n in lengths.items()}}
     for name, dtype, _ in layout.data:
-        array = np.array(data[name], dtype=dtype, order="C", copy=True)
+        array = np.array(given[name], dtype=dtype, order="C", copy=True)
         arrays[name] = array
         words += [array.ctypes.data, *array.shape]
+    shapes = layout.shapes_for(lengths)
+    n_dim = sum(math.prod(s) for s in shapes[:layout.n_unconstrained])
+    n_expanded = sum(math.prod(s) for s in shapes)
     merged = {**layout.coords, **coords}
     index = {name: pd.Index(values) for name, values in merged.items()}
-    index["unconstrained_parameter"] = pd.Index(_flat_names(layout))
-    offsets = np.cumsum([0, *(math.prod(s) for s in layout.shapes)])
+    index["unconstrained_parameter"] = pd.Index(_flat_names(layout, shapes))
+    offsets = np.cumsum([0, *(math.prod(s) for s in shapes)])
     return CompiledPyMCModel(
-        _n_dim=layout.n_dim, dims={k: tuple(v) for k, v in layout.dims.items()}, _coords=index,
-        _shapes={name: tuple(shape) for name, shape in zip(layout.names, layout.shapes)},
+        _n_dim=n_dim, dims={k: tuple(v) for k, v in layout.dims.items()}, _coords=index,
+        _shapes={name: tuple(shape) for name, shape in zip(layout.names, shapes)},
         compiled_logp_func=native.logp_callback, compiled_expand_func=native.expand_callback,
         initial_point_func=lambda seed=None: initial + np.random.default_rng(seed).uniform(-1, 1, initial.size),
-        shared_data=arrays, user_data=np.array(words, dtype=np.uint64), n_expanded=layout.n_expanded,
+        shared_data=arrays, user_data=np.array(words + [n_dim, n_expanded], dtype=np.uint64), n_expanded=n_expanded,
         shape_info=(list(layout.names), [slice(int(a), int(b)) for a, b in zip(offsets[:-1], offsets[1:])],
-                    list(layout.shapes)),
+                    list(shapes)),
         logp_func=None, expand_func=None)
 
 
