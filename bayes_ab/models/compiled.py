@@ -12,13 +12,14 @@ process to meet a key builds the PyMC graph, compiles it to numba through PyTens
   data arrays' order).
 
 Any later process with the same key loads both in well under a second, without building the PyMC graph. Data
-(including the effect priors, which are data of the model rather than part of its identity, and the lengths of
-the model's dimensions) reach the code through addresses in ``user_data``, so new data of any size and a new
-experiment with other arm, segment or day counts never recompile, and a changed model can never be served
-stale: its source, and therefore its key, differ. A model whose shapes do not follow its dimensions alone is
-found out at compile time (:func:`_axes`) and compiled for its sizes only (:func:`sized_key`). The starting
-point is compiled too and computed from each run's data: it depends on the priors, so a value stored by the
-compiling run would make the draws for one seed depend on which run compiled the structure first.
+(including the effect priors, which are data of the model rather than part of its identity) reach the code
+through addresses in ``user_data``, so new data of any size never recompile, and a changed model can never be
+served stale: its source, and therefore its key, differ. A structure compiled *size-free* (``bayes-ab warmup``)
+reads the lengths of the model's dimensions as data too, so a new experiment with other arm, segment or day
+counts of the same class loads it; whether a model is size-free is found out at compile time (:func:`_axes`),
+and one that is not is compiled for its sizes (:func:`sized_key`), as an analysis compiles a missing structure.
+The starting point is compiled too and computed from each run's data: it depends on the priors, so a value stored
+by the compiling run would make the draws for one seed depend on which run compiled the structure first.
 ``BAYES_AB_CACHE_DIR`` chooses the cache directory (default ``$XDG_CACHE_HOME/bayes-ab`` or
 ``~/.cache/bayes-ab``); deleting it is always safe.
 """

@@ -151,8 +151,8 @@ SIZE_FREE_DIMENSIONS = ("day",)
 def size_classes(sizes: dict[str, int]) -> dict[str, str]:
     """The sizes as far as a model's *structure* depends on them: what the builders branch on in Python.
 
-    The compiled code reads every dimension's length as data (:mod:`bayes_ab.models.compiled`), so one structure
-    serves every size of a class: two arms or more (one treatment's integration is written in scalars,
+    A size-free structure (``bayes-ab warmup`` compiles them) reads every dimension's length as data
+    (:mod:`bayes_ab.models.compiled`), so it serves every size of a class: two arms or more (one treatment's integration is written in scalars,
     :mod:`bayes_ab.models.gaussian_pool`); one segment (nothing to pool, :func:`segment_effects`), a few, or
     :data:`POOLED_BASELINE_SEGMENTS` and more (pooled baselines, :func:`segment_baselines`); any number of days.
     A dimension not named here keeps its exact length (a new one is never assumed free). A builder that branches
