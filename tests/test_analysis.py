@@ -131,3 +131,15 @@ def test_a_second_process_waits_for_the_writer_of_the_same_folder_and_a_dead_wri
     holder.wait()
     with one_writer(folder, wait=5):                # the dead writer's lock went with it
         pass
+
+
+def test_the_analysis_path_imports_no_scipy_stats():
+    """scipy.stats costs a check-in 0.5-0.7 s of imports; the complier effect's independence test and the
+    targeting tables' normal probabilities come from scipy.special (both are tested against scipy.stats)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import sys, bayes_ab.analysis, bayes_ab.checkins, bayes_ab.report; "
+                           "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))"],
+                          capture_output=True, text=True, check=True, timeout=300)
+    assert done.stdout.strip() == "[]"

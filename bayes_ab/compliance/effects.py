@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import xarray as xr
-from scipy import stats as scipy_stats
+from scipy import special
 
 from bayes_ab import format as fmt
 from bayes_ab.compliance.strata import Group, StrataDraws, strata_draws
@@ -184,6 +184,16 @@ def _row(found: StrataDraws, segment: str, arm: str, users: int, received: int, 
                           p_helps=float(np.mean(sign * found.cace_abs > 0)), ess=min(found.ess, float(draws)))
 
 
+
+def independence_p_value(table: np.ndarray) -> float:
+    """Pearson's chi-square test of independence of a table with no empty row or column, without continuity
+    correction: ``scipy.stats.chi2_contingency(table, correction=False)[1]``, from scipy.special (scipy.stats
+    costs every check-in that reads a complier effect 0.7 s of imports)."""
+    table = np.asarray(table, dtype=float)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return float(special.chdtrc((table.shape[0] - 1) * (table.shape[1] - 1), statistic))
+
 def _mix_warning(arm: str, a: int, n: np.ndarray, segments: list[str], compliance: Compliance) -> str | None:
     """A warning when the segments' compliance differs beyond chance and enough that compliers are a visibly
     different mix of segments than assigned users (:data:`MIX_SHIFT`, :data:`MIX_P_VALUE`)."""
@@ -202,7 +212,7 @@ def _mix_warning(arm: str, a: int, n: np.ndarray, segments: list[str], complianc
     table = np.stack([received[present], assigned[present] - received[present]])
     if (table.sum(axis=1) == 0).any():
         return None
-    p_value = float(scipy_stats.chi2_contingency(table, correction=False)[1])
+    p_value = independence_p_value(table)
     users = assigned / assigned.sum()
     compliers = users * np.clip(share, 0.0, None)
     if compliers.sum() <= 0:

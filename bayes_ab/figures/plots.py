@@ -24,7 +24,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 from markupsafe import Markup  # noqa: E402
-from scipy.stats import gaussian_kde, norm  # noqa: E402
 
 from bayes_ab.figures.svg import hover, inline_svg  # noqa: E402
 from bayes_ab.intervals import eti  # noqa: E402
@@ -77,6 +76,8 @@ def _percent(ax, axis: str = "x") -> None:
 
 
 def _density(draws: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    from scipy.stats import gaussian_kde   # here, not at the top: a check-in without a report never loads scipy.stats
+
     finite = draws[np.isfinite(draws)]
     if finite.size < 2 or np.ptp(finite) == 0:
         return np.zeros_like(grid)
@@ -300,7 +301,7 @@ def count_distribution(values: np.ndarray, shares: dict[str, np.ndarray], cap: i
 def prior_posterior(prior_sd: float, posteriors: dict[str, np.ndarray], scale: str, location: float = 0.0,
                     df: float | None = None) -> Markup:
     """Density of the treatment effect's prior (normal, or Student-t with ``df``) and posterior (link scale)."""
-    from scipy.stats import t as student_t
+    from scipy.stats import norm, t as student_t
 
     fig, ax = plt.subplots(figsize=(WIDTH, 2.6))
     spread = max([prior_sd] + [float(np.std(d)) * 4 for d in posteriors.values()])

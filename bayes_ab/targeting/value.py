@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtr
 
 from bayes_ab import format as fmt
 from bayes_ab.intervals import credible_interval
@@ -80,7 +80,7 @@ def pooled_helps(scores: np.ndarray, segment: np.ndarray) -> dict[str, float]:
         post_mean = post_var * (mean / se2 + grand / between)
     else:
         post_var, post_mean = np.full(len(n), 1 / np.sum(w)), np.full(len(n), grand)
-    return {str(name): float(p) for name, p in zip(names, norm.cdf(post_mean / np.sqrt(post_var)))}
+    return {str(name): float(p) for name, p in zip(names, ndtr(post_mean / np.sqrt(post_var)))}
 
 
 def segment_helps(scores: np.ndarray, segment: np.ndarray, fold: np.ndarray) -> np.ndarray:
@@ -91,7 +91,7 @@ def segment_helps(scores: np.ndarray, segment: np.ndarray, fold: np.ndarray) -> 
     for k in np.unique(fold):
         train, held = training_rows(fold, int(k)), fold == k
         lookup = pooled_helps(scores[train], segment[train])
-        fallback = float(norm.cdf(scores[train].mean() / (scores[train].std() / np.sqrt(train.sum()))))
+        fallback = float(ndtr(scores[train].mean() / (scores[train].std() / np.sqrt(train.sum()))))
         out[held] = [lookup.get(str(s), fallback) for s in segment[held]]
     return out
 

@@ -256,3 +256,16 @@ def test_analyze_compliance_reads_each_segment_on_its_own():
     wald = (p.revenue.mean() - c.revenue.mean()) / p.received.mean()
     assert new.cace_abs == pytest.approx(wald, abs=0.1 * (new.cace_abs_high - new.cace_abs_low))
     assert new.users == len(p) and new.received == int(p.received.sum())
+
+
+def test_the_independence_test_is_scipys_chi_square_without_correction():
+    from scipy.stats import chi2_contingency
+
+    from bayes_ab.compliance.effects import independence_p_value
+
+    rng = np.random.default_rng(4)
+    for columns in (2, 3, 7):
+        for _ in range(20):
+            table = rng.integers(1, 400, size=(2, columns))
+            assert independence_p_value(table) == pytest.approx(
+                chi2_contingency(table, correction=False)[1], rel=1e-9, abs=1e-300)
