@@ -160,13 +160,18 @@ class Layout:
         """The shapes of the compiling run."""
         return self.shapes_for(self.lengths())
 
+    def counts(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[int, int]:
+        """How many unconstrained parameters and traced values the arrays of ``shapes`` (:meth:`shapes_for`) hold."""
+        return (sum(math.prod(shape) for shape in shapes[:self.n_unconstrained]),
+                sum(math.prod(shape) for shape in shapes))
+
     @property
     def n_dim(self) -> int:
-        return sum(math.prod(shape) for shape in self.shapes[:self.n_unconstrained])
+        return self.counts(self.shapes)[0]
 
     @property
     def n_expanded(self) -> int:
-        return sum(math.prod(shape) for shape in self.shapes)
+        return self.counts(self.shapes)[1]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -225,8 +230,7 @@ class ModelData:
             arrays[name] = array
             words += [array.ctypes.data, *array.shape]
         shapes = layout.shapes_for(lengths)
-        n_dim = sum(math.prod(shape) for shape in shapes[:layout.n_unconstrained])
-        n_expanded = sum(math.prod(shape) for shape in shapes)
+        n_dim, n_expanded = layout.counts(shapes)
         return cls(arrays, np.array(words + [n_dim, n_expanded], dtype=np.uint64), shapes, n_dim, n_expanded)
 
     @property
@@ -443,17 +447,18 @@ def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapp
                      pytensor.function([], starts, mode="FAST_COMPILE", on_unused_input="ignore")()))
     starts = _without_draws(starts)
     shared = sorted((v for v in model.named_vars.values() if isinstance(v, SharedVariable)), key=lambda v: v.name)
-    static = {name: int(n) for name, n in static.items()}
     dimensions = {name: var for name, var in sorted(model.dim_lengths.items()) if isinstance(var, SharedVariable)}
     values = {v.name: np.asarray(v.get_value()) for v in shared}
     names_unconstrained = {v.name for v in value_vars}
     others = [v for v in model.unobserved_value_vars if v.name not in names_unconstrained]
-    inputs, by_name, replace_inputs, starts_out = _inputs(model, shared, dimensions, static, values, starts)
-    axes = _axes(model, inputs, values, starts_out, value_vars, others, replace_inputs) if size_free else None
+    axes = None
+    if size_free:
+        inputs, by_name, arrays, replace_inputs, starts_out = _inputs(shared, dimensions, static, values, starts)
+        axes = _axes(model, inputs, arrays, starts_out, value_vars, others, replace_inputs)
     fixed = axes is None
     if fixed:       # every length a constant: shapes as the compiling run has them, for these sizes only
-        static = {name: int(var.get_value()) for name, var in dimensions.items()}
-        inputs, by_name, replace_inputs, starts_out = _inputs(model, shared, dimensions, static, values, starts)
+        constants = {name: int(var.get_value()) for name, var in dimensions.items()}
+        inputs, by_name, arrays, replace_inputs, starts_out = _inputs(shared, dimensions, constants, values, starts)
         shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode="FAST_COMPILE",
                                      on_unused_input="ignore")
         other_shapes = [tuple(int(x) for x in shape) for shape in shape_fn(*[start[v.name] for v in value_vars])]
@@ -478,9 +483,8 @@ def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapp
     expanded = pt.concatenate([point, *[pt.as_tensor(v).ravel() for v in others_out]])
     initial = pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in starts_out])
     start_point = np.concatenate([np.ravel(start[v.name]) for v in value_vars])
-    values = {name: values[name] for name in by_name}
-    arrays = [values[v.name] for v in inputs]
-    mode, logp_fn = _numba_mode_checked(entry, [point, *inputs], [logp_out, gradient_out], start_point, arrays)
+    mode, logp_fn = _numba_mode_checked(entry, [point, *inputs], [logp_out, gradient_out], start_point,
+                                        [arrays[v.name] for v in inputs])
     expand_fn = pytensor.function([point, *inputs], [expanded], mode=mode, on_unused_input="ignore")
     initial_fn = pytensor.function(inputs, [initial], mode=mode, on_unused_input="ignore")
 
@@ -491,7 +495,7 @@ def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapp
         dims={name: tuple(d) for name, d in model.named_vars_to_dims.items() if d},
         coords={name: [_plain(x) for x in values_] for name, values_ in model.coords.items()
                 if values_ is not None},
-        data=tuple((v.name, values[v.name].dtype.name, v.type.ndim) for v in inputs),
+        data=tuple((v.name, arrays[v.name].dtype.name, v.type.ndim) for v in inputs),
         parameters=tuple(rv.name for rv in model.free_RVs),
         fixed_sizes=dict(sizes) if fixed else None,
     )
@@ -506,33 +510,34 @@ def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapp
     module.expand_inner = expand_fn.vm.jit_fn
     module.initial_inner = initial_fn.vm.jit_fn
     native = _callbacks(layout, module, compiled=True)
-    _check_start(native, values, start_point)
+    _check_start(native, arrays, start_point)
     write_atomically(directory / LAYOUT_FILE, lambda tmp: tmp.write_text(layout.to_json()))    # last: a layout marks a complete entry
     if writable:
         _prune(cache_root(), keep=entry)
     return native
 
 
-def _inputs(model: "pm.Model", shared: list, dimensions: Mapping, static: Mapping[str, int],
-            values: dict, starts: list) -> tuple[list, dict, dict, list]:
-    """The compiled functions' inputs -- the data arrays, then the lengths of the dimensions not in ``static``
-    (added to ``values``) -- by name, what replaces the model's shared variables with them (a static length
-    with its constant), and the starting point's graph in them."""
+def _inputs(shared: list, dimensions: Mapping, static: Mapping[str, int], values: Mapping,
+            starts: list) -> tuple[list, dict, dict, dict, list]:
+    """The compiled functions' inputs -- the data arrays (``values`` by name), then the lengths of the dimensions
+    not in ``static`` -- and by name, with the arrays they take on the compiling run; what replaces the model's
+    shared variables (a length in ``static`` by its constant); and the starting point's graph in them."""
     import pytensor
     import pytensor.tensor as pt
 
     lengths = {name: var for name, var in dimensions.items() if name not in static}
-    constants = {var: pt.constant(np.int64(static[name]), name=name) for name, var in dimensions.items()
-                 if name in static}
-    values.update({f"{DIMENSION_PREFIX}{name}": np.asarray(var.get_value(), dtype="int64")
-                   for name, var in lengths.items()})
     inputs = ([pt.TensorType(v.type.dtype, shape=(None,) * v.type.ndim)(v.name) for v in shared]
               + [pt.scalar(f"{DIMENSION_PREFIX}{name}", dtype="int64") for name in lengths])
     by_name = {variable.name: variable for variable in inputs}
-    replace_inputs = {**dict(zip(shared, inputs)), **constants,
-                      **{var: by_name[f"{DIMENSION_PREFIX}{name}"] for name, var in lengths.items()}}
-    starts_out = pytensor.clone_replace(starts, _start_inputs(model, starts, by_name, static))
-    return inputs, by_name, replace_inputs, starts_out
+    arrays = {**{v.name: values[v.name] for v in shared},
+              **{f"{DIMENSION_PREFIX}{name}": np.asarray(var.get_value(), dtype="int64")
+                 for name, var in lengths.items()}}
+    # each dimension once: an input, or the class's constant; the model's graphs and the start's copies share them
+    dimension = {name: (pt.constant(np.int64(static[name]), name=name) if name in static
+                        else by_name[f"{DIMENSION_PREFIX}{name}"]) for name in dimensions}
+    replace = {**dict(zip(shared, inputs)), **{var: dimension[name] for name, var in dimensions.items()}}
+    starts_out = pytensor.clone_replace(starts, _start_inputs(starts, by_name, dimension))
+    return inputs, by_name, arrays, replace, starts_out
 
 
 PERTURBATIONS = (2, 3, 5, 7, 11, 13, 17, 19)
@@ -705,12 +710,10 @@ def _check_start(native: NativeModel, values: Mapping[str, np.ndarray], expected
                            f"differs from PyMC's {expected.tolist()}")
 
 
-def _start_inputs(model: "pm.Model", starts: list, by_name: Mapping[str, Any], static: Mapping[str, int]) -> dict:
+def _start_inputs(starts: list, by_name: Mapping[str, Any], dimension: Mapping[str, Any]) -> dict:
     """What replaces the shared variables of PyMC's starting-point graph (which holds copies of the model's,
-    so they are matched by name): a data array or a dimension's length becomes the compiled function's input
-    of that name (``by_name``; a dimension's under :data:`DIMENSION_PREFIX`), a dimension whose length the
-    structure fixes (``static``) a constant."""
-    import pytensor.tensor as pt
+    so they are matched by name): a dimension's length its input or constant (``dimension``, by dimension), a data
+    array the compiled function's input of that name (``by_name``)."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
@@ -718,10 +721,8 @@ def _start_inputs(model: "pm.Model", starts: list, by_name: Mapping[str, Any], s
     for variable in graph_inputs(starts):
         if not isinstance(variable, SharedVariable):
             continue
-        if variable.name in model.dim_lengths and variable.name in static:
-            replace[variable] = pt.constant(np.int64(static[variable.name]), name=variable.name)
-        elif variable.name in model.dim_lengths and f"{DIMENSION_PREFIX}{variable.name}" in by_name:
-            replace[variable] = by_name[f"{DIMENSION_PREFIX}{variable.name}"]
+        if variable.name in dimension:
+            replace[variable] = dimension[variable.name]
         elif variable.name in by_name:
             replace[variable] = by_name[variable.name]
         else:

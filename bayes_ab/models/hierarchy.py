@@ -152,9 +152,10 @@ def size_classes(sizes: dict[str, int]) -> dict[str, str]:
     """The sizes as far as a model's *structure* depends on them: what the builders branch on in Python.
 
     A size-free structure (``bayes-ab warmup`` compiles them) reads every dimension's length as data
-    (:mod:`bayes_ab.models.compiled`), so it serves every size of a class: two arms or more (one treatment's integration is written in scalars,
-    :mod:`bayes_ab.models.gaussian_pool`); one segment (nothing to pool, :func:`segment_effects`), a few, or
-    :data:`POOLED_BASELINE_SEGMENTS` and more (pooled baselines, :func:`segment_baselines`); any number of days.
+    (:mod:`bayes_ab.models.compiled`), so it serves every size of a class: two arms or more (one treatment's
+    integration is written in scalars, :mod:`bayes_ab.models.gaussian_pool`); one segment (nothing to pool,
+    :func:`segment_effects`), a few, or :data:`POOLED_BASELINE_SEGMENTS` and more (pooled baselines,
+    :func:`segment_baselines`); any number of days.
     A dimension not named here keeps its exact length (a new one is never assumed free). A builder that branches
     on a size must say so here: ``tests/models/test_size_free.py`` compiles every family's structures at one size
     and checks them at others against PyMC's own model.
@@ -186,7 +187,8 @@ def fixed_lengths(sizes: dict[str, int]) -> dict[str, int]:
 
 
 def dimension_length(dim: str) -> "pt.TensorVariable":
-    """The current model's length of ``dim`` as a tensor (data of the compiled structure, never a constant)."""
+    """The current model's length of ``dim`` as a tensor, never a Python number: the compiled structure reads it as
+    data, or as a constant where the class of sizes fixes it (:func:`fixed_lengths`)."""
     import pymc as pm
 
     return pm.modelcontext(None).dim_lengths[dim]
