@@ -259,9 +259,13 @@ def _parser() -> argparse.ArgumentParser:
                                                  "and unit")
     kinds.set_defaults(run=_families)
 
-    warm = commands.add_parser("warmup", help="compile the models an experiment's data need, ahead of its first "
-                                              "check-in (an image build or a worker's start pays once)")
-    _input_arguments(warm)
+    warm = commands.add_parser("warmup", help="compile the models an experiment's data need (or, with --all, every "
+                                              "family's), ahead of the first check-in: an image build or a worker's "
+                                              "start pays once")
+    _input_arguments(warm, spec_required=False)
+    warm.add_argument("--all", action="store_true", help="every family's structures, for any arm and segment count, "
+                                                         "without a spec or data")
+    warm.add_argument("--workers", type=int, help="with --all: processes compiling at once (default: the cores)")
     warm.set_defaults(run=_warmup)
 
     plan_out = commands.add_parser("schedule", help="write a randomised switchback schedule: per period, a share of "
@@ -323,6 +327,12 @@ def _warmup(args: argparse.Namespace) -> int:
     from bayes_ab.report import write_report
     from bayes_ab.spec import load_spec
 
+    if args.all:
+        return _warmup_all(args)
+    if args.workers is not None:
+        raise SpecError("--workers needs --all (a spec's metrics are prepared one after the other)")
+    if args.spec is None:
+        raise SpecError("warmup needs a spec (with --data), or --all")
     spec = load_spec(args.spec)
     cache = ModelCache()            # this run's own: what it reports is what the disk cache held
     source, engine = _source(args, spec), _engine(args)
@@ -340,6 +350,26 @@ def _warmup(args: argparse.Namespace) -> int:
         result = analyze_stats(spec, stats, cache=cache, panels=panel_statistics(spec, source, engine))
         write_report(result, Path(scratch))
     print(f"  one analysis and its report, to compile the rest of the path ({time.perf_counter() - begun:.1f} s)")
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _warmup_all(args: argparse.Namespace) -> int:
+    """Every family's structures at every class of arm and segment counts (:mod:`bayes_ab.posterior.warmup`)."""
+    import time
+
+    from bayes_ab.models.compiled import cache_root
+    from bayes_ab.posterior.warmup import warm_everything
+
+    given = [name for name in ("spec", "data", "table", "url", "spark_master") if getattr(args, name)]
+    if given or args.aggregated:
+        raise SpecError(f"--all takes no spec or data (got {(given or ['--aggregated'])[0]}): it compiles every "
+                        "family's structures from synthetic statistics")
+    if args.workers is not None and args.workers < 1:
+        raise SpecError(f"--workers must be at least 1, got {args.workers}")
+    started = time.perf_counter()
+    print(f"Warming up every family, model cache {cache_root()}", flush=True)
+    warm_everything(workers=args.workers, tell=lambda line: print(line, flush=True))
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -387,9 +417,9 @@ def _checkin(args: argparse.Namespace) -> int:
 
 
 def _input_arguments(parser: argparse.ArgumentParser,
-                     aggregated_help: str = "rows are aggregates (see analyze)") -> None:
+                     aggregated_help: str = "rows are aggregates (see analyze)", spec_required: bool = True) -> None:
     """The spec, the data and where they are aggregated: shared by analyze, report and checkin."""
-    parser.add_argument("spec", help="experiment spec (YAML)")
+    parser.add_argument("spec", help="experiment spec (YAML)", nargs=None if spec_required else "?")
     parser.add_argument("--data", help="per-user rows (.parquet/.csv), or aggregates with --aggregated "
                                        "(with --engine sql: --table or the spec's query instead)")
     parser.add_argument("--aggregated", action="store_true", help=aggregated_help)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, NamedTuple, Protocol
 
 import numpy as np
 import xarray as xr
@@ -78,6 +78,20 @@ class Accumulator(Protocol):
 
     def stats(self) -> xr.Dataset:
         """The cumulative sufficient statistics (one segment)."""
+
+
+class WarmupCase(NamedTuple):
+    """One sampled structure of a family, as ``bayes-ab warmup --all`` compiles it: what it is (``label``, e.g.
+    "binomial, small cells"), a metric of the family and statistics that lead the family to that structure."""
+
+    label: str
+    metric: Metric
+    stats: xr.Dataset
+
+
+def cells_of(arms: tuple[str, ...], segments: tuple[str, ...], value: float) -> np.ndarray:
+    """An (arm, segment) array of ``value``: the cells of a family's warm-up statistics."""
+    return np.full((len(arms), len(segments)), value)
 
 
 class Family(ABC):
@@ -280,6 +294,19 @@ class Family(ABC):
         for a family whose posterior needs no sampler (the quantile family's Bayesian bootstrap); ``None`` (the
         default): integrate or sample the model."""
         return None
+
+    def pools_baselines(self, variant: str) -> bool:
+        """Whether the model of ``variant`` pools the segments' baselines from
+        :data:`~bayes_ab.models.hierarchy.POOLED_BASELINE_SEGMENTS` segments on
+        (:func:`~bayes_ab.models.hierarchy.segment_baselines`), so that its structure differs between a few
+        segments and many (:func:`~bayes_ab.models.hierarchy.size_classes`). The default: no."""
+        return False
+
+    def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
+        """Synthetic statistics of these arms and segments that lead the family to each of its sampled
+        structures, for ``bayes-ab warmup --all`` (which compiles them before any data exist). The default,
+        none: a family whose posteriors are exact or closed-form compiles nothing."""
+        return ()
 
     def integrable(self, stats: xr.Dataset, metric: Metric) -> "IntegrableModel | None":
         """This model in the form :mod:`bayes_ab.models.quadrature` integrates exactly, when it has that form

@@ -20,12 +20,13 @@ from bayes_ab.data.engine import BOOLEAN, INTEGER
 from bayes_ab.data.queries import Check, MetricQuery, Sum, cells, metric_column
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users, first_cell
 from bayes_ab.errors import DataError
-from bayes_ab.families.base import RateFamily
+from bayes_ab.families.base import RateFamily, WarmupCase, cells_of
 from bayes_ab.families.covariates import fractional
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, Metric
 from bayes_ab.models.conjugate import posterior_dataset, rate_draws
-from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, normal_cells_model
+from bayes_ab.models.gaussian_pool import (EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, is_normal_cells,
+                                            normal_cells_model)
 from bayes_ab.models.quadrature import IntegrableModel, binomial_logit
 from bayes_ab.models.hierarchy import coords_for, pooled_mean, segment_baselines, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
@@ -270,6 +271,18 @@ class Conversion(RateFamily):
         users, successes = stats["n"].values[:, 0], stats["successes"].values[:, 0]
         return IntegrableModel(tuple(binomial_logit(y, n) for y, n in zip(successes, users)),
                                BASELINE_LOGIT_SD, lambda x: 1.0 / (1.0 + np.exp(-x)))
+
+    def pools_baselines(self, variant: str) -> bool:
+        """The exact likelihood's hierarchy does (:func:`~bayes_ab.models.hierarchy.segment_baselines`); normal
+        cells integrate their baselines out."""
+        return not is_normal_cells(variant)
+
+    def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
+        """Small cells (the exact binomial hierarchy) and large ones (normal cells, :func:`normal_cells`)."""
+        metric = Metric(name="converted", family=self.name, column="converted")
+        return tuple(WarmupCase(label, metric, conversion_stats(arms, segments, cells_of(arms, segments, users),
+                                                                cells_of(arms, segments, users // 10), metric.name))
+                     for label, users in (("binomial, small cells", 40), (f"{NORMAL_CELLS}, large cells", 4000)))
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Beta-Binomial, flat prior"

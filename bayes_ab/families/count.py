@@ -40,12 +40,13 @@ from bayes_ab.data.engine import INTEGER
 from bayes_ab.data.queries import MetricQuery, capped, metric_column, numeric_checks
 from bayes_ab.data.stats import as_counts, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
-from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
+from bayes_ab.families.base import ParamReader, WarmupCase, finite, mean_baseline, moments_spread
 from bayes_ab.families.mean import MeanSums
 from bayes_ab.families.sums import SumsFamily
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
-from bayes_ab.models.gaussian_pool import EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, normal_cells_model
+from bayes_ab.models.gaussian_pool import (EMPTY_CELL_VARIANCE, LINK_V, LINK_Y, NORMAL_CELLS, is_normal_cells,
+                                            normal_cells_model)
 from bayes_ab.models.hierarchy import coords_for, segment_baselines, segment_effects, with_control
 from bayes_ab.sampling import SamplerSettings
 
@@ -547,6 +548,25 @@ class Count(SumsFamily):
                 dist = pm.NegativeBinomial.dist(mu=mu[:, :, None], alpha=pm.math.exp(log_alpha)[:, :, None])
             pm.Potential("obs", (users * pm.logp(dist, values[None, None, :])).sum())
         return model
+
+    def pools_baselines(self, variant: str) -> bool:
+        """The exact likelihood's hierarchy does (:func:`~bayes_ab.models.hierarchy.segment_baselines`); normal
+        cells integrate their baselines out."""
+        return not is_normal_cells(variant)
+
+    def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
+        """Each likelihood (set in the spec, as ``count_model: auto`` picks one of them) on small cells, and on
+        large ones (normal cells, :func:`normal_cells`)."""
+        values = np.arange(6)
+        found = []
+        for model in (CountModel.POISSON, CountModel.NEGATIVE_BINOMIAL, CountModel.ROBUST):
+            metric = Metric(name="events", family=self.name, column="events", params=CountParams(count_model=model))
+            for size, users in (("small", 40), ("large", 4000)):
+                histogram = np.broadcast_to(users * np.array([0.3, 0.25, 0.2, 0.12, 0.08, 0.05]),
+                                            (len(arms), len(segments), len(values)))
+                found.append(WarmupCase(f"{model}, {size} cells", metric,
+                                        count_stats(arms, segments, values, np.round(histogram), metric.name)))
+        return tuple(found)
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         if variant(stats, metric) == "poisson":

@@ -23,7 +23,7 @@ from bayes_ab.data.queries import (MetricQuery, Sum, capped, cells, metric_colum
                                    value_name)
 from bayes_ab.data.stats import ALL_USERS, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError, SpecError
-from bayes_ab.families.base import ParamReader, finite, mean_baseline, moments_spread
+from bayes_ab.families.base import ParamReader, WarmupCase, cells_of, finite, mean_baseline, moments_spread
 from bayes_ab.families.sums import Sums, SumsFamily
 from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import mean_draws, posterior_dataset
@@ -289,6 +289,17 @@ class Mean(SumsFamily):
             baseline, effect = pooled_gaussian_cells(y, v, metric.prior, len(arms) - 1, len(segments))
             pm.Deterministic("mean", d["center"] + d["scale"] * with_control(baseline, effect), dims=cells_dims)
         return model
+
+    def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
+        """Plain, and with a covariate (CUPED)."""
+        n = cells_of(arms, segments, 500)
+        plain = {"sum": 2.0 * n, "sumsq": 8.0 * n}
+        adjusted = {**plain, "sum_x": 1.5 * n, "sum_x2": 4.0 * n, "sum_xy": 4.5 * n}
+        return tuple(WarmupCase(label, metric, mean_stats(arms, segments, n, sums, metric.name))
+                     for label, metric, sums in (
+                         ("plain", Metric(name="value", family=self.name, column="value"), plain),
+                         ("cuped", Metric(name="value", family=self.name, column="value",
+                                          params=MeanParams(covariate="before")), adjusted)))
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Student-t, flat prior"

@@ -45,7 +45,7 @@ import xarray as xr
 from bayes_ab.data.queries import MetricQuery, Sum, cells, metric_column, numeric_checks, product_name
 from bayes_ab.data.stats import ALL_USERS, as_counts, cell_sums, check_arms_have_users
 from bayes_ab.errors import DataError
-from bayes_ab.families.base import Family, ParamReader, positive_baseline
+from bayes_ab.families.base import Family, ParamReader, WarmupCase, cells_of, positive_baseline
 from bayes_ab.families.covariates import value_cross_name
 from bayes_ab.families.sums import initial
 from bayes_ab.metric import Baseline, FamilyParams, Metric
@@ -474,6 +474,14 @@ class Ratio(Family):
             baseline, effect = pooled_gaussian_cells(y, v, metric.prior, len(arms) - 1, len(segments))
             pm.Deterministic("mean", pt.exp(with_control(baseline, effect)), dims=cells)
         return model
+
+    def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
+        """The delta-method cells (the family's one structure)."""
+        n = cells_of(arms, segments, 500)
+        sums = {"sum_num": 3.0 * n, "sum_den": 2.0 * n, "sum_num2": 12.0 * n, "sum_den2": 6.0 * n,
+                "sum_num_den": 7.0 * n}
+        metric = Metric(name="per_session", family=self.name, params=RatioParams("revenue", "sessions"))
+        return (WarmupCase("delta", metric, ratio_stats(arms, segments, n, sums, metric.name)),)
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Student-t around each cell's ratio with its delta-method standard error, flat prior"

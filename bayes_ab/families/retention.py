@@ -32,7 +32,7 @@ import xarray as xr
 from bayes_ab.data.queries import Check, DetailSum, MetricQuery, metric_column, numeric_checks
 from bayes_ab.data.stats import ALL_USERS, as_counts, check_arms_have_users
 from bayes_ab.errors import DataError
-from bayes_ab.families.base import ParamReader, RateFamily
+from bayes_ab.families.base import ParamReader, RateFamily, WarmupCase
 from bayes_ab.families.covariates import AdjustedAccumulator, covariate_terms, cross_name, fractional, sum_name
 from bayes_ab.families.sums import initial
 from bayes_ab.intervals import credible_interval
@@ -526,6 +526,16 @@ class Retention(RateFamily):
         return (f"share of users still active {p.horizon} days after exposure (D{p.horizon} retention), from each "
                 f"user's churn day {metric.column!r} and days observed {p.observed_column!r}: users not yet "
                 "observed that long count for the days they were seen (Kaplan-Meier)")
+
+    def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
+        """The default horizon and curve (a structure per horizon: another horizon compiles on first use)."""
+        params = RetentionParams()
+        curve = np.round(1000 * 0.97 ** np.arange(params.max_day + 1))       # no one censored: each day's
+        shape = (len(arms), len(segments), params.max_day)                    # risk set is the last one's stayers
+        at_risk, lost = np.broadcast_to(curve[:-1], shape), np.broadcast_to(curve[:-1] - curve[1:], shape)
+        metric = Metric(name="retained", family=self.name, column="churn_day", params=params)
+        return (WarmupCase(f"horizon {params.horizon}", metric,
+                           retention_stats(arms, segments, at_risk, lost, metric.name)),)
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Beta hazard per day, flat prior"

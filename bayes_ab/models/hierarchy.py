@@ -148,14 +148,15 @@ SIZE_FREE_DIMENSIONS = ("day",)
 """Dimensions no model builder branches on: any length is one structure."""
 
 
-def size_classes(sizes: dict[str, int]) -> dict[str, str]:
+def size_classes(sizes: dict[str, int], pooled_baselines: bool = True) -> dict[str, str]:
     """The sizes as far as a model's *structure* depends on them: what the builders branch on in Python.
 
     A size-free structure (``bayes-ab warmup`` compiles them) reads every dimension's length as data
     (:mod:`bayes_ab.models.compiled`), so it serves every size of a class: two arms or more (one treatment's
     integration is written in scalars, :mod:`bayes_ab.models.gaussian_pool`); one segment (nothing to pool,
-    :func:`segment_effects`), a few, or :data:`POOLED_BASELINE_SEGMENTS` and more (pooled baselines,
-    :func:`segment_baselines`); any number of days.
+    :func:`segment_effects`) or more -- for a model with ``pooled_baselines`` (:func:`segment_baselines`: the
+    exact binomial and count hierarchies), a few or :data:`POOLED_BASELINE_SEGMENTS` and more; any number of
+    days.
     A dimension not named here keeps its exact length (a new one is never assumed free). A builder that branches
     on a size must say so here: ``tests/models/test_size_free.py`` compiles every family's structures at one size
     and checks them at others against PyMC's own model.
@@ -164,6 +165,8 @@ def size_classes(sizes: dict[str, int]) -> dict[str, str]:
     for dim, n in sizes.items():
         if dim == "arm":
             classes[dim] = "two" if n == 2 else "three or more"
+        elif dim == "segment" and not pooled_baselines:
+            classes[dim] = "one" if n == 1 else "two or more"
         elif dim == "segment":
             classes[dim] = ("one" if n == 1 else f"2 to {POOLED_BASELINE_SEGMENTS - 1}"
                             if n < POOLED_BASELINE_SEGMENTS else f"{POOLED_BASELINE_SEGMENTS} or more")
@@ -172,6 +175,11 @@ def size_classes(sizes: dict[str, int]) -> dict[str, str]:
         else:
             classes[dim] = str(n)
     return classes
+
+
+CLASS_REPRESENTATIVES = {"arm": (2, 3), "segment": (1, 3, POOLED_BASELINE_SEGMENTS + 2)}
+"""One size of each class :func:`size_classes` names, per dimension: compiling a family's structures at each
+combination (``bayes-ab warmup --all``) covers every arm and segment count (days are of any length)."""
 
 
 def fixed_lengths(sizes: dict[str, int]) -> dict[str, int]:

@@ -84,10 +84,8 @@ class ModelCache:
         PyMC paths compile a model per size, so there the sizes themselves are part of the entry. ``size_free``:
         compile a missing structure for every size of its class, as ``bayes-ab warmup`` does; an analysis
         compiles one for its sizes, which is faster (:func:`~bayes_ab.models.compiled.native_model`)."""
-        sizes = {dim: size for dim, size in stats.sizes.items() if dim != "value"}
-        # the normal-cells model is the same graph for every family: one structure serves them all
-        owner = NORMAL_CELLS_FAMILY if is_normal_cells(variant) else family.name
-        key = structure_key(owner, NORMAL_CELLS if is_normal_cells(variant) else variant, size_classes(sizes), data)
+        sizes = model_sizes(stats)
+        key = model_key(family, sizes, data, variant)
         sized = (key, tuple(sorted(sizes.items())), backend)
         entry = self.compiled.get((key, backend)) or (None if size_free else self.compiled.get(sized))
         if entry is None:
@@ -104,6 +102,20 @@ class ModelCache:
 
 
 DEFAULT_CACHE = ModelCache()
+
+
+def model_sizes(stats: xr.Dataset) -> dict[str, int]:
+    """The dimension lengths of the model of ``stats`` (a count histogram's values are data, not a dimension)."""
+    return {dim: size for dim, size in stats.sizes.items() if dim != "value"}
+
+
+def model_key(family: Family, sizes: dict[str, int], data: dict[str, np.ndarray], variant: str) -> str:
+    """The structure key (:func:`~bayes_ab.models.compiled.structure_key`) of ``family``'s model of ``variant``
+    at ``sizes`` with ``data``. The normal-cells model is the same graph for every family: one structure serves
+    them all."""
+    owner = NORMAL_CELLS_FAMILY if is_normal_cells(variant) else family.name
+    classes = size_classes(sizes, family.pools_baselines(variant))
+    return structure_key(owner, NORMAL_CELLS if is_normal_cells(variant) else variant, classes, data)
 
 
 def _prepare_nutpie(key: str, sizes: dict[str, int], build, size_free: bool) -> _Compiled:
@@ -180,13 +192,10 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     arm counts), not only this one.
     Closed-form, exact and integrable posteriors compile nothing."""
     family = family_of(stats)
-    if sampler.backend == Backend.CONJUGATE:
-        return "closed form: nothing to compile"
-    if type(family).exact_posterior is not Family.exact_posterior:      # a family whose posterior needs no sampler
-        return "exact posterior: nothing to compile"
+    nothing = nothing_to_compile(stats, metric, sampler)
+    if nothing is not None:
+        return nothing
     cells = effective_statistics(family, stats, metric)
-    if sampler.exact and family.integrable(cells, metric) is not None:
-        return "integrated exactly: nothing to compile"
     before = (cache.compilations, cache.from_disk)
     compiled, _, _ = _structure(family, cells, metric, sampler, cache, mapped_prior_data(family, stats, metric),
                                 size_free=True)
@@ -199,6 +208,30 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     if compiled.native.layout.fixed_sizes is not None:
         return "compiled for these sizes only (the model's shapes do not follow its dimensions alone)"
     return "compiled for any size of its class"
+
+
+def nothing_to_compile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> str | None:
+    """Why :func:`fit` compiles nothing for ``metric`` on ``stats`` (a closed form, an exact or integrated
+    posterior), in a few words; ``None`` when it samples a compiled structure."""
+    family = family_of(stats)
+    if sampler.backend == Backend.CONJUGATE:
+        return "closed form: nothing to compile"
+    if type(family).exact_posterior is not Family.exact_posterior:      # a family whose posterior needs no sampler
+        return "exact posterior: nothing to compile"
+    if sampler.exact and family.integrable(effective_statistics(family, stats, metric), metric) is not None:
+        return "integrated exactly: nothing to compile"
+    return None
+
+
+def structure_of(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()) -> str | None:
+    """The key of the structure :func:`prepare` compiles for ``metric`` on ``stats`` (``None``: nothing to
+    compile), computed without compiling: two metrics with one key share one compilation."""
+    if nothing_to_compile(stats, metric, sampler) is not None:
+        return None
+    family = family_of(stats)
+    cells = effective_statistics(family, stats, metric)
+    data = {**family.model_data(cells), **mapped_prior_data(family, stats, metric)}
+    return model_key(family, model_sizes(cells), data, family.variant(cells, metric))
 
 
 def _structure(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings, cache: ModelCache,

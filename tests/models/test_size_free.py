@@ -18,7 +18,7 @@ from bayes_ab.families import family_of
 from bayes_ab.models.compiled import ModelData
 from bayes_ab.models.hierarchy import mapped_prior_data, model_coords, size_classes
 from bayes_ab.posterior import ModelCache
-from bayes_ab.posterior.fit import _structure
+from bayes_ab.posterior.fit import _structure, model_sizes
 from bayes_ab.spec import SamplerSettings
 
 from conftest import make_spec
@@ -29,11 +29,12 @@ CASES = {
     "binomial, pooled baselines": ({"name": "y", "family": "conversion", "column": "converted"}, (2, 10), (2, 13)),
     "negative binomial": ({"name": "y", "family": "count", "column": "trades", "count_model": "negative_binomial"},
                           (2, 2), (2, 4)),
+    # a few segments and many: one class where the baselines are not pooled (integrated out, or zero-sum)
     "mean with its covariate (one treatment in scalars)": (
-        {"name": "y", "family": "mean", "column": "revenue", "covariate": "pre"}, (2, 3), (2, 6)),
+        {"name": "y", "family": "mean", "column": "revenue", "covariate": "pre"}, (2, 3), (2, 12)),
     "retention (zero-sum segments, days)": (
         {"name": "y", "family": "retention", "column": "churn_day", "observed_column": "days_observed",
-         "max_day": 7, "horizon": 3}, (2, 2), (2, 3)),
+         "max_day": 7, "horizon": 3}, (2, 2), (2, 11)),
 }
 
 
@@ -76,8 +77,9 @@ def test_a_structure_compiled_at_one_size_is_pymcs_model_at_another(case, tmp_pa
     stats_a, metric = statistics(metric_spec, arms_a, segments_a, seed=1)
     stats_b, _ = statistics(metric_spec, arms_b, segments_b, seed=2, days=9)
     sizes = {d: n for d, n in stats_b.sizes.items() if d != "value"}
-    assert size_classes({d: n for d, n in stats_a.sizes.items() if d != "value"}) == size_classes(sizes)
     family = family_of(stats_a)
+    pooled = family.pools_baselines(family.variant(stats_a, metric))
+    assert size_classes(model_sizes(stats_a), pooled) == size_classes(sizes, pooled)
     cache, sampler = ModelCache(), SamplerSettings()
     _structure(family, stats_a, metric, sampler, cache, mapped_prior_data(family, stats_a, metric), size_free=True)
     compiled, data, variant = _structure(family, stats_b, metric, sampler, cache,
@@ -112,6 +114,21 @@ def test_the_classes_name_what_the_builders_branch_on():
     assert size_classes({"arm": 2, "segment": 1}) != size_classes({"arm": 2, "segment": 2})
     assert size_classes({"arm": 2, "segment": 3}) != size_classes({"arm": 3, "segment": 3})
     assert size_classes({"cluster": 40}) != size_classes({"cluster": 41})       # an unknown dimension: exact
+    # only the hierarchies that pool their baselines tell a few segments from many
+    assert size_classes({"arm": 2, "segment": 9}, False) == size_classes({"arm": 2, "segment": 10}, False)
+    assert size_classes({"arm": 2, "segment": 1}, False) != size_classes({"arm": 2, "segment": 2}, False)
+
+
+@pytest.mark.parametrize("family, variant, pooled", [
+    ("conversion", "binomial", True), ("conversion", "binomial_effective", True), ("conversion", "normal_cells", False),
+    ("count", "negative_binomial", True), ("count", "robust+normal_cells", False), ("mean", "cuped", False),
+    ("ratio", "delta", False), ("retention", "horizon 7", False)])
+def test_only_the_exact_hierarchies_pool_their_baselines(family, variant, pooled):
+    """What each family declares must be what its builder does: it calls segment_baselines exactly where it says
+    so (the structure test above checks the declared classes against PyMC's model at other sizes)."""
+    from bayes_ab.families import registry
+
+    assert registry()[family].pools_baselines(variant) is pooled
 
 
 def test_a_model_sized_by_a_data_length_is_compiled_for_its_sizes_only(tmp_path, monkeypatch):
