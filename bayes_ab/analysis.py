@@ -22,6 +22,7 @@ from bayes_ab.families import family_for
 from bayes_ab.files import one_writer, remove_stale_temporaries, sha256_of, write_atomically
 from bayes_ab.posterior import Fit, ModelCache, fit
 from bayes_ab.posterior.fit import DEFAULT_CACHE
+from bayes_ab.posterior.warmup import compile_ahead
 from bayes_ab.aggregation.panel import panel_metrics, panel_statistics
 from bayes_ab.intervals import kind_of
 from bayes_ab.compliance.effects import analyze_compliance
@@ -276,6 +277,7 @@ def analyze_stats(
             raise DataError(f"metric {metric.name!r} (column {metric.column!r}): every user of every arm has the "
                             f"value {value:g}: there is nothing to compare; check the column or remove the metric")
     settings = sampler or spec.sampler
+    compile_ahead(stats, spec.metrics, settings, cache)     # with several compile workers (the command line)
     fits = {m.name: fit(stats[m.name], m, settings, cache) for m in spec.metrics}
     novelty = {}
     for metric in panel_metrics(spec):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -265,7 +266,8 @@ def _parser() -> argparse.ArgumentParser:
     _input_arguments(warm, spec_required=False)
     warm.add_argument("--all", action="store_true", help="every family's structures, for any arm and segment count, "
                                                          "without a spec or data")
-    warm.add_argument("--workers", type=int, help="with --all: processes compiling at once (default: the cores)")
+    warm.add_argument("--workers", type=int, help="processes compiling at once (default: $BAYES_AB_COMPILE_WORKERS, "
+                                                  "else the cores)")
     warm.set_defaults(run=_warmup)
 
     plan_out = commands.add_parser("schedule", help="write a randomised switchback schedule: per period, a share of "
@@ -323,26 +325,25 @@ def _warmup(args: argparse.Namespace) -> int:
     from bayes_ab.aggregation.panel import panel_statistics
     from bayes_ab.analysis import analyze_stats
     from bayes_ab.models.compiled import cache_root
-    from bayes_ab.posterior import ModelCache, prepare
+    from bayes_ab.posterior import ModelCache
+    from bayes_ab.posterior.warmup import prepare_metrics
     from bayes_ab.report import write_report
     from bayes_ab.spec import load_spec
 
+    if args.workers is not None and args.workers < 1:
+        raise SpecError(f"--workers must be at least 1, got {args.workers}")
     if args.all:
         return _warmup_all(args)
-    if args.workers is not None:
-        raise SpecError("--workers needs --all (a spec's metrics are prepared one after the other)")
     if args.spec is None:
         raise SpecError("warmup needs a spec (with --data), or --all")
     spec = load_spec(args.spec)
     cache = ModelCache()            # this run's own: what it reports is what the disk cache held
     source, engine = _source(args, spec), _engine(args)
     stats = aggregate(spec, source, aggregated=args.aggregated, engine=engine)
-    print(f"Warming up {spec.name}: {len(stats)} metric(s), model cache {cache_root()}")
+    print(f"Warming up {spec.name}: {len(stats)} metric(s), model cache {cache_root()}", flush=True)
     started = time.perf_counter()
-    for metric in spec.metrics:
-        begun = time.perf_counter()
-        done = prepare(stats[metric.name], metric, spec.sampler, cache)
-        print(f"  {metric.name} ({metric.family}): {done} ({time.perf_counter() - begun:.1f} s)")
+    prepare_metrics(stats, spec.metrics, spec.sampler, args.workers or _compile_workers(),
+                    tell=lambda line: print(line, flush=True))
     # the rest of a check-in's path compiles on first use too (numba's functions of the effects and the exact
     # posteriors, matplotlib's font cache): one analysis and its report, in a folder thrown away, pay for it here
     begun = time.perf_counter()
@@ -365,13 +366,37 @@ def _warmup_all(args: argparse.Namespace) -> int:
     if given or args.aggregated:
         raise SpecError(f"--all takes no spec or data (got {(given or ['--aggregated'])[0]}): it compiles every "
                         "family's structures from synthetic statistics")
-    if args.workers is not None and args.workers < 1:
-        raise SpecError(f"--workers must be at least 1, got {args.workers}")
     started = time.perf_counter()
     print(f"Warming up every family, model cache {cache_root()}", flush=True)
-    warm_everything(workers=args.workers, tell=lambda line: print(line, flush=True))
+    warm_everything(workers=args.workers or _compile_workers(), tell=lambda line: print(line, flush=True))
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+COMPILE_WORKERS_VARIABLE = "BAYES_AB_COMPILE_WORKERS"
+
+
+def _compile_workers() -> int:
+    """Processes that compile at once: ``$BAYES_AB_COMPILE_WORKERS``, else the machine's cores."""
+    raw = os.environ.get(COMPILE_WORKERS_VARIABLE)
+    if raw is None:
+        return os.cpu_count() or 1
+    try:
+        workers = int(raw)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise SpecError(f"${COMPILE_WORKERS_VARIABLE}: must be a whole number >= 1, got {raw!r}")
+    return workers
+
+
+def _compile_on_every_core() -> None:
+    """This process's analyses compile their missing structures on all cores at once (the first analysis of a
+    new experiment: :func:`~bayes_ab.posterior.warmup.compile_ahead`), or on ``$BAYES_AB_COMPILE_WORKERS``
+    processes (1: each in this process as it is fitted). A library user sets ``ModelCache.compile_workers``."""
+    from bayes_ab.posterior import DEFAULT_CACHE
+
+    DEFAULT_CACHE.compile_workers = _compile_workers()
 
 
 def _checkin(args: argparse.Namespace) -> int:
@@ -383,6 +408,7 @@ def _checkin(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     _check_stage(spec, args)
     webhook = webhook_url(args.webhook)
+    _compile_on_every_core()
     done = checkin(spec, _source(args, spec), stage=args.stage, days=args.days, as_of=args.as_of,
                    models_dir=args.models_dir, aggregated=args.aggregated, engine=_engine(args),
                    rescan=args.rescan)
@@ -971,6 +997,7 @@ def _analyze(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     _check_stage(spec, args)
     webhook = webhook_url(args.webhook)
+    _compile_on_every_core()
     result = analyze(spec, _source(args, spec), aggregated=args.aggregated, engine=_engine(args))
     out = _text_out(args)
     print(render_text(result), file=out)

@@ -9,6 +9,17 @@ import pytest
 
 from bayes_ab.spec import SamplerSettings, parse_spec
 
+
+@pytest.fixture(autouse=True)
+def _compile_in_process(monkeypatch):
+    """Commands run in-process compile as library calls do, one structure at a time in the test's own process: a
+    test that wants several compile workers (tests/test_warmup.py) says so."""
+    monkeypatch.setenv("BAYES_AB_COMPILE_WORKERS", "1")
+    yield
+    from bayes_ab.posterior import DEFAULT_CACHE
+
+    DEFAULT_CACHE.compile_workers = 1
+
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from bayes_ab.cli import main
+from bayes_ab.errors import SpecError
 from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.aggregation import aggregate
 from bayes_ab.spec import load_spec
@@ -28,7 +30,7 @@ def test_warmup_compiles_once_and_a_later_fit_only_loads(tmp_path, monkeypatch, 
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "converted (conversion): compiled" in out
-    assert "converted_too (conversion): the structure of an earlier metric" in out
+    assert "converted_too (conversion): the structure of an earlier metric (converted)" in out
     assert main(argv) == 0                                       # idempotent: the second run compiles nothing
     assert "converted (conversion): loaded from the model cache" in capsys.readouterr().out
     spec = load_spec(spec_path)
@@ -128,7 +130,82 @@ def test_warmup_all_compiles_size_free_structures_that_serve_other_sizes(tmp_pat
 def test_warmup_all_takes_no_spec_and_a_spec_takes_no_workers(tmp_path, capsys):
     for argv, message in ((["warmup", "--all", "spec.yaml"], "--all takes no spec or data (got spec)"),
                           (["warmup", "--all", "--workers", "0"], "--workers must be at least 1"),
-                          (["warmup", "spec.yaml", "--workers", "2"], "--workers needs --all"),
+                          (["warmup", "spec.yaml", "--workers", "0"], "--workers must be at least 1"),
                           (["warmup"], "warmup needs a spec (with --data), or --all")):
         assert main(argv) == 2
         assert message in capsys.readouterr().err
+
+
+# -- an analysis's missing structures, compiled at once (`compile_ahead`) -------------------------------------
+
+
+def _two_structures(tmp_path):
+    """Statistics of a ratio and a mean metric (two structures), 2 arms x 3 segments."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    rows = pd.DataFrame({"arm": rng.choice(["control", "treatment"], n), "region": rng.choice(["a", "b", "c"], n),
+                         "revenue": rng.gamma(2.0, 3.0, n), "sessions": rng.integers(1, 5, n)})
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "two", "segments": ["region"], "arms": [{"name": "control", "control": True}, {"name": "treatment"}],
+        "metrics": [{"name": "per_session", "family": "ratio", "numerator": "revenue", "denominator": "sessions"},
+                    {"name": "revenue", "family": "mean", "column": "revenue"}],
+        "sampler": {"draws": 100, "tune": 100, "chains": 2, "seed": 1}}))
+    spec = load_spec(spec_path)
+    return spec, aggregate(spec, rows)
+
+
+def test_an_analysis_compiles_its_missing_structures_at_once_and_the_fits_load_them(tmp_path, monkeypatch):
+    from bayes_ab.models.compiled import cache_root
+    from bayes_ab.posterior.warmup import compile_ahead
+
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path / "cache"))
+    spec, stats = _two_structures(tmp_path)
+    assert compile_ahead(stats, spec.metrics, spec.sampler, ModelCache()) == 0          # one worker: nothing
+    cache = ModelCache(compile_workers=2)
+    assert compile_ahead(stats, spec.metrics, spec.sampler, cache) == 2
+    assert len(list(cache_root().iterdir())) == 2 and cache.compilations == 0
+    for metric in spec.metrics:
+        fit(stats[metric.name], metric, spec.sampler, cache)
+    assert cache.compilations == 2 and cache.from_disk == 2                 # the fits only loaded them
+    assert compile_ahead(stats, spec.metrics, spec.sampler, cache) == 0                  # nothing missing now
+
+
+def test_compile_ahead_leaves_one_missing_structure_and_other_backends_to_the_fit(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from bayes_ab.posterior.warmup import compile_ahead
+    from bayes_ab.sampling import Backend
+
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path / "cache"))
+    spec, stats = _two_structures(tmp_path)
+    cache = ModelCache(compile_workers=2)
+    assert compile_ahead(stats, spec.metrics[:1], spec.sampler, cache) == 0
+    assert compile_ahead(stats, spec.metrics, replace(spec.sampler, backend=Backend.PYMC), cache) == 0
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("layout.json"))
+
+
+def test_a_failing_compile_worker_is_left_to_the_fit():
+    """A worker that raises (here: a square root of -1) yields nothing; the other calls still give their results."""
+    import math
+
+    from bayes_ab.posterior.warmup import _run
+
+    assert sorted(_run(math.sqrt, [(-1.0,), (4.0,)], 2, quiet=True), key=str) == [2.0, None]
+
+
+def test_the_command_line_compiles_on_every_core_unless_told(monkeypatch):
+    from bayes_ab.cli import _compile_on_every_core
+    from bayes_ab.posterior import DEFAULT_CACHE
+
+    monkeypatch.delenv("BAYES_AB_COMPILE_WORKERS")
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    _compile_on_every_core()
+    assert DEFAULT_CACHE.compile_workers == 6
+    monkeypatch.setenv("BAYES_AB_COMPILE_WORKERS", "3")
+    _compile_on_every_core()
+    assert DEFAULT_CACHE.compile_workers == 3
+    for bad in ("zero", "0"):
+        monkeypatch.setenv("BAYES_AB_COMPILE_WORKERS", bad)
+        with pytest.raises(SpecError, match=rf"\$BAYES_AB_COMPILE_WORKERS: must be a whole number >= 1, got '{bad}'"):
+            _compile_on_every_core()

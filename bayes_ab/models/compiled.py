@@ -290,6 +290,12 @@ def native_model(key: str, build: Callable[[], "pm.Model"], sizes: Mapping[str, 
     return _compile(key, sizes, build(), static or {}, size_free)
 
 
+def has_entry(key: str, sizes: Mapping[str, int]) -> bool:
+    """Whether the disk cache holds an entry :func:`native_model` would try for structure ``key`` at ``sizes``
+    (size-free, or compiled for these sizes), without loading it: a complete entry has its layout file."""
+    return any((cache_root() / entry / LAYOUT_FILE).exists() for entry in (key, sized_key(key, sizes)))
+
+
 def sized_key(key: str, sizes: Mapping[str, int]) -> str:
     """The entry of structure ``key`` compiled for exactly ``sizes`` (a model that is not size-free); a structure
     without dimensions has one size, and its entry is ``key``."""

@@ -67,12 +67,15 @@ class ModelCache:
     """Compiled models by structure, so a re-fit in this process never compiles or loads again.
 
     ``compilations`` counts the structures this cache prepared (compiled here, or loaded from the disk cache);
-    ``from_disk`` how many of them were loads.
+    ``from_disk`` how many of them were loads. ``compile_workers``: processes that compile an analysis's missing
+    structures at once before it fits (:func:`~bayes_ab.posterior.warmup.compile_ahead`); 1, the default, compiles
+    each in this process when it is first fitted. The command line uses the machine's cores.
     """
 
     compiled: dict[Hashable, _Compiled] = field(default_factory=dict)
     compilations: int = 0
     from_disk: int = 0
+    compile_workers: int = 1
 
     def get(self, family: Family, stats: xr.Dataset, metric: Metric, backend: str,
             data: dict[str, np.ndarray], variant: str, size_free: bool = False) -> _Compiled:
@@ -184,13 +187,14 @@ def fit(
 
 
 def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings(),
-            cache: ModelCache = DEFAULT_CACHE) -> str:
+            cache: ModelCache = DEFAULT_CACHE, size_free: bool = True) -> str:
     """Compile (or load) the sampled structure :func:`fit` would use for ``metric`` on ``stats``, without sampling;
     what was done, in a few words. ``bayes-ab warmup`` runs it so that a worker's first check-in pays no
     compilation: the structure is written to the disk cache (``BAYES_AB_CACHE_DIR``), which an image can carry.
     Compiled size-free, it serves every experiment of the same families and size classes (other segment, day or
     arm counts), not only this one.
-    Closed-form, exact and integrable posteriors compile nothing."""
+    Closed-form, exact and integrable posteriors compile nothing. ``size_free=False`` compiles for these sizes
+    only, as an analysis does (faster; :func:`~bayes_ab.posterior.warmup.compile_ahead`)."""
     family = family_of(stats)
     nothing = nothing_to_compile(stats, metric, sampler)
     if nothing is not None:
@@ -198,7 +202,7 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     cells = effective_statistics(family, stats, metric)
     before = (cache.compilations, cache.from_disk)
     compiled, _, _ = _structure(family, cells, metric, sampler, cache, mapped_prior_data(family, stats, metric),
-                                size_free=True)
+                                size_free)
     if cache.compilations == before[0]:
         return "the structure of an earlier metric (prepared above)"
     if cache.from_disk > before[1]:
@@ -206,7 +210,8 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     if compiled.native is None:
         return "compiled (not cached on disk: nutpie's public path)"
     if compiled.native.layout.fixed_sizes is not None:
-        return "compiled for these sizes only (the model's shapes do not follow its dimensions alone)"
+        return "compiled for these sizes only" + ("" if not size_free else
+                                                  " (the model's shapes do not follow its dimensions alone)")
     return "compiled for any size of its class"
 
 

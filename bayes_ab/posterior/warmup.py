@@ -1,4 +1,5 @@
-"""Compile every family's sampled structures before any data exist: ``bayes-ab warmup --all``.
+"""Compile structures ahead of the fits that use them, on several processes: every family's before any data
+exist (``bayes-ab warmup --all``), and an analysis's missing ones at once before it fits (:func:`compile_ahead`).
 
 An image build or a worker's first start runs it once, so that no check-in on that machine -- of any experiment,
 any family, any arm or segment count -- waits for a compilation. Each family declares synthetic statistics that
@@ -20,13 +21,20 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from itertools import product
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping, Sequence
+
+import xarray as xr
 
 from bayes_ab.families import registry
 from bayes_ab.families.base import WarmupCase
+from bayes_ab.files import unwritable_reason
+from bayes_ab.metric import Metric
+from bayes_ab.models.compat import sampler_path
+from bayes_ab.models.compiled import cache_root, has_entry
 from bayes_ab.models.hierarchy import CLASS_REPRESENTATIVES
-from bayes_ab.posterior.fit import ModelCache, nothing_to_compile, prepare, structure_of
-from bayes_ab.sampling import SamplerSettings
+from bayes_ab.posterior.fit import ModelCache, model_sizes, nothing_to_compile, prepare, structure_of
+from bayes_ab.progress import progress
+from bayes_ab.sampling import Backend, SamplerSettings
 
 
 @dataclass(frozen=True)
@@ -91,20 +99,85 @@ def warm_everything(sampler: SamplerSettings = SamplerSettings(), workers: int |
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     tell(f"{len(tasks)} structures to prepare on {workers} process(es); {len(notes)} more cases compile nothing "
          "(exact or integrated posteriors) or share one of them")
-    for number, (text, done, seconds) in enumerate(_run(tasks, sampler, workers), start=1):
+    for number, (text, done, seconds) in enumerate(_run(prepare_task, [(task, sampler) for task in tasks], workers),
+                                                   start=1):
         tell(f"  [{number}/{len(tasks)}] {text}: {done} ({seconds:.1f} s)")
     return len(tasks)
 
 
-def _run(tasks: list[WarmupTask], sampler: SamplerSettings, workers: int) -> Iterator[tuple[str, str, float]]:
-    """Each task's outcome as it ends: here with one worker, else on a pool of fresh processes (spawned: a forked
-    copy of a process that has used numba's compiler is not safe to compile in)."""
+def prepare_metrics(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], sampler: SamplerSettings,
+                    workers: int = 1, tell: Callable[[str], None] = print) -> None:
+    """``bayes-ab warmup SPEC``: each metric's structure compiled size-free (or loaded), the distinct ones on
+    ``workers`` processes at once, telling what was done for each metric: first those that compile nothing or share
+    another's structure, then each compiled one as it ends."""
+    calls, owners = [], {}
+    for metric in metrics:
+        key = structure_of(stats[metric.name], metric, sampler)
+        if key is None:
+            tell(f"  {metric.name} ({metric.family}): {nothing_to_compile(stats[metric.name], metric, sampler)}")
+        elif key in owners:
+            tell(f"  {metric.name} ({metric.family}): the structure of an earlier metric ({owners[key]})")
+        else:
+            owners[key] = metric.name
+            calls.append((stats[metric.name], metric, sampler))
+    for name, family, done, seconds in _run(_prepare_metric, calls, max(1, min(workers, len(calls)))):
+        tell(f"  {name} ({family}): {done} ({seconds:.1f} s)")
+
+
+def _prepare_metric(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> tuple[str, str, str, float]:
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+    started = time.perf_counter()
+    done = prepare(stats, metric, sampler, ModelCache())
+    return metric.name, metric.family, done, time.perf_counter() - started
+
+
+def compile_ahead(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], sampler: SamplerSettings,
+                  cache: ModelCache) -> int:
+    """Compile the distinct structures ``metrics`` need that the disk cache lacks, on ``cache.compile_workers``
+    processes at once, each for its sizes as an analysis compiles it; the number compiled. The fits then load
+    them. An experiment's first analysis waits for its compilations one after the other otherwise (Group
+    Stories: 3 structures of 10-15 s each).
+
+    Does nothing with one worker or fewer than two missing structures (one compiles as fast here, without a
+    process to start), off the native sampler path (the public and PyMC paths compile per process) and when the
+    disk cache is not writable (what a worker compiled would be lost). A worker that fails leaves its structure
+    to the fit, which compiles it here and reports any error as it always did.
+    """
+    if cache.compile_workers < 2 or sampler.backend != Backend.NUTPIE or not sampler_path().native:
+        return 0
+    missing: dict[str, tuple[xr.Dataset, Metric]] = {}
+    for metric in metrics:
+        key = structure_of(stats[metric.name], metric, sampler)
+        if key is not None and key not in missing and not has_entry(key, model_sizes(stats[metric.name])):
+            missing[key] = (stats[metric.name], metric)
+    if len(missing) < 2 or unwritable_reason(cache_root()) is not None:
+        return 0
+    workers = min(cache.compile_workers, len(missing))
+    with progress(f"compiling {len(missing)} models on {workers} processes"):
+        for _ in _run(_prepare_sized, [(data, metric, sampler) for data, metric in missing.values()], workers,
+                      quiet=True):
+            pass
+    return len(missing)
+
+
+def _prepare_sized(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> str:
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+    return prepare(stats, metric, sampler, ModelCache(), size_free=False)
+
+
+def _run(function: Callable, calls: list[tuple], workers: int, quiet: bool = False) -> Iterator:
+    """``function``'s result for each of ``calls`` (argument tuples) as it ends: here with one worker, else on a
+    pool of fresh processes (spawned: a forked copy of a process that has used numba's compiler is not safe to
+    compile in). ``quiet``: a call that raises yields ``None`` instead of raising."""
     if workers == 1:
-        yield from (prepare_task(task, sampler) for task in tasks)
+        yield from (function(*arguments) for arguments in calls)
         return
     import multiprocessing
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        running = [pool.submit(prepare_task, task, sampler) for task in tasks]
+        running = [pool.submit(function, *arguments) for arguments in calls]
         for finished in as_completed(running):
-            yield finished.result()
+            if quiet and finished.exception() is not None:
+                yield None
+            else:
+                yield finished.result()
