@@ -83,12 +83,18 @@ def warmup_tasks(sampler: SamplerSettings = SamplerSettings()) -> tuple[list[War
 
 def prepare_task(task: WarmupTask, sampler: SamplerSettings) -> tuple[str, str, float]:
     """Compile (or load) one task's structure: what it was, what was done and the seconds it took."""
+    case = task.build()
+    return (task.text(case), *_prepare(case.stats, case.metric, sampler))
+
+
+def _prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings,
+             size_free: bool = True) -> tuple[str, float]:
+    """:func:`~bayes_ab.posterior.fit.prepare` in a worker process of its own: what was done, and the seconds."""
     # PyTensor looks for a BLAS when a fresh process first compiles; the sampler's code is numba's, which needs none
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     started = time.perf_counter()
-    case = task.build()
-    done = prepare(case.stats, case.metric, sampler, ModelCache())
-    return task.text(case), done, time.perf_counter() - started
+    done = prepare(stats, metric, sampler, ModelCache(), size_free)
+    return done, time.perf_counter() - started
 
 
 def warm_everything(sampler: SamplerSettings = SamplerSettings(), workers: int | None = None,
@@ -120,15 +126,12 @@ def prepare_metrics(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], 
         else:
             owners[key] = metric.name
             calls.append((stats[metric.name], metric, sampler))
-    for name, family, done, seconds in _run(_prepare_metric, calls, max(1, min(workers, len(calls)))):
-        tell(f"  {name} ({family}): {done} ({seconds:.1f} s)")
+    for metric, (done, seconds) in _run(_prepare_metric, calls, max(1, min(workers, len(calls)))):
+        tell(f"  {metric.name} ({metric.family}): {done} ({seconds:.1f} s)")
 
 
-def _prepare_metric(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> tuple[str, str, str, float]:
-    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
-    started = time.perf_counter()
-    done = prepare(stats, metric, sampler, ModelCache())
-    return metric.name, metric.family, done, time.perf_counter() - started
+def _prepare_metric(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> tuple[Metric, tuple[str, float]]:
+    return metric, _prepare(stats, metric, sampler)
 
 
 def compile_ahead(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], sampler: SamplerSettings,
@@ -154,15 +157,10 @@ def compile_ahead(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], sa
         return 0
     workers = min(cache.compile_workers, len(missing))
     with progress(f"compiling {len(missing)} models on {workers} processes"):
-        for _ in _run(_prepare_sized, [(data, metric, sampler) for data, metric in missing.values()], workers,
+        for _ in _run(_prepare, [(data, metric, sampler, False) for data, metric in missing.values()], workers,
                       quiet=True):
             pass
     return len(missing)
-
-
-def _prepare_sized(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> str:
-    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
-    return prepare(stats, metric, sampler, ModelCache(), size_free=False)
 
 
 def _run(function: Callable, calls: list[tuple], workers: int, quiet: bool = False) -> Iterator:
