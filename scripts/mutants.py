@@ -53,6 +53,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/compliance/strata.py": ("tests/compliance",),
     "bayes_ab/compliance/effects.py": ("tests/compliance",),
     "bayes_ab/format.py": ("tests/test_documents.py", "tests/effects"),
+    "bayes_ab/posterior/warmup.py": ("tests/test_warmup.py",),
     "bayes_ab/posterior/fit.py": ("tests/posterior/test_fit.py", "tests/models/test_quadrature.py",
                                   "tests/families/test_conversion.py"),
     "bayes_ab/figures/svg.py": ("tests/figures",),

@@ -11,7 +11,7 @@ from bayes_ab.cli import main
 from bayes_ab.errors import SpecError
 from bayes_ab.posterior import ModelCache, fit
 from bayes_ab.aggregation import aggregate
-from bayes_ab.spec import load_spec
+from bayes_ab.spec import SamplerSettings, load_spec
 
 
 def test_warmup_compiles_once_and_a_later_fit_only_loads(tmp_path, monkeypatch, capsys):
@@ -83,6 +83,8 @@ def test_the_tasks_are_one_per_structure_and_cover_every_class():
     from bayes_ab.posterior.warmup import warmup_tasks
 
     tasks, notes = warmup_tasks()
+    arms = [task.arms for task in tasks]
+    assert arms == sorted(arms, reverse=True) and arms[0] == 3     # the slowest (several treatments) first
     keys = [structure_of(task.build().stats, task.build().metric) for task in tasks]
     assert None not in keys and len(set(keys)) == len(keys)
     cases = sum(len(family.warmup_cases(("c",) * arms, ("s",) * segments)) for family in registry().values()
@@ -101,7 +103,6 @@ def test_warmup_all_compiles_size_free_structures_that_serve_other_sizes(tmp_pat
     import bayes_ab.posterior.warmup as warmup
     from bayes_ab.families.ratio import RatioParams, ratio_stats
     from bayes_ab.metric import Metric
-    from bayes_ab.spec import SamplerSettings
 
     monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path / "cache"))
     tasks = [warmup.WarmupTask("ratio", 0, 2, 1), warmup.WarmupTask("ratio", 0, 2, 3)]
@@ -209,3 +210,41 @@ def test_the_command_line_compiles_on_every_core_unless_told(monkeypatch):
         monkeypatch.setenv("BAYES_AB_COMPILE_WORKERS", bad)
         with pytest.raises(SpecError, match=rf"\$BAYES_AB_COMPILE_WORKERS: must be a whole number >= 1, got '{bad}'"):
             _compile_on_every_core()
+
+
+def test_the_warm_ups_start_no_more_processes_than_asked_or_than_structures(tmp_path, monkeypatch):
+    import bayes_ab.posterior.warmup as warmup
+
+    asked = []
+
+    def run(function, calls, workers, quiet=False):
+        asked.append(workers)
+        return [(call[1], ("compiled", 0.5)) for call in calls] if function is warmup._prepare_metric else []
+
+    monkeypatch.setattr(warmup, "_run", run)
+    spec, stats = _two_structures(tmp_path)               # two metrics, two structures
+    lines = []
+    for workers in (1, 8):
+        warmup.prepare_metrics(stats, spec.metrics, spec.sampler, workers, tell=lines.append)
+    assert asked == [1, 2] and "  revenue (mean): compiled (0.5 s)" in lines
+    tasks = [warmup.WarmupTask("ratio", 0, 2, 1), warmup.WarmupTask("ratio", 0, 2, 3)]
+    monkeypatch.setattr(warmup, "warmup_tasks", lambda sampler=None: (tasks, []))
+    for workers in (1, 5):
+        warmup.warm_everything(workers=workers, tell=lines.append)
+    assert asked[2:] == [1, 2] and "2 structures to prepare on 1 process(es)" in " ".join(lines)
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path / "cache"))
+    assert warmup.compile_ahead(stats, spec.metrics, spec.sampler, ModelCache(compile_workers=8)) == 2
+    assert asked[4:] == [2]                                 # two missing structures: two processes, not eight
+
+
+def test_a_prepared_structure_reports_its_own_seconds(tmp_path, monkeypatch):
+    from bayes_ab.families.conversion import conversion_stats
+    from bayes_ab.metric import Metric
+    from bayes_ab.posterior.warmup import _prepare
+
+    monkeypatch.setenv("BAYES_AB_CACHE_DIR", str(tmp_path / "cache"))
+    stats = conversion_stats(["control", "treatment"], ["all"], np.array([[500], [500]]), np.array([[50], [60]]),
+                             "converted")
+    done, seconds = _prepare(stats, Metric(name="converted", family="conversion", column="converted"),
+                             SamplerSettings())
+    assert done == "integrated exactly: nothing to compile" and 0 <= seconds < 60
