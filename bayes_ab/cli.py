@@ -318,6 +318,12 @@ def _parser() -> argparse.ArgumentParser:
 def _warmup(args: argparse.Namespace) -> int:
     """Every metric's sampled structure on these data, compiled into the model cache (or found there): the first
     check-in then only loads it. Idempotent: a second run loads everything."""
+    if args.workers is not None and args.workers < 1:
+        raise SpecError(f"--workers must be at least 1, got {args.workers}")
+    if args.all:
+        return _warmup_all(args)
+    if args.spec is None:
+        raise SpecError("warmup needs a spec (with --data), or --all")
     import tempfile
     import time
 
@@ -330,12 +336,6 @@ def _warmup(args: argparse.Namespace) -> int:
     from bayes_ab.report import write_report
     from bayes_ab.spec import load_spec
 
-    if args.workers is not None and args.workers < 1:
-        raise SpecError(f"--workers must be at least 1, got {args.workers}")
-    if args.all:
-        return _warmup_all(args)
-    if args.spec is None:
-        raise SpecError("warmup needs a spec (with --data), or --all")
     spec = load_spec(args.spec)
     cache = ModelCache()            # this run's own: what it reports is what the disk cache held
     source, engine = _source(args, spec), _engine(args)

@@ -184,7 +184,6 @@ def _row(found: StrataDraws, segment: str, arm: str, users: int, received: int, 
                           p_helps=float(np.mean(sign * found.cace_abs > 0)), ess=min(found.ess, float(draws)))
 
 
-
 def independence_p_value(table: np.ndarray) -> float:
     """Pearson's chi-square test of independence of a table with no empty row or column, without continuity
     correction: ``scipy.stats.chi2_contingency(table, correction=False)[1]``, from scipy.special (scipy.stats
@@ -193,6 +192,7 @@ def independence_p_value(table: np.ndarray) -> float:
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     statistic = float(((table - expected) ** 2 / expected).sum())
     return float(special.chdtrc((table.shape[0] - 1) * (table.shape[1] - 1), statistic))
+
 
 def _mix_warning(arm: str, a: int, n: np.ndarray, segments: list[str], compliance: Compliance) -> str | None:
     """A warning when the segments' compliance differs beyond chance and enough that compliers are a visibly

@@ -196,10 +196,10 @@ def prepare(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = Sample
     Closed-form, exact and integrable posteriors compile nothing. ``size_free=False`` compiles for these sizes
     only, as an analysis does (faster; :func:`~bayes_ab.posterior.warmup.compile_ahead`)."""
     family = family_of(stats)
-    nothing = nothing_to_compile(stats, metric, sampler)
+    cells = effective_statistics(family, stats, metric)
+    nothing = _nothing_to_compile(family, cells, metric, sampler)
     if nothing is not None:
         return nothing
-    cells = effective_statistics(family, stats, metric)
     before = (cache.compilations, cache.from_disk)
     compiled, _, _ = _structure(family, cells, metric, sampler, cache, mapped_prior_data(family, stats, metric),
                                 size_free)
@@ -219,11 +219,17 @@ def nothing_to_compile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettin
     """Why :func:`fit` compiles nothing for ``metric`` on ``stats`` (a closed form, an exact or integrated
     posterior), in a few words; ``None`` when it samples a compiled structure."""
     family = family_of(stats)
+    return _nothing_to_compile(family, effective_statistics(family, stats, metric), metric, sampler)
+
+
+def _nothing_to_compile(family: Family, cells: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> str | None:
+    """:func:`nothing_to_compile`, given the statistics the model is of
+    (:func:`~bayes_ab.families.covariates.effective_statistics`)."""
     if sampler.backend == Backend.CONJUGATE:
         return "closed form: nothing to compile"
     if type(family).exact_posterior is not Family.exact_posterior:      # a family whose posterior needs no sampler
         return "exact posterior: nothing to compile"
-    if sampler.exact and family.integrable(effective_statistics(family, stats, metric), metric) is not None:
+    if sampler.exact and family.integrable(cells, metric) is not None:
         return "integrated exactly: nothing to compile"
     return None
 
@@ -231,19 +237,24 @@ def nothing_to_compile(stats: xr.Dataset, metric: Metric, sampler: SamplerSettin
 def structure_of(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings = SamplerSettings()) -> str | None:
     """The key of the structure :func:`prepare` compiles for ``metric`` on ``stats`` (``None``: nothing to
     compile), computed without compiling: two metrics with one key share one compilation."""
-    if nothing_to_compile(stats, metric, sampler) is not None:
-        return None
     family = family_of(stats)
     cells = effective_statistics(family, stats, metric)
-    data = {**family.model_data(cells), **mapped_prior_data(family, stats, metric)}
+    if _nothing_to_compile(family, cells, metric, sampler) is not None:
+        return None
+    data = _model_data(family, cells, mapped_prior_data(family, stats, metric))
     return model_key(family, model_sizes(cells), data, family.variant(cells, metric))
+
+
+def _model_data(family: Family, cells: xr.Dataset, prior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The sampled model's data: the family's of its cells, and the prior's."""
+    return {**family.model_data(cells), **prior}
 
 
 def _structure(family: Family, stats: xr.Dataset, metric: Metric, sampler: SamplerSettings, cache: ModelCache,
                prior: dict[str, np.ndarray], size_free: bool = False) -> tuple[_Compiled, dict[str, np.ndarray], str]:
     """The sampled model's compiled structure (from ``cache``), its data (the family's and the prior's) and its
     variant: what :func:`fit` samples and :func:`prepare` compiles (``size_free``: for every size of its class)."""
-    data = {**family.model_data(stats), **prior}
+    data = _model_data(family, stats, prior)
     variant = family.variant(stats, metric)         # a count family's checks fit the data: computed once
     return cache.get(family, stats, metric, sampler.backend, data, variant, size_free), data, variant
 

@@ -116,18 +116,29 @@ def prepare_metrics(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], 
     """``bayes-ab warmup SPEC``: each metric's structure compiled size-free (or loaded), the distinct ones on
     ``workers`` processes at once, telling what was done for each metric: first those that compile nothing or share
     another's structure, then each compiled one as it ends."""
-    calls, owners = [], {}
+    owners, others = _by_structure(stats, metrics, sampler)
+    for metric, note in others:
+        tell(f"  {metric.name} ({metric.family}): {note}")
+    calls = [(stats[metric.name], metric, sampler) for metric in owners.values()]
+    for metric, (done, seconds) in _run(_prepare_metric, calls, max(1, min(workers, len(calls)))):
+        tell(f"  {metric.name} ({metric.family}): {done} ({seconds:.1f} s)")
+
+
+def _by_structure(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric],
+                  sampler: SamplerSettings) -> tuple[dict[str, Metric], list[tuple[Metric, str]]]:
+    """The first metric of each distinct structure, by key; and every other metric with why it compiles nothing
+    of its own (no sampled model, or an earlier metric's structure)."""
+    owners: dict[str, Metric] = {}
+    others = []
     for metric in metrics:
         key = structure_of(stats[metric.name], metric, sampler)
         if key is None:
-            tell(f"  {metric.name} ({metric.family}): {nothing_to_compile(stats[metric.name], metric, sampler)}")
+            others.append((metric, nothing_to_compile(stats[metric.name], metric, sampler)))
         elif key in owners:
-            tell(f"  {metric.name} ({metric.family}): the structure of an earlier metric ({owners[key]})")
+            others.append((metric, f"the structure of an earlier metric ({owners[key].name})"))
         else:
-            owners[key] = metric.name
-            calls.append((stats[metric.name], metric, sampler))
-    for metric, (done, seconds) in _run(_prepare_metric, calls, max(1, min(workers, len(calls)))):
-        tell(f"  {metric.name} ({metric.family}): {done} ({seconds:.1f} s)")
+            owners[key] = metric
+    return owners, others
 
 
 def _prepare_metric(stats: xr.Dataset, metric: Metric, sampler: SamplerSettings) -> tuple[Metric, tuple[str, float]]:
@@ -148,16 +159,13 @@ def compile_ahead(stats: Mapping[str, xr.Dataset], metrics: Sequence[Metric], sa
     """
     if cache.compile_workers < 2 or sampler.backend != Backend.NUTPIE or not sampler_path().native:
         return 0
-    missing: dict[str, tuple[xr.Dataset, Metric]] = {}
-    for metric in metrics:
-        key = structure_of(stats[metric.name], metric, sampler)
-        if key is not None and key not in missing and not has_entry(key, model_sizes(stats[metric.name])):
-            missing[key] = (stats[metric.name], metric)
+    owners, _ = _by_structure(stats, metrics, sampler)
+    missing = [metric for key, metric in owners.items() if not has_entry(key, model_sizes(stats[metric.name]))]
     if len(missing) < 2 or unwritable_reason(cache_root()) is not None:
         return 0
     workers = min(cache.compile_workers, len(missing))
     with progress(f"compiling {len(missing)} models on {workers} processes"):
-        for _ in _run(_prepare, [(data, metric, sampler, False) for data, metric in missing.values()], workers,
+        for _ in _run(_prepare, [(stats[metric.name], metric, sampler, False) for metric in missing], workers,
                       quiet=True):
             pass
     return len(missing)
