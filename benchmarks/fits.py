@@ -2,29 +2,39 @@
 misspecified data. Figures go to RESULTS.md ("fits that don't block").
 
     .venv/bin/python benchmarks/fits.py corpus   [--seeds 5] [--first-seed 1] [--examples group_stories ...]
-                                                                  # every generated example x seeds x stages, Cookie Cats
+                                                        # every generated example x seeds x stages, Cookie Cats, ASOS
+    .venv/bin/python benchmarks/fits.py asos                      # the ASOS replay's looks (examples/data)
     .venv/bin/python benchmarks/fits.py robust   [--experiments 100]
-    .venv/bin/python benchmarks/fits.py segments                  # the e-mail campaign by 0, 3, 3, 7 and 9 segments
+    .venv/bin/python benchmarks/fits.py segments [--sources hillstrom push cookie_cats]  # by 0 to 9 segments
     .venv/bin/python benchmarks/fits.py small    [--seeds 20]     # 1,000 segments x 60 users, no effect
+    .venv/bin/python benchmarks/fits.py spend    [--seeds 40]     # simulated e-mail spend, 9 segments
 
 corpus: each example's generator with seeds 1..N, its spec's metrics and sampler, fitted on the first 1%, 5%, 25%
 and 50% of the users (prefixes in the order they were generated, as exposures arrive), plus Cookie Cats (real,
-one order) at the same stages: the share of fits that fail their diagnostics (R-hat, ESS, divergences), with
-every failure listed.
+one order) at the same stages and the ASOS replay's looks (``asos``): the share of fits that fail their
+diagnostics (R-hat, ESS, divergences), with every failure listed.
+asos: the ASOS replay's looks alone -- each of the dataset's 312 experiment x metric series with the replay's spec,
+at its first look with 1%, 5%, 25% and 50% of its final users and at its last.
 robust: heavy-tailed counts (negative-binomial users mixed with 4% power-law traders, tail index 2.5), true +5%,
 200 / 500 / 2,000 users per arm spread over 6 segments: the control's posterior mean against its observed mean
 in standard errors, the 90% interval's coverage of +5%, and the share of fits that pass.
 segments: Hillstrom's e-mail campaign (examples/data), conversion and spend, no segments against zip code,
 channel, both (9) and past-year spend band (7), then the push example (seed 1) without segments, by tenure, by
-region and by both: diagnostics, the overall lift's move in posterior sds, the control's posterior mean against
-its observed mean in standard errors. (Cookie Cats has no pre-treatment column to segment by.)
+region and by both, as specified and with its guardrail's effect prior at 0.5: diagnostics, the overall lift's
+move in posterior sds, the control's posterior mean against its observed mean and against the unsegmented fit's,
+in standard errors; then Cookie Cats without segments and by 3, 7 and 9 buckets of the user id (it has no
+pre-treatment column: a random partition).
 small: 1,000 segments of 30 users per arm, conversion 10% in both arms: the 90% interval of the overall lift
 covering 0, the control's overall rate against its observed one, diagnostics.
+spend: per-user spend like the e-mail campaign's (0.6% buy, lognormal purchases) in its 9 zip code x channel cells,
+the e-mail raising the buying rate by a factor that differs by segment: the control's posterior mean against its
+observed mean, the overall lift's 90% interval against the true lift, diagnostics.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import importlib.util
 import sys
 import time
@@ -40,10 +50,12 @@ from bayes_ab.aggregation import aggregate  # noqa: E402
 from bayes_ab.analysis import analyze_stats  # noqa: E402
 from bayes_ab.families.conversion import conversion_stats  # noqa: E402
 from bayes_ab.families.count import CountModel, CountParams, count_stats  # noqa: E402
+from bayes_ab.families.mean import mean_stats  # noqa: E402
 from bayes_ab.intervals import hdi  # noqa: E402
 from bayes_ab.posterior import fit  # noqa: E402
 from bayes_ab.simulation import HeavyTailedCounts  # noqa: E402
-from bayes_ab.spec import Metric, SamplerSettings, load_spec, parse_spec  # noqa: E402
+from bayes_ab.errors import DataError  # noqa: E402
+from bayes_ab.spec import Arm, Metric, SamplerSettings, load_spec, parse_spec  # noqa: E402
 
 EXAMPLES = ("push_notification", "group_stories", "checkout", "onboarding")
 STAGES = (0.01, 0.05, 0.25, 0.5)
@@ -52,16 +64,48 @@ SAMPLER = SamplerSettings(draws=1000, tune=1000, chains=4, seed=1)
 
 def _generator(example: str):
     path = ROOT / "examples" / example / "generate.py"
-    spec = importlib.util.spec_from_file_location(f"generate_{example}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.generate
+    return _module(path, f"generate_{example}").generate
 
 
 def _fits(spec, frame: pd.DataFrame, label: str) -> list[tuple[str, str]]:
     """(fit, problem) of every metric of ``spec`` on ``frame``; problem empty when it passed."""
     analysis = analyze_stats(spec, aggregate(spec, frame))
     return [(f"{label} {name}", "; ".join(f.diagnostics.problems)) for name, f in analysis.fits.items()]
+
+
+def _module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def asos_fits() -> list[tuple[str, str]]:
+    """(fit, problem) of the ASOS replay's looks: every experiment x metric of the dataset (examples/data), with
+    the replay's spec and arms, at its first look with 1%, 5%, 25% and 50% of its final users and at its last."""
+    replay = _module(ROOT / "examples" / "asos_replay" / "replay.py", "asos_replay")
+    frame = pd.read_csv(replay.DATA)
+    template = load_spec(ROOT / "examples" / "asos_replay" / "spec.yaml")
+    rows = []
+    for (experiment, metric), _ in frame.groupby(["experiment_id", "metric_id"], sort=True):
+        try:
+            arms, points = replay.checkpoints(frame, experiment, metric)
+        except DataError as exc:          # refused data, not a fit: said, and left out of the share
+            print(f"asos {experiment} metric {metric}: refused: {exc}", flush=True)
+            continue
+        if not points:
+            continue
+        users = np.array([float(p.stats["metric"]["n"].sum()) for p in points])
+        looks = sorted({int(np.argmax(users >= stage * users[-1])) for stage in STAGES} | {len(points) - 1})
+        spec = replace(template, name=f"asos_{experiment}_metric{metric}",
+                       arms=tuple(Arm(a, 1.0, i == 0) for i, a in enumerate(arms)))
+        for look in looks:
+            analysis = analyze_stats(spec, points[look].stats)
+            rows.extend((f"{experiment} metric {metric} look {look + 1} of {len(points)} {name}",
+                         "; ".join(f.diagnostics.problems)) for name, f in analysis.fits.items())
+        print(f"asos {experiment} metric {metric}: {sum(bool(p) for _, p in rows)} failed of {len(rows)} so far",
+              flush=True)
+    return rows
 
 
 def corpus(seeds: int, examples: tuple[str, ...] = EXAMPLES, first: int = 1) -> None:
@@ -78,7 +122,15 @@ def corpus(seeds: int, examples: tuple[str, ...] = EXAMPLES, first: int = 1) -> 
     cats = pd.read_csv(ROOT / "examples" / "data" / "cookie_cats.csv")
     spec = load_spec(ROOT / "examples" / "cookie_cats" / "spec.yaml")
     for stage in STAGES + (1.0,) if examples == EXAMPLES else ():
-        results.setdefault("cookie_cats", []).extend(_fits(spec, cats.iloc[:int(len(cats) * stage)], f"stage {stage:.0%}"))
+        part = cats.iloc[:int(len(cats) * stage)]
+        results.setdefault("cookie_cats", []).extend(_fits(spec, part, f"stage {stage:.0%}"))
+    if examples == EXAMPLES:
+        results["asos"] = asos_fits()
+    _failures(results)
+
+
+def _failures(results: dict[str, list[tuple[str, str]]]) -> None:
+    """The share of fits that failed, per source and overall, then every failure."""
     total = failed = 0
     print("\n| example | fits | failed | share |\n|---|---|---|---|")
     for example, rows in results.items():
@@ -123,6 +175,53 @@ def robust(experiments: int) -> None:
               flush=True)
 
 
+SPEND_USERS = (389, 1404, 1346, 1171, 4157, 4297, 1046, 3766, 3730)
+"""Users per arm in the e-mail campaign's 9 zip code x channel cells (examples/data/hillstrom_womens.csv)."""
+
+
+def _spend(rng, users=SPEND_USERS):
+    """Per-user spend like the e-mail campaign's: about 0.6% of users buy, a purchase is lognormal (mean 110,
+    sd 113); the e-mail raises the buying rate by a factor that differs by segment (1.2-2.2, so the arms' variance
+    ratio differs by segment too). Returns the statistics, the control's values and the true overall lift."""
+    segments = len(users)
+    rate = rng.uniform(0.004, 0.009, segments)
+    factor = rng.uniform(1.2, 2.2, segments)
+    n, sums, squares, control = np.zeros((2, segments), np.int64), np.zeros((2, segments)), np.zeros((2, segments)), []
+    for arm in range(2):
+        for s, count in enumerate(users):
+            buys = rng.random(count) < rate[s] * (factor[s] if arm else 1.0)
+            y = np.where(buys, rng.lognormal(np.log(110.0) - 0.36, 0.85, count), 0.0)
+            n[arm, s], sums[arm, s], squares[arm, s] = count, y.sum(), (y ** 2).sum()
+            if arm == 0:
+                control.append(y)
+    weights = np.asarray(users, float)
+    truth = (weights * rate * factor).sum() / (weights * rate).sum() - 1
+    stats = mean_stats(["control", "email"], [f"s{i}" for i in range(segments)], n,
+                       {"sum": sums, "sumsq": squares}, "spend")
+    return stats, np.concatenate(control), truth
+
+
+def spend(seeds: int) -> None:
+    """Simulated e-mail spend in 9 segments: the control's posterior against its observed mean, the overall lift's
+    90% interval against the truth, diagnostics."""
+    metric = Metric(name="spend", family="mean", column="spend")
+    offs, covered, passed = [], 0, 0
+    for seed in range(seeds):
+        stats, control, truth = _spend(np.random.default_rng(seed))
+        result = fit(stats, metric, SAMPLER)
+        overall = result.overall_mean
+        standard_error = control.std(ddof=1) / np.sqrt(len(control))
+        offs.append((float(overall.isel(arm=0).mean()) - control.mean()) / standard_error)
+        low, high = hdi((overall.isel(arm=1) / overall.isel(arm=0) - 1).values.ravel(), 0.9)
+        covered += low <= truth <= high
+        passed += result.diagnostics.passed
+        print(f"seed {seed}: control {offs[-1]:+.2f} SE from observed, lift {truth:+.1%} in [{low:+.1%}, {high:+.1%}], "
+              f"{result.diagnostics.summary()}", flush=True)
+    print(f"control off by {np.mean(offs):+.2f} SE on average (MC se {np.std(offs) / np.sqrt(seeds):.2f}), at most "
+          f"{np.max(np.abs(offs)):.2f}; 90% intervals cover the truth in {covered} of {seeds}; "
+          f"fits passing {passed} of {seeds}")
+
+
 def hillstrom() -> pd.DataFrame:
     frame = pd.read_csv(ROOT / "examples" / "data" / "hillstrom_womens.csv")
     frame["arm"] = np.where(frame["segment"] == "No E-Mail", "control", "email")
@@ -133,10 +232,13 @@ def hillstrom() -> pd.DataFrame:
 
 def _invariance(frame: pd.DataFrame, spec_for, groupings: list[list[str]]) -> None:
     """Each metric's overall lift and control mean with no segments and with each grouping: the lift's move in
-    posterior sds of the unsegmented fit, the control's posterior mean against its observed mean in SEs."""
+    posterior sds of the unsegmented fit, the control's posterior mean against its observed mean and against the
+    unsegmented fit's (a sceptical effect prior moves the control from its observed mean with or without segments:
+    the second is what segmenting did), in SEs."""
     reference = {}
-    print("| segments | metric | overall lift (sd) | moved, posterior sds | control - observed (SE) | fit |")
-    print("|---|---|---|---|---|---|")
+    print("| segments | metric | overall lift (sd) | moved, posterior sds | control - observed (SE) "
+          "| control - unsegmented (SE) | fit |")
+    print("|---|---|---|---|---|---|---|")
     for by in groupings:
         spec = spec_for(by)
         control = frame[frame[spec.arm_column] == spec.control.name]
@@ -146,16 +248,31 @@ def _invariance(frame: pd.DataFrame, spec_for, groupings: list[list[str]]) -> No
             result = fit(stats[metric.name], metric, SAMPLER)
             overall = result.overall_mean
             lift = (overall.isel(arm=1) / overall.isel(arm=0) - 1).values.ravel()
-            reference.setdefault(metric.name, (lift.mean(), lift.std()))
+            standard_error = values.std() / np.sqrt(len(values))
+            control_mean = float(overall.isel(arm=0).mean())
+            reference.setdefault(metric.name, (lift.mean(), lift.std(), control_mean))
             moved = (lift.mean() - reference[metric.name][0]) / reference[metric.name][1]
-            off = (float(overall.isel(arm=0).mean()) - values.mean()) / (values.std() / np.sqrt(len(values)))
+            off = (control_mean - values.mean()) / standard_error
+            shifted = (control_mean - reference[metric.name][2]) / standard_error
             label = " x ".join(by) or "none"
             count = stats[metric.name].sizes["segment"]
             print(f"| {label} ({count}) | {metric.name} | {lift.mean():+.1%} ({lift.std():.1%}) | {moved:+.2f} | "
-                  f"{off:+.2f} | {result.diagnostics.summary().split(' - ')[-1]} |", flush=True)
+                  f"{off:+.2f} | {shifted:+.2f} | {result.diagnostics.summary().split(' - ')[-1]} |", flush=True)
 
 
-def segments() -> None:
+SEGMENT_SOURCES = ("hillstrom", "push", "cookie_cats")
+
+
+def segments(sources: tuple[str, ...] = SEGMENT_SOURCES) -> None:
+    if "hillstrom" in sources:
+        _hillstrom_segments()
+    if "push" in sources:
+        _push_segments()
+    if "cookie_cats" in sources:
+        _cookie_cats_segments()
+
+
+def _hillstrom_segments() -> None:
     frame = hillstrom()
 
     def spec_for(by):
@@ -165,16 +282,39 @@ def segments() -> None:
                                        {"name": "spend", "family": "mean", "column": "spend"}]})
 
     _invariance(frame, spec_for, [[], ["zip_code"], ["channel"], ["zip_code", "channel"], ["band"]])
-    # the push example (generated, seed 1): its own segments, one at a time and together
+    print()
+
+
+def _push_segments() -> None:
+    """The push example (generated, seed 1): its own segments, one at a time and together; then the same with the
+    guardrail's effect prior at the primaries' default, 0.5 (its sceptical 0.1 pulls the arms together with or
+    without segments)."""
     import yaml
 
     document = yaml.safe_load((ROOT / "examples" / "push_notification" / "spec.yaml").read_text())
     for key in ("received_column", "compliance"):
         document.pop(key, None)
     frame = _generator("push_notification")(seed=1)
+    groupings = [[], ["tenure"], ["region"], ["tenure", "region"]]
+    _invariance(frame, lambda by: parse_spec({**document, "segments": by}), groupings)
+    widened = {**document, "metrics": [{**m, "prior": {"effect_sd": 0.5}} if m.get("role") == "guardrail" else m
+                                       for m in document["metrics"]]}
     print()
+    _invariance(frame, lambda by: parse_spec({**widened, "segments": by}), groupings)
+    print()
+
+
+def _cookie_cats_segments() -> None:
+    """Cookie Cats (examples/data) has no pre-treatment column, so its segments are buckets of the user id (3, 7
+    and 9): a random partition, across which nothing should move."""
+    import yaml
+
+    frame = pd.read_csv(ROOT / "examples" / "data" / "cookie_cats.csv")
+    for count in (3, 7, 9):
+        frame[f"bucket_{count}"] = "b" + (frame["userid"] % count).astype(str)
+    document = yaml.safe_load((ROOT / "examples" / "cookie_cats" / "spec.yaml").read_text())
     _invariance(frame, lambda by: parse_spec({**document, "segments": by}),
-                [[], ["tenure"], ["region"], ["tenure", "region"]])
+                [[], ["bucket_3"], ["bucket_7"], ["bucket_9"]])
 
 
 def small(seeds: int, first: int = 0) -> None:
@@ -202,20 +342,26 @@ def small(seeds: int, first: int = 0) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("corpus", "robust", "segments", "small"))
+    parser.add_argument("part", choices=("corpus", "asos", "robust", "segments", "small", "spend"))
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--experiments", type=int, default=100)
     parser.add_argument("--first-seed", type=int, default=None,
                         help="corpus and small: seeds from this one on (by default corpus from 1, small from 0)")
+    parser.add_argument("--sources", nargs="+", choices=SEGMENT_SOURCES, default=SEGMENT_SOURCES,
+                        help="segments: these data sets only")
     parser.add_argument("--examples", nargs="+", choices=EXAMPLES, default=EXAMPLES,
                         help="corpus: these generated examples only (Cookie Cats only with all of them)")
     args = parser.parse_args()
     if args.part == "corpus":
         corpus(args.seeds or 5, tuple(args.examples), 1 if args.first_seed is None else args.first_seed)
+    elif args.part == "asos":
+        _failures({"asos": asos_fits()})
     elif args.part == "robust":
         robust(args.experiments)
     elif args.part == "segments":
-        segments()
+        segments(tuple(args.sources))
+    elif args.part == "spend":
+        spend(args.seeds or 40)
     else:
         small(args.seeds or 20, 0 if args.first_seed is None else args.first_seed)
 
