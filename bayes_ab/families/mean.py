@@ -47,6 +47,8 @@ class MeanParams(FamilyParams):
 
 LOG_SIGMA_SD = 1.0
 THETA_SD = 5.0          # standardised slope
+EQUAL_VALUES = 1e-12
+"""A cell's centred sum of squares below this share of its raw one: its values are all equal (up to rounding)."""
 
 
 def centred_sums(stats: xr.Dataset) -> dict[str, np.ndarray]:
@@ -94,17 +96,23 @@ def describe(stats: xr.Dataset, metric: Metric) -> str:
 
 
 def mean_model_data(stats: xr.Dataset) -> dict[str, np.ndarray]:
-    """Per-cell centred sums plus the pooled location and scale that set the priors; ``present`` (1 for a cell
-    with users, 0 for an empty one), ``n_safe`` (n, at least 1) and ``empty_variance`` (:data:`~bayes_ab.models.gaussian_pool.EMPTY_CELL_VARIANCE` for an
-    empty cell)
-    keep an empty cell out of the likelihood."""
+    """Per-cell centred sums plus the pooled location and scale that set the priors.
+
+    ``present`` (1 for a cell with users, 0 for an empty one), ``n_safe`` (n, at least 1) and ``empty_variance``
+    (:data:`~bayes_ab.models.gaussian_pool.EMPTY_CELL_VARIANCE` for an empty cell) keep an empty cell out of the
+    likelihood. ``spread_seen`` is 0 for a cell whose values are all equal (a small segment where nobody spent):
+    the normal's estimate of its sd is 0 and its within-cell likelihood grows without bound as the sd goes to 0,
+    which drove such fits to R-hat 10^14; that cell's spread is left to its segment's and arm's factors.
+    """
     c = centred_sums(stats)
     n = c["n"]
     dof = max(n.sum() - np.count_nonzero(n), 1.0)
     scale = np.sqrt(c["syy"].sum() / dof)
     x_scale = np.sqrt(c["scc"].sum() / dof) if c["scc"].sum() > 0 else 1.0
+    squares = c["syy"] + n * c["ybar"] ** 2             # the cell's raw sum of squares, the scale of its rounding
     return {**c, "present": (n > 0).astype(float), "n_safe": np.maximum(n, 1.0),
             "empty_variance": np.where(n > 0, 0.0, EMPTY_CELL_VARIANCE),
+            "spread_seen": (c["syy"] > EQUAL_VALUES * squares).astype(float),
             "center": np.array((c["ybar"] * n).sum() / n.sum()),
             "scale": np.array(scale if scale > 0 else 1.0), "x_scale": np.array(x_scale)}
 
@@ -293,8 +301,10 @@ class Mean(SumsFamily):
                 theta = 0.0
             n, present = d["n"], d["present"]
             residual = d["syy"] - 2 * theta * d["scy"] + theta ** 2 * d["scc"]
-            # the within-cell part: -(n - 1) log sigma - residual / (2 sigma^2), nothing for an empty cell
-            pm.Potential("within", (-(n - present) * pt.log(sigma) - residual / (2 * sigma ** 2)).sum())
+            # the within-cell part: -(n - 1) log sigma - residual / (2 sigma^2); nothing for an empty cell or one
+            # whose values are all equal (mean_model_data)
+            within = -(n - present) * pt.log(sigma) - residual / (2 * sigma ** 2)
+            pm.Potential("within", (d["spread_seen"] * within).sum())
             y = (d["ybar"] - theta * d["cbar"] - d["center"]) / d["scale"]
             # an empty cell's huge variance comes as data: written as (1 - present) * 1e12 in the graph, PyTensor's
             # rewrites expanded it into a difference of 1e12-sized terms and the compiled density lost all digits

@@ -43,7 +43,7 @@ from bayes_ab.metric import Baseline, FamilyParams, Metric
 from bayes_ab.models.conjugate import posterior_dataset
 from bayes_ab.models.fitdata import FitData
 from bayes_ab.models.hierarchy import mapped_prior_data
-from bayes_ab.models.prior_resampling import PROPOSALS_PER_DRAW, resampled, resampled_information
+from bayes_ab.models.prior_resampling import resampled_enough
 from bayes_ab.sampling import SamplerSettings
 
 AUTOCORRELATION_WARNING = 0.3
@@ -242,16 +242,19 @@ def sample_switchback(stats: xr.Dataset, metric: Metric, sampler: SamplerSetting
     rng = np.random.default_rng(sampler.seed)
     fitted = regression(stats)
     kept = sampler.chains * sampler.draws
-    means = fitted.draws(rng, kept * (PROPOSALS_PER_DRAW if prior is not None else 1))
-    ess = float(kept)
-    if prior is not None:
+
+    def propose(size: int) -> tuple[np.ndarray, np.ndarray]:
+        means = fitted.draws(rng, size)
         # the prior is on the log lift: a draw with a mean <= 0 has none, and gets no weight (an effect of -inf;
         # NaN would be read as "no information" and weigh as much as the prior's mode)
         positive = (means > 0).all(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
-            effects = np.where(positive, np.log(means[:, 1:] / means[:, :1]), -np.inf)
-        means, found = resampled(means, effects, prior, rng, kept)
-        ess = resampled_information(kept, found)
+            return means, np.where(positive, np.log(means[:, 1:] / means[:, :1]), -np.inf)
+
+    if prior is None:
+        means, ess = fitted.draws(rng, kept), float(kept)
+    else:
+        means, ess = resampled_enough(propose, prior, rng, kept)
     shape = (sampler.chains, sampler.draws)
     return posterior_dataset(stats, sampler, means.reshape(shape + (2, 1))), ess
 

@@ -9,14 +9,17 @@ callers link and difference their own draws.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
+from bayes_ab.models.diagnostics import MIN_ESS
 from bayes_ab.models.hierarchy import PRIOR_EFFECT_DF, PRIOR_EFFECT_MEAN, PRIOR_EFFECT_SD
 
 PROPOSALS_PER_DRAW = 4
 """Flat-prior draws per kept draw: the effect prior resamples them, so the kept draws stay nearly independent."""
+MAX_PROPOSALS_PER_DRAW = 1024
+"""The most flat-prior draws per kept draw :func:`resampled_enough` makes before it settles for too few."""
 
 
 def effective_size(weight: np.ndarray) -> float:
@@ -52,3 +55,29 @@ def resampled(draws: np.ndarray, effects: np.ndarray, prior: Mapping[str, np.nda
     ess = effective_size(weight)
     chosen = rng.choice(len(draws), size=len(draws) if size is None else size, p=weight / weight.sum())
     return draws[chosen], ess
+
+
+def resampled_enough(propose: Callable[[int], tuple[np.ndarray, np.ndarray]], prior: Mapping[str, np.ndarray],
+                     rng: np.random.Generator, kept: int, required: float = MIN_ESS) -> tuple[np.ndarray, float]:
+    """``kept`` draws resampled by the prior from as many proposals as the fit's effective size needs.
+
+    ``propose(size)`` returns ``size`` flat-prior draws and their effects. Where the flat-prior posterior is much
+    wider than the prior -- little data, a sceptical guardrail prior -- few proposals carry weight, and
+    :data:`PROPOSALS_PER_DRAW` of them per kept draw left a switchback's first hours with an effective size of 95
+    (a failed fit, though the posterior is simply the prior's). The proposals are drawn afresh, 4 times as many
+    each round, until the combined effective size (:func:`resampled_information`) reaches ``required``, or up to
+    :data:`MAX_PROPOSALS_PER_DRAW` per kept draw. The first round is the one the fit always made, so a fit that
+    had enough gives the same draws.
+
+    Returns
+    -------
+    The resampled draws and their effective size.
+    """
+    per_draw = PROPOSALS_PER_DRAW
+    while True:
+        draws, effects = propose(kept * per_draw)
+        chosen, found = resampled(draws, effects, prior, rng, kept)
+        information = resampled_information(kept, found)
+        if information >= required or per_draw * 4 > MAX_PROPOSALS_PER_DRAW:
+            return chosen, information
+        per_draw *= 4

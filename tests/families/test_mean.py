@@ -96,3 +96,25 @@ def test_a_cell_whose_sd_follows_its_mean_does_not_pull_the_baselines_down():
     # Monte Carlo sd of the posterior mean: the posterior sd over sqrt(ESS), under 0.03 standard errors here
     assert abs(deviation) < 0.15, deviation
     assert result.diagnostics.passed
+
+
+@pytest.mark.parametrize("zero_arms", [(0,), (0, 1)], ids=["control", "both arms"])
+def test_a_segment_where_nobody_spent_leaves_the_fit_sampling(zero_arms):
+    """A small segment where no user spent anything has cells whose values are all equal (0): the normal's
+    estimate of their sd is 0, and its within-cell likelihood grows without bound as the sd goes to 0, so a
+    segment with no spend in both arms drove the fit to R-hat 10^14 (one such cell: likewise with a free sd per
+    cell). Such a cell now says nothing about the spread; its sd is its segment's and arm's factors, as for the
+    others."""
+    n = np.array([[2000, 2000, 60], [2000, 2000, 60]])
+    ybar = np.array([[1.5, 1.7, 1.0], [1.9, 2.1, 1.2]])
+    sd = np.array([[14.0, 15.0, 9.0], [16.0, 17.0, 10.0]])
+    for arm in zero_arms:
+        ybar[arm, 2] = sd[arm, 2] = 0.0
+    stats = mean_stats(["control", "treatment"], ["s0", "s1", "s2"], n,
+                       {"sum": n * ybar, "sumsq": (n - 1) * sd ** 2 + n * ybar ** 2}, "spend")
+    result = fit(stats, Metric(name="spend", family="mean", column="spend"), SETTINGS)
+    assert result.diagnostics.passed, result.diagnostics.summary()
+    observed = (n[0] * ybar[0]).sum() / n[0].sum()
+    pooled_sd = np.sqrt(((n[0] - 1) * sd[0] ** 2).sum() / n[0].sum())
+    deviation = (float(result.overall_mean.isel(arm=0).mean()) - observed) / (pooled_sd / np.sqrt(n[0].sum()))
+    assert abs(deviation) < 0.25, deviation

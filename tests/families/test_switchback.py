@@ -83,6 +83,16 @@ def test_the_effect_prior_pulls_a_noisy_effect_towards_zero():
     assert abs(lift(pulled.posterior["mean"])) < abs(lift(flat)) and 0 < ess <= 8000
 
 
+def test_a_sceptical_prior_on_a_few_noisy_hours_still_gives_a_passing_effective_size():
+    """Two units over 6 hours, noise 80% of the level, a prior of sd 0.02 on the log lift: the flat-prior
+    posterior is so much wider than the prior that the usual 4 proposals per draw kept an effective size of 248 (a
+    failed fit, as the latency switchback's first hours did); more proposals are drawn until it passes."""
+    cells = simulate_cells(np.random.default_rng(4), 2, 6, 100.0, 80.0, 0.2, cycle=0.3)
+    sceptical = Metric("latency", Switchback.name, prior=EffectPrior(effect_sd=0.02))
+    _, ess = Switchback().exact_posterior(stats_of(cells), sceptical, SamplerSettings(chains=2, draws=1000, seed=1))
+    assert 400 <= ess <= 2000
+
+
 def test_bad_cells_are_refused():
     cells = simulate_cells(np.random.default_rng(5), 4, 10, 100.0, 2.0, 0.0)
     with pytest.raises(DataError, match="has no rows or a zero denominator"):
