@@ -8,6 +8,7 @@ misspecified data. Figures go to RESULTS.md ("fits that don't block").
     .venv/bin/python benchmarks/fits.py segments [--sources hillstrom push cookie_cats]  # by 0 to 9 segments
     .venv/bin/python benchmarks/fits.py small    [--seeds 20]     # 1,000 segments x 60 users, no effect
     .venv/bin/python benchmarks/fits.py spend    [--seeds 40]     # simulated e-mail spend, 9 segments
+    .venv/bin/python benchmarks/fits.py spreads  [--experiments 60]  # means whose cells' sds are all different
 
 corpus: each example with a generator (EXAMPLES) with seeds 1..N, its spec's metrics and sampler, fitted on the
 first 1%, 5%, 25% and 50% of the users (prefixes in the order they were generated, as exposures arrive); the
@@ -30,15 +31,17 @@ covering 0, the control's overall rate against its observed one, diagnostics.
 spend: per-user spend like the e-mail campaign's (0.6% buy, lognormal purchases) in its 9 zip code x channel cells,
 the e-mail raising the buying rate by a factor that differs by segment: the control's posterior mean against its
 observed mean, the overall lift's 90% interval against the true lift, diagnostics.
+spreads: normal values in 6 segments whose cells each have their own sd (no segment x arm product), arms 1:4 on
+average: the overall effect's 90% interval against the truth.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import importlib.util
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +52,13 @@ sys.path.insert(0, str(ROOT))
 
 from bayes_ab.aggregation import aggregate  # noqa: E402
 from bayes_ab.analysis import analyze_stats  # noqa: E402
+from bayes_ab.errors import DataError  # noqa: E402
 from bayes_ab.families.conversion import conversion_stats  # noqa: E402
 from bayes_ab.families.count import CountModel, CountParams, count_stats  # noqa: E402
 from bayes_ab.families.mean import mean_stats  # noqa: E402
 from bayes_ab.intervals import hdi  # noqa: E402
 from bayes_ab.posterior import fit  # noqa: E402
 from bayes_ab.simulation import HeavyTailedCounts  # noqa: E402
-from bayes_ab.errors import DataError  # noqa: E402
 from bayes_ab.spec import Arm, Metric, SamplerSettings, load_spec, parse_spec  # noqa: E402
 
 EXAMPLES = ("push_notification", "group_stories", "checkout", "onboarding", "city_recommendations", "latency",
@@ -235,6 +238,36 @@ def spend(seeds: int) -> None:
           f"fits passing {passed} of {seeds}")
 
 
+def spreads(experiments: int) -> None:
+    """Misspecified spreads: 6 segments of normal values, every cell its own sd (log sd spread 0.6), arms 1:4 on
+    average, the effect 0.1 in every segment; the overall effect's 90% interval against the truth."""
+    metric = Metric(name="y", family="mean", column="y")
+    sampler = SamplerSettings(draws=1000, tune=1000, chains=2, seed=1)
+    covered = passed = 0
+    for seed in range(experiments):
+        rng = np.random.default_rng(100 + seed)
+        segments = 6
+        users = np.stack([rng.integers(100, 800, segments), rng.integers(400, 3200, segments)])
+        sd = np.exp(rng.normal(0, 0.6, (2, segments)))
+        mean = np.stack([rng.normal(5, 1, segments)] * 2)
+        mean[1] += 0.1
+        sums, squares = np.zeros((2, segments)), np.zeros((2, segments))
+        for arm in range(2):
+            for s in range(segments):
+                y = rng.normal(mean[arm, s], sd[arm, s], users[arm, s])
+                sums[arm, s], squares[arm, s] = y.sum(), (y ** 2).sum()
+        truth = (users.sum(0) / users.sum() * (mean[1] - mean[0])).sum()
+        stats = mean_stats(["control", "treatment"], [f"s{i}" for i in range(segments)], users,
+                           {"sum": sums, "sumsq": squares}, "y")
+        result = fit(stats, metric, sampler)
+        overall = result.overall_mean
+        low, high = hdi((overall.isel(arm=1) - overall.isel(arm=0)).values.ravel(), 0.9)
+        covered += low <= truth <= high
+        passed += result.diagnostics.passed
+    print(f"90% intervals cover the truth in {covered} of {experiments} (MC se {np.sqrt(0.09 / experiments):.0%}); "
+          f"fits passing {passed} of {experiments}")
+
+
 def hillstrom() -> pd.DataFrame:
     frame = pd.read_csv(ROOT / "examples" / "data" / "hillstrom_womens.csv")
     frame["arm"] = np.where(frame["segment"] == "No E-Mail", "control", "email")
@@ -355,9 +388,9 @@ def small(seeds: int, first: int = 0) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("corpus", "asos", "robust", "segments", "small", "spend"))
+    parser.add_argument("part", choices=("corpus", "asos", "robust", "segments", "small", "spend", "spreads"))
     parser.add_argument("--seeds", type=int, default=None)
-    parser.add_argument("--experiments", type=int, default=100)
+    parser.add_argument("--experiments", type=int, default=None, help="robust: 100 by default; spreads: 60")
     parser.add_argument("--first-seed", type=int, default=None,
                         help="corpus and small: seeds from this one on (by default corpus from 1, small from 0)")
     parser.add_argument("--sources", nargs="+", choices=SEGMENT_SOURCES, default=SEGMENT_SOURCES,
@@ -370,11 +403,13 @@ def main() -> None:
     elif args.part == "asos":
         _failures({"asos": asos_fits()})
     elif args.part == "robust":
-        robust(args.experiments)
+        robust(args.experiments or 100)
     elif args.part == "segments":
         segments(tuple(args.sources))
     elif args.part == "spend":
         spend(args.seeds or 40)
+    elif args.part == "spreads":
+        spreads(args.experiments or 60)
     else:
         small(args.seeds or 20, 0 if args.first_seed is None else args.first_seed)
 
