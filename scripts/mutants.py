@@ -52,6 +52,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "bayes_ab/models/prior_resampling.py": ("tests/families/test_quantile.py", "tests/stopping",
                                             "tests/models/test_prior_resampling.py", "tests/families/test_switchback.py"),
     "bayes_ab/families/mean.py": ("tests/families/test_mean.py",),
+    "bayes_ab/models/netcdf.py": ("tests/models/test_netcdf.py", "tests/models/test_fitdata.py"),
+    "bayes_ab/models/convergence.py": ("tests/models/test_convergence.py",),
     "bayes_ab/compliance/strata.py": ("tests/compliance",),
     "bayes_ab/compliance/effects.py": ("tests/compliance",),
     "bayes_ab/format.py": ("tests/test_documents.py", "tests/effects"),

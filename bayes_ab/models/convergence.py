@@ -12,10 +12,32 @@ Every function takes ``draws`` of shape ``(chain, draw, element)`` and returns o
 from __future__ import annotations
 
 import numpy as np
-from scipy.fft import next_fast_len
 from scipy.special import ndtri
 
 TAIL_PROBABILITIES = (0.05, 0.95)
+
+
+FAST_FACTORS = (2, 3, 5, 7, 11)
+"""The prime factors of a length an FFT of this size is fast at (pocketfft's, as ``scipy.fft.next_fast_len``)."""
+
+
+def next_fast_len(target: int) -> int:
+    """The smallest length at least ``target`` whose only prime factors are :data:`FAST_FACTORS`.
+
+    The autocovariances are zero-padded to such a length. It is ``scipy.fft.next_fast_len``'s answer, computed
+    here because importing ``scipy.fft`` costs a check-in 0.1-0.2 s and this is all it was imported for.
+    """
+    if target <= 1:
+        return 1
+    best = 1 << (target - 1).bit_length()          # the next power of 2: an upper bound
+    odd = [1]                                       # products of the odd factors below the bound
+    for factor in FAST_FACTORS[1:]:
+        odd = [p * factor ** k for p in odd for k in range(int(np.log(best / p) / np.log(factor)) + 2)
+               if p * factor ** k < best]
+    for product in odd:
+        length = product << max(0, (-(-target // product) - 1).bit_length())   # times the power of 2 reaching target
+        best = min(best, length)
+    return best
 
 
 def split_chains(draws: np.ndarray) -> np.ndarray:

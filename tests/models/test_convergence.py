@@ -46,3 +46,12 @@ def test_matches_arviz_on_well_and_badly_mixing_chains(draws):
 def test_constant_draws_count_every_draw():
     x = chains_of("constant", np.random.default_rng(0))[..., None]
     assert ess_bulk(x)[0] == pytest.approx(az.ess(x[..., 0], method="bulk"))
+
+
+def test_the_fft_length_is_scipys_without_importing_scipy_fft():
+    from scipy.fft import next_fast_len as scipys
+
+    from bayes_ab.models.convergence import next_fast_len
+
+    targets = list(range(1, 5001)) + [8_191, 20_000, 123_457, 200_001, 1_000_003]
+    assert [next_fast_len(t) for t in targets] == [scipys(t) for t in targets]
