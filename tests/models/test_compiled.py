@@ -286,3 +286,56 @@ def test_a_compiled_density_that_disagrees_with_pytensor_is_compiled_again_and_a
                                              data.address)
         expected = logp({name: model.initial_point()[name] + shift for name in names})
         assert status == 0 and out[0] == pytest.approx(expected, rel=1e-9)
+
+
+# -- the model's code goes through LLVM once ------------------------------------------------------------------
+
+
+def test_a_structure_is_compiled_as_three_callbacks_with_the_models_code_inlined(cache_dir, monkeypatch):
+    """numba optimises and generates machine code for every function it compiles, and again inside every caller
+    it is linked into. The model's code is therefore inlined into the three C callbacks: no PyTensor graph
+    function (``numba_funcified_fgraph``, with PyTensor's ``*args`` wrapper of the same name) and no helper of
+    the generated module (``_logp``, ``_expand``, ``_initial``) is compiled on its own."""
+    from numba.core import codegen
+
+    finalized = []
+    original = codegen.CPUCodeLibrary._optimize_final_module
+
+    def recording(library):
+        finalized.append(library.name)
+        return original(library)
+
+    monkeypatch.setattr(codegen.CPUCodeLibrary, "_optimize_final_module", recording)
+    key = structure_key("location", "inlined", {}, {"y": np.zeros(3)})
+    native = native_model(key, lambda: location_model(np.zeros(3)))
+    assert native.compiled
+    assert {"logp", "expand", "initial"} <= set(finalized)
+    assert not [name for name in finalized if "fgraph" in name or name in ("_logp", "_expand", "_initial")]
+    draws = sample_mu(native, np.full(50, 1.5))         # and it samples the posterior N(1.5, 1/50)
+    assert abs(draws.mean() - 1.5) < 5 * np.sqrt(1 / 50) / np.sqrt(500)
+
+
+def test_pytensors_function_is_unwrapped_for_inlining_and_left_as_it_is_when_it_cannot_be():
+    import numba
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayes_ab.models.compiled import inlined
+
+    x = pt.dvector("x")
+    function = pytensor.function([x], [(x ** 2).sum(), pt.exp(x)], mode="NUMBA")
+    unwrapped = inlined(function.vm.jit_fn)
+    assert unwrapped.targetoptions["inline"] == "always", "the pinned PyTensor's wrapper was not unwrapped"
+
+    @numba.njit
+    def call(values):
+        return unwrapped(values)
+
+    total, exp = call(np.array([1.0, 2.0]))
+    assert total == 5.0 and np.allclose(exp, np.exp([1.0, 2.0]))
+
+    @numba.njit
+    def star(*args):
+        return args[0] + 1.0
+
+    assert inlined(star) is star                       # a ``*args`` function numba cannot inline: as it is
