@@ -462,7 +462,7 @@ def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapp
                                            initval_strategies=model.rvs_to_initial_values, jitter_rvs=set(),
                                            return_transformed=True)
     start = dict(zip((v.name for v in value_vars),
-                     pytensor.function([], starts, mode="FAST_COMPILE", on_unused_input="ignore")()))
+                     pytensor.function([], starts, mode=_python_mode(), on_unused_input="ignore")()))
     starts = _without_draws(starts)
     shared = sorted((v for v in model.named_vars.values() if isinstance(v, SharedVariable)), key=lambda v: v.name)
     dimensions = {name: var for name, var in sorted(model.dim_lengths.items()) if isinstance(var, SharedVariable)}
@@ -477,7 +477,7 @@ def _compile(key: str, sizes: Mapping[str, int], model: "pm.Model", static: Mapp
     if fixed:       # every length a constant: shapes as the compiling run has them, for these sizes only
         constants = {name: int(var.get_value()) for name, var in dimensions.items()}
         inputs, by_name, arrays, replace_inputs, starts_out = _inputs(shared, dimensions, constants, values, starts)
-        shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode="FAST_COMPILE",
+        shape_fn = pytensor.function(value_vars, [v.shape for v in others], mode=_python_mode(),
                                      on_unused_input="ignore")
         other_shapes = [tuple(int(x) for x in shape) for shape in shape_fn(*[start[v.name] for v in value_vars])]
         axes = [tuple(int(x) for x in np.shape(start[v.name])) for v in value_vars] + other_shapes
@@ -645,15 +645,26 @@ CHECK_MODES = (("numba", ()), ("numba without fusion", ("fusion",)))
 (by label, and the rewrites the mode leaves out)."""
 
 
+def _python_mode():
+    """PyTensor's reference evaluation, for the values a compilation needs once (the starting point, shapes, the
+    check of the compiled density): each op's Python implementation after PyTensor's light ``fast_compile``
+    rewrites. Its default (``FAST_COMPILE``) runs C implementations where a C compiler is found: it compiles
+    and loads a C module per op type, 0.3 s to evaluate a 3-arm mean's density on a warm PyTensor cache, and
+    on an empty one (an image build) compiles them first."""
+    from pytensor.compile.mode import Mode
+
+    return Mode(linker="py", optimizer="fast_compile")
+
+
 def _reference(point, inputs: list, outputs: list, start: np.ndarray,
                arrays: Mapping[str, np.ndarray]) -> tuple[list[np.ndarray], list[list]]:
-    """The :data:`CHECK_POINTS` points and the log density and gradient PyTensor's reference (Python/C)
+    """The :data:`CHECK_POINTS` points and the log density and gradient PyTensor's reference (Python)
     evaluation gives at each, on the compiling run's data."""
     import pytensor
 
     rng = np.random.default_rng(0)
     points = [start] + [start + rng.normal(0.0, 0.3, start.shape) for _ in range(CHECK_POINTS - 1)]
-    reference = pytensor.function([point, *inputs], outputs, mode="FAST_COMPILE", on_unused_input="ignore")
+    reference = pytensor.function([point, *inputs], outputs, mode=_python_mode(), on_unused_input="ignore")
     return points, [reference(x, *[arrays[v.name] for v in inputs]) for x in points]
 
 
@@ -754,7 +765,7 @@ def _without_draws(starts: list) -> list:
     for draw in draws:
         shape = pytensor.graph.rewrite_graph(draw.shape, include=("canonicalize", "ShapeOpt"))
         if any(isinstance(v.type, RandomType) for v in graph_inputs([shape])):
-            shape = pt.as_tensor(pytensor.function([], draw.shape, mode="FAST_COMPILE")())
+            shape = pt.as_tensor(pytensor.function([], draw.shape, mode=_python_mode())())
         replace[draw] = pt.zeros(shape, dtype=draw.dtype)
     return pytensor.clone_replace(starts, replace)
 
