@@ -82,11 +82,15 @@ class Accumulator(Protocol):
 
 class WarmupCase(NamedTuple):
     """One sampled structure of a family, as ``bayes-ab warmup --all`` compiles it: what it is (``label``, e.g.
-    "binomial, small cells"), a metric of the family and statistics that lead the family to that structure."""
+    "binomial, small cells"), a metric of the family, statistics that lead the family to that structure, and
+    about how long it takes to compile."""
 
     label: str
     metric: Metric
     stats: xr.Dataset
+    compile_seconds: float = 6.0
+    """About how long the structure takes to compile on one core (2026-12-05, a 2-core machine): a warm-up
+    starts the longest first, so that no process is left compiling a long one alone at the end."""
 
 
 def cells_of(arms: tuple[str, ...], segments: tuple[str, ...], value: float) -> np.ndarray:

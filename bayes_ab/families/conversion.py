@@ -280,9 +280,12 @@ class Conversion(RateFamily):
     def warmup_cases(self, arms: tuple[str, ...], segments: tuple[str, ...]) -> tuple[WarmupCase, ...]:
         """Small cells (the exact binomial hierarchy) and large ones (normal cells, :func:`normal_cells`)."""
         metric = Metric(name="converted", family=self.name, column="converted")
+        normal_seconds = 9.0 if len(arms) == 2 else 17.5
         return tuple(WarmupCase(label, metric, conversion_stats(arms, segments, cells_of(arms, segments, users),
-                                                                cells_of(arms, segments, users // 10), metric.name))
-                     for label, users in (("binomial, small cells", 40), (f"{NORMAL_CELLS}, large cells", 4000)))
+                                                                cells_of(arms, segments, users // 10), metric.name),
+                                seconds)
+                     for label, users, seconds in (("binomial, small cells", 40, 6.0),
+                                                   (f"{NORMAL_CELLS}, large cells", 4000, normal_seconds)))
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Beta-Binomial, flat prior"

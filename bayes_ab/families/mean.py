@@ -318,7 +318,8 @@ class Mean(SumsFamily):
         n = cells_of(arms, segments, 500)
         plain = {"sum": 2.0 * n, "sumsq": 8.0 * n}
         adjusted = {**plain, "sum_x": 1.5 * n, "sum_x2": 4.0 * n, "sum_xy": 4.5 * n}
-        return tuple(WarmupCase(label, metric, mean_stats(arms, segments, n, sums, metric.name))
+        seconds = 11.5 if len(arms) == 2 else 19.5
+        return tuple(WarmupCase(label, metric, mean_stats(arms, segments, n, sums, metric.name), seconds)
                      for label, metric, sums in (
                          ("plain", Metric(name="value", family=self.name, column="value"), plain),
                          ("cuped", Metric(name="value", family=self.name, column="value",

@@ -481,7 +481,8 @@ class Ratio(Family):
         sums = {"sum_num": 3.0 * n, "sum_den": 2.0 * n, "sum_num2": 12.0 * n, "sum_den2": 6.0 * n,
                 "sum_num_den": 7.0 * n}
         metric = Metric(name="per_session", family=self.name, params=RatioParams("revenue", "sessions"))
-        return (WarmupCase("delta", metric, ratio_stats(arms, segments, n, sums, metric.name)),)
+        return (WarmupCase("delta", metric, ratio_stats(arms, segments, n, sums, metric.name),
+                           7.5 if len(arms) == 2 else 11.0),)
 
     def closed_form(self, stats: xr.Dataset, metric: Metric) -> str:
         return "Student-t around each cell's ratio with its delta-method standard error, flat prior"
