@@ -40,6 +40,8 @@ def test_the_file_reads_back_as_xarrays_own_file_does(tmp_path):
     groups = fit_groups()
     ours = write_groups(tmp_path / "ours.nc", groups)
     theirs = write_with_xarray(tmp_path / "theirs.nc", groups)
+    with h5py.File(ours, "r") as file:
+        assert b"bayes_ab" in file.attrs["_NCProperties"].tobytes()      # written directly, not by xarray
     for name, dataset in groups.items():
         xr.testing.assert_identical(read(ours, name), dataset)
         xr.testing.assert_identical(read(ours, name), read(theirs, name))
@@ -83,7 +85,8 @@ def test_dimension_ids_are_unique_in_the_file_and_every_variable_names_its_dimen
 
 
 @pytest.mark.parametrize("change", ["non-index coordinate", "datetime", "compression", "object values",
-                                    "attribute list", "integer fill value"])
+                                    "attribute list", "integer fill value", "float fill value", "encoding dtype",
+                                    "scale factor beside harmless keys", "fill value attribute"])
 def test_what_it_does_not_encode_is_written_by_xarray(tmp_path, change):
     groups = fit_groups()
     posterior = groups["posterior"]
@@ -97,9 +100,17 @@ def test_what_it_does_not_encode_is_written_by_xarray(tmp_path, change):
         posterior["label"] = ("arm", np.array(["a", None], dtype=object))
     elif change == "attribute list":
         posterior.attrs["draws"] = [1, 2]
-    else:
+    elif change == "integer fill value":
         posterior["count"] = ("arm", np.array([1, 2]))
         posterior["count"].encoding["_FillValue"] = -1
+    elif change == "float fill value":
+        posterior["mean"].encoding["_FillValue"] = -999.0
+    elif change == "encoding dtype":
+        posterior["mean"].encoding["dtype"] = "float32"            # xarray would write it in single precision
+    elif change == "scale factor beside harmless keys":
+        posterior["mean"].encoding.update({"dtype": np.dtype("float64"), "source": "x.nc", "scale_factor": 0.5})
+    else:
+        posterior["count"] = ("arm", np.array([1, 2]), {"_FillValue": -1})
     groups["posterior"] = posterior
     path = write_groups(tmp_path / "fit.nc", groups)
     with h5py.File(path, "r") as file:
